@@ -1,0 +1,55 @@
+# Two entry points for a newcomer: `make up` (the main job) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+# A local file backend: no Pulumi Cloud account needed. State stays in this folder.
+PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+export PULUMI_BACKEND_URL
+
+.PHONY: venv up plan test lint typecheck unit bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+## up: create or update the instance of stack $(STACK) with `pulumi up`
+up: venv
+	@command -v pulumi >/dev/null || { \
+	  echo "error: the Pulumi CLI is not installed (see https://www.pulumi.com/docs/install/)."; \
+	  echo "Without it you can still review what would be created, offline:"; \
+	  echo "    make plan STACK=$(STACK)"; \
+	  exit 1; }
+	mkdir -p .pulumi-state
+	pulumi stack select --create --secrets-provider passphrase $(STACK)
+	pulumi up --stack $(STACK)
+
+## plan: what `pulumi up` would register for stack $(STACK), offline (no CLI, no cloud)
+plan: venv
+	$(BIN)/python -m tools.plan --stack $(STACK)
+
+## test: lint, type-check and run every test (the command CI runs)
+test: venv lint typecheck unit
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python -m bench.program_bench
+	$(BIN)/python -m bench.token_bench
+	$(BIN)/python -m bench.gateway_bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""How the program scales with the tenant count. Prints figures; asserts nothing.
+
+    python -m bench.program_bench [--tenants 10,100,1000]
+
+For each tenant count: the offline program's wall time and resource count, a baseline
+program registering as many bare resources under the same mocks (the ratio is our
+overhead over Pulumi's own per-resource cost), and how many existing resources change
+when one more tenant is added (this must not grow with the tenant count). Then the
+token provider's cost per token next to `openssl genpkey` (bench.token_bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pulumi.runtime import rpc
+
+from tools.offline import ProgramRun, run_program
+
+BASELINE_PROGRAM = """
+import pulumi
+
+class Bare(pulumi.CustomResource):
+    def __init__(self, name):
+        super().__init__("bench:index:Bare", name, {}, None)
+
+for index in range(int(pulumi.Config("bench").require("count"))):
+    Bare(f"bare-{index}")
+"""
+
+
+def config_for(tenants: int) -> dict[str, Any]:
+    return {
+        "opstrace:instanceName": "bench",
+        "opstrace:domain": "example.com",
+        "opstrace:tenants": [f"t{index}" for index in range(tenants)],
+    }
+
+
+def timed(config: dict[str, Any], **kwargs: Any) -> tuple[float, ProgramRun]:
+    start = time.perf_counter()
+    run = run_program(config, stack="bench", **kwargs)
+    return time.perf_counter() - start, run
+
+
+def changed_existing(before: ProgramRun, after: ProgramRun) -> list[str]:
+    after_by_urn = after.by_urn()
+
+    def text(inputs: dict[str, Any]) -> str:
+        return json.dumps(rpc.unwrap_rpc_secret(inputs), sort_keys=True, default=str)
+
+    return sorted(
+        r.name
+        for urn, r in before.by_urn().items()
+        if r.custom and text(r.inputs) != text(after_by_urn[urn].inputs)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", default="10,100,1000", help="comma-separated tenant counts")
+    counts = [int(n) for n in parser.parse_args(argv).tenants.split(",")]
+    header = (
+        f"{'tenants':>8} {'resources':>10} {'program s':>10} {'baseline s':>11} "
+        f"{'ratio':>6} {'added':>6} {'changed':>8}"
+    )
+    print("offline program under Pulumi mocks (placeholder tokens, no key generation)")
+    print(header)
+    with tempfile.TemporaryDirectory() as directory:
+        baseline = Path(directory) / "baseline.py"
+        baseline.write_text(BASELINE_PROGRAM)
+        timed(config_for(1))  # warm up: the first run pays for importing the providers
+        for count in counts:
+            seconds, run = timed(config_for(count))
+            base_seconds, _ = timed({"bench:count": str(len(run.resources))}, program=baseline)
+            _, grown = timed(config_for(count + 1))
+            added = len(grown.resources) - len(run.resources)
+            changed = changed_existing(run, grown)
+            print(
+                f"{count:>8} {len(run.resources):>10} {seconds:>10.2f} {base_seconds:>11.2f} "
+                f"{seconds / base_seconds:>6.2f} {added:>6} {len(changed):>8}"
+            )
+    print("changed on adding a tenant:", ", ".join(changed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Opstrace instance components."""

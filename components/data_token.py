@@ -1,0 +1,142 @@
+"""Data API tokens: the claims, signing, and the reference authenticator's decision.
+
+Pure functions, no Pulumi. `sign_token` makes exactly the JWT Opstrace's
+`ta-create-token` made (RS256, `kid` header, aud/iss/sub/iat/exp, no custom claims).
+`authenticate` is the reference authenticator's decision in Python: the gateway
+tests compare HAProxy against it, and it documents every response text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeGuard
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from components.names import audience, subject
+
+ISSUER: Final = "opstrace-cli"
+ALGORITHM: Final = "RS256"
+TEN_YEARS_SECONDS: Final = 10 * 365 * 24 * 3600
+"""Opstrace's token lifetime."""
+
+MISSING: Final = "Authorization header missing or invalid"
+BAD_FORMAT: Final = "Authorization header format invalid. Expecting 'Bearer <AUTHTOKEN>'"
+BAD_TOKEN: Final = "bad authentication token"
+UNEXPECTED_TENANT_PREFIX: Final = "bad authentication token: unexpected tenant: "
+
+
+def token_claims(
+    instance: str, tenant: str, issued_at: int, lifetime_seconds: int
+) -> dict[str, Any]:
+    """The claim set of a tenant's data API token (Opstrace's, nothing added)."""
+    return {
+        "aud": audience(instance),
+        "iss": ISSUER,
+        "sub": subject(tenant),
+        "iat": issued_at,
+        "exp": issued_at + lifetime_seconds,
+    }
+
+
+def sign_token(private_key: rsa.RSAPrivateKey, kid: str, claims: Mapping[str, Any]) -> str:
+    """Sign `claims` with RS256; the header carries `typ: JWT` and the key ID."""
+    return jwt.encode(
+        dict(claims),
+        private_key,
+        algorithm=ALGORITHM,
+        headers={"kid": kid, "typ": "JWT"},
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the authenticator answers: 200 with the tenant, or 401 with a body."""
+
+    status: int
+    body: str = ""
+    tenant: str | None = None
+
+
+def bearer_token(authorization: str | None) -> str | Decision:
+    """The token from an `Authorization` header value, or the refusal.
+
+    `Bearer <token>`, or HTTP basic auth with the token as password (username ignored).
+    """
+    if not authorization:
+        return Decision(401, MISSING)
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme == "Bearer" and credentials:
+        return credentials
+    if scheme == "Basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return Decision(401, BAD_FORMAT)
+        _, colon, password = decoded.partition(":")
+        if colon and password:
+            return password
+    return Decision(401, BAD_FORMAT)
+
+
+def authenticate(
+    authorization: str | None,
+    endpoint_tenant: str,
+    keys: Mapping[str, str],
+    instance: str,
+    now: int,
+) -> Decision:
+    """Decide a request to `endpoint_tenant`'s endpoint as the gateway must.
+
+    Stricter than Opstrace in one deliberate way: `aud` must name this instance.
+    """
+    token = bearer_token(authorization)
+    if isinstance(token, Decision):
+        return token
+    try:
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys:
+            return Decision(401, BAD_TOKEN)
+        claims = jwt.decode(
+            token,
+            keys[kid],
+            algorithms=[ALGORITHM],
+            audience=audience(instance),
+            # Times are checked below against `now`, so that tests can pin the clock.
+            options={
+                "require": ["exp", "sub", "aud"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.PyJWTError:
+        return Decision(401, BAD_TOKEN)
+    if not _times_valid(claims, now):
+        return Decision(401, BAD_TOKEN)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.startswith("tenant-"):
+        return Decision(401, BAD_TOKEN)
+    tenant = sub.removeprefix("tenant-")
+    if tenant != endpoint_tenant:
+        return Decision(401, UNEXPECTED_TENANT_PREFIX + tenant)
+    return Decision(200, tenant=tenant)
+
+
+def _times_valid(claims: Mapping[str, Any], now: int) -> bool:
+    exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+    if not _is_time(exp) or exp <= now:
+        return False
+    if nbf is not None and (not _is_time(nbf) or nbf > now):
+        return False
+    return iat is None or (_is_time(iat) and iat <= now)
+
+
+def _is_time(value: Any) -> TypeGuard[int]:
+    """A NumericDate as Opstrace's tokens carry it: an integer, and JSON booleans are not."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,122 @@
+"""Name rules for instances and tenants, and the DNS names derived from them.
+
+Pure functions, no Pulumi: the same rules serve config validation, the components
+and the gateway renderer. The rules are Opstrace's (see the compat reference),
+narrowed where Opstrace would accept a name that cannot become a valid hostname.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+SYSTEM_TENANT: Final = "system"
+"""The tenant every instance has; it cannot be configured, renamed or removed."""
+
+INSTANCE_NAME_MAX: Final = 23
+DNS_LABEL_MAX: Final = 63
+DNS_NAME_MAX: Final = 253
+
+ENDPOINT_SERVICES: Final = ("cortex", "loki")
+"""The data API services each tenant gets an endpoint for, in a stable order."""
+
+TENANT_NAMESPACE_SUFFIX: Final = "-tenant"
+"""Opstrace's Kubernetes namespace convention: tenant `prod` lives in `prod-tenant`."""
+
+# Opstrace's instance rule is ^[a-z0-9-_]+$; `_` and an outer `-` are refused here
+# because the name becomes a DNS label that certificates must be able to carry.
+# All rules use fullmatch: `$` alone would let a trailing newline through.
+_INSTANCE_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_TENANT_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+INSTANCE_RULE: Final = (
+    f"use 1 to {INSTANCE_NAME_MAX} lowercase letters, digits and inner hyphens "
+    r"(rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and outer '-' cannot "
+    "appear in a DNS name)"
+)
+TENANT_RULE: Final = r"use lowercase letters and digits only (rule ^[a-z0-9]([a-z0-9]*[a-z0-9])?$)"
+
+
+def instance_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an instance name, or None if it can."""
+    if not 1 <= len(name) <= INSTANCE_NAME_MAX or not _INSTANCE_RE.fullmatch(name):
+        return f"{name!r} is not a valid instance name: {INSTANCE_RULE}"
+    return None
+
+
+def tenant_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a tenant name, or None if it can."""
+    if not _TENANT_RE.fullmatch(name):
+        return f"{name!r} is not a valid tenant name: {TENANT_RULE}"
+    limit = DNS_LABEL_MAX - len(TENANT_NAMESPACE_SUFFIX)
+    if len(name) > limit:
+        return (
+            f"{name!r} is not a valid tenant name: at most {limit} characters, "
+            f"so that its namespace {name + TENANT_NAMESPACE_SUFFIX!r} is a valid "
+            f"Kubernetes name (63 characters)"
+        )
+    return None
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why `domain` cannot be the base domain, or None if it can."""
+    if len(domain) > DNS_NAME_MAX:
+        return f"{domain!r} is not a valid domain: longer than {DNS_NAME_MAX} characters"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_is_dns_label(label) for label in labels):
+        return (
+            f"{domain!r} is not a valid domain: use dot-separated labels of lowercase "
+            "letters, digits and inner hyphens, at least two labels, no trailing dot"
+        )
+    return None
+
+
+def hostname_problem(hostname: str) -> str | None:
+    """Why `hostname` is not a valid DNS hostname, or None if it is."""
+    if len(hostname) > DNS_NAME_MAX:
+        return f"{hostname!r} is longer than {DNS_NAME_MAX} characters"
+    for label in hostname.split("."):
+        if not _is_dns_label(label):
+            return (
+                f"{hostname!r} has the label {label!r}, which is not a valid DNS label "
+                f"(1 to {DNS_LABEL_MAX} letters, digits and inner hyphens)"
+            )
+    return None
+
+
+def _is_dns_label(label: str) -> bool:
+    return len(label) <= DNS_LABEL_MAX and bool(_DNS_LABEL_RE.fullmatch(label))
+
+
+def instance_dns_name(instance: str, domain: str) -> str:
+    """The instance's DNS name and hosted zone: `<instance>.<domain>`."""
+    return f"{instance}.{domain}"
+
+
+def endpoint_host(service: str, tenant: str, instance: str, domain: str) -> str:
+    """A tenant's data API host, e.g. `cortex.prod.acme.example.com`."""
+    return f"{service}.{tenant}.{instance_dns_name(instance, domain)}"
+
+
+def tenant_endpoints(tenant: str, instance: str, domain: str) -> dict[str, str]:
+    """Service name -> `https://` URL of each data API endpoint of a tenant."""
+    return {
+        service: f"https://{endpoint_host(service, tenant, instance, domain)}"
+        for service in ENDPOINT_SERVICES
+    }
+
+
+def tenant_namespace(tenant: str) -> str:
+    """The Kubernetes namespace of a tenant (Opstrace's `<tenant>-tenant`)."""
+    return tenant + TENANT_NAMESPACE_SUFFIX
+
+
+def audience(instance: str) -> str:
+    """The `aud` claim of every token of an instance."""
+    return f"opstrace-cluster-{instance}"
+
+
+def subject(tenant: str) -> str:
+    """The `sub` claim of every token of a tenant."""
+    return f"tenant-{tenant}"

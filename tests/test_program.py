@@ -1,0 +1,210 @@
+"""The whole program under Pulumi's mocks: what `pulumi up` registers for a stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jwt
+import pytest
+from pulumi.runtime import rpc
+
+from components import keys
+from components.config import ConfigError
+from components.trust_store import JWKS_FILE
+from tests.conftest import dev_config
+from tools.offline import TOKEN_TYPE, ProgramRun, Registration, run_program
+
+TENANTS = ("system", "prod", "staging")
+
+
+def named(run: ProgramRun, name: str) -> Registration:
+    (resource,) = [r for r in run.resources if r.name == name]
+    return resource
+
+
+def parent_name(run: ProgramRun, resource: Registration) -> str:
+    return run.by_urn()[resource.parent].name if resource.parent else ""
+
+
+def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
+    tree = {(r.type, r.name, parent_name(dev_run, r)) for r in dev_run.resources}
+    expected = {
+        ("opstrace:index:Instance", "dev-acme", ""),
+        ("pulumi-python:dynamic/opstrace:NameLock", "instance-name-lock", "dev-acme"),
+        ("opstrace:index:TrustStore", "dev-acme-trust-store", "dev-acme"),
+        ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-keys", "dev-acme-trust-store"),
+        ("opstrace:index:Gateway", "dev-acme-gateway", "dev-acme"),
+        ("opstrace:index:Dns", "dev-acme-dns", "dev-acme"),
+        ("aws:route53/zone:Zone", "dev-acme-dns-zone", "dev-acme-dns"),
+    }
+    for tenant in TENANTS:
+        component = f"dev-acme-tenant-{tenant}"
+        expected |= {
+            ("opstrace:index:Tenant", component, "dev-acme"),
+            ("kubernetes:core/v1:Namespace", f"{component}-namespace", component),
+            (TOKEN_TYPE, f"{component}-token-default", component),
+            ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-cortex", "dev-acme-dns"),
+            ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-loki", "dev-acme-dns"),
+        }
+    expected.add((TOKEN_TYPE, "dev-acme-tenant-staging-token-ci", "dev-acme-tenant-staging"))
+    assert expected <= tree
+    gateway_children = {n for t, n, p in tree if p == "dev-acme-gateway"}
+    assert tree - expected == {t for t in tree if t[1] in gateway_children}
+
+
+def test_system_tenant_exists_though_config_does_not_list_it(dev_run: ProgramRun) -> None:
+    namespace = named(dev_run, "dev-acme-tenant-system-namespace")
+    assert namespace.inputs["metadata"]["name"] == "system-tenant"
+
+
+def test_every_token_resource_registers_its_token_as_secret(dev_run: ProgramRun) -> None:
+    tokens = [r for r in dev_run.resources if r.type == TOKEN_TYPE]
+    assert len(tokens) == 4
+    assert all(r.additional_secret_outputs == ("token",) for r in tokens)
+
+
+def test_tokens_stack_output_is_secret(dev_run: ProgramRun) -> None:
+    assert rpc.is_rpc_secret(dev_run.stack_outputs["tokens"])
+
+
+def test_tokens_stack_output_has_every_tenant_and_token_name(minted_dev_run: ProgramRun) -> None:
+    tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
+    assert {t: sorted(v) for t, v in tokens.items()} == {
+        "system": ["default"],
+        "prod": ["default"],
+        "staging": ["ci", "default"],
+    }
+
+
+def test_stack_outputs_name_the_instance_and_each_tenant_endpoint(dev_run: ProgramRun) -> None:
+    outputs = dev_run.stack_outputs
+    assert outputs["instance_dns_name"] == "dev-acme.example.com"
+    assert outputs["tenants"] == list(TENANTS)
+    assert outputs["endpoints"]["prod"] == {
+        "cortex": "https://cortex.prod.dev-acme.example.com",
+        "loki": "https://loki.prod.dev-acme.example.com",
+    }
+
+
+def test_every_minted_token_verifies_against_a_trusted_key(minted_dev_run: ProgramRun) -> None:
+    key_set = json.loads(trust_store_data(minted_dev_run)[keys.KEYSET_ENV_NAME])
+    tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
+    for tenant, by_name in tokens.items():
+        for token in by_name.values():
+            kid = jwt.get_unverified_header(token)["kid"]
+            claims = jwt.decode(
+                token, key_set[kid], algorithms=["RS256"], audience="opstrace-cluster-dev-acme"
+            )
+            assert claims["sub"] == f"tenant-{tenant}"
+
+
+def test_no_resource_input_contains_private_key_material(minted_dev_run: ProgramRun) -> None:
+    for resource in minted_dev_run.resources:
+        text = json.dumps(rpc.unwrap_rpc_secret(resource.inputs), default=str)
+        assert "PRIVATE KEY" not in text, resource.urn
+
+
+def trust_store_data(run: ProgramRun) -> dict[str, str]:
+    data: dict[str, str] = named(run, "dev-acme-trust-store-keys").inputs["data"]
+    return data
+
+
+def test_trust_store_holds_one_key_per_token_in_opstrace_format(dev_run: ProgramRun) -> None:
+    key_set = keys.parse_key_set_json(trust_store_data(dev_run)[keys.KEYSET_ENV_NAME])
+    assert sorted(key_set) == dev_run.stack_outputs["key_ids"]
+    assert len(key_set) == 4
+
+
+def test_trust_store_jwks_has_the_key_set_ids(dev_run: ProgramRun) -> None:
+    data = trust_store_data(dev_run)
+    jwks = json.loads(data[JWKS_FILE])
+    assert [k["kid"] for k in jwks["keys"]] == sorted(json.loads(data[keys.KEYSET_ENV_NAME]))
+
+
+def test_trust_store_lives_in_the_system_namespace(dev_run: ProgramRun) -> None:
+    metadata = named(dev_run, "dev-acme-trust-store-keys").inputs["metadata"]
+    assert metadata["namespace"] == "system-tenant"
+
+
+def test_extra_trusted_key_joins_the_trust_store() -> None:
+    extra = keys.public_key_pem(keys.generate_private_key(2048))
+    run = run_program(dev_config(trustedKeys=[extra]), stack="dev")
+    assert keys.key_id(extra) in run.stack_outputs["key_ids"]
+
+
+def test_tenant_endpoint_records_point_at_the_gateway_load_balancer(dev_run: ProgramRun) -> None:
+    record = named(dev_run, "dev-acme-dns-prod-cortex").inputs
+    service = next(r for r in dev_run.resources if r.type == "kubernetes:core/v1:Service")
+    assert record["name"] == "cortex.prod.dev-acme.example.com"
+    assert record["type"] == "CNAME"
+    assert record["records"] == [service_hostname(service)]
+
+
+def service_hostname(service: Registration) -> str:
+    from pulumi.runtime.mocks import MockResourceArgs
+
+    from tools.offline import OfflineMocks
+
+    _, state = OfflineMocks().new_resource(
+        MockResourceArgs(service.type, service.name, service.inputs)
+    )
+    return str(state["status"]["loadBalancer"]["ingress"][0]["hostname"])
+
+
+def test_zone_is_delegated_only_when_a_parent_zone_is_set(dev_run: ProgramRun) -> None:
+    assert not [r for r in dev_run.resources if r.name == "dev-acme-dns-delegation"]
+    run = run_program(dev_config(parentZoneId="ZPARENT"), stack="dev")
+    delegation = named(run, "dev-acme-dns-delegation").inputs
+    assert (delegation["zoneId"], delegation["type"]) == ("ZPARENT", "NS")
+    assert delegation["name"] == "dev-acme.example.com"
+
+
+def test_kubeconfig_setting_adds_an_explicit_kubernetes_provider() -> None:
+    run = run_program(dev_config(kubeContext="prod-cluster"), stack="dev")
+    provider = named(run, "kubernetes")
+    assert provider.type == "pulumi:providers:kubernetes"
+    assert provider.inputs["context"] == "prod-cluster"
+
+
+def test_invalid_config_registers_nothing() -> None:
+    with pytest.raises(ConfigError, match=r"^tenants\[0\]: 'Prod' is not a valid tenant name"):
+        run_program(dev_config(tenants=["Prod"]), stack="dev")
+
+
+def comparable(resource: Registration) -> Any:
+    return json.dumps(rpc.unwrap_rpc_secret(resource.inputs), sort_keys=True, default=str)
+
+
+def test_adding_a_tenant_adds_its_resources_and_changes_only_key_derived_ones(
+    dev_run: ProgramRun,
+) -> None:
+    tenants = [*stack_tenants(), "qa"]
+    after = run_program(dev_config(tenants=tenants), stack="dev")
+    before_by_urn, after_by_urn = dev_run.by_urn(), after.by_urn()
+    added = {after_by_urn[u].name for u in after_by_urn.keys() - before_by_urn.keys()}
+    assert added == {
+        "dev-acme-tenant-qa",
+        "dev-acme-tenant-qa-namespace",
+        "dev-acme-tenant-qa-token-default",
+        "dev-acme-dns-qa-cortex",
+        "dev-acme-dns-qa-loki",
+    }
+    assert before_by_urn.keys() <= after_by_urn.keys()
+    changed = {
+        r.name
+        for urn, r in before_by_urn.items()
+        if r.custom and comparable(r) != comparable(after_by_urn[urn])
+    }
+    # The trust store, and the gateway rendered from it (its config and the pods,
+    # rolled by the config checksum): nothing else.
+    assert changed == {
+        "dev-acme-trust-store-keys",
+        "dev-acme-gateway-config",
+        "dev-acme-gateway-deployment",
+    }
+
+
+def stack_tenants() -> list[Any]:
+    tenants: list[Any] = dev_config()["opstrace:tenants"]
+    return list(tenants)
