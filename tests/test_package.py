@@ -1,0 +1,29 @@
+"""The `components` package: its public names, and what importing the provider costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_package_exports_each_component_by_name() -> None:
+    import components
+    from components.instance import Instance
+
+    assert components.Instance is Instance
+    assert set(components.__all__) >= {"Instance", "Tenant", "TrustStore", "Gateway", "Dns"}
+
+
+def test_importing_the_token_provider_does_not_import_cloud_sdks() -> None:
+    """The provider host imports components.tokens for every token operation."""
+    probe = (
+        "import sys, components.tokens\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pulumi_aws', 'pulumi_kubernetes'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
