@@ -8,6 +8,8 @@ import pytest
 
 from tools.offline import ProgramRun, run_program, stack_config
 
+pytest_plugins = ["tests.provider_host"]
+
 
 def dev_config(**overrides: Any) -> dict[str, Any]:
     """The dev stack's config with `opstrace:` settings replaced."""
