@@ -14,6 +14,7 @@ Register the session fixture in `tests/conftest.py` with
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 import os
 import subprocess
@@ -27,6 +28,7 @@ from typing import Any, Final, cast
 
 import grpc
 import pytest
+from pulumi.dynamic import ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
@@ -129,7 +131,7 @@ class ProviderHost:
         self._channel = channel
         self._logs = logs
         self._stub = provider_pb2_grpc.ResourceProviderStub(channel)
-        self.serialized_provider: Final = serialize_provider(TokenProvider())
+        self.serialized_provider: str = serialize_provider(TokenProvider())
         """The provider exactly as the SDK records it in `__provider` (base64 dill)."""
 
     @classmethod
@@ -171,6 +173,12 @@ class ProviderHost:
             host.close()
             raise
         return host
+
+    def serving(self, provider: ResourceProvider) -> ProviderHost:
+        """The same host process, with requests carrying `provider` instead."""
+        view = copy.copy(self)
+        view.serialized_provider = serialize_provider(provider)
+        return view
 
     def check(
         self, news: Mapping[str, Any], olds: Mapping[str, Any] | None = None
