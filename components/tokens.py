@@ -134,11 +134,10 @@ def _mint(inputs: dict[str, Any]) -> dict[str, Any]:
     claims = token_claims(
         inputs["instance"], inputs["tenant"], issued_at, int(inputs["lifetime_seconds"])
     )
-    token = sign_token(private_key, kid, claims)
-    del private_key
+    # The private key goes out of scope here: nothing below may carry it.
     outs = {k: v for k, v in inputs.items() if k != "__provider"}
     outs.update(
-        token=token,
+        token=sign_token(private_key, kid, claims),
         key_id=kid,
         public_key_pem=public_pem,
         issued_at=issued_at,
