@@ -108,7 +108,13 @@ class ReadResponse:
 
 
 def _serialize(properties: Mapping[str, Any]) -> Any:
-    return asyncio.run(rpc.serialize_properties(dict(properties), {}))
+    # A private loop: asyncio.run() would unset the current one, which Pulumi's mocks
+    # in other tests rely on.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(dict(properties), {}))
+    finally:
+        loop.close()
 
 
 def _deserialize(struct: Any, *, keep_unknowns: bool = False) -> dict[str, Any]:

@@ -1,0 +1,327 @@
+"""The gateway as a real HAProxy: every refusal, every acceptance, revocation on reload.
+
+Each refusal is also asked of `data_token.authenticate`, the reference authenticator:
+HAProxy must answer what the reference decides, with the same status and body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from components import data_token, keys
+from components.gateway_config import NOT_FOUND_BODY
+from tests.e2e.conftest import Minted
+from tests.e2e.harness import (
+    HAPROXY,
+    Gateway,
+    Recorder,
+    Response,
+    Signer,
+    b64url,
+    basic,
+    bearer,
+    host,
+    raw_token,
+    request,
+    running_gateway,
+    stand_in_public_key,
+)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
+    ),
+]
+
+PROD_CORTEX = host("cortex", "prod")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What a refusal case can build its request from."""
+
+    signer: Signer
+    untrusted: Signer
+    minted: dict[str, Minted]
+    gateway: Gateway
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request (Authorization value, None for none) and the exact answer expected."""
+
+    authorization: Callable[[Tokens], str | None]
+    status: int
+    body: str
+    host: str = PROD_CORTEX
+
+
+def _hs256_with_public_key_as_secret(t: Tokens) -> str:
+    header = {"alg": "HS256", "typ": "JWT", "kid": t.signer.kid}
+    claims = t.signer.claims("prod")
+    signing_input = ".".join(b64url(json.dumps(part).encode()) for part in (header, claims))
+    mac = hmac.new(t.signer.public_pem.encode(), signing_input.encode(), hashlib.sha256)
+    return f"Bearer {signing_input}.{b64url(mac.digest())}"
+
+
+def _tampered_payload(t: Tokens) -> str:
+    header, _, signature = t.signer.token("staging").split(".")
+    forged = b64url(json.dumps(t.signer.claims("prod")).encode())
+    return f"Bearer {header}.{forged}.{signature}"
+
+
+def _alg_none(t: Tokens) -> str:
+    return "Bearer " + raw_token(
+        {"alg": "none", "typ": "JWT", "kid": t.signer.kid}, t.signer.claims("prod"), b""
+    )
+
+
+BAD_TOKEN = data_token.BAD_TOKEN
+REFUSALS: dict[str, Refusal] = {
+    "no_authorization_header": Refusal(lambda t: None, 401, data_token.MISSING),
+    "empty_authorization_header": Refusal(lambda t: "", 401, data_token.MISSING),
+    "wrong_scheme": Refusal(lambda t: "Token abc", 401, data_token.BAD_FORMAT),
+    "lowercase_bearer_scheme": Refusal(
+        lambda t: "bearer " + t.minted["prod"].token, 401, data_token.BAD_FORMAT
+    ),
+    "bearer_without_token": Refusal(lambda t: "Bearer", 401, data_token.BAD_FORMAT),
+    "basic_auth_with_empty_password": Refusal(
+        lambda t: basic("prod", "")["Authorization"], 401, data_token.BAD_FORMAT
+    ),
+    "basic_auth_not_base64": Refusal(lambda t: "Basic !!!", 401, data_token.BAD_FORMAT),
+    "garbage_token": Refusal(lambda t: "Bearer garbage", 401, BAD_TOKEN),
+    "token_of_another_tenant": Refusal(
+        lambda t: "Bearer " + t.minted["staging"].token,
+        401,
+        data_token.UNEXPECTED_TENANT_PREFIX + "staging",
+    ),
+    "system_token_at_a_user_tenant": Refusal(
+        lambda t: "Bearer " + t.minted["system"].token,
+        401,
+        data_token.UNEXPECTED_TENANT_PREFIX + "system",
+    ),
+    "unknown_kid": Refusal(lambda t: "Bearer " + t.untrusted.token("prod"), 401, BAD_TOKEN),
+    "untrusted_key_claiming_a_trusted_kid": Refusal(
+        lambda t: "Bearer " + t.untrusted.token("prod", kid=t.signer.kid), 401, BAD_TOKEN
+    ),
+    "expired": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", exp=int(time.time()) - 10), 401, BAD_TOKEN
+    ),
+    "without_exp": Refusal(lambda t: "Bearer " + t.signer.token("prod", exp=None), 401, BAD_TOKEN),
+    "not_yet_valid_nbf": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", nbf=int(time.time()) + 3600), 401, BAD_TOKEN
+    ),
+    "issued_in_the_future": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", iat=int(time.time()) + 3600), 401, BAD_TOKEN
+    ),
+    "alg_none": Refusal(_alg_none, 401, BAD_TOKEN),
+    "hs256_signed_with_public_key_pem_as_hmac_secret": Refusal(
+        _hs256_with_public_key_as_secret, 401, BAD_TOKEN
+    ),
+    "tampered_payload": Refusal(_tampered_payload, 401, BAD_TOKEN),
+    "audience_of_another_instance": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", aud="opstrace-cluster-other"), 401, BAD_TOKEN
+    ),
+    "sub_without_tenant_prefix": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", sub="prod"), 401, BAD_TOKEN
+    ),
+    "kid_with_path_characters": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", kid="../../etc/passwd"), 401, BAD_TOKEN
+    ),
+    "kid_naming_a_trusted_key_file_by_path": Refusal(
+        lambda t: (
+            "Bearer " + t.signer.token("prod", kid=f"{t.gateway.directory}/key-{t.signer.kid}.pem")
+        ),
+        401,
+        BAD_TOKEN,
+    ),
+    "kid_naming_a_trusted_key_file_by_name": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", kid=f"key-{t.signer.kid}.pem"), 401, BAD_TOKEN
+    ),
+}
+
+
+@pytest.fixture
+def tokens(
+    signer: Signer, untrusted: Signer, minted: dict[str, Minted], gateway: Gateway
+) -> Tokens:
+    return Tokens(signer, untrusted, minted, gateway)
+
+
+def send(gateway: Gateway, host_header: str, authorization: str | None) -> Response:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    return request(gateway.port, host_header, headers=headers)
+
+
+@pytest.mark.parametrize("case", list(REFUSALS), ids=list(REFUSALS))
+def test_refusal_has_the_reference_status_and_body(
+    case: str, tokens: Tokens, trusted: dict[str, str], cortex: Recorder
+) -> None:
+    refusal = REFUSALS[case]
+    authorization = refusal.authorization(tokens)
+    forwarded_before = len(cortex.requests)
+
+    response = send(tokens.gateway, refusal.host, authorization)
+    reference = data_token.authenticate(authorization, "prod", trusted, "acme", int(time.time()))
+
+    assert (response.status, response.body) == (refusal.status, refusal.body)
+    assert (reference.status, reference.body) == (refusal.status, refusal.body)
+    assert len(cortex.requests) == forwarded_before, "a refused request reached the upstream"
+
+
+def test_two_authorization_headers_are_refused_as_malformed(
+    gateway: Gateway, minted: dict[str, Minted]
+) -> None:
+    # Deliberate: the reference sees one header value; HAProxy would see the last one.
+    token = minted["prod"].token
+    response = request(
+        gateway.port,
+        PROD_CORTEX,
+        header_list=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    )
+    assert (response.status, response.body) == (401, data_token.BAD_FORMAT)
+
+
+def test_bearer_token_reaches_cortex_with_the_tenant_as_scope(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder
+) -> None:
+    response = request(gateway.port, PROD_CORTEX, "/api/v1/push", bearer(minted["prod"].token))
+    assert response == Response(200, "cortex got GET /api/v1/push")
+    assert cortex.requests[-1].values("X-Scope-OrgID") == ["prod"]
+
+
+def test_authorization_is_not_forwarded(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder
+) -> None:
+    request(gateway.port, PROD_CORTEX, headers=bearer(minted["prod"].token))
+    assert cortex.requests[-1].values("Authorization") == []
+
+
+def test_client_sent_scope_header_is_replaced(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder
+) -> None:
+    spoofed = [("X-Scope-OrgID", "staging"), ("x-scope-orgid", "system")]
+    response = request(
+        gateway.port, PROD_CORTEX, headers=bearer(minted["prod"].token), header_list=spoofed
+    )
+    assert response.status == 200
+    assert cortex.requests[-1].values("X-Scope-OrgID") == ["prod"]
+
+
+def test_token_as_basic_auth_password_is_accepted_whatever_the_username(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder
+) -> None:
+    response = request(gateway.port, PROD_CORTEX, headers=basic("anyone", minted["prod"].token))
+    assert response.status == 200
+    assert cortex.requests[-1].values("X-Scope-OrgID") == ["prod"]
+    assert cortex.requests[-1].values("Authorization") == []
+
+
+def test_loki_host_routes_to_the_logs_backend(
+    gateway: Gateway, minted: dict[str, Minted], loki: Recorder
+) -> None:
+    response = request(
+        gateway.port, host("loki", "prod"), "/loki/api/v1/push", bearer(minted["prod"].token)
+    )
+    assert response == Response(200, "loki got GET /loki/api/v1/push")
+    assert loki.requests[-1].values("X-Scope-OrgID") == ["prod"]
+
+
+@pytest.mark.parametrize("service", ["cortex", "loki"])
+def test_system_tenant_endpoints_work_like_any_other(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder, loki: Recorder, service: str
+) -> None:
+    upstream = {"cortex": cortex, "loki": loki}[service]
+    response = request(
+        gateway.port, host(service, "system"), headers=bearer(minted["system"].token)
+    )
+    assert response.status == 200
+    assert upstream.requests[-1].values("X-Scope-OrgID") == ["system"]
+
+
+def test_port_suffix_in_host_is_ignored(gateway: Gateway, minted: dict[str, Minted]) -> None:
+    response = request(gateway.port, f"{PROD_CORTEX}:443", headers=bearer(minted["prod"].token))
+    assert response.status == 200
+
+
+def test_host_is_matched_without_regard_to_case(
+    gateway: Gateway, minted: dict[str, Minted]
+) -> None:
+    response = request(gateway.port, PROD_CORTEX.upper(), headers=bearer(minted["prod"].token))
+    assert response.status == 200
+
+
+def test_absolute_form_request_reaches_upstream_in_origin_form(
+    gateway: Gateway, minted: dict[str, Minted], cortex: Recorder
+) -> None:
+    # How a client sends through an HTTP proxy (Prometheus' proxy_url does this).
+    response = request(
+        gateway.port,
+        PROD_CORTEX,
+        f"http://{PROD_CORTEX}/api/v1/query?query=up",
+        bearer(minted["prod"].token),
+    )
+    assert response.status == 200
+    assert cortex.requests[-1].path == "/api/v1/query?query=up"
+
+
+@pytest.mark.parametrize(
+    "host_header",
+    [
+        "cortex.unknown.acme.example.com",
+        "cortex.prod.other.example.com",
+        "dd.prod.acme.example.com",
+        "acme.example.com",
+        "127.0.0.1",
+    ],
+)
+def test_unknown_host_is_not_found_even_with_a_valid_token(
+    gateway: Gateway, minted: dict[str, Minted], host_header: str
+) -> None:
+    response = request(gateway.port, host_header, headers=bearer(minted["prod"].token))
+    assert response == Response(404, NOT_FOUND_BODY)
+
+
+def test_health_endpoint_answers_without_credentials(gateway: Gateway) -> None:
+    assert request(gateway.health_port, "anything", "/healthz").status == 200
+
+
+def test_removing_a_tenants_key_revokes_its_token_after_a_soft_reload(
+    tmp_path: Path, minted: dict[str, Minted], cortex: Recorder, loki: Recorder
+) -> None:
+    key_set = {m.kid: m.public_pem for m in minted.values()}
+    prod, staging = minted["prod"], minted["staging"]
+    with running_gateway(tmp_path, key_set, cortex.url, loki.url) as gateway:
+        assert request(gateway.port, PROD_CORTEX, headers=bearer(prod.token)).status == 200
+
+        gateway.render({kid: pem for kid, pem in key_set.items() if kid != prod.kid})
+        gateway.reload()
+
+        revoked = request(gateway.port, PROD_CORTEX, headers=bearer(prod.token))
+        other = request(gateway.port, host("cortex", "staging"), headers=bearer(staging.token))
+        assert (revoked.status, revoked.body) == (401, data_token.BAD_TOKEN)
+        assert other.status == 200
+        assert not (tmp_path / f"key-{prod.kid}.pem").exists()
+
+
+def test_a_thousand_trusted_keys_load_and_each_verifies_its_own_tokens(
+    tmp_path: Path, signer: Signer, cortex: Recorder, loki: Recorder
+) -> None:
+    tenants = tuple(f"t{index}" for index in range(1000))
+    stand_ins = [stand_in_public_key(f"key-{index}") for index in range(999)]
+    key_set = keys.key_set([*stand_ins, signer.public_pem])
+    with running_gateway(tmp_path, key_set, cortex.url, loki.url, tenants) as gateway:
+        response = request(
+            gateway.port, host("cortex", "t999"), headers=bearer(signer.token("t999"))
+        )
+        assert len(key_set) == 1000
+        assert response.status == 200

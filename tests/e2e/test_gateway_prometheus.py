@@ -1,0 +1,146 @@
+"""A real Prometheus remote-writes through the gateway into a real receiving Prometheus.
+
+sender Prometheus --remote_write--> gateway (HAProxy) --> tenant recorder --> receiver
+                    bearer token file                     records X-Scope-OrgID
+
+The sender addresses `http://cortex.prod.acme.example.com/api/v1/push` through
+`proxy_url` = the gateway: Go sends the request in absolute form with that Host, which
+is what DNS would achieve in production (Prometheus does not let `headers` set Host).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import TENANTS, Minted
+from tests.e2e.harness import (
+    HAPROXY,
+    PROMETHEUS,
+    Recorder,
+    free_port,
+    host,
+    running_gateway,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
+    ),
+    pytest.mark.skipif(
+        PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
+    ),
+]
+
+ARRIVAL_SECONDS = 60.0
+SENDER_JOB = "sender"
+
+
+@contextmanager
+def prometheus(directory: Path, port: int, config: dict[str, Any], *flags: str) -> Iterator[None]:
+    """A Prometheus on 127.0.0.1:`port` with `config`, ready when entered."""
+    assert PROMETHEUS is not None
+    directory.mkdir()
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with (directory / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                *flags,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: _ready(process, port, directory), f"prometheus on port {port}")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _ready(process: subprocess.Popen[bytes], port: int, directory: Path) -> bool:
+    if process.poll() is not None:
+        log = (directory / "prometheus.log").read_text(errors="replace")
+        raise AssertionError(f"prometheus exited ({process.returncode}):\n{log}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def query(port: int, promql: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        document = json.loads(response.read())
+    return list(document["data"]["result"])
+
+
+def test_remote_write_through_the_gateway_arrives_with_the_tokens_tenant(
+    tmp_path: Path, minted: dict[str, Minted]
+) -> None:
+    trusted = {m.kid: m.public_pem for m in minted.values()}
+    token_file = tmp_path / "prod.token"
+    token_file.write_text(minted["prod"].token, encoding="utf-8")
+
+    receiver_port = free_port()
+    with prometheus(
+        tmp_path / "receiver", receiver_port, {"global": {}}, "--web.enable-remote-write-receiver"
+    ):
+        tenant_recorder = Recorder("metrics", forward_to=f"127.0.0.1:{receiver_port}")
+        with (
+            tenant_recorder.running(),
+            Recorder("logs").running() as logs,
+            running_gateway(
+                tmp_path / "gateway", trusted, tenant_recorder.url, logs.url, TENANTS
+            ) as gateway,
+        ):
+            sender_port = free_port()
+            sender_config = {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": SENDER_JOB,
+                        "static_configs": [{"targets": [f"127.0.0.1:{sender_port}"]}],
+                    }
+                ],
+                "remote_write": [
+                    {
+                        "url": f"http://{host('cortex', 'prod')}/api/v1/push",
+                        "proxy_url": f"http://127.0.0.1:{gateway.port}",
+                        "authorization": {"credentials_file": str(token_file)},
+                        "queue_config": {"batch_send_deadline": "1s", "max_backoff": "1s"},
+                    }
+                ],
+            }
+            with prometheus(tmp_path / "sender", sender_port, sender_config):
+                wait_until(
+                    lambda: bool(query(receiver_port, f'up{{job="{SENDER_JOB}"}}')),
+                    "the sender's samples in the receiver",
+                    timeout=ARRIVAL_SECONDS,
+                )
+
+    pushes = [r for r in tenant_recorder.requests if r.path == "/api/v1/push"]
+    assert pushes, "no remote write reached the metrics backend"
+    assert {tuple(r.values("X-Scope-OrgID")) for r in pushes} == {("prod",)}
+    assert all(r.values("Authorization") == [] for r in pushes)

@@ -1,0 +1,274 @@
+"""The Gateway component under Pulumi's mocks: what it registers, and that it is valid."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from components import gateway_config, keys
+from components.gateway import (
+    CHECKSUM_ANNOTATION,
+    NLB_ANNOTATIONS,
+    Gateway,
+    GatewayArgs,
+    config_map_manifest,
+    deployment_manifest,
+    gateway_labels,
+    gateway_settings,
+)
+
+KUBERNETES_VERSION = "1.30.0"
+LB_HOSTNAME_SUFFIX = ".elb.us-east-1.amazonaws.com"
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Kubernetes objects get a generated name, Services an NLB hostname in their status."""
+
+    def new_resource(
+        self, args: pulumi_mocks.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ.startswith("kubernetes:"):
+            suffix = hashlib.sha256(args.name.encode()).hexdigest()[:8]
+            state["metadata"] = {"name": f"{args.name}-{suffix}", **(state.get("metadata") or {})}
+            if args.typ == "kubernetes:core/v1:Service":
+                hostname = f"k8s-system-{args.name}-{suffix}{LB_HOSTNAME_SUFFIX}"
+                state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
+        return f"{args.name}-id", state
+
+    def call(
+        self, args: pulumi_mocks.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What one Gateway registered: resources by URN, and its output values."""
+
+    resources: dict[str, Any]
+    """URN -> the mock monitor's registration (`.state` holds inputs plus mock outputs)."""
+    outputs: dict[str, str]
+
+    def manifest(self, typ: str) -> dict[str, Any]:
+        """The one object of `typ` as the provider would send it to the API server."""
+        states = [r.state for urn, r in self.resources.items() if urn.split("::")[2].endswith(typ)]
+        assert len(states) == 1, f"expected one {typ}, got {len(states)}"
+        inputs = {k: v for k, v in states[0].items() if k not in ("status", "__defaults")}
+        metadata = {k: v for k, v in inputs["metadata"].items() if k != "name"}
+        return {**inputs, "metadata": metadata}
+
+
+def deploy(args: GatewayArgs) -> Deployed:
+    """Construct a Gateway named `gw` under mocks and wait for every registration."""
+    mocks = RecordingMocks()
+    monitor = pulumi_mocks.MockMonitor(mocks)
+    pulumi_mocks.set_mocks(mocks, preview=False, monitor=monitor)
+    ROOT.set(None)  # a fresh root stack, as tools.offline does for whole programs
+    outputs: dict[str, str] = {}
+
+    def program() -> None:
+        gateway = Gateway("gw", args)
+        pulumi.Output.all(gateway.load_balancer_hostname, gateway.config_checksum).apply(
+            lambda values: outputs.update(hostname=values[0], checksum=values[1])
+        )
+
+    # run_in_stack returns once every registration and output has settled.
+    _sync_await(run_in_stack(program))
+    return Deployed(dict(monitor.resources), outputs)
+
+
+@pytest.fixture(scope="module")
+def key_set() -> dict[str, str]:
+    pems = [keys.public_key_pem(keys.generate_private_key(2048)) for _ in range(2)]
+    return keys.key_set(pems)
+
+
+def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
+    args = GatewayArgs(
+        instance="acme",
+        domain="example.com",
+        tenants=["system", "prod"],
+        key_set=key_set,
+        namespace="system-tenant",
+        cortex_url="http://cortex-gateway.cortex.svc.cluster.local:80",
+        loki_url="http://loki-gateway.loki.svc.cluster.local:80",
+    )
+    return replace(args, **overrides)
+
+
+@pytest.fixture(scope="module")
+def deployed(key_set: dict[str, str]) -> Deployed:
+    return deploy(gateway_args(key_set))
+
+
+def test_children_are_named_after_the_component_and_parented_to_it(deployed: Deployed) -> None:
+    children = {tuple(urn.split("::")[2:]) for urn in deployed.resources if "kubernetes:" in urn}
+    assert children == {
+        ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-config"),
+        ("opstrace:index:Gateway$kubernetes:apps/v1:Deployment", "gw-deployment"),
+        ("opstrace:index:Gateway$kubernetes:policy/v1:PodDisruptionBudget", "gw-pdb"),
+        ("opstrace:index:Gateway$kubernetes:core/v1:Service", "gw-service"),
+    }
+
+
+def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed) -> None:
+    service_name = next(
+        r.state["metadata"]["name"] for urn, r in deployed.resources.items() if "Service" in urn
+    )
+    assert deployed.outputs["hostname"] == f"k8s-system-{service_name}{LB_HOSTNAME_SUFFIX}"
+
+
+def test_config_map_holds_exactly_the_rendered_files(
+    deployed: Deployed, key_set: dict[str, str]
+) -> None:
+    expected = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
+    assert deployed.manifest("kubernetes:core/v1:ConfigMap")["data"] == expected
+
+
+def test_pod_template_annotation_is_the_checksum_of_the_rendered_files(
+    deployed: Deployed, key_set: dict[str, str]
+) -> None:
+    files = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
+    template = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]
+    assert deployed.outputs["checksum"] == gateway_config.config_checksum(files)
+    assert template["metadata"]["annotations"] == {
+        CHECKSUM_ANNOTATION: deployed.outputs["checksum"]
+    }
+
+
+def test_removing_a_key_changes_the_checksum_annotation(
+    deployed: Deployed, key_set: dict[str, str]
+) -> None:
+    fewer = dict(list(key_set.items())[:1])
+    after = deploy(gateway_args(fewer))
+    template = after.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]
+    assert after.outputs["checksum"] != deployed.outputs["checksum"]
+    assert template["metadata"]["annotations"] == {CHECKSUM_ANNOTATION: after.outputs["checksum"]}
+
+
+def test_deployment_mounts_the_registered_config_map_read_only(deployed: Deployed) -> None:
+    config_map_name = next(
+        r.state["metadata"]["name"] for urn, r in deployed.resources.items() if "ConfigMap" in urn
+    )
+    pod = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert volumes["config"]["configMap"] == {"name": config_map_name}
+    assert mounts["config"] == {
+        "name": "config",
+        "mountPath": gateway_config.DEFAULT_CONFIG_DIR,
+        "readOnly": True,
+    }
+
+
+def test_service_is_an_internet_facing_nlb_to_pod_ips(deployed: Deployed) -> None:
+    service = deployed.manifest("kubernetes:core/v1:Service")
+    annotations = service["metadata"]["annotations"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert annotations == NLB_ANNOTATIONS
+
+
+def test_pod_disruption_budget_keeps_one_pod_of_the_deployment(deployed: Deployed) -> None:
+    pdb = deployed.manifest("kubernetes:policy/v1:PodDisruptionBudget")["spec"]
+    deployment = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]
+    assert pdb["minAvailable"] == 1
+    assert pdb["selector"] == deployment["selector"]
+
+
+@pytest.mark.parametrize(
+    "typ",
+    [
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        "kubernetes:core/v1:Service",
+    ],
+)
+def test_registered_manifest_is_valid_against_the_kubernetes_schema(
+    deployed: Deployed, typ: str
+) -> None:
+    kubernetes_validate.validate(deployed.manifest(typ), KUBERNETES_VERSION, strict=True)
+
+
+def test_pod_runs_hardened() -> None:
+    pod = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "haproxy:x")["spec"][
+        "template"
+    ]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_pod_has_resource_requests_and_limits() -> None:
+    container = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "img")["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_probes_use_the_health_endpoint_of_the_rendered_config() -> None:
+    container = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "img")["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    settings = gateway_settings(gateway_args({}))
+    assert settings.health_listen == f"0.0.0.0:{ports['health']}"
+    assert settings.listen == f"0.0.0.0:{ports['http']}"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {
+            "path": gateway_config.HEALTH_PATH,
+            "port": "health",
+        }
+
+
+def test_rollout_never_drops_below_the_desired_replicas() -> None:
+    spec = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 3, "img")["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_default_image_is_a_pinned_stock_haproxy_lts() -> None:
+    image = GatewayArgs.image
+    name, _, tag = image.partition(":")
+    assert name == "haproxy"
+    assert tag.startswith("2.8.")
+    assert tag.count(".") == 2
+
+
+def test_one_replica_is_refused(key_set: dict[str, str]) -> None:
+    with pytest.raises(gateway_config.GatewayConfigError, match=r"^replicas: 1 is too few"):
+        Gateway("gw", gateway_args(key_set, replicas=1))
+
+
+def test_invalid_tenant_is_refused_at_construction(key_set: dict[str, str]) -> None:
+    with pytest.raises(gateway_config.GatewayConfigError, match=r"^tenants\[1\]: 'Prod'"):
+        Gateway("gw", gateway_args(key_set, tenants=["system", "Prod"]))
+
+
+def test_config_map_over_one_mebibyte_is_refused() -> None:
+    files = {"key-x.pem": "x" * (1024 * 1024)}
+    with pytest.raises(gateway_config.GatewayConfigError, match=r"^key_set: the gateway files"):
+        config_map_manifest("ns", gateway_labels("acme"), files)

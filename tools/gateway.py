@@ -1,0 +1,90 @@
+"""Render the data API gateway's HAProxy files for a local run or a review.
+
+    python -m tools.gateway render --instance acme --domain example.com \\
+        --tenants prod,dev --keyset keyset.json \\
+        --cortex-url http://127.0.0.1:9009 --loki-url http://127.0.0.1:3100 \\
+        --listen 127.0.0.1:8080 --out ./gateway
+
+writes haproxy.cfg, the maps and the key files exactly as the Gateway component puts
+them into its ConfigMap (same renderer), with paths pointing into `--out` unless
+`--config-dir` names where they will be read from. Then: `haproxy -f ./gateway/haproxy.cfg`.
+Errors exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components import keys
+from components.gateway_config import GatewayConfigError, GatewaySettings, render_gateway_files
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        written = _render(args)
+    except (GatewayConfigError, keys.KeySetError, keys.KeyMaterialError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {written} files to {args.out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="write haproxy.cfg, maps and key files")
+    render.add_argument("--instance", required=True)
+    render.add_argument("--domain", required=True)
+    render.add_argument(
+        "--tenants", required=True, help="comma-separated; the system tenant is always served"
+    )
+    render.add_argument(
+        "--keyset", required=True, type=Path, help="key set JSON (key ID -> public key PEM)"
+    )
+    render.add_argument("--cortex-url", required=True)
+    render.add_argument("--loki-url", required=True)
+    render.add_argument("--listen", required=True, help="IPV4:PORT of the data API")
+    render.add_argument("--health-listen", help="IPV4:PORT of /healthz (default: none)")
+    render.add_argument("--out", required=True, type=Path)
+    render.add_argument(
+        "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
+    )
+    return parser
+
+
+def _render(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    trusted = keys.parse_key_set_json(args.keyset.read_text(encoding="utf-8"), source="--keyset")
+    settings = GatewaySettings(
+        instance=args.instance,
+        domain=args.domain,
+        tenants=[tenant for tenant in args.tenants.split(",") if tenant],
+        cortex_url=args.cortex_url,
+        loki_url=args.loki_url,
+        listen=args.listen,
+        health_listen=args.health_listen,
+        config_dir=args.config_dir or str(out.resolve()),
+    )
+    files = render_gateway_files(settings, trusted)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("key-*.pem"):
+        if stale.name not in files:
+            stale.unlink()
+    for name, content in files.items():
+        (out / name).write_text(content, encoding="utf-8")
+    return len(files)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
