@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from components import keys
+from components.gateway_config import HAPROXY_PROLOGUE
 from tests.e2e.harness import (
     HAPROXY,
     Signer,
@@ -35,9 +36,9 @@ from tests.e2e.harness import (
     host,
     request,
     running_gateway,
-    stand_in_public_key,
     wait_until,
 )
+from tools.offline import stand_in_public_key
 
 WRK: Final = shutil.which("wrk")
 PATH: Final = "/api/v1/push"
@@ -153,23 +154,6 @@ def _check_accepted(port: int, token: str) -> None:
     assert response.status == 200, response
 
 
-_GLOBAL: Final = """\
-global
-    log stdout format raw local0 info
-    maxconn 4096
-defaults
-    mode http
-    log global
-    option httplog
-    option dontlognull
-    option forwardfor
-    timeout connect 5s
-    timeout http-request 10s
-    timeout client 60s
-    timeout server 120s
-"""
-
-
 @contextmanager
 def haproxy(directory: Path, config: str, port: int) -> Iterator[int]:
     """HAProxy with `config`, logs discarded like a busy pod's would be shipped away."""
@@ -218,7 +202,7 @@ frontend upstream
 @contextmanager
 def pass_through(directory: Path, upstream: str) -> Iterator[int]:
     port = free_port()
-    config = f"""{_GLOBAL}
+    config = f"""{HAPROXY_PROLOGUE}
 frontend data_api
     bind 127.0.0.1:{port}
     http-request set-header x-scope-orgid t0

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from components import keys, names
+from components.gateway_config import upstream_problem
 from components.tokens import DEFAULT_TOKEN_NAME
 
 PROJECT: Final = "opstrace"
@@ -63,7 +64,6 @@ _STRUCTURED: Final = ("tenants", "trustedKeys")
 _TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
-_UPSTREAM_RE: Final = re.compile(r"^http://[a-z0-9.-]+(:[0-9]{1,5})?/?$")
 
 
 class ConfigError(ValueError):
@@ -198,7 +198,7 @@ def _integer(values: Mapping[str, Any], key: str) -> int:
 
 def _duration(values: Mapping[str, Any], key: str) -> int:
     value = _string(values, key)
-    match = _DURATION_RE.match(value)
+    match = _DURATION_RE.fullmatch(value)
     if not match:
         raise ConfigError(
             f"{key}: {value!r} is not a duration: use a positive number and one unit "
@@ -209,11 +209,8 @@ def _duration(values: Mapping[str, Any], key: str) -> int:
 
 def _upstream(values: Mapping[str, Any], key: str) -> str:
     value = _string(values, key)
-    if not _UPSTREAM_RE.match(value):
-        raise ConfigError(
-            f"{key}: {value!r} is not an upstream URL: use http://<host>[:<port>] "
-            "(no path; the gateway forwards the request path unchanged)"
-        )
+    if problem := upstream_problem(value):
+        raise ConfigError(f"{key}: {problem}")
     return value.rstrip("/")
 
 

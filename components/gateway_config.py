@@ -51,6 +51,25 @@ _UPSTREAM_RULE: Final = (
 )
 
 
+HAPROXY_PROLOGUE: Final = """\
+global
+    log stdout format raw local0 info
+    maxconn 4096
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    option forwardfor
+    timeout connect 5s
+    timeout http-request 10s
+    timeout client 60s
+    timeout server 120s
+"""
+"""Process and proxy defaults; the benchmark's pass-through baseline shares them."""
+
+
 class GatewayConfigError(ValueError):
     """Raised when gateway settings or keys cannot make a safe gateway configuration."""
 
@@ -120,7 +139,7 @@ def validate_settings(settings: GatewaySettings) -> None:
             raise GatewayConfigError(
                 f"health_listen: {settings.health_listen!r} has the data API port: use another port"
             )
-    if not _CONFIG_DIR_RE.match(settings.config_dir) or "/../" in f"{settings.config_dir}/":
+    if not _CONFIG_DIR_RE.fullmatch(settings.config_dir) or "/../" in f"{settings.config_dir}/":
         raise GatewayConfigError(
             f"config_dir: {settings.config_dir!r} is not usable in the configuration: use "
             "an absolute path of letters, digits, '.', '_', '-' and '/' without '..'"
@@ -128,31 +147,16 @@ def validate_settings(settings: GatewaySettings) -> None:
 
 
 def validate_keys(trusted: Mapping[str, str]) -> dict[str, str]:
-    """Check the key set as an Opstrace authenticator does; return it sorted, normalized.
-
-    Each key ID must be the one computed from its PEM (so it is always 40 lowercase
-    hex digits and safe in a file name); an empty set is an error.
-    """
-    if not trusted:
-        raise GatewayConfigError("keys: the key set is empty: trust at least one public key")
-    checked = {}
-    for kid, pem in trusted.items():
-        try:
-            normalized = keys.validate_public_key_pem(pem, source=f"keys[{kid!r}]")
-        except keys.KeyMaterialError as error:
-            raise GatewayConfigError(str(error)) from None
-        computed = keys.key_id(normalized)
-        if kid != computed:
-            raise GatewayConfigError(
-                f"keys[{kid!r}]: key ID does not match the key: its ID is {computed}"
-            )
-        checked[kid] = normalized
-    return dict(sorted(checked.items()))
+    """The key set checked as an Opstrace authenticator does (`keys.check_key_set`)."""
+    try:
+        return keys.check_key_set(trusted, source="keys")
+    except (keys.KeySetError, keys.KeyMaterialError) as error:
+        raise GatewayConfigError(str(error)) from None
 
 
 def key_file_name(kid: str) -> str:
     """The file holding a trusted key; only ever called with a key ID we computed."""
-    if not _KID_RE.match(kid):
+    if not _KID_RE.fullmatch(kid):
         raise GatewayConfigError(f"{kid!r} is not a key ID: expected 40 lowercase hex digits")
     return f"key-{kid}.pem"
 
@@ -193,14 +197,14 @@ def upstream_address(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 80}"
 
 
-def _check_upstream(field: str, url: str) -> None:
+def upstream_problem(url: str) -> str | None:
+    """Why `url` cannot be a backend of the gateway, or None if it can."""
+    refusal = f"{url!r} is not an upstream URL: {_UPSTREAM_RULE}"
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise GatewayConfigError(
-            f"{field}: {url!r} is not an upstream URL: {_UPSTREAM_RULE}"
-        ) from None
+        return refusal
     host = parts.hostname or ""
     if (
         parts.scheme != "http"
@@ -213,11 +217,17 @@ def _check_upstream(field: str, url: str) -> None:
         or parts.fragment
         or port == 0
     ):
-        raise GatewayConfigError(f"{field}: {url!r} is not an upstream URL: {_UPSTREAM_RULE}")
+        return refusal
+    return None
+
+
+def _check_upstream(field: str, url: str) -> None:
+    if problem := upstream_problem(url):
+        raise GatewayConfigError(f"{field}: {problem}")
 
 
 def _check_listen(field: str, address: str) -> None:
-    match = _LISTEN_RE.match(address)
+    match = _LISTEN_RE.fullmatch(address)
     if not match or not _is_ipv4(match["host"]) or not 1 <= int(match["port"]) <= 65535:
         raise GatewayConfigError(
             f"{field}: {address!r} is not a listen address: use IPV4:PORT with a port "
@@ -287,21 +297,7 @@ frontend health
 # Rendered by components/gateway_config.py; edit the renderer, not this file.
 # Data API gateway of instance {settings.instance!r}: authenticates Opstrace data API
 # tokens, sets X-Scope-OrgID and routes to Cortex or Loki.
-global
-    log stdout format raw local0 info
-    maxconn 4096
-
-defaults
-    mode http
-    log global
-    option httplog
-    option dontlognull
-    option forwardfor
-    timeout connect 5s
-    timeout http-request 10s
-    timeout client 60s
-    timeout server 120s
-
+{HAPROXY_PROLOGUE}
 # Upstream service names are resolved at runtime, so that the gateway starts (and
 # answers probes) before the backends' DNS names exist.
 resolvers cluster_dns

@@ -186,17 +186,26 @@ def parse_key_set_json(text: str, *, source: str = "key set") -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in document.items()
     ):
         raise KeySetError(f"{source}: must be a JSON object mapping key IDs to PEM strings")
-    if not document:
+    return check_key_set(document, source=source)
+
+
+def check_key_set(key_set: Mapping[str, str], *, source: str = "key set") -> dict[str, str]:
+    """Check a key set as an Opstrace authenticator does; return it normalized, sorted.
+
+    Every key must be an acceptable public key whose ID is the one computed from its
+    PEM (so an ID is always 40 lowercase hex digits); an empty set is an error.
+    """
+    if not key_set:
         raise KeySetError(f"{source}: is empty; a key set needs at least one public key")
-    keys = {}
-    for kid, pem in document.items():
+    checked = {}
+    for kid, pem in key_set.items():
         normalized = validate_public_key_pem(pem, source=f"{source}[{kid!r}]")
         if key_id(normalized) != kid:
             raise KeySetError(
                 f"{source}[{kid!r}]: key ID does not match the key (its ID is {key_id(normalized)})"
             )
-        keys[kid] = normalized
-    return dict(sorted(keys.items()))
+        checked[kid] = normalized
+    return dict(sorted(checked.items()))
 
 
 def jwks(keys: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:

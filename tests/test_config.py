@@ -181,10 +181,11 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str]] = [
         "s, m, h, d or y (e.g. 90d, 10y)",
     ),
     ({"tokenLifetime": "0d"}, "tokenLifetime: '0d' is not a duration"),
+    ({"tokenLifetime": "10y\n"}, "tokenLifetime: '10y\\n' is not a duration"),
     (
         {"cortexUrl": "https://cortex/api"},
-        "cortexUrl: 'https://cortex/api' is not an upstream URL: use http://<host>[:<port>] "
-        "(no path; the gateway forwards the request path unchanged)",
+        "cortexUrl: 'https://cortex/api' is not an upstream URL: use http://HOST[:PORT] with a "
+        "DNS name or IPv4 address, no path, query, credentials or TLS",
     ),
     ({"trustedKeys": "key.pem"}, "trustedKeys: expected a list of PEM texts or file paths"),
     ({"trustedKeys": [""]}, "trustedKeys[0]: expected PEM text or a file path, got ''"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,10 +9,6 @@ from typing import Any
 import kubernetes_validate
 import pulumi
 import pytest
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.settings import ROOT
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
 
 from components import gateway_config, keys
 from components.gateway import (
@@ -26,55 +21,29 @@ from components.gateway import (
     gateway_labels,
     gateway_settings,
 )
+from tools.offline import ProgramRun, Registration, run_components
 
 KUBERNETES_VERSION = "1.30.0"
-LB_HOSTNAME_SUFFIX = ".elb.us-east-1.amazonaws.com"
-
-
-class RecordingMocks(pulumi_mocks.Mocks):
-    """Kubernetes objects get a generated name, Services an NLB hostname in their status."""
-
-    def new_resource(
-        self, args: pulumi_mocks.MockResourceArgs
-    ) -> tuple[str | None, dict[str, Any]]:
-        state = dict(args.inputs)
-        if args.typ.startswith("kubernetes:"):
-            suffix = hashlib.sha256(args.name.encode()).hexdigest()[:8]
-            state["metadata"] = {"name": f"{args.name}-{suffix}", **(state.get("metadata") or {})}
-            if args.typ == "kubernetes:core/v1:Service":
-                hostname = f"k8s-system-{args.name}-{suffix}{LB_HOSTNAME_SUFFIX}"
-                state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
-        return f"{args.name}-id", state
-
-    def call(
-        self, args: pulumi_mocks.MockCallArgs
-    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
 
 
 @dataclass(frozen=True)
 class Deployed:
-    """What one Gateway registered: resources by URN, and its output values."""
+    """What one Gateway registered, and its output values."""
 
-    resources: dict[str, Any]
-    """URN -> the mock monitor's registration (`.state` holds inputs plus mock outputs)."""
+    run: ProgramRun
     outputs: dict[str, str]
 
+    def registration(self, typ: str) -> Registration:
+        (registration,) = [r for r in self.run.resources if r.type == typ]
+        return registration
+
     def manifest(self, typ: str) -> dict[str, Any]:
-        """The one object of `typ` as the provider would send it to the API server."""
-        states = [r.state for urn, r in self.resources.items() if urn.split("::")[2].endswith(typ)]
-        assert len(states) == 1, f"expected one {typ}, got {len(states)}"
-        inputs = {k: v for k, v in states[0].items() if k not in ("status", "__defaults")}
-        metadata = {k: v for k, v in inputs["metadata"].items() if k != "name"}
-        return {**inputs, "metadata": metadata}
+        """The one object of `typ` as the program registered it."""
+        return self.registration(typ).inputs
 
 
 def deploy(args: GatewayArgs) -> Deployed:
     """Construct a Gateway named `gw` under mocks and wait for every registration."""
-    mocks = RecordingMocks()
-    monitor = pulumi_mocks.MockMonitor(mocks)
-    pulumi_mocks.set_mocks(mocks, preview=False, monitor=monitor)
-    ROOT.set(None)  # a fresh root stack, as tools.offline does for whole programs
     outputs: dict[str, str] = {}
 
     def program() -> None:
@@ -83,9 +52,7 @@ def deploy(args: GatewayArgs) -> Deployed:
             lambda values: outputs.update(hostname=values[0], checksum=values[1])
         )
 
-    # run_in_stack returns once every registration and output has settled.
-    _sync_await(run_in_stack(program))
-    return Deployed(dict(monitor.resources), outputs)
+    return Deployed(run_components(program), outputs)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +80,9 @@ def deployed(key_set: dict[str, str]) -> Deployed:
 
 
 def test_children_are_named_after_the_component_and_parented_to_it(deployed: Deployed) -> None:
-    children = {tuple(urn.split("::")[2:]) for urn in deployed.resources if "kubernetes:" in urn}
+    children = {
+        tuple(r.urn.split("::")[2:]) for r in deployed.run.resources if r.type.startswith("kube")
+    }
     assert children == {
         ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-config"),
         ("opstrace:index:Gateway$kubernetes:apps/v1:Deployment", "gw-deployment"),
@@ -123,10 +92,8 @@ def test_children_are_named_after_the_component_and_parented_to_it(deployed: Dep
 
 
 def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed) -> None:
-    service_name = next(
-        r.state["metadata"]["name"] for urn, r in deployed.resources.items() if "Service" in urn
-    )
-    assert deployed.outputs["hostname"] == f"k8s-system-{service_name}{LB_HOSTNAME_SUFFIX}"
+    status = deployed.registration("kubernetes:core/v1:Service").state["status"]
+    assert deployed.outputs["hostname"] == status["loadBalancer"]["ingress"][0]["hostname"]
 
 
 def test_config_map_holds_exactly_the_rendered_files(
@@ -158,9 +125,9 @@ def test_removing_a_key_changes_the_checksum_annotation(
 
 
 def test_deployment_mounts_the_registered_config_map_read_only(deployed: Deployed) -> None:
-    config_map_name = next(
-        r.state["metadata"]["name"] for urn, r in deployed.resources.items() if "ConfigMap" in urn
-    )
+    config_map_name = deployed.registration("kubernetes:core/v1:ConfigMap").state["metadata"][
+        "name"
+    ]
     pod = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}

@@ -215,17 +215,8 @@ KUBERNETES_VERSION = "1.33.0"
 """An EKS-supported Kubernetes version the manifests are checked against."""
 
 
-def manifest(resource: Registration) -> dict[str, Any]:
-    """The Kubernetes object a registration becomes (`kubernetes:apps/v1:Deployment`)."""
-    _, group_version, kind = resource.type.split(":")
-    group, version = group_version.split("/")
-    api_version = version if group == "core" else f"{group}/{version}"
-    inputs = {k: v for k, v in resource.inputs.items() if k not in {"apiVersion", "kind"}}
-    return {"apiVersion": api_version, "kind": kind, **rpc.unwrap_rpc_secret(inputs)}
-
-
 def test_every_kubernetes_object_is_valid_against_the_schema(dev_run: ProgramRun) -> None:
     objects = [r for r in dev_run.resources if r.type.startswith("kubernetes:") and r.custom]
     assert {r.type.split(":")[-1] for r in objects} >= {"Namespace", "ConfigMap", "Deployment"}
     for resource in objects:
-        kubernetes_validate.validate(manifest(resource), KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(resource.inputs, KUBERNETES_VERSION, strict=True)

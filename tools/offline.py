@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -48,6 +48,8 @@ class Registration:
     custom: bool
     inputs: dict[str, Any]
     """Inputs as sent to the engine; secrets are `rpc.wrap_rpc_secret` wrapped."""
+    state: dict[str, Any]
+    """What the mocks answered: inputs plus outputs such as generated names."""
     additional_secret_outputs: tuple[str, ...]
 
 
@@ -109,7 +111,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if self.mint_tokens:
             created = self._provider.create(checked.inputs)
             return created.id, dict(created.outs or {})
-        pem = _stand_in_public_key(name)
+        pem = stand_in_public_key(name)
         from components.keys import key_id
 
         return f"{name}-id", {
@@ -150,6 +152,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     custom=bool(request.custom),
                     inputs=_deserialize_keep_secrets(request.object),
+                    state=_deserialize_keep_secrets(response.object),
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 )
             )
@@ -184,18 +187,37 @@ def run_program(
     *,
     stack: str = "offline",
     mint_tokens: bool = False,
-    preview: bool = False,
     program: Path = PROJECT_DIR / "__main__.py",
 ) -> ProgramRun:
     """Run `program` with `config` (fully qualified keys, e.g. `opstrace:tenants`)."""
+    return run_components(
+        lambda: runpy.run_path(str(program), run_name="__main__"),
+        config=config,
+        stack=stack,
+        mint_tokens=mint_tokens,
+    )
+
+
+def run_components(
+    program: Callable[[], object],
+    *,
+    config: Mapping[str, Any] | None = None,
+    stack: str = "offline",
+    mint_tokens: bool = False,
+) -> ProgramRun:
+    """Run `program` in a fresh root stack; return once every registration settled."""
     run = ProgramRun()
     mocks = OfflineMocks(mint_tokens=mint_tokens)
     pulumi_mocks.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=preview, monitor=_RecordingMonitor(mocks, run)
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run)
     )
     ROOT.set(None)  # set_mocks made a finished stack; run the program in a fresh one
-    set_all_config({key: _config_value(value) for key, value in config.items()})
-    _sync_await(run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))  # type: ignore[arg-type,return-value]
+    set_all_config({key: _config_value(value) for key, value in (config or {}).items()})
+
+    def body() -> None:
+        program()
+
+    _sync_await(run_in_stack(body))
     return run
 
 
@@ -208,7 +230,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _stand_in_public_key(seed: str) -> str:
+def stand_in_public_key(seed: str) -> str:
     """A distinct 2048-bit RSA public key for `seed` that no private key belongs to."""
     stream = b"".join(hashlib.sha256(f"{seed}/{block}".encode()).digest() for block in range(8))
     modulus = int.from_bytes(stream, "big") | (1 << 2047) | 1

@@ -9,7 +9,6 @@ nobody reads.
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import http.server
 import json
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components import data_token, keys
@@ -126,17 +124,6 @@ class Signer:
         return data_token.sign_token(
             self.private_key, kid or self.kid, self.claims(tenant, **overrides)
         )
-
-
-def stand_in_public_key(seed: str) -> str:
-    """A distinct, loadable 2048-bit RSA public key with no private key: cheap bulk keys."""
-    stream = b"".join(hashlib.sha512(f"{seed}/{block}".encode()).digest() for block in range(4))
-    modulus = int.from_bytes(stream, "big") | (1 << 2047) | 1
-    public_key = rsa.RSAPublicNumbers(65537, modulus).public_key()
-    pem = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem.decode("ascii")
 
 
 def b64url(data: bytes) -> str:

@@ -32,8 +32,8 @@ from tests.e2e.harness import (
     raw_token,
     request,
     running_gateway,
-    stand_in_public_key,
 )
+from tools.offline import stand_in_public_key
 
 pytestmark = [
     pytest.mark.e2e,
