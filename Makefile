@@ -48,7 +48,6 @@ unit:
 
 bench: venv
 	$(BIN)/python -m bench.program_bench
-	$(BIN)/python -m bench.token_bench
 	$(BIN)/python -m bench.gateway_bench
 
 clean:

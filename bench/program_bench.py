@@ -6,7 +6,8 @@ For each tenant count: the offline program's wall time and resource count, a bas
 program registering as many bare resources under the same mocks (the ratio is our
 overhead over Pulumi's own per-resource cost), and how many existing resources change
 when one more tenant is added (this must not grow with the tenant count). Then the
-token provider's cost per token next to `openssl genpkey` (bench.token_bench).
+token provider's cost per token next to `openssl genpkey` (bench.token_bench), in the
+same run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
+from bench import token_bench
 from tools.offline import ProgramRun, run_program
 
 BASELINE_PROGRAM = """
@@ -87,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{seconds / base_seconds:>6.2f} {added:>6} {len(changed):>8}"
             )
     print("changed on adding a tenant:", ", ".join(changed))
+    print()
+    token_bench.main()
 
 
 if __name__ == "__main__":
