@@ -77,7 +77,9 @@ class TokenSpec:
     name: str
     rotation: str
     export_keys_to: str
+    """As written in config: relative to the project directory, `~` allowed."""
     signing_key_file: str
+    """As written in config: relative to the project directory, `~` allowed."""
 
 
 @dataclass(frozen=True)
@@ -279,16 +281,14 @@ def _token(name: str, entry: Mapping[str, Any], field: str, base_dir: Path) -> T
             f"{field}: exportKeysTo and signingKeyFile exclude each other: a signing key "
             "file is already a keypair file"
         )
-    signing = options["signingKeyFile"]
-    if signing:
-        path = _resolve(signing, base_dir)
+    if options["signingKeyFile"]:
         try:
-            keys.load_private_key_file(path)
+            keys.load_private_key_file(_resolve(options["signingKeyFile"], base_dir))
         except keys.KeyMaterialError as error:
             raise ConfigError(f"{field}.signingKeyFile: {error}") from None
-        signing = str(path)
-    export = str(_resolve(options["exportKeysTo"], base_dir)) if options["exportKeysTo"] else ""
-    return TokenSpec(name, options["rotation"], export, signing)
+    # Paths stay as written: they are token inputs in state, and an absolute path would
+    # make every other checkout of the project look like a change (and a rotation).
+    return TokenSpec(name, options["rotation"], options["exportKeysTo"], options["signingKeyFile"])
 
 
 def _trusted_keys(raw: Any, base_dir: Path) -> tuple[str, ...]:

@@ -81,6 +81,14 @@ _DEFAULTS: Final = asdict(TenantTokenArgs(instance="", tenant=""))
 """Every input with its default; check fills in what a caller left out."""
 
 
+def local_path(path: str) -> Path:
+    """A path on the operator's machine: `~` expanded, relative to the project directory.
+
+    The provider host runs in the project directory, as the program does.
+    """
+    return Path(path).expanduser()
+
+
 def export_file_name(inputs: Mapping[str, Any], kid: str) -> str:
     """The exported keypair's file name: unique per credential and key, never reused."""
     return f"{inputs['instance']}-{inputs['tenant']}-{inputs['token_name']}-{kid[:16]}.pem"
@@ -122,13 +130,13 @@ class TokenProvider(ResourceProvider):
 def _mint(inputs: dict[str, Any]) -> dict[str, Any]:
     signing_file = inputs["signing_key_file"]
     if signing_file:
-        private_key = keys.load_private_key_file(Path(signing_file))
+        private_key = keys.load_private_key_file(local_path(signing_file))
     else:
         private_key = keys.generate_private_key(int(inputs["key_bits"]))
     public_pem = keys.public_key_pem(private_key)
     kid = keys.key_id(public_pem)
     if inputs["private_key_dir"] and not signing_file:
-        path = Path(inputs["private_key_dir"]) / export_file_name(inputs, kid)
+        path = local_path(inputs["private_key_dir"]) / export_file_name(inputs, kid)
         keys.write_keypair_file(path, private_key)
     issued_at = int(time.time())
     claims = token_claims(
@@ -201,7 +209,7 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
         try:
-            keys.load_private_key_file(Path(inputs["signing_key_file"]))
+            keys.load_private_key_file(local_path(inputs["signing_key_file"]))
         except keys.KeyMaterialError as error:
             problems.append(("signing_key_file", str(error)))
     return problems

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components import config as config_module
+from components import keys
 from components.config import ConfigError, parse_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -62,12 +63,18 @@ def test_tenant_object_sets_tokens_and_rotation_for_each_token() -> None:
     assert [(t.name, t.rotation) for t in tokens] == [("default", "2026"), ("deploy", "2026")]
 
 
-def test_export_directory_is_resolved_against_the_project(tmp_path: Path) -> None:
+def test_key_paths_stay_as_written_so_state_is_the_same_on_every_checkout() -> None:
+    config = parse(tenants=[{"name": "ci", "exportKeysTo": "./keys"}])
+    assert config.tenants[1].tokens[0].export_keys_to == "./keys"
+
+
+def test_signing_key_file_is_checked_relative_to_the_project(tmp_path: Path) -> None:
+    (tmp_path / "keypair.pem").write_bytes(keys.private_key_pem(keys.generate_private_key(2048)))
     config = parse_config(
-        {"instanceName": "acme", "tenants": [{"name": "ci", "exportKeysTo": "keys"}]},
+        {"instanceName": "acme", "tenants": [{"name": "ci", "signingKeyFile": "keypair.pem"}]},
         base_dir=tmp_path,
     )
-    assert config.tenants[1].tokens[0].export_keys_to == str(tmp_path / "keys")
+    assert config.tenants[1].tokens[0].signing_key_file == "keypair.pem"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components import keys
-from components.tokens import TenantTokenArgs, TokenProvider, export_file_name
+from components.tokens import TenantTokenArgs, TokenProvider, export_file_name, local_path
 
 STATE: Final[dict[str, Any]] = {
     "instance": "acme",
@@ -117,3 +117,11 @@ def test_existing_file_with_another_key_at_the_export_path_is_refused_and_kept(
         "(move it away or choose another path)"
     )
     assert target.read_bytes() == before
+
+
+def test_key_paths_expand_the_home_directory_and_keep_relative_paths_relative(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert local_path("~/keys") == tmp_path / "keys"
+    assert local_path("./keys") == Path("keys")
