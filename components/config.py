@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from components import keys, names
-from components.gateway_config import upstream_problem
+from components.gateway_config import replicas_problem, upstream_problem
 from components.tokens import DEFAULT_TOKEN_NAME
 
 PROJECT: Final = "opstrace"
@@ -142,8 +142,8 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> Instance
             f"(keys under {keys.MIN_KEY_BITS} bits are refused)"
         )
     replicas = _integer(values, "gatewayReplicas")
-    if replicas < 2:
-        raise ConfigError(f"gatewayReplicas: {replicas} is too few: use at least 2")
+    if problem := replicas_problem(replicas):
+        raise ConfigError(f"gatewayReplicas: {problem}")
     tenants = _tenants(values["tenants"], base_dir)
     for tenant in tenants:
         for service in names.ENDPOINT_SERVICES:

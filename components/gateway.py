@@ -239,11 +239,8 @@ class Gateway(pulumi.ComponentResource):
         settings = gateway_settings(args)
         # Everything but the keys is known now: fail at construction, not mid-preview.
         gateway_config.validate_settings(settings)
-        if args.replicas < 2:
-            raise gateway_config.GatewayConfigError(
-                f"replicas: {args.replicas} is too few: use at least 2 so that one pod "
-                "can restart while the other serves"
-            )
+        if problem := gateway_config.replicas_problem(args.replicas):
+            raise gateway_config.GatewayConfigError(f"replicas: {problem}")
         super().__init__("opstrace:index:Gateway", name, None, opts)
         labels = gateway_labels(args.instance)
         child = pulumi.ResourceOptions(parent=self)

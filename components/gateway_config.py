@@ -70,6 +70,20 @@ defaults
 """Process and proxy defaults; the benchmark's pass-through baseline shares them."""
 
 
+MIN_REPLICAS: Final = 2
+"""So that one gateway pod can restart (rollout, node drain) while another serves."""
+
+
+def replicas_problem(replicas: int) -> str | None:
+    """Why `replicas` gateway pods are too few, or None."""
+    if replicas < MIN_REPLICAS:
+        return (
+            f"{replicas} is too few: use at least {MIN_REPLICAS} so that one pod can "
+            "restart while another serves"
+        )
+    return None
+
+
 class GatewayConfigError(ValueError):
     """Raised when gateway settings or keys cannot make a safe gateway configuration."""
 

@@ -24,13 +24,9 @@ from components.gateway_config import (
     validate_keys,
     validate_settings,
 )
-from tests.e2e.harness import HAPROXY
+from tests.e2e.harness import HAPROXY, NEEDS_HAPROXY
 from tools import gateway as cli
 from tools.offline import stand_in_public_key
-
-needs_haproxy = pytest.mark.skipif(
-    HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
-)
 
 SETTINGS = GatewaySettings(
     instance="acme",
@@ -189,20 +185,20 @@ def haproxy_check(directory: Path, trusted: dict[str, str], **overrides: Any) ->
     return result.stdout + result.stderr
 
 
-@needs_haproxy
+@NEEDS_HAPROXY
 def test_rendered_config_passes_haproxy_check_without_warnings(tmp_path: Path) -> None:
     output = haproxy_check(tmp_path, KEYS)
     assert "WARNING" not in output
 
 
-@needs_haproxy
+@NEEDS_HAPROXY
 def test_unresolvable_upstream_name_does_not_stop_haproxy(tmp_path: Path) -> None:
     # Resolved at runtime instead: the gateway starts before the backends' Services exist.
     output = haproxy_check(tmp_path, KEYS, cortex_url="http://cortex.invalid:80")
     assert "could not resolve address 'cortex.invalid', disabling server" in output
 
 
-@needs_haproxy
+@NEEDS_HAPROXY
 def test_rendered_config_with_a_thousand_keys_and_tenants_passes_haproxy_check(
     tmp_path: Path,
 ) -> None:

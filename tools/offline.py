@@ -27,6 +27,7 @@ from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from components.keys import key_id
 from components.tokens import TokenProvider
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
@@ -112,8 +113,6 @@ class OfflineMocks(pulumi_mocks.Mocks):
             created = self._provider.create(checked.inputs)
             return created.id, dict(created.outs or {})
         pem = stand_in_public_key(name)
-        from components.keys import key_id
-
         return f"{name}-id", {
             **checked.inputs,
             "token": PLACEHOLDER_TOKEN,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components import data_token, keys
@@ -32,6 +33,12 @@ from components.gateway_config import GatewaySettings, render_gateway_files
 
 HAPROXY: Final = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 PROMETHEUS: Final = shutil.which("prometheus")
+NEEDS_HAPROXY: Final = pytest.mark.skipif(
+    HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
+)
+NEEDS_PROMETHEUS: Final = pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
+)
 STARTUP_SECONDS: Final = 30.0
 POLL_SECONDS: Final = 0.05
 

@@ -20,7 +20,7 @@ from components import data_token, keys
 from components.gateway_config import NOT_FOUND_BODY
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
-    HAPROXY,
+    NEEDS_HAPROXY,
     Gateway,
     Recorder,
     Response,
@@ -37,9 +37,7 @@ from tools.offline import stand_in_public_key
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
-    ),
+    NEEDS_HAPROXY,
 ]
 
 PROD_CORTEX = host("cortex", "prod")

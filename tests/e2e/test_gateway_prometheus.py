@@ -24,7 +24,8 @@ import yaml
 
 from tests.e2e.conftest import TENANTS, Minted
 from tests.e2e.harness import (
-    HAPROXY,
+    NEEDS_HAPROXY,
+    NEEDS_PROMETHEUS,
     PROMETHEUS,
     Recorder,
     free_port,
@@ -35,12 +36,8 @@ from tests.e2e.harness import (
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
-    ),
-    pytest.mark.skipif(
-        PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
-    ),
+    NEEDS_HAPROXY,
+    NEEDS_PROMETHEUS,
 ]
 
 ARRIVAL_SECONDS = 60.0
