@@ -1,6 +1,6 @@
 """The Pulumi program: one Opstrace-style instance per stack.
 
-Configuration is read and validated here, once (see `components.config`); the
+Configuration is read and validated here, once (see `components.rules.config`); the
 components receive typed objects and never read config themselves.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import InstanceConfig, load_config
 from components.instance import Instance, InstanceArgs
+from components.rules.config import InstanceConfig, load_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from components import keys
-from components.gateway_config import HAPROXY_PROLOGUE
+from components.rules import keys
+from components.rules.gateway_config import HAPROXY_PROLOGUE
 from tests.e2e.harness import (
     HAPROXY,
     Signer,

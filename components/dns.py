@@ -9,7 +9,7 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import names
+from components.rules import names
 
 RECORD_TTL: Final = 60
 """Short, so that a replaced load balancer is picked up within a minute."""

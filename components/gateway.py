@@ -3,7 +3,7 @@
 Every request to `cortex|loki.<tenant>.<instance>.<domain>` passes here; the gateway
 checks the token against the instance's trust store and forwards to Cortex or Loki
 with `X-Scope-OrgID: <tenant>`. The HAProxy files come from the pure renderer in
-`components.gateway_config`; the Kubernetes manifests come from the pure functions
+`components.rules.gateway_config`; the Kubernetes manifests come from the pure functions
 below, so tests validate exactly the dicts the component registers.
 
 A trust store or tenant change changes the files, hence the checksum annotation on
@@ -19,8 +19,8 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import gateway_config
-from components.gateway_config import GatewaySettings
+from components.rules import gateway_config
+from components.rules.gateway_config import GatewaySettings
 
 DEFAULT_IMAGE: Final = "haproxy:2.8.10"
 """Stock HAProxy LTS image, pinned; the config uses only features HAProxy 2.6 has too."""

@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import names
-from components.config import InstanceConfig
 from components.dns import Dns, DnsArgs
 from components.gateway import Gateway, GatewayArgs
 from components.name_lock import NameLock
+from components.rules import names
+from components.rules.config import InstanceConfig
 from components.tenant import Tenant, TenantArgs
 from components.trust_store import TrustStore, TrustStoreArgs
 
 
 @dataclass(frozen=True)
 class InstanceArgs:
-    """The validated stack configuration (see `components.config`)."""
+    """The validated stack configuration (see `components.rules.config`)."""
 
     config: InstanceConfig
 

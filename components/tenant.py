@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import names
-from components.config import TenantSpec
+from components.rules import names
+from components.rules.config import TenantSpec
 from components.tokens import TenantToken, TenantTokenArgs
 
 

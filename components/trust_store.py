@@ -16,7 +16,7 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import keys
+from components.rules import keys
 
 JWKS_FILE: Final = "jwks.json"
 

@@ -10,9 +10,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components import config as config_module
-from components import keys
-from components.config import ConfigError, parse_config
+from components.rules import config as config_module
+from components.rules import keys
+from components.rules.config import ConfigError, parse_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -13,14 +13,14 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from components.data_token import (
+from components.rules.data_token import (
     TEN_YEARS_SECONDS,
     Decision,
     authenticate,
     sign_token,
     token_claims,
 )
-from components.keys import key_id, key_set, public_key_pem
+from components.rules.keys import key_id, key_set, public_key_pem
 
 INSTANCE = "acme"
 TENANT = "prod"

@@ -10,7 +10,6 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components import gateway_config, keys
 from components.gateway import (
     CHECKSUM_ANNOTATION,
     NLB_ANNOTATIONS,
@@ -21,6 +20,7 @@ from components.gateway import (
     gateway_labels,
     gateway_settings,
 )
+from components.rules import gateway_config, keys
 from tools.offline import ProgramRun, Registration, run_components
 
 KUBERNETES_VERSION = "1.30.0"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from components import keys
-from components.gateway_config import (
+from components.rules import keys
+from components.rules.gateway_config import (
     HAPROXY_CONFIG,
     HOSTS_MAP,
     KEYS_MAP,

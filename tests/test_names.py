@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from components.names import (
+from components.rules.names import (
     ENDPOINT_SERVICES,
     SYSTEM_TENANT,
     audience,

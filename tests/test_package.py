@@ -27,3 +27,17 @@ def test_importing_the_token_provider_does_not_import_cloud_sdks() -> None:
         [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_rules_modules_import_no_pulumi_sdk() -> None:
+    """`components.rules` is pure: importing every rule loads no Pulumi SDK at all."""
+    probe = (
+        "import sys, pkgutil, importlib, components.rules as rules\n"
+        "for info in pkgutil.iter_modules(rules.__path__):\n"
+        "    importlib.import_module(f'components.rules.{info.name}')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pulumi')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

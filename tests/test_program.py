@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 from pulumi.runtime import rpc
 
-from components import keys
-from components.config import ConfigError
+from components.rules import keys
+from components.rules.config import ConfigError
 from components.trust_store import JWKS_FILE
 from tests.conftest import dev_config
 from tools.offline import TOKEN_TYPE, ProgramRun, Registration, run_program

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components import keys
+from components.rules import keys
 from components.tokens import TenantTokenArgs, TokenProvider, export_file_name, local_path
 
 STATE: Final[dict[str, Any]] = {

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.data_token import Decision, authenticate
+from components.rules.data_token import Decision, authenticate
 from tests.provider_host import (
     DiffChanges,
     DiffResponse,

@@ -18,8 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components import keys
-from components.gateway_config import GatewayConfigError, GatewaySettings, render_gateway_files
+from components.rules import keys
+from components.rules.gateway_config import (
+    GatewayConfigError,
+    GatewaySettings,
+    render_gateway_files,
+)
 
 EXIT_USAGE = 2
 

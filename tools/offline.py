@@ -27,7 +27,7 @@ from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.keys import key_id
+from components.rules.keys import key_id
 from components.tokens import TokenProvider
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from pulumi.runtime import rpc
 
-from components.config import ConfigError
+from components.rules.config import ConfigError
 from tools.offline import ProgramRun, Registration, run_program, stack_config
 
 SECRET: str = "[secret]"

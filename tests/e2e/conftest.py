@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components import keys
+from components.rules import keys
 from tests.e2e.harness import INSTANCE, Gateway, Recorder, Signer, running_gateway
 from tests.provider_host import ProviderHost, mint
 from tests.provider_host import provider_host as provider_host  # the fixture, re-exported

@@ -28,8 +28,8 @@ from typing import Any, Final
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components import data_token, keys
-from components.gateway_config import GatewaySettings, render_gateway_files
+from components.rules import data_token, keys
+from components.rules.gateway_config import GatewaySettings, render_gateway_files
 
 HAPROXY: Final = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 PROMETHEUS: Final = shutil.which("prometheus")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from components import data_token, keys
-from components.gateway_config import NOT_FOUND_BODY
+from components.rules import data_token, keys
+from components.rules.gateway_config import NOT_FOUND_BODY
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
     NEEDS_HAPROXY,

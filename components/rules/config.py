@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components import keys, names
-from components.gateway_config import replicas_problem, upstream_problem
-from components.tokens import DEFAULT_TOKEN_NAME
+from components.rules import keys, names
+from components.rules.gateway_config import replicas_problem, upstream_problem
 
 PROJECT: Final = "opstrace"
 
@@ -220,7 +219,7 @@ def _tenants(raw: Any, base_dir: Path) -> tuple[TenantSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"tenants: expected a list with at least one user tenant, got {raw!r}")
     seen: set[str] = set()
-    specs = [TenantSpec(names.SYSTEM_TENANT, (_token(DEFAULT_TOKEN_NAME, {}, "", base_dir),))]
+    specs = [TenantSpec(names.SYSTEM_TENANT, (_token(names.DEFAULT_TOKEN_NAME, {}, "", base_dir),))]
     for index, entry in enumerate(raw):
         field = f"tenants[{index}]"
         spec = _tenant(field, entry, base_dir)
@@ -251,7 +250,7 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         raise ConfigError(f"{field}.name: expected a tenant name, got {name!r}")
     if problem := names.tenant_name_problem(name):
         raise ConfigError(f"{field}: {problem}")
-    token_names = entry.get("tokens", [DEFAULT_TOKEN_NAME])
+    token_names = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
     if not isinstance(token_names, list) or not token_names:
         raise ConfigError(f"{field}.tokens: expected a non-empty list of token names")
     tokens: list[TokenSpec] = []

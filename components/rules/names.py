@@ -13,6 +13,9 @@ from typing import Final
 SYSTEM_TENANT: Final = "system"
 """The tenant every instance has; it cannot be configured, renamed or removed."""
 
+DEFAULT_TOKEN_NAME: Final = "default"
+"""The credential every tenant gets unless its config lists token names."""
+
 INSTANCE_NAME_MAX: Final = 23
 DNS_LABEL_MAX: Final = 63
 DNS_NAME_MAX: Final = 253

@@ -4,7 +4,7 @@ Pure functions, no Pulumi: the Gateway component puts these files into a ConfigM
 and `python -m tools.gateway render` writes the same files to a directory, so the
 configuration that the tests run against a real HAProxy is the one the pods get.
 
-The decision is the reference authenticator's (`components.data_token.authenticate`),
+The decision is the reference authenticator's (`components.rules.data_token.authenticate`),
 expressed with HAProxy 2.6 built-ins only (`jwt_verify`, `jwt_header_query`,
 `jwt_payload_query`, `http_auth_pass`, maps), so a stock image runs it unchanged.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from components import data_token, keys, names
+from components.rules import data_token, keys, names
 
 HAPROXY_CONFIG: Final = "haproxy.cfg"
 HOSTS_MAP: Final = "hosts.map"
@@ -308,7 +308,7 @@ frontend health
         for kid in trusted
     )
     return f"""\
-# Rendered by components/gateway_config.py; edit the renderer, not this file.
+# Rendered by components/rules/gateway_config.py; edit the renderer, not this file.
 # Data API gateway of instance {settings.instance!r}: authenticates Opstrace data API
 # tokens, sets X-Scope-OrgID and routes to Cortex or Loki.
 {HAPROXY_PROLOGUE}

@@ -17,7 +17,7 @@ from typing import Any, Final, TypeGuard
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.names import audience, subject
+from components.rules.names import audience, subject
 
 ISSUER: Final = "opstrace-cli"
 ALGORITHM: Final = "RS256"
