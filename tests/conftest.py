@@ -8,7 +8,7 @@ import pytest
 
 from tools.offline import ProgramRun, run_program, stack_config
 
-pytest_plugins = ["tests.provider_host"]
+pytest_plugins = ["tests.provider_host", "tests.strict_tools"]
 
 
 def dev_config(**overrides: Any) -> dict[str, Any]:

@@ -96,6 +96,9 @@ class ResourceState:
 
     id: str
     properties: dict[str, Any]
+    """Outputs without `__provider`."""
+    serialized_provider: str = ""
+    """The `__provider` the host returned with the outputs: what the state records."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,12 @@ class ProviderHost:
             "Create",
             provider_pb2.CreateRequest(properties=_serialize(self._with_provider(properties))),
         )
-        return ResourceState(id=str(response.id), properties=_deserialize(response.properties))
+        raw = cast(dict[str, Any], rpc.deserialize_properties(response.properties))
+        return ResourceState(
+            id=str(response.id),
+            properties=_deserialize(response.properties),
+            serialized_provider=str(raw.get(PROVIDER_KEY, "")),
+        )
 
     def read(
         self, id_: str, properties: Mapping[str, Any], inputs: Mapping[str, Any] | None = None

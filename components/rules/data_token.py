@@ -92,7 +92,15 @@ def authenticate(
 ) -> Decision:
     """Decide a request to `endpoint_tenant`'s endpoint as the gateway must.
 
-    Stricter than Opstrace in one deliberate way: `aud` must name this instance.
+    Deliberately stricter than Opstrace's authenticator, which tokens minted here
+    never notice, in these ways:
+    - `aud` must be present and name this instance (Opstrace did not check it);
+    - `exp` must be present (Opstrace checked it only when present);
+    - `kid` must be present and in the key set (no legacy single-key fallback);
+    - `sub` must start with `tenant-` (an anchored prefix, not a substring);
+    - `exp`, `nbf` and `iat` must be JSON integers (no floats, no booleans);
+    - basic auth must decode strictly (base64, UTF-8) and carry a `user:password`
+      pair with a non-empty password.
     """
     token = bearer_token(authorization)
     if isinstance(token, Decision):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,10 +69,16 @@ def host(service: str, tenant: str) -> str:
     return f"{service}.{tenant}.{INSTANCE}.{DOMAIN}"
 
 
+REFUSAL_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
+"""The content type of every answer the gateway gives itself (401, 404)."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
     body: str
+    content_type: str = field(default="", compare=False)
+    """The Content-Type header ("" when absent); compared only where a test asks for it."""
 
 
 def request(
@@ -90,9 +97,15 @@ def request(
             connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
-        return Response(response.status, response.read().decode("utf-8"))
+        body = response.read().decode("utf-8")
+        return Response(response.status, body, response.getheader("Content-Type") or "")
     finally:
         connection.close()
+
+
+def unique_path(path: str = "/api/v1/labels") -> str:
+    """`path` with a query no other request carries, so a test finds its own request."""
+    return f"{path}?probe={uuid.uuid4().hex}"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -207,6 +220,12 @@ class Recorder:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def arrived(self, path: str) -> Recorded:
+        """The one request that reached this upstream for `path` (see `unique_path`)."""
+        matching = [r for r in self.requests if r.path == path]
+        assert len(matching) == 1, f"{self.name} got {len(matching)} requests for {path}"
+        return matching[0]
 
     def _reply(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> tuple[int, bytes]:
         if self.forward_to is None:
