@@ -1,47 +1,73 @@
 """The Pulumi program: one Opstrace-style instance per stack.
 
 Configuration is read and validated here, once (see `components.rules.config`); the
-components receive typed objects and never read config themselves.
+components receive typed objects and never read config themselves. A configuration
+mistake ends the program with one line (`pulumi.RunError`), never a traceback, before
+any resource is registered.
 """
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.instance import Instance, InstanceArgs
-from components.rules.config import InstanceConfig, load_config
+from components.rules.config import ConfigError, InstanceConfig, load_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
+KUBERNETES_PROVIDER = "kubernetes"
+"""The explicit provider's logical name: part of every Kubernetes resource's identity,
+so it never changes (stacks from before it existed move to it without a replacement;
+see the README)."""
 
 
-def kubernetes_provider(config: InstanceConfig) -> k8s.Provider | None:
-    """An explicit provider when the stack names a kubeconfig or context."""
-    if not (config.kubeconfig or config.kube_context):
-        return None
+def kubernetes_provider(config: InstanceConfig) -> k8s.Provider:
+    """The instance's one Kubernetes provider, registered whatever the config says.
+
+    From `kubeconfig`/`kubeContext` when set (the path as written: the provider expands
+    `~`), else from the ambient configuration. `cluster_identifier` makes the cluster's
+    identity the instance's, so that pointing the same cluster through another
+    kubeconfig later replaces nothing. ConfigMaps are updated in place (see TrustStore).
+    """
     return k8s.Provider(
-        "kubernetes",
-        kubeconfig=str(Path(config.kubeconfig).expanduser()) if config.kubeconfig else None,
+        KUBERNETES_PROVIDER,
+        kubeconfig=config.kubeconfig or None,
         context=config.kube_context or None,
+        cluster_identifier=f"opstrace-{config.instance_name}",
+        enable_config_map_mutable=True,
     )
 
 
 def build(config: InstanceConfig) -> Instance:
     """Register the instance and export the stack outputs."""
-    provider = kubernetes_provider(config)
     instance = Instance(
         config.instance_name,
         InstanceArgs(config=config),
-        pulumi.ResourceOptions(providers=[provider] if provider else None),
+        pulumi.ResourceOptions(providers=[kubernetes_provider(config)]),
     )
     pulumi.export("instance_dns_name", instance.dns_name)
     pulumi.export("tenants", instance.tenant_names)
     pulumi.export("endpoints", instance.endpoints)
     pulumi.export("key_ids", instance.key_ids)
     pulumi.export("tokens", instance.tokens)
+    pulumi.export("token_expiry", instance.token_expiry)
+    pulumi.export("dns_records", instance.dns_records)
     return instance
 
 
-build(load_config(PROJECT_DIR))
+def main() -> None:
+    try:
+        config = load_config(PROJECT_DIR)
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+    # Thousands of long-lived resource objects make Python's collector scan them again
+    # and again for nothing: move everything so far out of its way.
+    gc.collect()
+    gc.freeze()
+    build(config)
+
+
+main()

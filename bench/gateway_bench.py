@@ -28,6 +28,7 @@ from typing import Final
 
 from components.rules import keys
 from components.rules.gateway_config import HAPROXY_PROLOGUE
+from components.rules.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
     Signer,
@@ -38,7 +39,6 @@ from tests.e2e.harness import (
     running_gateway,
     wait_until,
 )
-from tools.offline import stand_in_public_key
 
 WRK: Final = shutil.which("wrk")
 PATH: Final = "/api/v1/push"

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import gateway_config
+from components.rules import config_maps, gateway_config
 from components.rules.gateway_config import GatewaySettings
 
 DEFAULT_IMAGE: Final = "haproxy:2.8.10"
@@ -32,8 +33,8 @@ RUN_AS_USER: Final = 99
 """The `haproxy` user of the stock image; numeric so that runAsNonRoot can be checked."""
 
 CHECKSUM_ANNOTATION: Final = "opstrace.io/gateway-config-sha256"
-CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
-"""Kubernetes refuses ConfigMaps whose data exceed 1 MiB."""
+CONFIG_MAP_ROLES: Final = ("config", "keys")
+"""The gateway's files come in two ConfigMaps (see `config_maps.gateway_data`)."""
 
 NLB_ANNOTATIONS: Final = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
@@ -93,28 +94,10 @@ def gateway_labels(instance: str) -> dict[str, str]:
     }
 
 
-def config_map_manifest(
-    namespace: str, labels: Mapping[str, str], files: Mapping[str, str]
-) -> dict[str, Any]:
-    """The ConfigMap carrying the rendered files (auto-named, so changes replace it)."""
-    size = sum(len(name) + len(content.encode("utf-8")) for name, content in files.items())
-    if size > CONFIGMAP_MAX_BYTES:
-        raise gateway_config.GatewayConfigError(
-            f"key_set: the gateway files take {size} bytes, more than a ConfigMap holds "
-            f"({CONFIGMAP_MAX_BYTES}): trust fewer keys (about 1,500 RSA-2048 keys fit)"
-        )
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"namespace": namespace, "labels": dict(labels)},
-        "data": dict(sorted(files.items())),
-    }
-
-
 def deployment_manifest(
     namespace: str,
     labels: Mapping[str, str],
-    config_map_name: str,
+    config_map_names: Sequence[str],
     checksum: str,
     replicas: int,
     image: str,
@@ -185,7 +168,15 @@ def deployment_manifest(
                         }
                     ],
                     "volumes": [
-                        {"name": "config", "configMap": {"name": config_map_name}},
+                        {
+                            "name": "config",
+                            "projected": {
+                                "sources": [
+                                    {"configMap": {"name": config_map}}
+                                    for config_map in config_map_names
+                                ]
+                            },
+                        },
                         # The root filesystem is read-only; /tmp is the one scratch path.
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                     ],
@@ -249,17 +240,20 @@ class Gateway(pulumi.ComponentResource):
             lambda trusted: gateway_config.render_gateway_files(settings, trusted)
         )
         checksum = files.apply(gateway_config.config_checksum)
-        config_map_doc = pulumi.Output.all(args.namespace, files).apply(
-            lambda values: config_map_manifest(values[0], labels, values[1])
-        )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=config_map_doc.apply(lambda doc: doc["metadata"]),
-            data=config_map_doc.apply(lambda doc: doc["data"]),
-            opts=child,
-        )
+        split = files.apply(config_maps.gateway_data)
+        created = [
+            k8s.core.v1.ConfigMap(
+                f"{name}-{role}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+                data=split.apply(partial(_config_map_data, role)),
+                opts=child,
+            )
+            for role in CONFIG_MAP_ROLES
+        ]
         deployment_doc = pulumi.Output.all(
-            args.namespace, config_map.metadata.apply(lambda meta: meta.name), checksum
+            args.namespace,
+            pulumi.Output.all(*(c.metadata.apply(lambda m: m.name) for c in created)),
+            checksum,
         ).apply(
             lambda values: deployment_manifest(
                 values[0], labels, values[1], values[2], args.replicas, args.image
@@ -298,6 +292,10 @@ class Gateway(pulumi.ComponentResource):
                 "config_checksum": self.config_checksum,
             }
         )
+
+
+def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    return config_maps.checked_data(f"gateway {role}", split[role])
 
 
 def _load_balancer_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

@@ -37,6 +37,11 @@ class Instance(pulumi.ComponentResource):
     """Every key ID in the trust store."""
     tokens: pulumi.Output[dict[str, dict[str, str]]]
     """Tenant -> token name -> token; a secret."""
+    token_expiry: pulumi.Output[dict[str, dict[str, str]]]
+    """Tenant -> token name -> expiry time (ISO 8601 UTC)."""
+    dns_records: pulumi.Output[list[dict[str, str]]]
+    """The records of every endpoint: managed in Route53, or for the operator to create
+    elsewhere when `dns` is `none`."""
 
     def __init__(
         self, name: str, args: InstanceArgs, opts: pulumi.ResourceOptions | None = None
@@ -85,23 +90,32 @@ class Instance(pulumi.ComponentResource):
             ),
             child,
         )
-        Dns(
-            f"{name}-dns",
-            DnsArgs(
-                instance=config.instance_name,
-                domain=config.domain,
-                tenants=list(tenants),
-                target=gateway.load_balancer_hostname,
-                parent_zone_id=config.parent_zone_id,
-            ),
-            child,
-        )
+        if config.dns == "route53":
+            Dns(
+                f"{name}-dns",
+                DnsArgs(
+                    instance=config.instance_name,
+                    domain=config.domain,
+                    tenants=list(tenants),
+                    target=gateway.load_balancer_hostname,
+                    parent_zone_id=config.parent_zone_id,
+                ),
+                child,
+            )
         self.dns_name = names.instance_dns_name(config.instance_name, config.domain)
         self.tenant_names = list(tenants)
         self.endpoints = {tenant: t.endpoints for tenant, t in tenants.items()}
         self.key_ids = trust_store.key_ids
         self.tokens = pulumi.Output.secret(
             pulumi.Output.all(**{tenant: t.tokens for tenant, t in tenants.items()})
+        )
+        self.token_expiry = pulumi.Output.all(
+            **{tenant: t.token_expiry for tenant, t in tenants.items()}
+        )
+        self.dns_records = gateway.load_balancer_hostname.apply(
+            lambda target: names.endpoint_records(
+                self.tenant_names, config.instance_name, config.domain, target
+            )
         )
         self.register_outputs(
             {
@@ -110,5 +124,7 @@ class Instance(pulumi.ComponentResource):
                 "endpoints": self.endpoints,
                 "key_ids": self.key_ids,
                 "tokens": self.tokens,
+                "token_expiry": self.token_expiry,
+                "dns_records": self.dns_records,
             }
         )

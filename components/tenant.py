@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import names
+from components.rules import data_token, names
 from components.rules.config import TenantSpec
 from components.tokens import TenantToken, TenantTokenArgs
 
@@ -35,6 +37,8 @@ class Tenant(pulumi.ComponentResource):
     """The public key of each credential, for the trust store."""
     key_ids: pulumi.Output[dict[str, str]]
     """Token name -> key ID."""
+    token_expiry: pulumi.Output[dict[str, str]]
+    """Token name -> expiry time (ISO 8601 UTC); not secret."""
 
     def __init__(
         self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None
@@ -70,6 +74,8 @@ class Tenant(pulumi.ComponentResource):
             )
             for token in args.spec.tokens
         }
+        for token_name, credential in credentials.items():
+            credential.expires_at.apply(partial(_report_expiry, tenant, token_name, credential))
         self.namespace = namespace.metadata.apply(lambda m: m.name or "")
         self.endpoints = names.tenant_endpoints(tenant, args.instance, args.domain)
         self.tokens = pulumi.Output.secret(
@@ -77,11 +83,31 @@ class Tenant(pulumi.ComponentResource):
         )
         self.public_keys = [c.public_key_pem for c in credentials.values()]
         self.key_ids = pulumi.Output.all(**{n: c.key_id for n, c in credentials.items()})
+        self.token_expiry = pulumi.Output.all(
+            **{n: c.expires_at.apply(_timestamp) for n, c in credentials.items()}
+        )
         self.register_outputs(
             {
                 "namespace": self.namespace,
                 "endpoints": self.endpoints,
                 "tokens": self.tokens,
                 "key_ids": self.key_ids,
+                "token_expiry": self.token_expiry,
             }
         )
+
+
+def _timestamp(expires_at: float) -> str:
+    # Numbers come back from the engine as floats.
+    return data_token.timestamp(int(expires_at))
+
+
+def _report_expiry(
+    tenant: str, token_name: str, credential: TenantToken, expires_at: float
+) -> None:
+    """A warning in every preview and update when the token expires within 30 days, an
+    error once it has expired (a 401 on every request is an outage, not a detail)."""
+    notice = data_token.expiry_notice(tenant, token_name, int(expires_at), int(time.time()))
+    if notice is not None:
+        report = pulumi.log.error if notice.expired else pulumi.log.warn
+        report(notice.message, resource=credential)

@@ -12,6 +12,7 @@ is pickled by reference). Never rename or move them without an alias.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -51,6 +52,8 @@ _REPLACING_INPUTS: Final = (
     "signing_key_file",
 )
 """Inputs baked into the token or its key: changing one needs a new token."""
+
+_PATH_INPUTS: Final = ("private_key_dir", "signing_key_file")
 
 _OUTPUTS: Final = ("token", "key_id", "public_key_pem", "issued_at", "expires_at")
 
@@ -97,16 +100,18 @@ def export_file_name(inputs: Mapping[str, Any], kid: str) -> str:
 class TokenProvider(ResourceProvider):
     """Mints `TenantToken`s. Holds no state and no configuration: it is pickled into state."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {**_DEFAULTS, **{k: v for k, v in news.items() if v is not None}}
-        return CheckResult(inputs, [CheckFailure(p, r) for p, r in _input_problems(inputs)])
+        problems = _input_problems(inputs)
+        # Key files matter only when a token is minted: another operator's machine
+        # without the signing key file can still preview and update everything else.
+        if not problems and (not olds or _replacing_changes(olds, inputs)):
+            problems = _key_file_problems(inputs)
+        return CheckResult(inputs, [CheckFailure(p, r) for p, r in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in _DEFAULTS if olds.get(k) != news.get(k)]
-        replaces = [k for k in changed if k in _REPLACING_INPUTS]
-        # The key is gone after create: exporting it to a new place needs a new key.
-        if "private_key_dir" in changed and news.get("private_key_dir"):
-            replaces.append("private_key_dir")
+        changed = _changes(olds, news)
+        replaces = _replacing_changes(olds, news)
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -154,6 +159,53 @@ def _mint(inputs: dict[str, Any]) -> dict[str, Any]:
     return outs
 
 
+def _changes(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Inputs whose value changed; `keys`, `./keys` and `keys/` are one path."""
+
+    def comparable(field: str, value: Any) -> Any:
+        if field in _PATH_INPUTS and isinstance(value, str) and value:
+            return posixpath.normpath(value)
+        return value
+
+    return [k for k in _DEFAULTS if comparable(k, olds.get(k)) != comparable(k, news.get(k))]
+
+
+def _replacing_changes(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Changed inputs that need a new token (and so a new key)."""
+    changed = _changes(olds, news)
+    replaces = [k for k in changed if k in _REPLACING_INPUTS]
+    # The key is gone after create: exporting it to a new place needs a new key.
+    if "private_key_dir" in changed and news.get("private_key_dir"):
+        replaces.append("private_key_dir")
+    return replaces
+
+
+def _key_file_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Why the key files a mint needs are not usable, with the fix; unknowns pass."""
+    problems: list[tuple[str, str]] = []
+    signing_file, key_dir = inputs.get("signing_key_file"), inputs.get("private_key_dir")
+    if isinstance(signing_file, str) and signing_file:
+        try:
+            keys.load_private_key_file(local_path(signing_file))
+        except keys.KeyMaterialError as error:
+            problems.append(
+                (
+                    "signing_key_file",
+                    f"{error}: a new token needs this keypair file; put it there, or remove "
+                    "signingKeyFile to mint with a new key",
+                )
+            )
+    directory = local_path(key_dir) if isinstance(key_dir, str) and key_dir else None
+    if directory is not None and (problem := keys.directory_problem(directory)):
+        problems.append(
+            (
+                "private_key_dir",
+                f"exportKeysTo {key_dir!r} {problem}: choose a directory you can write to",
+            )
+        )
+    return problems
+
+
 def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(property, reason) for each bad input; unknown values (preview) pass."""
     problems: list[tuple[str, str]] = []
@@ -187,8 +239,8 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("instance", problem))
     if known("tenant") and (problem := names.tenant_name_problem(inputs["tenant"])):
         problems.append(("tenant", problem))
-    if known("token_name") and (problem := names.tenant_name_problem(inputs["token_name"])):
-        problems.append(("token_name", problem.replace("tenant name", "token name")))
+    if known("token_name") and (problem := names.token_name_problem(inputs["token_name"])):
+        problems.append(("token_name", problem))
     if known("key_bits") and int(inputs["key_bits"]) not in keys.ALLOWED_KEY_BITS:
         problems.append(
             (
@@ -199,19 +251,14 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     if known("lifetime_seconds") and int(inputs["lifetime_seconds"]) <= 0:
         problems.append(("lifetime_seconds", "lifetime_seconds must be positive"))
-    if inputs.get("signing_key_file") and known("signing_key_file"):
-        if inputs.get("private_key_dir") and known("private_key_dir"):
-            problems.append(
-                (
-                    "private_key_dir",
-                    "private_key_dir cannot be combined with signing_key_file: "
-                    "that key already lives in a file",
-                )
+    if inputs.get("signing_key_file") and inputs.get("private_key_dir"):
+        problems.append(
+            (
+                "private_key_dir",
+                "private_key_dir cannot be combined with signing_key_file: "
+                "that key already lives in a file",
             )
-        try:
-            keys.load_private_key_file(local_path(inputs["signing_key_file"]))
-        except keys.KeyMaterialError as error:
-            problems.append(("signing_key_file", str(error)))
+        )
     return problems
 
 

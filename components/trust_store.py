@@ -1,24 +1,27 @@
 """The instance's public-key trust store, as the authenticator reads it.
 
-A ConfigMap holds the key set in Opstrace's exact format (a JSON object key ID -> PEM,
-under the key `API_AUTHTOKEN_VERIFICATION_PUBKEY_SET`) and a standard JWKS document
-with the same key IDs. Only public keys ever enter: every key is validated, and any
-private key material is refused before anything is registered.
+The ConfigMap `opstrace-trust-store` holds the key set in Opstrace's exact format (a
+JSON object key ID -> PEM, under the key `API_AUTHTOKEN_VERIFICATION_PUBKEY_SET`), and
+`opstrace-trust-store-jwks` a standard JWKS document with the same key IDs. Only
+public keys ever enter: every key is validated, and any private key material is
+refused before anything is registered.
+
+The names are fixed (a contract for whatever reads the key set) and the objects are
+updated in place, never replaced: the instance's Kubernetes provider has ConfigMap
+mutability on, so a key set change is one atomic update and there is no moment without
+a trust store (replacing a named ConfigMap would delete it before creating it anew).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from functools import partial
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import keys
-
-JWKS_FILE: Final = "jwks.json"
+from components.rules import config_maps, keys
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,8 @@ class TrustStoreArgs:
     """SPKI PEM public keys: one per token credential, plus any extra trusted keys."""
 
 
-def trust_store_data(public_keys: Sequence[str]) -> dict[str, str]:
-    """The ConfigMap's data for a set of public keys (validated, deduplicated, sorted)."""
-    key_set = keys.key_set(public_keys)
-    return {
-        keys.KEYSET_ENV_NAME: keys.key_set_json(key_set),
-        JWKS_FILE: json.dumps(keys.jwks(key_set), indent=2, sort_keys=True) + "\n",
-    }
+def _document(name: str, documents: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    return config_maps.checked_data(name, documents[name])
 
 
 class TrustStore(pulumi.ComponentResource):
@@ -58,18 +56,24 @@ class TrustStore(pulumi.ComponentResource):
         self.key_set = pulumi.Output.all(*args.public_keys).apply(
             lambda pems: keys.key_set(list(pems))
         )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-keys",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="opstrace-trust-store",
-                namespace=args.namespace,
-                labels={"app.kubernetes.io/part-of": "opstrace", "opstrace.io/role": "trust-store"},
-            ),
-            data=self.key_set.apply(lambda key_set: trust_store_data(list(key_set.values()))),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        documents = self.key_set.apply(config_maps.trust_store_data)
+        labels = {"app.kubernetes.io/part-of": "opstrace", "opstrace.io/role": "trust-store"}
+        created = {
+            role: k8s.core.v1.ConfigMap(
+                f"{name}-{role}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=object_name, namespace=args.namespace, labels=labels
+                ),
+                data=documents.apply(partial(_document, object_name)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for role, object_name in (
+                ("keys", config_maps.TRUST_STORE_NAME),
+                ("jwks", config_maps.JWKS_NAME),
+            )
+        }
         self.key_ids = self.key_set.apply(lambda key_set: sorted(key_set))
-        self.config_map_name = config_map.metadata.apply(lambda m: m.name or "")
+        self.config_map_name = created["keys"].metadata.apply(lambda m: m.name or "")
         self.register_outputs(
             {
                 "key_set": self.key_set,

@@ -11,14 +11,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components.rules import config as config_module
-from components.rules import keys
-from components.rules.config import ConfigError, parse_config
+from components.rules.config import ConfigError, parse_config, stack_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def parse(**overrides: Any) -> config_module.InstanceConfig:
-    raw: dict[str, Any] = {"instanceName": "acme", "tenants": ["prod"], **overrides}
+    raw: dict[str, Any] = {
+        "instanceName": "acme",
+        "domain": "acme.dev",
+        "tenants": ["prod"],
+        **overrides,
+    }
     return parse_config(raw, base_dir=PROJECT_DIR)
 
 
@@ -37,7 +41,7 @@ def public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
 
 def test_minimal_config_gets_the_documented_defaults() -> None:
     config = parse()
-    assert config.domain == "opstrace.io"
+    assert config.dns == "route53"
     assert config.token_lifetime_seconds == 10 * 365 * 86400
     assert config.key_bits == 2048
     assert config.gateway_replicas == 2
@@ -63,18 +67,41 @@ def test_tenant_object_sets_tokens_and_rotation_for_each_token() -> None:
     assert [(t.name, t.rotation) for t in tokens] == [("default", "2026"), ("deploy", "2026")]
 
 
-def test_key_paths_stay_as_written_so_state_is_the_same_on_every_checkout() -> None:
-    config = parse(tenants=[{"name": "ci", "exportKeysTo": "./keys"}])
-    assert config.tenants[1].tokens[0].export_keys_to == "./keys"
+@pytest.mark.parametrize("written", ["keys", "./keys", "keys/", "./keys/"])
+def test_one_key_directory_written_any_way_is_one_value(written: str) -> None:
+    # A different spelling in state would replace (revoke) the tenant's tokens.
+    config = parse(tenants=[{"name": "ci", "exportKeysTo": written}])
+    assert config.tenants[1].tokens[0].export_keys_to == "keys"
 
 
-def test_signing_key_file_is_checked_relative_to_the_project(tmp_path: Path) -> None:
-    (tmp_path / "keypair.pem").write_bytes(keys.private_key_pem(keys.generate_private_key(2048)))
-    config = parse_config(
-        {"instanceName": "acme", "tenants": [{"name": "ci", "signingKeyFile": "keypair.pem"}]},
-        base_dir=tmp_path,
-    )
-    assert config.tenants[1].tokens[0].signing_key_file == "keypair.pem"
+def test_key_paths_keep_the_home_directory_unexpanded() -> None:
+    config = parse(tenants=[{"name": "ci", "signingKeyFile": "~/keys//ops.pem"}])
+    assert config.tenants[1].tokens[0].signing_key_file == "~/keys/ops.pem"
+
+
+def test_signing_key_file_is_not_needed_on_disk_to_read_the_config() -> None:
+    # Only minting a token reads it (the token provider's check): another operator's
+    # machine without the file can still preview and update the stack.
+    config = parse(tenants=[{"name": "ci", "signingKeyFile": "keys/absent.pem"}])
+    assert config.tenants[1].tokens[0].signing_key_file == "keys/absent.pem"
+
+
+def test_export_directory_may_be_created_later(tmp_path: Path) -> None:
+    raw = {
+        "instanceName": "acme",
+        "domain": "acme.dev",
+        "tenants": [{"name": "ci", "exportKeysTo": "new/keys"}],
+    }
+    assert parse_config(raw, base_dir=tmp_path).tenants[1].tokens[0].export_keys_to == "new/keys"
+
+
+def test_tenant_names_may_have_inner_hyphens_like_opstraces_own_examples() -> None:
+    config = parse(tenants=["team-revenue", "team-fraud"])
+    assert [t.name for t in config.user_tenants] == ["team-revenue", "team-fraud"]
+
+
+def test_dns_none_accepts_a_reserved_domain_because_no_zone_is_made() -> None:
+    assert parse(dns="none", domain="example.com").domain == "example.com"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +124,12 @@ def test_trusted_key_may_be_pem_text(rsa_key: rsa.RSAPrivateKey) -> None:
 def test_trusted_key_may_be_a_file_path(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
     (tmp_path / "ops.pub").write_text(public_pem(rsa_key))
     config = parse_config(
-        {"instanceName": "acme", "tenants": ["prod"], "trustedKeys": ["ops.pub"]},
+        {
+            "instanceName": "acme",
+            "domain": "acme.dev",
+            "tenants": ["prod"],
+            "trustedKeys": ["ops.pub"],
+        },
         base_dir=tmp_path,
     )
     assert config.trusted_keys == (public_pem(rsa_key),)
@@ -105,112 +137,6 @@ def test_trusted_key_may_be_a_file_path(tmp_path: Path, rsa_key: rsa.RSAPrivateK
 
 def test_upstream_url_loses_a_trailing_slash() -> None:
     assert parse(cortexUrl="http://cortex:8080/").cortex_url == "http://cortex:8080"
-
-
-BAD_CONFIGS: list[tuple[dict[str, Any], str]] = [
-    (
-        {"instanceName": None},
-        "instanceName: required; set it with `pulumi config set instanceName ...`",
-    ),
-    ({"tenants": None}, "tenants: required; set it with `pulumi config set tenants ...`"),
-    (
-        {"instanceName": "Acme"},
-        "instanceName: 'Acme' is not a valid instance name: use 1 to 23 lowercase letters, "
-        "digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and "
-        "outer '-' cannot appear in a DNS name)",
-    ),
-    ({"instanceName": "acme_corp"}, "instanceName: 'acme_corp' is not a valid instance name"),
-    ({"instanceName": "-acme"}, "instanceName: '-acme' is not a valid instance name"),
-    ({"instanceName": "acme-"}, "instanceName: 'acme-' is not a valid instance name"),
-    ({"instanceName": "a" * 24}, f"instanceName: {'a' * 24!r} is not a valid instance name"),
-    ({"instanceName": ""}, "instanceName: '' is not a valid instance name"),
-    ({"instanceName": 42}, "instanceName: expected a string, got 42"),
-    ({"tenants": []}, "tenants: expected a list with at least one user tenant, got []"),
-    ({"tenants": "prod"}, "tenants: expected a list with at least one user tenant, got 'prod'"),
-    (
-        {"tenants": ["Prod"]},
-        "tenants[0]: 'Prod' is not a valid tenant name: use lowercase letters and digits only "
-        "(rule ^[a-z0-9]([a-z0-9]*[a-z0-9])?$)",
-    ),
-    ({"tenants": ["team-a"]}, "tenants[0]: 'team-a' is not a valid tenant name"),
-    ({"tenants": ["prod", "prod"]}, "tenants[1]: tenant 'prod' is listed twice"),
-    (
-        {"tenants": ["prod", "system"]},
-        "tenants[1]: 'system' is the instance's own tenant; it always exists and cannot be "
-        "configured: choose another name",
-    ),
-    ({"tenants": ["a" * 57]}, f"tenants[0]: {'a' * 57!r} is not a valid tenant name: at most 56"),
-    ({"tenants": [7]}, "tenants[0]: expected a tenant name or an object, got 7"),
-    ({"tenants": [{"tokens": ["x"]}]}, "tenants[0].name: expected a tenant name, got None"),
-    (
-        {"tenants": [{"name": "ci", "colour": "red"}]},
-        "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
-        "signingKeyFile",
-    ),
-    ({"tenants": [{"name": "ci", "tokens": []}]}, "tenants[0].tokens: expected a non-empty list"),
-    (
-        {"tenants": [{"name": "ci", "tokens": ["Deploy"]}]},
-        "tenants[0].tokens[0]: 'Deploy' is not a valid token name",
-    ),
-    (
-        {"tenants": [{"name": "ci", "tokens": ["a", "a"]}]},
-        "tenants[0].tokens[1]: token 'a' is listed twice",
-    ),
-    (
-        {"tenants": [{"name": "ci", "rotation": ["x"]}]},
-        "tenants[0].rotation: expected a string, got ['x']",
-    ),
-    (
-        {"tenants": [{"name": "ci", "exportKeysTo": "k", "signingKeyFile": "k/a.pem"}]},
-        "tenants[0]: exportKeysTo and signingKeyFile exclude each other",
-    ),
-    (
-        {"tenants": [{"name": "ci", "signingKeyFile": "/nonexistent/key.pem"}]},
-        "tenants[0].signingKeyFile: /nonexistent/key.pem: cannot read keypair file: "
-        "No such file or directory",
-    ),
-    ({"domain": "localhost"}, "domain: 'localhost' is not a valid domain"),
-    ({"domain": "Example.com"}, "domain: 'Example.com' is not a valid domain"),
-    ({"domain": "example.com."}, "domain: 'example.com.' is not a valid domain"),
-    (
-        {"domain": ".".join(["d" * 60] * 4)},
-        "tenants: tenant 'system' gives a bad endpoint: 'cortex.system.acme.",
-    ),
-    (
-        {"keyBits": 1024},
-        "keyBits: 1024 is not allowed: use 2048, 3072 or 4096 (keys under 2048 bits are refused)",
-    ),
-    ({"keyBits": True}, "keyBits: expected an integer, got True"),
-    ({"gatewayReplicas": 1}, "gatewayReplicas: 1 is too few: use at least 2"),
-    (
-        {"tokenLifetime": "forever"},
-        "tokenLifetime: 'forever' is not a duration: use a positive number and one unit of "
-        "s, m, h, d or y (e.g. 90d, 10y)",
-    ),
-    ({"tokenLifetime": "0d"}, "tokenLifetime: '0d' is not a duration"),
-    ({"tokenLifetime": "10y\n"}, "tokenLifetime: '10y\\n' is not a duration"),
-    (
-        {"cortexUrl": "https://cortex/api"},
-        "cortexUrl: 'https://cortex/api' is not an upstream URL: use http://HOST[:PORT] with a "
-        "DNS name or IPv4 address, no path, query, credentials or TLS",
-    ),
-    ({"trustedKeys": "key.pem"}, "trustedKeys: expected a list of PEM texts or file paths"),
-    ({"trustedKeys": [""]}, "trustedKeys[0]: expected PEM text or a file path, got ''"),
-    (
-        {"trustedKeys": ["/nonexistent.pub"]},
-        "trustedKeys[0]: cannot read /nonexistent.pub: No such file or directory",
-    ),
-    ({"instanceNmae": "acme"}, "instanceNmae: unknown setting; known settings are instanceName"),
-]
-
-
-@pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
-def test_bad_config_is_refused_with_a_message_naming_field_and_rule(
-    overrides: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(ConfigError) as raised:
-        parse(**overrides)
-    assert str(raised.value).startswith(message)
 
 
 def test_trusted_private_key_is_refused(rsa_key: rsa.RSAPrivateKey) -> None:
@@ -243,18 +169,51 @@ def test_pulumi_yaml_defaults_are_the_config_module_defaults() -> None:
     assert declared == dict(config_module.DEFAULTS)
 
 
+def test_pulumi_yaml_declares_the_required_settings_without_default() -> None:
+    # So that the CLI itself refuses a stack that lacks one.
+    required = {k for k, v in pulumi_yaml_config().items() if "default" not in v}
+    assert required == set(config_module.REQUIRED) - {"tenants"}
+
+
 def test_pulumi_yaml_declares_only_types_the_cli_accepts() -> None:
     for key, declaration in pulumi_yaml_config().items():
         assert declaration["type"] in {"string", "integer", "boolean", "array"}, key
         assert declaration["description"], key
 
 
-@pytest.mark.parametrize("stack", ["dev", "example-prod"])
-def test_example_stack_files_are_valid(stack: str) -> None:
+def shipped_settings(stack: str) -> dict[str, Any]:
     document = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml").read_text())
-    raw = {
-        key.removeprefix("opstrace:"): value
-        for key, value in document["config"].items()
-        if key.startswith("opstrace:")
-    }
-    assert parse_config(raw, base_dir=PROJECT_DIR).user_tenants
+    return stack_settings(document["config"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "example-prod"])
+def test_shipped_stack_is_refused_until_its_placeholder_domain_is_changed(stack: str) -> None:
+    settings = shipped_settings(stack)
+    with pytest.raises(ConfigError, match=r"^domain: '[a-z.]*example\.com' is a placeholder"):
+        parse_config(settings, base_dir=PROJECT_DIR)
+
+
+@pytest.mark.parametrize("stack", ["dev", "example-prod"])
+def test_shipped_stack_is_valid_once_the_operator_sets_their_domain(stack: str) -> None:
+    settings = {**shipped_settings(stack), "domain": "observability.acme.dev"}
+    assert parse_config(settings, base_dir=PROJECT_DIR).user_tenants
+
+
+def test_stack_settings_leave_other_namespaces_to_their_owners() -> None:
+    settings = stack_settings(
+        {"aws:region": "eu-central-1", "kubernetes:context": "x", "opstrace:dns": "none"}
+    )
+    assert settings == {"dns": "none"}
+
+
+def test_stack_settings_decode_lists_the_cli_sends_as_json() -> None:
+    settings = stack_settings({"opstrace:tenants": '["prod", {"name": "ci"}]'})
+    assert settings == {"tenants": ["prod", {"name": "ci"}]}
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("keybits", "keyBits"), ("instanceNmae", "instanceName"), ("tenant", "tenants")],
+)
+def test_closest_setting_forgives_case_and_small_typos(written: str, meant: str) -> None:
+    assert config_module.closest_setting(written) == meant

@@ -15,7 +15,6 @@ from components.gateway import (
     NLB_ANNOTATIONS,
     Gateway,
     GatewayArgs,
-    config_map_manifest,
     deployment_manifest,
     gateway_labels,
     gateway_settings,
@@ -33,13 +32,21 @@ class Deployed:
     run: ProgramRun
     outputs: dict[str, str]
 
-    def registration(self, typ: str) -> Registration:
-        (registration,) = [r for r in self.run.resources if r.type == typ]
+    def registration(self, typ: str, name: str | None = None) -> Registration:
+        (registration,) = [
+            r for r in self.run.resources if r.type == typ and name in (None, r.name)
+        ]
         return registration
 
-    def manifest(self, typ: str) -> dict[str, Any]:
-        """The one object of `typ` as the program registered it."""
-        return self.registration(typ).inputs
+    def manifest(self, typ: str, name: str | None = None) -> dict[str, Any]:
+        """The one object of `typ` (and `name`) as the program registered it."""
+        return self.registration(typ, name).inputs
+
+    def config_maps(self) -> dict[str, dict[str, Any]]:
+        """Logical name -> registered inputs of each ConfigMap."""
+        return {
+            r.name: r.inputs for r in self.run.resources if r.type == "kubernetes:core/v1:ConfigMap"
+        }
 
 
 def deploy(args: GatewayArgs) -> Deployed:
@@ -85,6 +92,7 @@ def test_children_are_named_after_the_component_and_parented_to_it(deployed: Dep
     }
     assert children == {
         ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-config"),
+        ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-keys"),
         ("opstrace:index:Gateway$kubernetes:apps/v1:Deployment", "gw-deployment"),
         ("opstrace:index:Gateway$kubernetes:policy/v1:PodDisruptionBudget", "gw-pdb"),
         ("opstrace:index:Gateway$kubernetes:core/v1:Service", "gw-service"),
@@ -96,11 +104,17 @@ def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed
     assert deployed.outputs["hostname"] == status["loadBalancer"]["ingress"][0]["hostname"]
 
 
-def test_config_map_holds_exactly_the_rendered_files(
+def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    expected = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
-    assert deployed.manifest("kubernetes:core/v1:ConfigMap")["data"] == expected
+    files = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
+    key_files = {name: content for name, content in files.items() if name.startswith("key-")}
+    config_maps = deployed.config_maps()
+    assert len(key_files) == len(key_set)
+    assert config_maps["gw-keys"]["data"] == key_files
+    assert config_maps["gw-config"]["data"] == {
+        name: content for name, content in files.items() if name not in key_files
+    }
 
 
 def test_pod_template_annotation_is_the_checksum_of_the_rendered_files(
@@ -124,14 +138,19 @@ def test_removing_a_key_changes_the_checksum_annotation(
     assert template["metadata"]["annotations"] == {CHECKSUM_ANNOTATION: after.outputs["checksum"]}
 
 
-def test_deployment_mounts_the_registered_config_map_read_only(deployed: Deployed) -> None:
-    config_map_name = deployed.registration("kubernetes:core/v1:ConfigMap").state["metadata"][
-        "name"
+def test_deployment_mounts_both_registered_config_maps_read_only_in_one_directory(
+    deployed: Deployed,
+) -> None:
+    names = [
+        deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
+        for name in ("gw-config", "gw-keys")
     ]
     pod = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
-    assert volumes["config"]["configMap"] == {"name": config_map_name}
+    assert volumes["config"]["projected"] == {
+        "sources": [{"configMap": {"name": name}} for name in names]
+    }
     assert mounts["config"] == {
         "name": "config",
         "mountPath": gateway_config.DEFAULT_CONFIG_DIR,
@@ -156,19 +175,20 @@ def test_pod_disruption_budget_keeps_one_pod_of_the_deployment(deployed: Deploye
     assert pdb["selector"] == deployment["selector"]
 
 
-@pytest.mark.parametrize(
-    "typ",
-    [
-        "kubernetes:core/v1:ConfigMap",
-        "kubernetes:apps/v1:Deployment",
-        "kubernetes:policy/v1:PodDisruptionBudget",
-        "kubernetes:core/v1:Service",
-    ],
-)
-def test_registered_manifest_is_valid_against_the_kubernetes_schema(
-    deployed: Deployed, typ: str
+def test_every_registered_manifest_is_valid_against_the_kubernetes_schema(
+    deployed: Deployed,
 ) -> None:
-    kubernetes_validate.validate(deployed.manifest(typ), KUBERNETES_VERSION, strict=True)
+    objects = [r for r in deployed.run.resources if r.type.startswith("kubernetes:")]
+    assert len(objects) == 5
+    for resource in objects:
+        manifest = {**resource.inputs, **_api_version_and_kind(resource.type)}
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def _api_version_and_kind(typ: str) -> dict[str, str]:
+    group_version, kind = typ.removeprefix("kubernetes:").rsplit(":", 1)
+    group, version = group_version.split("/")
+    return {"apiVersion": version if group == "core" else f"{group}/{version}", "kind": kind}
 
 
 def test_pod_runs_hardened() -> None:
@@ -235,7 +255,8 @@ def test_invalid_tenant_is_refused_at_construction(key_set: dict[str, str]) -> N
         Gateway("gw", gateway_args(key_set, tenants=["system", "Prod"]))
 
 
-def test_config_map_over_one_mebibyte_is_refused() -> None:
-    files = {"key-x.pem": "x" * (1024 * 1024)}
-    with pytest.raises(gateway_config.GatewayConfigError, match=r"^key_set: the gateway files"):
-        config_map_manifest("ns", gateway_labels("acme"), files)
+def test_more_keys_than_a_config_map_holds_are_refused_naming_the_config_map() -> None:
+    many = keys.key_set(keys.stand_in_public_key(f"k{i}", 4096) for i in range(1400))
+    # The config check refuses such a key set first; this is the last guard.
+    with pytest.raises(ValueError, match=r"the gateway keys ConfigMap would take \d+ bytes"):
+        deploy(gateway_args(many))

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import rpc
 
+from tests.conftest import OPERATOR_DOMAIN
 from tools import plan
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEV_STACK = (PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text()
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,10 +29,30 @@ def run_plan(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def tree() -> str:
-    result = run_plan("--stack", "dev")
+def stacks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev stack as an operator fills it in (their domain), and broken variants."""
+    directory = tmp_path_factory.mktemp("stacks")
+    filled_in = DEV_STACK.replace(
+        "opstrace:domain: example.com", f"opstrace:domain: {OPERATOR_DOMAIN}"
+    )
+    assert filled_in != DEV_STACK
+    (directory / "Pulumi.dev.yaml").write_text(filled_in)
+    (directory / "Pulumi.typo.yaml").write_text(filled_in + "  opstrace:keybits: 4096\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tree(stacks_dir: Path) -> str:
+    result = run_plan("--stack", "dev", "--stacks-dir", str(stacks_dir))
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@pytest.fixture(scope="module")
+def records(stacks_dir: Path) -> list[dict[str, object]]:
+    result = run_plan("--stack", "dev", "--stacks-dir", str(stacks_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_plan_prints_children_indented_under_their_parent(tree: str) -> None:
@@ -41,27 +63,89 @@ def test_plan_prints_children_indented_under_their_parent(tree: str) -> None:
 
 
 def test_plan_prints_every_tenant_endpoint(tree: str) -> None:
-    assert "  system               cortex  https://cortex.system.dev-acme.example.com" in tree
-    assert "  staging              loki    https://loki.staging.dev-acme.example.com" in tree
+    assert (
+        f"  system               cortex  https://cortex.system.dev-acme.{OPERATOR_DOMAIN}" in tree
+    )
+    assert f"  staging              loki    https://loki.staging.dev-acme.{OPERATOR_DOMAIN}" in tree
 
 
-def test_plan_json_prints_one_object_per_resource() -> None:
-    result = run_plan("--stack", "dev", "--json")
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert all(set(r) == {"type", "name", "parent", "inputs"} for r in records)
+def test_plan_lists_the_stack_outputs_with_secrets_and_unknowns_marked(tree: str) -> None:
+    outputs = tree.split("\nstack outputs:\n")[1].splitlines()
+    assert '  tokens: "[secret]"' in outputs
+    assert '  key_ids: "[known after up]"' in outputs
+    assert '  token_expiry: "[known after up]"' in outputs
+    assert f'  instance_dns_name: "dev-acme.{OPERATOR_DOMAIN}"' in outputs
+
+
+def test_plan_json_prints_one_object_per_resource_then_the_stack_outputs(
+    records: list[dict[str, object]],
+) -> None:
+    *resources, stack = records
+    assert all(set(r) == {"type", "name", "parent", "inputs"} for r in resources)
+    assert stack["type"] == "pulumi:pulumi:Stack"
+    assert stack["outputs"]["tokens"] == "[secret]"  # type: ignore[index]
+
+
+def test_plan_json_token_record_has_its_inputs_and_no_provider(
+    records: list[dict[str, object]],
+) -> None:
     token = next(r for r in records if r["name"] == "dev-acme-tenant-prod-token-default")
     assert token["parent"] == "dev-acme-tenant-prod"
-    assert token["inputs"]["tenant"] == "prod"
-    assert "__provider" not in token["inputs"]
+    assert token["inputs"] == {
+        "instance": "dev-acme",
+        "tenant": "prod",
+        "token_name": "default",
+        "key_bits": 2048,
+        "lifetime_seconds": 31536000,
+        "rotation": "",
+        "private_key_dir": "",
+        "signing_key_file": "",
+    }
 
 
-def test_plan_refuses_invalid_config_with_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_plan_json_ends_quietly_when_the_reader_leaves(stacks_dir: Path) -> None:
+    command = (
+        f"{sys.executable} -m tools.plan --stack dev --stacks-dir {stacks_dir} --json | head -n 1"
+    )
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_plan_refuses_the_shipped_dev_stack_until_its_domain_is_set() -> None:
+    result = run_plan("--stack", "dev")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: domain: 'example.com' is a placeholder")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_plan_refuses_an_unknown_setting_with_the_closest_name_and_exit_2(stacks_dir: Path) -> None:
+    result = run_plan("--stack", "typo", "--stacks-dir", str(stacks_dir))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: unknown setting 'opstrace:keybits'; did you mean 'opstrace:keyBits'?\n"
+    )
+
+
+def test_plan_refuses_a_missing_stack_file_naming_the_stacks_there() -> None:
     result = run_plan("--stack", "does-not-exist")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: no stack file ")
-    assert "stacks here: dev, example-prod" in result.stderr
+    assert result.stderr == (
+        "error: no stack file stacks/Pulumi.does-not-exist.yaml; stacks here: dev, example-prod\n"
+    )
 
 
 def test_redact_replaces_secrets_at_any_depth() -> None:
     value = {"a": [rpc.wrap_rpc_secret("token")], "b": {"c": rpc.wrap_rpc_secret({"x": 1})}}
     assert plan.redact(value) == {"a": ["[secret]"], "b": {"c": "[secret]"}}
+
+
+def test_redact_shows_integral_numbers_as_integers() -> None:
+    assert plan.redact({"key_bits": 2048.0, "ratio": 0.5}) == {"key_bits": 2048, "ratio": 0.5}

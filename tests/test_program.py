@@ -9,13 +9,13 @@ from typing import Any
 
 import jwt
 import kubernetes_validate
+import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from components.rules import keys
-from components.rules.config import ConfigError
-from components.trust_store import JWKS_FILE
-from tests.conftest import dev_config
+from components.rules.config_maps import JWKS_FILE
+from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools.offline import TOKEN_TYPE, ProgramRun, Registration, run_program
 
@@ -38,6 +38,8 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
         ("pulumi-python:dynamic/opstrace:NameLock", "instance-name-lock", "dev-acme"),
         ("opstrace:index:TrustStore", "dev-acme-trust-store", "dev-acme"),
         ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-keys", "dev-acme-trust-store"),
+        ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-jwks", "dev-acme-trust-store"),
+        ("pulumi:providers:kubernetes", "kubernetes", ""),
         ("opstrace:index:Gateway", "dev-acme-gateway", "dev-acme"),
         ("opstrace:index:Dns", "dev-acme-dns", "dev-acme"),
         ("aws:route53/zone:Zone", "dev-acme-dns-zone", "dev-acme-dns"),
@@ -83,11 +85,11 @@ def test_tokens_stack_output_has_every_tenant_and_token_name(minted_dev_run: Pro
 
 def test_stack_outputs_name_the_instance_and_each_tenant_endpoint(dev_run: ProgramRun) -> None:
     outputs = dev_run.stack_outputs
-    assert outputs["instance_dns_name"] == "dev-acme.example.com"
+    assert outputs["instance_dns_name"] == f"dev-acme.{OPERATOR_DOMAIN}"
     assert outputs["tenants"] == list(TENANTS)
     assert outputs["endpoints"]["prod"] == {
-        "cortex": "https://cortex.prod.dev-acme.example.com",
-        "loki": "https://loki.prod.dev-acme.example.com",
+        "cortex": f"https://cortex.prod.dev-acme.{OPERATOR_DOMAIN}",
+        "loki": f"https://loki.prod.dev-acme.{OPERATOR_DOMAIN}",
     }
 
 
@@ -107,7 +109,7 @@ def test_no_input_output_or_stack_output_holds_private_key_material(tmp_path: Pa
     # Exported keys are known to the test, so every form of their secrets is searched
     # for; the system tenant's key is dropped unseen, so its PEM marker is.
     tenants = [{"name": "prod", "exportKeysTo": str(tmp_path)}, "staging"]
-    run = run_program(dev_config(tenants=tenants), stack="dev", mint_tokens=True)
+    run = run_program(dev_config(tenants=tenants), stack="dev", tokens="minted")
     exported = [keys.load_private_key_file(path) for path in tmp_path.iterdir()]
     assert len(exported) == 1
     places = {f"{r.urn} inputs": r.inputs for r in run.resources}
@@ -120,8 +122,8 @@ def test_no_input_output_or_stack_output_holds_private_key_material(tmp_path: Pa
             assert leaked(text, key) == [], place
 
 
-def trust_store_data(run: ProgramRun) -> dict[str, str]:
-    data: dict[str, str] = named(run, "dev-acme-trust-store-keys").inputs["data"]
+def trust_store_data(run: ProgramRun, role: str = "keys") -> dict[str, str]:
+    data: dict[str, str] = named(run, f"dev-acme-trust-store-{role}").inputs["data"]
     return data
 
 
@@ -132,9 +134,9 @@ def test_trust_store_holds_one_key_per_token_in_opstrace_format(dev_run: Program
 
 
 def test_trust_store_jwks_has_the_key_set_ids(dev_run: ProgramRun) -> None:
-    data = trust_store_data(dev_run)
-    jwks = json.loads(data[JWKS_FILE])
-    assert [k["kid"] for k in jwks["keys"]] == sorted(json.loads(data[keys.KEYSET_ENV_NAME]))
+    jwks = json.loads(trust_store_data(dev_run, "jwks")[JWKS_FILE])
+    key_set = json.loads(trust_store_data(dev_run)[keys.KEYSET_ENV_NAME])
+    assert [k["kid"] for k in jwks["keys"]] == sorted(key_set)
 
 
 def test_trust_store_lives_in_the_system_namespace(dev_run: ProgramRun) -> None:
@@ -151,7 +153,7 @@ def test_extra_trusted_key_joins_the_trust_store() -> None:
 def test_tenant_endpoint_records_point_at_the_gateway_load_balancer(dev_run: ProgramRun) -> None:
     record = named(dev_run, "dev-acme-dns-prod-cortex").inputs
     service = next(r for r in dev_run.resources if r.type == "kubernetes:core/v1:Service")
-    assert record["name"] == "cortex.prod.dev-acme.example.com"
+    assert record["name"] == f"cortex.prod.dev-acme.{OPERATOR_DOMAIN}"
     assert record["type"] == "CNAME"
     assert record["records"] == [service_hostname(service)]
 
@@ -172,19 +174,77 @@ def test_zone_is_delegated_only_when_a_parent_zone_is_set(dev_run: ProgramRun) -
     run = run_program(dev_config(parentZoneId="ZPARENT"), stack="dev")
     delegation = named(run, "dev-acme-dns-delegation").inputs
     assert (delegation["zoneId"], delegation["type"]) == ("ZPARENT", "NS")
-    assert delegation["name"] == "dev-acme.example.com"
+    assert delegation["name"] == f"dev-acme.{OPERATOR_DOMAIN}"
 
 
-def test_kubeconfig_setting_adds_an_explicit_kubernetes_provider() -> None:
-    run = run_program(dev_config(kubeContext="prod-cluster"), stack="dev")
-    provider = named(run, "kubernetes")
+def kubernetes_providers(run: ProgramRun) -> set[str]:
+    """The provider references of every Kubernetes resource of a run."""
+    return {r.provider for r in run.resources if r.type.startswith("kubernetes:") and r.custom}
+
+
+def test_one_explicit_kubernetes_provider_serves_every_kubernetes_resource(
+    dev_run: ProgramRun,
+) -> None:
+    provider = named(dev_run, "kubernetes")
     assert provider.type == "pulumi:providers:kubernetes"
-    assert provider.inputs["context"] == "prod-cluster"
+    assert kubernetes_providers(dev_run) == {f"{provider.urn}::{provider.id}"}
 
 
-def test_invalid_config_registers_nothing() -> None:
-    with pytest.raises(ConfigError, match=r"^tenants\[0\]: 'Prod' is not a valid tenant name"):
-        run_program(dev_config(tenants=["Prod"]), stack="dev")
+def test_without_kubeconfig_or_context_the_provider_uses_the_ambient_configuration() -> None:
+    run = run_program(dev_config(kubeContext=None), stack="dev")
+    assert named(run, "kubernetes").inputs == {
+        "clusterIdentifier": "opstrace-dev-acme",
+        "enableConfigMapMutable": "true",
+    }
+
+
+def test_setting_a_kubeconfig_later_keeps_every_resource_on_the_same_provider() -> None:
+    before = run_program(dev_config(kubeContext=None), stack="dev")
+    after = run_program(dev_config(kubeconfig="~/.kube/config"), stack="dev")
+    assert kubernetes_providers(after) == kubernetes_providers(before)
+    # As written: the provider expands `~` itself, so state is the same on every machine.
+    assert named(after, "kubernetes").inputs["kubeconfig"] == "~/.kube/config"
+
+
+def test_invalid_config_stops_the_program_with_one_line_before_any_registration() -> None:
+    record = ProgramRun()
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(dev_config(tenants=["Prod"]), stack="dev", record=record)
+    assert str(raised.value).startswith("tenants[0]: 'Prod' is not a valid tenant name")
+    assert "\n" not in str(raised.value)
+    assert record.resources == []
+
+
+def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() -> None:
+    run = run_program(dev_config(dns="none", domain="example.com"), stack="dev")
+    service = next(r for r in run.resources if r.type == "kubernetes:core/v1:Service")
+    assert not [r for r in run.resources if r.type.startswith("aws:")]
+    assert run.stack_outputs["dns_records"][:2] == [
+        {
+            "name": "cortex.system.dev-acme.example.com",
+            "type": "CNAME",
+            "value": service_hostname(service),
+        },
+        {
+            "name": "loki.system.dev-acme.example.com",
+            "type": "CNAME",
+            "value": service_hostname(service),
+        },
+    ]
+    assert len(run.stack_outputs["dns_records"]) == 6
+
+
+def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun) -> None:
+    expiry = dev_run.stack_outputs["token_expiry"]
+    assert not rpc.is_rpc_secret(expiry)
+    assert {t: sorted(v) for t, v in expiry.items()} == {
+        "system": ["default"],
+        "prod": ["default"],
+        "staging": ["ci", "default"],
+    }
+    assert all(
+        len(when) == 20 and when.endswith("Z") for v in expiry.values() for when in v.values()
+    )
 
 
 def comparable(resource: Registration) -> Any:
@@ -232,7 +292,9 @@ def tenant_resources(tenant: str) -> set[str]:
 
 KEY_DERIVED = {
     "dev-acme-trust-store-keys",
+    "dev-acme-trust-store-jwks",
     "dev-acme-gateway-config",
+    "dev-acme-gateway-keys",
     "dev-acme-gateway-deployment",
 }
 """The trust store, and the gateway rendered from it (its config, and the pods rolled by

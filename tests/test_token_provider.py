@@ -125,3 +125,19 @@ def test_key_paths_expand_the_home_directory_and_keep_relative_paths_relative(
     monkeypatch.setenv("HOME", str(tmp_path))
     assert local_path("~/keys") == tmp_path / "keys"
     assert local_path("./keys") == Path("keys")
+
+
+@pytest.mark.parametrize(
+    ("field", "old", "new"),
+    [
+        ("private_key_dir", "./keys", "keys"),
+        ("private_key_dir", "keys/", "keys"),
+        ("signing_key_file", "./keys/ops.pem", "keys/ops.pem"),
+    ],
+)
+def test_one_path_written_two_ways_is_no_change(field: str, old: str, new: str) -> None:
+    # Stacks written before paths were normalized must not rotate (revoke) their tokens.
+    olds = {**STATE, field: old}
+    news = {**INPUTS, field: new, "__provider": STATE["__provider"]}
+    result = TokenProvider().diff("prod.default.0123", olds, news)
+    assert (result.changes, result.replaces) == (False, [])

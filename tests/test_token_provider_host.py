@@ -51,7 +51,13 @@ INPUT_NAMES: Final = (
     "signing_key_file",
 )
 OUTPUT_NAMES: Final = ("token", "key_id", "public_key_pem", "issued_at", "expires_at")
-TENANT_RULE: Final = "use lowercase letters and digits only (rule ^[a-z0-9]([a-z0-9]*[a-z0-9])?$)"
+TENANT_RULE: Final = (
+    "use lowercase letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)"
+)
+NEEDS_KEY_FILE: Final = (
+    "a new token needs this keypair file; put it there, or remove signingKeyFile to mint "
+    "with a new key"
+)
 INSTANCE_RULE: Final = (
     "use 1 to 23 lowercase letters, digits and inner hyphens "
     "(rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and outer '-' cannot "
@@ -201,7 +207,35 @@ def test_check_refuses_a_signing_key_file_that_cannot_be_read(
 ) -> None:
     missing = tmp_path / "missing.pem"
     assert provider_host.check({**BASE, "signing_key_file": str(missing)}).failures == (
-        ("signing_key_file", f"{missing}: cannot read keypair file: No such file or directory"),
+        (
+            "signing_key_file",
+            f"{missing}: cannot read keypair file: No such file or directory: {NEEDS_KEY_FILE}",
+        ),
+    )
+
+
+def test_check_needs_no_signing_key_file_when_no_token_is_minted(
+    provider_host: ProviderHost, tmp_path: Path
+) -> None:
+    # Another operator's machine, without the key file, updating an existing stack.
+    inputs = provider_host.check(BASE).inputs
+    news = {**inputs, "signing_key_file": str(tmp_path / "elsewhere.pem")}
+    olds = {**inputs, "signing_key_file": str(tmp_path / "elsewhere.pem")}
+    assert provider_host.check(news, olds=olds).failures == ()
+
+
+def test_check_refuses_an_export_directory_that_cannot_be_written(
+    provider_host: ProviderHost, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    news = {**BASE, "private_key_dir": str(blocker / "keys")}
+    assert provider_host.check(news).failures == (
+        (
+            "private_key_dir",
+            f"exportKeysTo '{blocker / 'keys'}' ({blocker / 'keys'}): {blocker} is a file, not "
+            "a directory: choose a directory you can write to",
+        ),
     )
 
 
@@ -214,7 +248,7 @@ def test_check_refuses_a_signing_key_file_without_a_private_key(
         (
             "signing_key_file",
             f"{public_only}: not an unencrypted PEM private key (expected a keypair file "
-            "as written by ta-create-keypair)",
+            f"as written by ta-create-keypair): {NEEDS_KEY_FILE}",
         ),
     )
 

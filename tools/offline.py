@@ -1,33 +1,40 @@
 """Run the real Pulumi program under Pulumi's mocks: no CLI, no cloud, no credentials.
 
 `run_program` executes `__main__.py` exactly as `pulumi up` would (inside a root
-stack, config from a stack file), but against a recording mock monitor that answers
-with realistic outputs. It returns every registered resource with its inputs (secrets
-kept marked) and the stack outputs. The offline plan, the whole-program tests and the
-benchmark all use it.
+stack, config from a stack file handed over as the CLI hands it), but against a
+recording mock monitor that answers with realistic outputs. It returns every registered
+resource with its inputs (secrets kept marked) and the stack outputs. The offline
+plan, the whole-program tests and the benchmark all use it.
+
+Tokens come in three kinds (`Tokens`): `unknown` is what a preview sees (the plan: a
+value only `pulumi up` can know is unknown, never invented); `stand-in` gives every
+token a deterministic public key no private key belongs to (fast, for tests of
+everything derived from keys); `minted` runs the real token provider in process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import re
 import runpy
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import ROOT
+from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.rules.keys import key_id
+from components.rules.config import ConfigError, no_namespace_message
+from components.rules.keys import key_id, stand_in_public_key
 from components.tokens import TokenProvider
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
@@ -35,6 +42,10 @@ PROJECT: Final = "opstrace"
 TOKEN_TYPE: Final = "pulumi-python:dynamic/opstrace:TenantToken"
 NAME_LOCK_TYPE: Final = "pulumi-python:dynamic/opstrace:NameLock"
 PLACEHOLDER_TOKEN: Final = "<minted by the token provider at deploy time>"
+
+Tokens = Literal["unknown", "stand-in", "minted"]
+UNKNOWN: Final = rpc.UNKNOWN
+"""How a value only the engine can know travels (as in a preview)."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,16 @@ class Registration:
     parent: str
     """The parent's URN ("" for the stack's direct children)."""
     urn: str
+    id: str
+    """What the provider answered as ID ("" for components)."""
     custom: bool
     inputs: dict[str, Any]
     """Inputs as sent to the engine; secrets are `rpc.wrap_rpc_secret` wrapped."""
     state: dict[str, Any]
     """What the mocks answered: inputs plus outputs such as generated names."""
     additional_secret_outputs: tuple[str, ...]
+    provider: str
+    """The explicit provider reference (`urn::id`), "" for a default provider."""
 
 
 @dataclass
@@ -67,17 +82,16 @@ class ProgramRun:
 
 
 class OfflineMocks(pulumi_mocks.Mocks):
-    """Realistic outputs for the resource types the program uses.
+    """Realistic outputs for the resource types the program uses (see `Tokens`)."""
 
-    Tokens are minted by the real `TokenProvider` when `mint_tokens` is set (slow:
-    one RSA key each). Otherwise each token gets a distinct, valid-looking RSA public
-    key derived from its name, no private key exists at all, and the token itself is
-    a placeholder: enough for a plan, and fast for large tenant counts.
-    """
-
-    def __init__(self, *, mint_tokens: bool = False) -> None:
-        self.mint_tokens = mint_tokens
+    def __init__(self, tokens: Tokens = "stand-in") -> None:
+        self.tokens = tokens
         self._provider = TokenProvider()
+
+    @property
+    def preview(self) -> bool:
+        """Whether values only the engine can know are unknown, as in `pulumi preview`."""
+        return self.tokens == "unknown"
 
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
@@ -90,6 +104,8 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if args.typ == "aws:route53/zone:Zone":
             zone_id = "Z" + _digest(args.name)[:20].upper()
             servers = [f"ns-{i}.awsdns-{i}.org" for i in range(4)]
+            if self.preview:
+                zone_id, servers = UNKNOWN, UNKNOWN  # type: ignore[assignment]
             return zone_id, {**inputs, "zoneId": zone_id, "nameServers": servers}
         if args.typ == "aws:route53/record:Record":
             return f"{inputs.get('name')}_{inputs.get('type')}", {
@@ -109,28 +125,36 @@ class OfflineMocks(pulumi_mocks.Mocks):
         checked = self._provider.check({}, {k: v for k, v in inputs.items() if v is not None})
         if checked.failures:
             raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in checked.failures))
-        if self.mint_tokens:
+        if self.tokens == "minted":
             created = self._provider.create(checked.inputs)
             return created.id, dict(created.outs or {})
+        if self.tokens == "unknown":
+            outputs = dict.fromkeys(("token", "key_id", "public_key_pem"), UNKNOWN)
+            outputs.update(issued_at=UNKNOWN, expires_at=UNKNOWN)
+            return f"{name}-id", {**checked.inputs, **outputs}
         pem = stand_in_public_key(name)
+        issued_at = int(time.time())
         return f"{name}-id", {
             **checked.inputs,
             "token": PLACEHOLDER_TOKEN,
             "key_id": key_id(pem),
             "public_key_pem": pem,
-            "issued_at": 0,
-            "expires_at": int(checked.inputs["lifetime_seconds"]),
+            "issued_at": issued_at,
+            "expires_at": issued_at + int(checked.inputs["lifetime_seconds"]),
         }
 
     def _kubernetes(
         self, name: str, typ: str, inputs: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
-        metadata = dict(inputs.get("metadata") or {})
+        given = inputs.get("metadata")
+        metadata = dict(given) if isinstance(given, dict) else {}
         metadata.setdefault("name", f"{name}-{_digest(name)[:8]}")
         state = {**inputs, "metadata": metadata}
         if typ == "kubernetes:core/v1:Service":
             hostname = f"{metadata['name']}-{_digest(name)[:16]}.elb.us-east-1.amazonaws.com"
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
+            if self.preview:
+                state["status"] = UNKNOWN
         namespace = metadata.get("namespace")
         return f"{namespace}/{metadata['name']}" if namespace else str(metadata["name"]), state
 
@@ -149,10 +173,12 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     name=request.name,
                     parent="" if _is_stack(request.parent) else request.parent,
                     urn=response.urn,
+                    id=response.id,
                     custom=bool(request.custom),
                     inputs=_deserialize_keep_secrets(request.object),
                     state=_deserialize_keep_secrets(response.object),
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                    provider=request.provider,
                 )
             )
         return response
@@ -171,29 +197,112 @@ def _deserialize_keep_secrets(struct: Any) -> dict[str, Any]:
     return dict(rpc.deserialize_properties(struct, keep_unknowns=True))
 
 
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
-    """The `config:` block of `stacks/Pulumi.<stack>.yaml`."""
-    path = project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+def stack_config(
+    stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None
+) -> dict[str, Any]:
+    """The `config:` block of `Pulumi.<stack>.yaml` in `stacks_dir` (the project's
+    `stacks/`); ConfigError naming the file (and the line) when it cannot be read as
+    the CLI reads it."""
+    path = (stacks_dir or project_dir / "stacks") / f"Pulumi.{stack}.yaml"
+    shown = path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
     if not path.is_file():
         available = sorted(p.name.split(".")[1] for p in path.parent.glob("Pulumi.*.yaml"))
-        raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(available)}")
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return dict(document.get("config") or {})
+        raise ConfigError(f"no stack file {shown}; stacks here: {', '.join(available)}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else str(shown)
+        raise ConfigError(f"{where}: not valid YAML: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{shown}: not valid YAML: {error}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{shown}: expected a mapping with a `config:` mapping of settings")
+    for key in config:
+        # The CLI refuses the whole file then; say so before the program would.
+        if ":" not in str(key):
+            raise ConfigError(f"{shown}: {no_namespace_message(str(key))}")
+    settings = {str(key): value for key, value in config.items()}
+    if problem := cli_config_problem(stack, settings, project_dir):
+        raise ConfigError(problem)
+    return settings
+
+
+def cli_config_problem(stack: str, config: Mapping[str, Any], project_dir: Path) -> str | None:
+    """What the Pulumi CLI says of a stack's config before the program starts, or None.
+
+    The CLI enforces `Pulumi.yaml`'s declarations: a declared setting without a default
+    is required, and a declared type is checked against the value as the CLI stores it
+    (scalars as text, lists as JSON). The messages are the CLI's own.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+    declared: dict[str, Any] = project.get("config") or {}
+    missing = sorted(
+        key
+        for key, d in declared.items()
+        if "default" not in d and f"{PROJECT}:{key}" not in config
+    )
+    if missing:
+        quoted = [f"'{key}'" for key in missing]
+        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+        values = "value" if len(missing) == 1 else "values"
+        return f"Stack '{stack}' is missing configuration {values} {listed}"
+    for key in sorted(declared):
+        value = config.get(f"{PROJECT}:{key}")
+        declaration = declared[key]
+        if value is not None and not _cli_type_matches(declaration, _as_the_cli_stores(value)):
+            items = declaration.get("items", {}).get("type")
+            type_name = f"array<{items}>" if items else declaration["type"]
+            return f"Stack '{stack}' with configuration key '{key}' must be of type '{type_name}'"
+    return None
+
+
+def _as_the_cli_stores(value: Any) -> Any:
+    """Strings, integers and booleans become text; anything else a JSON value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    return json.loads(json.dumps(value))
+
+
+def _cli_type_matches(declaration: Mapping[str, Any], value: Any) -> bool:
+    kind = declaration["type"]
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        if isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value) is not None
+    if kind == "boolean":
+        return value in ("true", "false")
+    if kind == "array":
+        items = declaration.get("items")
+        return isinstance(value, list) and (
+            items is None or all(_cli_type_matches(items, item) for item in value)
+        )
+    return True
 
 
 def run_program(
     config: Mapping[str, Any],
     *,
     stack: str = "offline",
-    mint_tokens: bool = False,
+    tokens: Tokens = "stand-in",
     program: Path = PROJECT_DIR / "__main__.py",
+    record: ProgramRun | None = None,
 ) -> ProgramRun:
-    """Run `program` with `config` (fully qualified keys, e.g. `opstrace:tenants`)."""
+    """Run `program` with `config` (fully qualified keys, e.g. `opstrace:tenants`).
+
+    Registrations go to `record` when given, so that a test can see what a failing
+    run registered before it failed."""
     return run_components(
         lambda: runpy.run_path(str(program), run_name="__main__"),
         config=config,
         stack=stack,
-        mint_tokens=mint_tokens,
+        tokens=tokens,
+        record=record,
     )
 
 
@@ -202,38 +311,53 @@ def run_components(
     *,
     config: Mapping[str, Any] | None = None,
     stack: str = "offline",
-    mint_tokens: bool = False,
+    tokens: Tokens = "stand-in",
+    record: ProgramRun | None = None,
 ) -> ProgramRun:
     """Run `program` in a fresh root stack; return once every registration settled."""
-    run = ProgramRun()
-    mocks = OfflineMocks(mint_tokens=mint_tokens)
+    run = ProgramRun() if record is None else record
+    mocks = OfflineMocks(tokens)
     pulumi_mocks.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run)
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=mocks.preview,
+        monitor=_RecordingMonitor(mocks, run),
     )
     ROOT.set(None)  # set_mocks made a finished stack; run the program in a fresh one
-    set_all_config({key: _config_value(value) for key, value in (config or {}).items()})
+
+    set_all_config(cli_config(config or {}))
 
     def body() -> None:
         program()
 
-    _sync_await(run_in_stack(body))
+    try:
+        _sync_await(run_in_stack(body))
+    finally:
+        _cancel_leftovers()
     return run
 
 
-def _config_value(value: Any) -> str:
-    """Config values travel as strings; structured ones as JSON, like the CLI sends them."""
-    return value if isinstance(value, str) else json.dumps(value)
+def _cancel_leftovers() -> None:
+    """Cancel what a failed run left running, so that the next run does not inherit it
+    (Pulumi keeps the output tasks of a run in a process-wide list)."""
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
+    loop = asyncio.get_event_loop()
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+
+
+def cli_config(config: Mapping[str, Any]) -> dict[str, str]:
+    """Stack file values as the CLI hands them to a program: strings, lists and objects
+    (and numbers, booleans) as JSON text."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+    }
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def stand_in_public_key(seed: str) -> str:
-    """A distinct 2048-bit RSA public key for `seed` that no private key belongs to."""
-    stream = b"".join(hashlib.sha256(f"{seed}/{block}".encode()).digest() for block in range(8))
-    modulus = int.from_bytes(stream, "big") | (1 << 2047) | 1
-    public = rsa.RSAPublicNumbers(65537, modulus).public_key()
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")

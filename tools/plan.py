@@ -1,33 +1,45 @@
 """Offline plan: what `pulumi up` would register for a stack, without the CLI or a cloud.
 
-    python -m tools.plan --stack dev          # resource tree and endpoints
-    python -m tools.plan --stack dev --json   # one JSON object per resource
+    python -m tools.plan --stack dev          # resource tree, endpoints, stack outputs
+    python -m tools.plan --stack dev --json   # one JSON object per resource, then the outputs
 
-Runs the real program under Pulumi's mocks (see `tools.offline`). No token is minted
-and no key is generated: token resources show their inputs, and secrets print as
-`[secret]`. Exit status 2 with a one-line message when the configuration is invalid.
+Runs the real program under Pulumi's mocks as a preview would (see `tools.offline`): no
+token is minted and no key is generated. Secrets print as `[secret]`, and values only
+`pulumi up` can know (tokens, key IDs, the load balancer's address) as `[known after
+up]`, never as invented values. A configuration mistake prints one line and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, Final, TextIO
 
+import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.rules.config import ConfigError
-from tools.offline import ProgramRun, Registration, run_program, stack_config
+from tools.offline import UNKNOWN, ProgramRun, Registration, run_program, stack_config
 
-SECRET: str = "[secret]"
+SECRET: Final = "[secret]"
+UNKNOWN_UNTIL_UP: Final = "[known after up]"
+EXIT_CONFIG_ERROR: Final = 2
 
 
 def redact(value: Any) -> Any:
-    """`value` with every secret replaced by `[secret]`, recursively."""
+    """`value` as a plan shows it: secrets `[secret]`, unknowns `[known after up]`,
+    integral numbers as integers (the engine sends every number as a float)."""
     if rpc.is_rpc_secret(value):
         return SECRET
+    if isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN):
+        return UNKNOWN_UNTIL_UP
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
         return {k: redact(v) for k, v in value.items() if k != "__provider"}
     if isinstance(value, list):
@@ -36,7 +48,7 @@ def redact(value: Any) -> Any:
 
 
 def print_tree(run: ProgramRun, out: TextIO) -> None:
-    """The resource tree, children indented under their parent, then the endpoints."""
+    """The resource tree, children indented under their parent, then the stack outputs."""
     children: dict[str, list[Registration]] = {}
     for resource in run.resources:
         children.setdefault(resource.parent, []).append(resource)
@@ -54,10 +66,14 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
     for tenant in outputs.get("tenants", []):
         for service, url in sorted(endpoints[tenant].items()):
             print(f"  {tenant:<20} {service:<7} {url}", file=out)
+    print("\nstack outputs:", file=out)
+    for name, value in sorted(outputs.items()):
+        print(f"  {name}: {json.dumps(value, sort_keys=True)}", file=out)
 
 
 def print_json(run: ProgramRun, out: TextIO) -> None:
-    """One JSON object per resource: type, name, parent name, inputs (secrets redacted)."""
+    """One JSON object per resource (type, name, parent name, inputs), then one for the
+    stack outputs (type `pulumi:pulumi:Stack`), secrets and unknowns marked."""
     names = {r.urn: r.name for r in run.resources}
     for resource in run.resources:
         record = {
@@ -67,6 +83,8 @@ def print_json(run: ProgramRun, out: TextIO) -> None:
             "inputs": redact(resource.inputs),
         }
         print(json.dumps(record, sort_keys=True), file=out)
+    stack = {"type": "pulumi:pulumi:Stack", "outputs": redact(run.stack_outputs)}
+    print(json.dumps(stack, sort_keys=True), file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,13 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per resource")
+    parser.add_argument(
+        "--stacks-dir", type=Path, help="where the stack files are (default: the project's stacks/)"
+    )
     options = parser.parse_args(argv)
     try:
-        run = run_program(stack_config(options.stack), stack=options.stack)
-    except (ConfigError, FileNotFoundError) as error:
+        config = stack_config(options.stack, stacks_dir=options.stacks_dir)
+        run = run_program(config, stack=options.stack, tokens="unknown")
+    except (ConfigError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    (print_json if options.json else print_tree)(run, sys.stdout)
+        return EXIT_CONFIG_ERROR
+    try:
+        (print_json if options.json else print_tree)(run, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`--json | head`): stop quietly, as command-line tools do,
+        # without a teardown that would try to flush into the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os._exit(0)
     return 0
 
 

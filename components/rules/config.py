@@ -1,27 +1,29 @@
 """Stack configuration, parsed and validated once into immutable typed objects.
 
-The program reads `pulumi.Config` here and nowhere else. Every rule lives in
-`parse_config`, a pure function over the raw values, so that a bad stack file fails
-before any resource is registered, with a message naming the field, the value and
-the rule. Defaults are applied here too: the Pulumi CLI applies `Pulumi.yaml`
-defaults, but the offline plan and the unit-test mocks do not.
+The program reads `pulumi.Config` here and nowhere else. `stack_settings` takes the
+stack's whole config as the CLI hands it to the program (namespaced keys, string
+values) and refuses unknown `opstrace:` keys; `parse_config` applies every rule to the
+values. So a bad stack file fails before any resource is registered, with one line
+naming the field, the value and the rule. Defaults are applied here too: the Pulumi
+CLI applies `Pulumi.yaml` defaults, but the offline plan and the test mocks do not.
 
 Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
 
     config:
       opstrace:instanceName: acme            # required; cannot change later
-      opstrace:domain: example.com           # default opstrace.io
+      opstrace:domain: observability.example.org  # required: a domain you own
+      opstrace:dns: route53                  # route53 (default) or none
       opstrace:parentZoneId: Z0123456789     # optional: delegate <instance>.<domain>
       opstrace:tenants:                      # required: at least one user tenant
         - prod
-        - name: ci
+        - name: team-ci
           tokens: [default, deploy]          # one credential (key + token) each
           rotation: "2026-11"                # change to replace this tenant's tokens
-          exportKeysTo: ./keys               # write private keys there (0600)
-          signingKeyFile: ./keys/old.pem     # or: sign with an existing keypair
+          exportKeysTo: keys                 # write private keys there (0600)
+          signingKeyFile: keys/old.pem       # or: sign with an existing keypair
       opstrace:tokenLifetime: 10y            # <n>s|m|h|d|y, default 10y
       opstrace:keyBits: 2048                 # 2048, 3072 or 4096
-      opstrace:trustedKeys: [./keys/ops.pub] # extra public keys (PEM text or file)
+      opstrace:trustedKeys: [keys/ops.pub]   # extra public keys (PEM text or file)
       opstrace:kubeconfig: ~/.kube/config    # optional; default: ambient kubeconfig
       opstrace:kubeContext: prod-cluster     # optional
       opstrace:cortexUrl: http://cortex.cortex.svc.cluster.local:80
@@ -31,19 +33,22 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
 
 from __future__ import annotations
 
+import difflib
+import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.rules import keys, names
-from components.rules.gateway_config import replicas_problem, upstream_problem
+from components.rules import config_maps, keys, names
+from components.rules.gateway_config import GatewaySettings, replicas_problem, upstream_problem
 
 PROJECT: Final = "opstrace"
 
 DEFAULTS: Final[Mapping[str, Any]] = {
-    "domain": "opstrace.io",
+    "dns": "route53",
     "parentZoneId": "",
     "tokenLifetime": "10y",
     "keyBits": 2048,
@@ -56,13 +61,20 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 }
 """Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
 
-REQUIRED: Final = ("instanceName", "tenants")
+REQUIRED: Final = ("instanceName", "domain", "tenants")
 SETTINGS: Final = (*REQUIRED, *DEFAULTS)
-_STRUCTURED: Final = ("tenants", "trustedKeys")
+STRUCTURED: Final = ("tenants", "trustedKeys")
+"""Settings whose values are lists: the CLI hands them to the program as JSON text."""
 
-_TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
+DNS_MODES: Final = ("route53", "none")
+TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+_SET_HINT: Final = {
+    "instanceName": "pulumi config set instanceName acme",
+    "domain": "pulumi config set domain observability.example.org",
+    "tenants": "pulumi config set --path 'opstrace:tenants[0]' prod",
+}
 
 
 class ConfigError(ValueError):
@@ -76,9 +88,10 @@ class TokenSpec:
     name: str
     rotation: str
     export_keys_to: str
-    """As written in config: relative to the project directory, `~` allowed."""
+    """Normalized (`keys`, `./keys` and `keys/` are one value), relative to the project
+    directory unless absolute, `~` kept: the same on every checkout."""
     signing_key_file: str
-    """As written in config: relative to the project directory, `~` allowed."""
+    """Normalized like `export_keys_to`; read only when a token must be minted."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,9 @@ class InstanceConfig:
 
     instance_name: str
     domain: str
+    dns: str
+    """`route53`: the program manages the instance zone; `none`: DNS is managed
+    elsewhere and the records to create are a stack output."""
     parent_zone_id: str
     tenants: tuple[TenantSpec, ...]
     """The system tenant first, then the user tenants in config order."""
@@ -103,6 +119,7 @@ class InstanceConfig:
     trusted_keys: tuple[str, ...]
     """Extra public keys (normalized SPKI PEM) for tokens minted outside Pulumi."""
     kubeconfig: str
+    """As written in config (`~` kept): the provider expands it, so state is portable."""
     kube_context: str
     cortex_url: str
     loki_url: str
@@ -112,27 +129,55 @@ class InstanceConfig:
     def user_tenants(self) -> tuple[TenantSpec, ...]:
         return tuple(t for t in self.tenants if t.name != names.SYSTEM_TENANT)
 
+    @property
+    def credential_count(self) -> int:
+        """Keys in the trust store: one per token credential, plus the trusted keys."""
+        return sum(len(t.tokens) for t in self.tenants) + len(self.trusted_keys)
+
+
+def stack_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """This project's settings out of a stack's whole config, keys without namespace.
+
+    `config` is what the CLI hands the program: `namespace:key` -> value, lists as
+    JSON text. Keys of other namespaces (`aws:`, `kubernetes:`, `pulumi:`) are left
+    to their owners; an unknown `opstrace:` key is refused with the closest known
+    name. A key without namespace is refused as the CLI refuses it.
+    """
+    settings: dict[str, Any] = {}
+    for key, value in sorted(config.items()):
+        namespace, colon, name = key.partition(":")
+        if not colon:
+            raise ConfigError(no_namespace_message(key))
+        if namespace != PROJECT:
+            continue
+        if name not in SETTINGS:
+            raise ConfigError(_unknown_setting_message(name))
+        settings[name] = _decode(name, value)
+    return settings
+
 
 def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> InstanceConfig:
-    """Validate raw config values (as YAML gives them) into an `InstanceConfig`.
+    """Validate settings (keys without namespace, values as YAML or the CLI gives them).
 
-    `base_dir` resolves relative key file paths (the project directory).
+    `base_dir` resolves relative paths (the project directory, where the program and
+    the token provider run).
     """
     unknown = sorted(set(raw) - set(SETTINGS))
     if unknown:
-        raise ConfigError(
-            f"{unknown[0]}: unknown setting; known settings are {', '.join(SETTINGS)}"
-        )
+        raise ConfigError(_unknown_setting_message(unknown[0]))
     for key in REQUIRED:
-        if key not in raw or raw[key] is None:
-            raise ConfigError(f"{key}: required; set it with `pulumi config set {key} ...`")
+        if raw.get(key) is None:
+            raise ConfigError(f"{PROJECT}:{key}: required; set it with `{_SET_HINT[key]}`")
     values = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
 
     instance = _string(values, "instanceName")
     if problem := names.instance_name_problem(instance):
         raise ConfigError(f"instanceName: {problem}")
+    dns = _choice(values, "dns", DNS_MODES)
     domain = _string(values, "domain")
     if problem := names.domain_problem(domain):
+        raise ConfigError(f"domain: {problem}")
+    if dns == "route53" and (problem := names.reserved_domain_problem(domain)):
         raise ConfigError(f"domain: {problem}")
     key_bits = _integer(values, "keyBits")
     if key_bits not in keys.ALLOWED_KEY_BITS:
@@ -144,47 +189,116 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> Instance
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
     tenants = _tenants(values["tenants"], base_dir)
-    for tenant in tenants:
+    for index, tenant in enumerate(tenants[1:]):
         for service in names.ENDPOINT_SERVICES:
             host = names.endpoint_host(service, tenant.name, instance, domain)
             if problem := names.hostname_problem(host):
                 raise ConfigError(
-                    f"tenants: tenant {tenant.name!r} gives a bad endpoint: {problem}"
+                    f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
+                    "use a shorter tenant, instance or domain name"
                 )
-    return InstanceConfig(
+    config = InstanceConfig(
         instance_name=instance,
         domain=domain,
+        dns=dns,
         parent_zone_id=_string(values, "parentZoneId"),
         tenants=tenants,
         token_lifetime_seconds=_duration(values, "tokenLifetime"),
         key_bits=key_bits,
         trusted_keys=_trusted_keys(values["trustedKeys"], base_dir),
-        kubeconfig=_string(values, "kubeconfig"),
+        kubeconfig=_path(values["kubeconfig"], "kubeconfig"),
         kube_context=_string(values, "kubeContext"),
         cortex_url=_upstream(values, "cortexUrl"),
         loki_url=_upstream(values, "lokiUrl"),
         gateway_replicas=replicas,
     )
+    if dns == "none" and config.parent_zone_id:
+        raise ConfigError(
+            "parentZoneId: is set, but dns is 'none': with DNS managed elsewhere there is "
+            "no zone to delegate; remove parentZoneId or set dns to route53"
+        )
+    if problem := _capacity_problem(config):
+        raise ConfigError(f"tenants: {problem}")
+    return config
+
+
+def gateway_settings(config: InstanceConfig) -> GatewaySettings:
+    """What the gateway pods render their files from (listeners and paths: the pod's)."""
+    return GatewaySettings(
+        instance=config.instance_name,
+        domain=config.domain,
+        tenants=tuple(t.name for t in config.tenants),
+        cortex_url=config.cortex_url,
+        loki_url=config.loki_url,
+    )
+
+
+def _capacity_problem(config: InstanceConfig) -> str | None:
+    # A signing key file's size is known only once it is read: count the largest.
+    bits = [
+        max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits
+        for tenant in config.tenants
+        for token in tenant.tokens
+    ]
+    return config_maps.capacity_problem(bits, config.trusted_keys, gateway_settings(config))
 
 
 def load_config(base_dir: Path) -> InstanceConfig:
-    """Read the current stack's `opstrace:*` settings through `pulumi.Config`."""
-    import pulumi
+    """Read and check the current stack's settings (the program's only config read)."""
+    from pulumi.runtime import config as runtime_config
 
-    config = pulumi.Config(PROJECT)
-    raw: dict[str, Any] = {}
-    for key in SETTINGS:
-        # Lists arrive as JSON text; everything else as the plain string the CLI stores.
-        value = config.get_object(key) if key in _STRUCTURED else config.get(key)
-        if value is not None:
-            raw[key] = value
-    return parse_config(raw, base_dir=base_dir)
+    every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return parse_config(stack_settings(every_key), base_dir=base_dir)
+
+
+def closest_setting(name: str) -> str | None:
+    """The known setting `name` most likely meant (case and small typos forgiven)."""
+    lowered = {setting.lower(): setting for setting in SETTINGS}
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[match[0]] if match else None
+
+
+def _unknown_setting_message(name: str) -> str:
+    message = f"unknown setting '{PROJECT}:{name}'"
+    if (closest := closest_setting(name)) is not None:
+        return f"{message}; did you mean '{PROJECT}:{closest}'?"
+    return f"{message}: not one of this project's settings (see `config:` in Pulumi.yaml)"
+
+
+def no_namespace_message(key: str) -> str:
+    """The refusal of a stack file key written without its namespace."""
+    meant = closest_setting(key) or key
+    return (
+        f"config key {key!r} has no namespace, and the Pulumi CLI refuses a stack file "
+        f"holding one ('could not parse {key} as a configuration key'): write "
+        f"'{PROJECT}:{meant}'"
+    )
+
+
+def _decode(name: str, value: Any) -> Any:
+    """Lists arrive as JSON text; anything else (a plain string) is kept for the rules."""
+    if name in STRUCTURED and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{name}: {value!r} is not valid JSON ({error.msg} at character {error.pos}): "
+                "write a YAML list in the stack file"
+            ) from None
+    return value
 
 
 def _string(values: Mapping[str, Any], key: str) -> str:
     value = values[key]
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _choice(values: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = _string(values, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed: use one of {', '.join(allowed)}")
     return value
 
 
@@ -215,11 +329,33 @@ def _upstream(values: Mapping[str, Any], key: str) -> str:
     return value.rstrip("/")
 
 
+def _path(value: Any, field: str) -> str:
+    """A local path as written, normalized: `keys`, `./keys` and `keys/` are one value."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{field}: expected a path, got {value!r}")
+    if not value:
+        return ""
+    if "\n" in value or "\x00" in value:
+        raise ConfigError(f"{field}: {value!r} is not a usable path")
+    return posixpath.normpath(value)
+
+
 def _tenants(raw: Any, base_dir: Path) -> tuple[TenantSpec, ...]:
+    if isinstance(raw, str):
+        first = raw.split(",")[0].strip() or "prod"
+        raise ConfigError(
+            f"tenants: got the single value {raw!r}, but tenants is a list: set each entry "
+            f"with `pulumi config set --path 'opstrace:tenants[0]' {first}` (then [1], [2], "
+            "...) or write a YAML list in the stack file"
+        )
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"tenants: expected a list with at least one user tenant, got {raw!r}")
+        raise ConfigError(
+            f"tenants: expected a list with at least one user tenant, got {raw!r}: add one "
+            f"with `{_SET_HINT['tenants']}`"
+        )
     seen: set[str] = set()
-    specs = [TenantSpec(names.SYSTEM_TENANT, (_token(names.DEFAULT_TOKEN_NAME, {}, "", base_dir),))]
+    system = TenantSpec(names.SYSTEM_TENANT, (TokenSpec(names.DEFAULT_TOKEN_NAME, "", "", ""),))
+    specs = [system]
     for index, entry in enumerate(raw):
         field = f"tenants[{index}]"
         spec = _tenant(field, entry, base_dir)
@@ -240,10 +376,10 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         entry = {"name": entry}
     if not isinstance(entry, dict):
         raise ConfigError(f"{field}: expected a tenant name or an object, got {entry!r}")
-    unknown = sorted(set(entry) - set(_TENANT_OPTIONS))
+    unknown = sorted(set(entry) - set(TENANT_OPTIONS))
     if unknown:
         raise ConfigError(
-            f"{field}.{unknown[0]}: unknown tenant option; use {', '.join(_TENANT_OPTIONS)}"
+            f"{field}.{unknown[0]}: unknown tenant option; use {', '.join(TENANT_OPTIONS)}"
         )
     name = entry.get("name")
     if not isinstance(name, str):
@@ -252,42 +388,43 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         raise ConfigError(f"{field}: {problem}")
     token_names = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
     if not isinstance(token_names, list) or not token_names:
-        raise ConfigError(f"{field}.tokens: expected a non-empty list of token names")
+        raise ConfigError(
+            f"{field}.tokens: expected a non-empty list of token names, got {token_names!r}"
+        )
+    rotation, export_to, signing_file = _token_options(field, entry, base_dir)
     tokens: list[TokenSpec] = []
     for position, token_name in enumerate(token_names):
         token_field = f"{field}.tokens[{position}]"
-        if not isinstance(token_name, str) or names.tenant_name_problem(token_name):
+        if not isinstance(token_name, str) or names.token_name_problem(token_name):
             raise ConfigError(
-                f"{token_field}: {token_name!r} is not a valid token name: {names.TENANT_RULE}"
+                f"{token_field}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}"
             )
         if token_name in {t.name for t in tokens}:
             raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
-        tokens.append(_token(token_name, entry, field, base_dir))
+        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file))
     return TenantSpec(name, tuple(tokens))
 
 
-def _token(name: str, entry: Mapping[str, Any], field: str, base_dir: Path) -> TokenSpec:
-    options = {}
-    for option in ("rotation", "exportKeysTo", "signingKeyFile"):
-        value = entry.get(option, "")
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # YAML reads `rotation: 2026` as a number
-        if not isinstance(value, str):
-            raise ConfigError(f"{field}.{option}: expected a string, got {value!r}")
-        options[option] = value
-    if options["exportKeysTo"] and options["signingKeyFile"]:
+def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:
+    """rotation, exportKeysTo, signingKeyFile of a tenant entry, checked."""
+    rotation = entry.get("rotation", "")
+    if isinstance(rotation, int) and not isinstance(rotation, bool):
+        rotation = str(rotation)  # YAML reads `rotation: 2026` as a number
+    if not isinstance(rotation, str):
+        raise ConfigError(f"{field}.rotation: expected a string, got {rotation!r}")
+    export_to = _path(entry.get("exportKeysTo", ""), f"{field}.exportKeysTo")
+    signing_file = _path(entry.get("signingKeyFile", ""), f"{field}.signingKeyFile")
+    if export_to and signing_file:
         raise ConfigError(
             f"{field}: exportKeysTo and signingKeyFile exclude each other: a signing key "
             "file is already a keypair file"
         )
-    if options["signingKeyFile"]:
-        try:
-            keys.load_private_key_file(_resolve(options["signingKeyFile"], base_dir))
-        except keys.KeyMaterialError as error:
-            raise ConfigError(f"{field}.signingKeyFile: {error}") from None
-    # Paths stay as written: they are token inputs in state, and an absolute path would
-    # make every other checkout of the project look like a change (and a rotation).
-    return TokenSpec(name, options["rotation"], options["exportKeysTo"], options["signingKeyFile"])
+    if export_to and (problem := keys.directory_problem(resolve(export_to, base_dir))):
+        raise ConfigError(
+            f"{field}.exportKeysTo: {export_to!r} {problem}: choose a directory you can "
+            "write to, or fix its permissions"
+        )
+    return rotation, export_to, signing_file
 
 
 def _trusted_keys(raw: Any, base_dir: Path) -> tuple[str, ...]:
@@ -298,7 +435,7 @@ def _trusted_keys(raw: Any, base_dir: Path) -> tuple[str, ...]:
         field = f"trustedKeys[{index}]"
         if not isinstance(entry, str) or not entry.strip():
             raise ConfigError(f"{field}: expected PEM text or a file path, got {entry!r}")
-        pem = entry if "-----BEGIN" in entry else _read_text(field, _resolve(entry, base_dir))
+        pem = entry if "-----BEGIN" in entry else _read_text(field, resolve(entry, base_dir))
         try:
             result.append(keys.validate_public_key_pem(pem, source=field))
         except keys.KeyMaterialError as error:
@@ -314,7 +451,8 @@ def _read_text(field: str, path: Path) -> str:
         raise ConfigError(f"{field}: cannot read {path}: {reason}") from None
 
 
-def _resolve(path: str, base_dir: Path) -> Path:
+def resolve(path: str, base_dir: Path) -> Path:
+    """A configured path on this machine: `~` expanded, relative to `base_dir`."""
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else base_dir / expanded
 
@@ -326,4 +464,5 @@ __all__ = [
     "TokenSpec",
     "load_config",
     "parse_config",
+    "stack_settings",
 ]

@@ -12,6 +12,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard
 
 import jwt
@@ -23,6 +24,9 @@ ISSUER: Final = "opstrace-cli"
 ALGORITHM: Final = "RS256"
 TEN_YEARS_SECONDS: Final = 10 * 365 * 24 * 3600
 """Opstrace's token lifetime."""
+
+EXPIRY_WARNING_SECONDS: Final = 30 * 86400
+"""Tokens expiring sooner than this are reported by every preview and update."""
 
 MISSING: Final = "Authorization header missing or invalid"
 BAD_FORMAT: Final = "Authorization header format invalid. Expecting 'Bearer <AUTHTOKEN>'"
@@ -51,6 +55,37 @@ def sign_token(private_key: rsa.RSAPrivateKey, kid: str, claims: Mapping[str, An
         algorithm=ALGORITHM,
         headers={"kid": kid, "typ": "JWT"},
     )
+
+
+def timestamp(seconds: int) -> str:
+    """A NumericDate as an ISO 8601 UTC time, e.g. `2036-11-22T13:05:00Z`."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ExpiryNotice:
+    """What an operator must be told about a token's expiry."""
+
+    expired: bool
+    """True: every request with the token is already refused (an error, not a warning)."""
+    message: str
+
+
+def expiry_notice(tenant: str, token_name: str, expires_at: int, now: int) -> ExpiryNotice | None:
+    """The notice for a token that has expired or expires within 30 days, or None."""
+    what = f"token {token_name!r} of tenant {tenant!r}"
+    rotate = "rotate it (change the tenant's `rotation`) and hand out the new token"
+    if expires_at <= now:
+        return ExpiryNotice(
+            True,
+            f"{what} expired at {timestamp(expires_at)}: every request with it gets 401; {rotate}",
+        )
+    if expires_at - now <= EXPIRY_WARNING_SECONDS:
+        days = (expires_at - now) // 86400
+        return ExpiryNotice(
+            False, f"{what} expires at {timestamp(expires_at)} (in {days} days): {rotate}"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,21 @@ def write_keypair_file(path: Path, private_key: rsa.RSAPrivateKey) -> None:
         handle.write(data)
 
 
+def directory_problem(path: Path) -> str | None:
+    """Why private keys cannot be written into directory `path` (made if missing), or None."""
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"({path}): {existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "cannot be written" if existing == path else f"cannot be created in {existing}"
+        return f"({path}) {verb}: permission denied"
+    return None
+
+
 def load_private_key_file(path: Path) -> rsa.RSAPrivateKey:
     """Read an RSA keypair file (PKCS#8 or PKCS#1 PEM, unencrypted)."""
     try:
@@ -226,6 +241,23 @@ def jwks(keys: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
             }
         )
     return {"keys": entries}
+
+
+def stand_in_public_key(seed: str, bits: int = 2048) -> str:
+    """A distinct RSA public key of `bits` for `seed` that no private key belongs to.
+
+    Exactly as long as a real key of that size, so documents rendered with stand-ins
+    have the real documents' sizes; deterministic, so plans made with them are stable.
+    """
+    blocks = (bits + 255) // 256
+    stream = b"".join(
+        hashlib.sha256(f"{seed}/{block}".encode()).digest() for block in range(blocks)
+    )
+    modulus = int.from_bytes(stream, "big") >> (blocks * 256 - bits) | (1 << (bits - 1)) | 1
+    public = rsa.RSAPublicNumbers(65537, modulus).public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def _b64url_uint(value: int) -> str:

@@ -30,7 +30,8 @@ TENANT_NAMESPACE_SUFFIX: Final = "-tenant"
 # because the name becomes a DNS label that certificates must be able to carry.
 # All rules use fullmatch: `$` alone would let a trailing newline through.
 _INSTANCE_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_TENANT_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9]*[a-z0-9])?$")
+_TENANT_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_TOKEN_RE: Final = re.compile(r"^[a-z0-9]+$")
 _DNS_LABEL_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 INSTANCE_RULE: Final = (
@@ -38,7 +39,16 @@ INSTANCE_RULE: Final = (
     r"(rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and outer '-' cannot "
     "appear in a DNS name)"
 )
-TENANT_RULE: Final = r"use lowercase letters and digits only (rule ^[a-z0-9]([a-z0-9]*[a-z0-9])?$)"
+TENANT_RULE: Final = (
+    r"use lowercase letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)"
+)
+"""Opstrace's rule had no hyphen, but its own documentation names tenants `team-revenue`."""
+TOKEN_RULE: Final = r"use lowercase letters and digits only (rule ^[a-z0-9]+$)"
+"""No hyphen, unlike tenants: `<tenant>-token-<token>` must name exactly one credential."""
+
+RESERVED_DOMAINS: Final = ("example", "invalid", "localhost", "test", "local")
+"""Top-level names reserved by RFC 2606 and RFC 6761 (and mDNS' `local`)."""
+RESERVED_SECOND_LEVEL: Final = ("example.com", "example.net", "example.org")
 
 
 def instance_name_problem(name: str) -> str | None:
@@ -58,6 +68,25 @@ def tenant_name_problem(name: str) -> str | None:
             f"{name!r} is not a valid tenant name: at most {limit} characters, "
             f"so that its namespace {name + TENANT_NAMESPACE_SUFFIX!r} is a valid "
             f"Kubernetes name (63 characters)"
+        )
+    return None
+
+
+def token_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a token (credential) name, or None if it can."""
+    if not _TOKEN_RE.fullmatch(name) or len(name) > DNS_LABEL_MAX:
+        return f"{name!r} is not a valid token name: {TOKEN_RULE}"
+    return None
+
+
+def reserved_domain_problem(domain: str) -> str | None:
+    """Why Route53 cannot host a zone under `domain` (a reserved name), or None."""
+    labels = domain.split(".")
+    if labels[-1] in RESERVED_DOMAINS or ".".join(labels[-2:]) in RESERVED_SECOND_LEVEL:
+        return (
+            f"{domain!r} is a placeholder: it is reserved (RFC 2606/6761), so no one owns it "
+            "and Route53 refuses to host it: set your own domain with `pulumi config set "
+            "domain observability.yourcompany.com`, or set dns to none"
         )
     return None
 
@@ -108,6 +137,17 @@ def tenant_endpoints(tenant: str, instance: str, domain: str) -> dict[str, str]:
         service: f"https://{endpoint_host(service, tenant, instance, domain)}"
         for service in ENDPOINT_SERVICES
     }
+
+
+def endpoint_records(
+    tenants: list[str] | tuple[str, ...], instance: str, domain: str, target: str
+) -> list[dict[str, str]]:
+    """The DNS records every tenant endpoint needs: a CNAME to the gateway's address."""
+    return [
+        {"name": endpoint_host(service, tenant, instance, domain), "type": "CNAME", "value": target}
+        for tenant in tenants
+        for service in ENDPOINT_SERVICES
+    ]
 
 
 def tenant_namespace(tenant: str) -> str:

@@ -18,6 +18,7 @@ import pytest
 
 from components.rules import data_token, keys
 from components.rules.gateway_config import NOT_FOUND_BODY
+from components.rules.keys import stand_in_public_key
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
     NEEDS_HAPROXY,
@@ -35,7 +36,6 @@ from tests.e2e.harness import (
     running_gateway,
     unique_path,
 )
-from tools.offline import stand_in_public_key
 
 pytestmark = [
     pytest.mark.e2e,

@@ -1,0 +1,109 @@
+"""What each ConfigMap of the instance holds, and the one size rule they share.
+
+The trust store is two ConfigMaps (Opstrace's key set; a JWKS with the same keys) and
+the gateway two (its configuration and maps; one file per trusted key), so that each
+key is stored once per ConfigMap and about 2,000 RSA-2048 credentials fit. The size
+rule is checked twice: on the configuration before anything is registered
+(`capacity_problem`, with stand-in keys of the configured sizes, which give exactly the
+real documents' sizes), and on the real documents (`size_problem`) as the last guard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from components.rules import gateway_config, keys
+
+CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
+"""Kubernetes refuses a ConfigMap whose keys and values exceed 1 MiB together."""
+
+TRUST_STORE_NAME: Final = "opstrace-trust-store"
+"""The trust store's fixed name: a stable contract for whatever reads the key set."""
+JWKS_NAME: Final = "opstrace-trust-store-jwks"
+JWKS_FILE: Final = "jwks.json"
+
+GATEWAY_KEYS_PREFIX: Final = "key-"
+"""Gateway files with this prefix are key files and go to the gateway's keys ConfigMap."""
+
+
+class CapacityError(ValueError):
+    """Raised when keys do not fit the ConfigMaps that must hold them."""
+
+
+def checked_data(what: str, data: Mapping[str, str]) -> dict[str, str]:
+    """`data` if ConfigMap `what` can hold it; else CapacityError (the config check
+    should have refused the keys already: this is the last guard)."""
+    if problem := size_problem(what, data):
+        raise CapacityError(problem)
+    return dict(data)
+
+
+def trust_store_data(key_set: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """ConfigMap name -> data: the key set in Opstrace's format, and the same keys as JWKS."""
+    return {
+        TRUST_STORE_NAME: {keys.KEYSET_ENV_NAME: keys.key_set_json(key_set)},
+        JWKS_NAME: {JWKS_FILE: json.dumps(keys.jwks(key_set), indent=2, sort_keys=True) + "\n"},
+    }
+
+
+def gateway_data(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Role (`config`, `keys`) -> data: the gateway's rendered files split in two."""
+    split: dict[str, dict[str, str]] = {"config": {}, "keys": {}}
+    for name, content in sorted(files.items()):
+        split["keys" if name.startswith(GATEWAY_KEYS_PREFIX) else "config"][name] = content
+    return split
+
+
+def data_size(data: Mapping[str, str]) -> int:
+    """Bytes of a ConfigMap's data as the API server counts them (keys and values)."""
+    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in data.items())
+
+
+def size_problem(what: str, data: Mapping[str, str]) -> str | None:
+    """Why ConfigMap `what` cannot hold `data`, or None."""
+    size = data_size(data)
+    if size > CONFIGMAP_MAX_BYTES:
+        return (
+            f"the {what} ConfigMap would take {size} bytes, more than Kubernetes allows "
+            f"({CONFIGMAP_MAX_BYTES})"
+        )
+    return None
+
+
+def instance_config_maps(
+    public_keys: Iterable[str], settings: gateway_config.GatewaySettings
+) -> dict[str, dict[str, str]]:
+    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name."""
+    key_set = keys.key_set(public_keys)
+    gateway = gateway_data(gateway_config.render_gateway_files(settings, key_set))
+    return {
+        **{f"trust store {name}": data for name, data in trust_store_data(key_set).items()},
+        **{f"gateway {role}": data for role, data in gateway.items()},
+    }
+
+
+def capacity_problem(
+    key_bits: Iterable[int], trusted: Iterable[str], settings: gateway_config.GatewaySettings
+) -> str | None:
+    """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
+
+    `key_bits` has one entry per credential (its RSA size); `trusted` are the extra
+    public keys. Credentials are stood in for by keys of their size.
+    """
+    bits = list(key_bits)
+    extra = list(trusted)
+    stand_ins = [keys.stand_in_public_key(f"capacity-{i}", size) for i, size in enumerate(bits)]
+    documents = instance_config_maps([*stand_ins, *extra], settings)
+    for name, data in documents.items():
+        if problem := size_problem(name, data):
+            one_key = instance_config_maps(stand_ins[:1] or extra[:1], settings)[name]
+            per_key = (data_size(data) - data_size(one_key)) / max(len(bits) + len(extra) - 1, 1)
+            fit = 1 + int((CONFIGMAP_MAX_BYTES - data_size(one_key)) // per_key)
+            return (
+                f"{len(bits)} credentials and {len(extra)} trusted keys are too many: {problem}; "
+                f"about {fit} keys of this size fit: remove tenants or tokens, or split the "
+                "tenants over two instances"
+            )
+    return None

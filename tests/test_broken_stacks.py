@@ -1,0 +1,453 @@
+"""A table of broken stack files, each with the exact one line an operator reads.
+
+Every row goes the way a stack file goes under the offline plan: read as the CLI reads
+it (`tools.offline.stack_config`: YAML, namespaces, the CLI's checks of Pulumi.yaml's
+declarations), handed over as the CLI hands config to a program (`cli_config`), then
+`stack_settings` and `parse_config`. Rows the CLI refuses carry the CLI's own words.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from components.rules import keys
+from components.rules.config import ConfigError, parse_config, stack_settings
+from tools.offline import PROJECT_DIR, cli_config, stack_config
+
+BASE = {
+    "opstrace:instanceName": "acme",
+    "opstrace:domain": "acme.dev",
+    "opstrace:tenants": ["prod"],
+}
+"""A valid stack; each row breaks one thing in it."""
+
+EC_PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+PRIVATE_PEM = keys.private_key_pem(keys.generate_private_key(2048)).decode()
+
+
+def stack(**settings: Any) -> str:
+    """The base stack file with `opstrace:` settings set (`...` removes one)."""
+    config = dict(BASE)
+    for key, value in settings.items():
+        if value is ...:
+            config.pop(f"opstrace:{key}", None)
+        else:
+            config[f"opstrace:{key}"] = value
+    return yaml.safe_dump({"config": config}, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A stack file and the one line it must be refused with."""
+
+    name: str
+    text: str
+    message: str
+
+
+def broken_stacks(project: str) -> list[Broken]:
+    """Every row; `project` is the project directory that paths in messages show."""
+    ec_pem, private_pem = EC_PEM, PRIVATE_PEM
+    return [
+        Broken(
+            "yaml_syntax_error",
+            "config:\n  opstrace:instanceName: acme\n  opstrace:tenants: [prod\n",
+            "stacks/Pulumi.broken.yaml:4:1: not valid YAML: expected ',' or ']', but got '<stream "
+            "end>'",
+        ),
+        Broken(
+            "no_config_mapping",
+            "opstrace:instanceName: acme\n",
+            "stacks/Pulumi.broken.yaml: expected a mapping with a `config:` mapping of settings",
+        ),
+        Broken(
+            "config_not_a_mapping",
+            "config: [a, b]\n",
+            "stacks/Pulumi.broken.yaml: expected a mapping with a `config:` mapping of settings",
+        ),
+        Broken(
+            "key_without_namespace",
+            stack(keybits=...) + "  keybits: 4096\n",
+            "stacks/Pulumi.broken.yaml: config key 'keybits' has no namespace, and the Pulumi CLI "
+            "refuses a stack file holding one ('could not parse keybits as a configuration key'): "
+            "write 'opstrace:keyBits'",
+        ),
+        Broken(
+            "required_key_without_namespace",
+            "config:\n  instanceName: acme\n",
+            "stacks/Pulumi.broken.yaml: config key 'instanceName' has no namespace, and the Pulumi "
+            "CLI refuses a stack file holding one ('could not parse instanceName as a "
+            "configuration key'): write 'opstrace:instanceName'",
+        ),
+        Broken(
+            "misspelt_setting_case",
+            stack(keybits=4096),
+            "unknown setting 'opstrace:keybits'; did you mean 'opstrace:keyBits'?",
+        ),
+        Broken(
+            "misspelt_setting_letters",
+            stack(instanceNmae="acme"),
+            "unknown setting 'opstrace:instanceNmae'; did you mean 'opstrace:instanceName'?",
+        ),
+        Broken(
+            "unknown_setting",
+            stack(colour="red"),
+            "unknown setting 'opstrace:colour': not one of this project's settings (see `config:` "
+            "in Pulumi.yaml)",
+        ),
+        Broken(
+            "missing_instance_name",
+            stack(instanceName=...),
+            "Stack 'broken' is missing configuration value 'instanceName'",
+        ),
+        Broken(
+            "missing_domain",
+            stack(domain=...),
+            "Stack 'broken' is missing configuration value 'domain'",
+        ),
+        Broken(
+            "missing_tenants",
+            stack(tenants=...),
+            "opstrace:tenants: required; set it with `pulumi config set --path "
+            "'opstrace:tenants[0]' prod`",
+        ),
+        Broken(
+            "tenants_as_a_string",
+            stack(tenants="prod, staging"),
+            "tenants: got the single value 'prod, staging', but tenants is a list: set each entry "
+            "with `pulumi config set --path 'opstrace:tenants[0]' prod` (then [1], [2], ...) or "
+            "write a YAML list in the stack file",
+        ),
+        Broken(
+            "tenants_empty",
+            stack(tenants=[]),
+            "tenants: expected a list with at least one user tenant, got []: add one with `pulumi "
+            "config set --path 'opstrace:tenants[0]' prod`",
+        ),
+        Broken(
+            "tenants_broken_json",
+            stack(tenants="[prod"),
+            "tenants: '[prod' is not valid JSON (Expecting value at character 1): write a YAML "
+            "list in the stack file",
+        ),
+        Broken(
+            "tenant_uppercase",
+            stack(tenants=["Prod"]),
+            "tenants[0]: 'Prod' is not a valid tenant name: use lowercase letters, digits and "
+            "inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)",
+        ),
+        Broken(
+            "tenant_outer_hyphen",
+            stack(tenants=["team-"]),
+            "tenants[0]: 'team-' is not a valid tenant name: use lowercase letters, digits and "
+            "inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)",
+        ),
+        Broken(
+            "tenant_listed_twice",
+            stack(tenants=["prod", "prod"]),
+            "tenants[1]: tenant 'prod' is listed twice",
+        ),
+        Broken(
+            "tenant_system",
+            stack(tenants=["prod", "system"]),
+            "tenants[1]: 'system' is the instance's own tenant; it always exists and cannot be "
+            "configured: choose another name",
+        ),
+        Broken(
+            "tenant_too_long",
+            stack(tenants=["a" * 57]),
+            "tenants[0]: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a "
+            "valid tenant name: at most 56 characters, so that its namespace "
+            "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-tenant' is a valid "
+            "Kubernetes name (63 characters)",
+        ),
+        Broken(
+            "tenant_a_number",
+            stack(tenants=[7]),
+            "tenants[0]: expected a tenant name or an object, got 7",
+        ),
+        Broken(
+            "tenant_object_without_name",
+            stack(tenants=[{"tokens": ["x"]}]),
+            "tenants[0].name: expected a tenant name, got None",
+        ),
+        Broken(
+            "tenant_unknown_option",
+            stack(tenants=[{"name": "ci", "colour": "red"}]),
+            "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
+            "signingKeyFile",
+        ),
+        Broken(
+            "tenant_tokens_empty",
+            stack(tenants=[{"name": "ci", "tokens": []}]),
+            "tenants[0].tokens: expected a non-empty list of token names, got []",
+        ),
+        Broken(
+            "tenant_token_uppercase",
+            stack(tenants=[{"name": "ci", "tokens": ["Deploy"]}]),
+            "tenants[0].tokens[0]: 'Deploy' is not a valid token name: use lowercase letters and "
+            "digits only (rule ^[a-z0-9]+$)",
+        ),
+        Broken(
+            "tenant_token_hyphen",
+            stack(tenants=[{"name": "ci", "tokens": ["ci-deploy"]}]),
+            "tenants[0].tokens[0]: 'ci-deploy' is not a valid token name: use lowercase letters "
+            "and digits only (rule ^[a-z0-9]+$)",
+        ),
+        Broken(
+            "tenant_token_twice",
+            stack(tenants=[{"name": "ci", "tokens": ["a", "a"]}]),
+            "tenants[0].tokens[1]: token 'a' is listed twice",
+        ),
+        Broken(
+            "tenant_rotation_a_list",
+            stack(tenants=[{"name": "ci", "rotation": ["x"]}]),
+            "tenants[0].rotation: expected a string, got ['x']",
+        ),
+        Broken(
+            "export_and_signing_key",
+            stack(tenants=[{"name": "ci", "exportKeysTo": "k", "signingKeyFile": "k/a.pem"}]),
+            "tenants[0]: exportKeysTo and signingKeyFile exclude each other: a signing key file is "
+            "already a keypair file",
+        ),
+        Broken(
+            "export_under_a_file",
+            stack(tenants=[{"name": "ci", "exportKeysTo": "a-file/keys"}]),
+            f"tenants[0].exportKeysTo: 'a-file/keys' ({project}/a-file/keys): {project}/a-file "
+            "is a file, not a directory: choose a directory you can write to, or fix its "
+            "permissions",
+        ),
+        Broken(
+            "export_not_a_path",
+            stack(tenants=[{"name": "ci", "exportKeysTo": 5}]),
+            "tenants[0].exportKeysTo: expected a path, got 5",
+        ),
+        Broken(
+            "instance_uppercase",
+            stack(instanceName="Acme"),
+            "instanceName: 'Acme' is not a valid instance name: use 1 to 23 lowercase letters, "
+            "digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and "
+            "outer '-' cannot appear in a DNS name)",
+        ),
+        Broken(
+            "instance_underscore",
+            stack(instanceName="acme_corp"),
+            "instanceName: 'acme_corp' is not a valid instance name: use 1 to 23 lowercase "
+            "letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's "
+            "'_' and outer '-' cannot appear in a DNS name)",
+        ),
+        Broken(
+            "instance_leading_hyphen",
+            stack(instanceName="-acme"),
+            "instanceName: '-acme' is not a valid instance name: use 1 to 23 lowercase letters, "
+            "digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and "
+            "outer '-' cannot appear in a DNS name)",
+        ),
+        Broken(
+            "instance_too_long",
+            stack(instanceName="a" * 24),
+            "instanceName: 'aaaaaaaaaaaaaaaaaaaaaaaa' is not a valid instance name: use 1 to 23 "
+            "lowercase letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; "
+            "Opstrace's '_' and outer '-' cannot appear in a DNS name)",
+        ),
+        Broken(
+            "instance_empty",
+            stack(instanceName=""),
+            "instanceName: '' is not a valid instance name: use 1 to 23 lowercase letters, digits "
+            "and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$; Opstrace's '_' and outer '-' "
+            "cannot appear in a DNS name)",
+        ),
+        Broken(
+            "domain_one_label",
+            stack(domain="localhost"),
+            "domain: 'localhost' is not a valid domain: use dot-separated labels of lowercase "
+            "letters, digits and inner hyphens, at least two labels, no trailing dot",
+        ),
+        Broken(
+            "domain_uppercase",
+            stack(domain="Example.com"),
+            "domain: 'Example.com' is not a valid domain: use dot-separated labels of lowercase "
+            "letters, digits and inner hyphens, at least two labels, no trailing dot",
+        ),
+        Broken(
+            "domain_trailing_dot",
+            stack(domain="acme.dev."),
+            "domain: 'acme.dev.' is not a valid domain: use dot-separated labels of lowercase "
+            "letters, digits and inner hyphens, at least two labels, no trailing dot",
+        ),
+        Broken(
+            "domain_reserved",
+            stack(domain="example.com"),
+            "domain: 'example.com' is a placeholder: it is reserved (RFC 2606/6761), so no one "
+            "owns it and Route53 refuses to host it: set your own domain with `pulumi config set "
+            "domain observability.yourcompany.com`, or set dns to none",
+        ),
+        Broken(
+            "domain_reserved_tld",
+            stack(domain="observability.test"),
+            "domain: 'observability.test' is a placeholder: it is reserved (RFC 2606/6761), so no "
+            "one owns it and Route53 refuses to host it: set your own domain with `pulumi config "
+            "set domain observability.yourcompany.com`, or set dns to none",
+        ),
+        Broken(
+            "endpoint_too_long",
+            stack(domain=".".join(["d" * 60] * 4)),
+            "tenants[0]: tenant 'prod' gives a bad endpoint: "
+            f"'cortex.prod.acme.{'.'.join(['d' * 60] * 4)}' "
+            "is longer than 253 characters: use a shorter tenant, instance or domain name",
+        ),
+        Broken(
+            "dns_unknown_mode",
+            stack(dns="cloudflare"),
+            "dns: 'cloudflare' is not allowed: use one of route53, none",
+        ),
+        Broken(
+            "dns_none_with_parent_zone",
+            stack(dns="none", parentZoneId="Z123"),
+            "parentZoneId: is set, but dns is 'none': with DNS managed elsewhere there is no zone "
+            "to delegate; remove parentZoneId or set dns to route53",
+        ),
+        Broken(
+            "key_bits_small",
+            stack(keyBits=1024),
+            "keyBits: 1024 is not allowed: use 2048, 3072 or 4096 (keys under 2048 bits are "
+            "refused)",
+        ),
+        Broken(
+            "key_bits_boolean",
+            stack(keyBits=True),
+            "Stack 'broken' with configuration key 'keyBits' must be of type 'integer'",
+        ),
+        Broken(
+            "key_bits_text",
+            stack(keyBits="big"),
+            "Stack 'broken' with configuration key 'keyBits' must be of type 'integer'",
+        ),
+        Broken(
+            "gateway_replicas_one",
+            stack(gatewayReplicas=1),
+            "gatewayReplicas: 1 is too few: use at least 2 so that one pod can restart while "
+            "another serves",
+        ),
+        Broken(
+            "token_lifetime_word",
+            stack(tokenLifetime="forever"),
+            "tokenLifetime: 'forever' is not a duration: use a positive number and one unit of s, "
+            "m, h, d or y (e.g. 90d, 10y)",
+        ),
+        Broken(
+            "token_lifetime_zero",
+            stack(tokenLifetime="0d"),
+            "tokenLifetime: '0d' is not a duration: use a positive number and one unit of s, m, h, "
+            "d or y (e.g. 90d, 10y)",
+        ),
+        Broken(
+            "token_lifetime_two_units",
+            stack(tokenLifetime="1y6m"),
+            "tokenLifetime: '1y6m' is not a duration: use a positive number and one unit of s, m, "
+            "h, d or y (e.g. 90d, 10y)",
+        ),
+        Broken(
+            "cortex_url_https_with_path",
+            stack(cortexUrl="https://cortex/api"),
+            "cortexUrl: 'https://cortex/api' is not an upstream URL: use http://HOST[:PORT] with a "
+            "DNS name or IPv4 address, no path, query, credentials or TLS (e.g. "
+            "http://cortex-gateway.cortex.svc.cluster.local:80)",
+        ),
+        Broken(
+            "loki_url_with_path",
+            stack(lokiUrl="http://loki:3100/loki"),
+            "lokiUrl: 'http://loki:3100/loki' is not an upstream URL: use http://HOST[:PORT] with "
+            "a DNS name or IPv4 address, no path, query, credentials or TLS (e.g. "
+            "http://cortex-gateway.cortex.svc.cluster.local:80)",
+        ),
+        Broken(
+            "trusted_keys_a_string",
+            stack(trustedKeys="key.pem"),
+            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array<string>'",
+        ),
+        Broken(
+            "trusted_key_empty",
+            stack(trustedKeys=[""]),
+            "trustedKeys[0]: expected PEM text or a file path, got ''",
+        ),
+        Broken(
+            "trusted_key_a_number",
+            stack(trustedKeys=[42]),
+            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array<string>'",
+        ),
+        Broken(
+            "trusted_key_missing_file",
+            stack(trustedKeys=["missing.pub"]),
+            f"trustedKeys[0]: cannot read {project}/missing.pub: No such file or directory",
+        ),
+        Broken(
+            "trusted_key_private",
+            stack(trustedKeys=[private_pem]),
+            "trustedKeys[0]: contains private key material; only public keys (-----BEGIN PUBLIC "
+            "KEY-----) may be trusted",
+        ),
+        Broken(
+            "trusted_key_ec",
+            stack(trustedKeys=[ec_pem]),
+            "trustedKeys[0]: only RSA keys are accepted, got ECPublicKey",
+        ),
+        Broken(
+            "kubeconfig_a_list",
+            stack(kubeconfig=["a"]),
+            "Stack 'broken' with configuration key 'kubeconfig' must be of type 'string'",
+        ),
+        Broken(
+            "too_many_credentials",
+            stack(tenants=[f"t{i}" for i in range(2100)]),
+            "tenants: 2101 credentials and 0 trusted keys are too many: the trust store "
+            "opstrace-trust-store ConfigMap would take 1063144 bytes, more than Kubernetes allows "
+            "(1048576); about 2072 keys of this size fit: remove tenants or tokens, or split the "
+            "tenants over two instances",
+        ),
+    ]
+
+
+ROWS = broken_stacks("{project}")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project directory with this project's Pulumi.yaml and a file in the way."""
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path)
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "a-file").write_text("")
+    return tmp_path
+
+
+def refusal(project: Path, text: str) -> str:
+    (project / "stacks" / "Pulumi.broken.yaml").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        parse_config(stack_settings(cli_config(stack_config("broken", project))), base_dir=project)
+    return str(raised.value)
+
+
+def test_the_table_has_at_least_forty_distinct_mistakes() -> None:
+    assert len(ROWS) >= 40
+    assert len({row.name for row in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("index", range(len(ROWS)), ids=[row.name for row in ROWS])
+def test_broken_stack_is_refused_with_exactly_one_line(project: Path, index: int) -> None:
+    row = broken_stacks(str(project))[index]
+    message = refusal(project, row.text)
+    assert message == row.message
+    assert "\n" not in message
