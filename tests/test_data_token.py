@@ -16,8 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from components.rules.data_token import (
     TEN_YEARS_SECONDS,
     Decision,
+    ExpiryNotice,
     authenticate,
+    expiry_notice,
     sign_token,
+    timestamp,
     token_claims,
 )
 from components.rules.keys import key_id, key_set, public_key_pem
@@ -319,3 +322,40 @@ def test_system_tenant_token_is_accepted_at_the_system_endpoint(
     token = "Bearer " + signer.token(sub="tenant-system")
 
     assert _authenticate(token, trusted, endpoint_tenant="system") == Decision(200, "", "system")
+
+
+# --- expiry notices --------------------------------------------------------------------
+
+DAY = 86400
+
+
+def test_a_token_far_from_expiry_gets_no_notice() -> None:
+    assert expiry_notice("prod", "default", NOW + 31 * DAY, NOW) is None
+
+
+def test_a_token_expiring_within_30_days_gets_a_warning_with_the_date() -> None:
+    notice = expiry_notice("prod", "ci", NOW + 12 * DAY, NOW)
+    assert notice == ExpiryNotice(
+        expired=False,
+        message=f"token 'ci' of tenant 'prod' expires at {timestamp(NOW + 12 * DAY)} (in 12 "
+        "days): rotate it (change the tenant's `rotation`) and hand out the new token",
+    )
+
+
+def test_an_expired_token_gets_an_error_saying_every_request_is_refused() -> None:
+    notice = expiry_notice("prod", "default", NOW, NOW)
+    assert notice == ExpiryNotice(
+        expired=True,
+        message=f"token 'default' of tenant 'prod' expired at {timestamp(NOW)}: every request "
+        "with it gets 401; rotate it (change the tenant's `rotation`) and hand out the new token",
+    )
+
+
+def test_the_system_tenants_notice_names_its_own_rotation_setting() -> None:
+    notice = expiry_notice("system", "default", NOW + DAY, NOW)
+    assert notice is not None
+    assert "rotate it (change `systemTokenRotation`)" in notice.message
+
+
+def test_timestamp_is_iso_8601_utc() -> None:
+    assert timestamp(0) == "1970-01-01T00:00:00Z"

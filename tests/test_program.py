@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -13,8 +15,10 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from components import tenant as tenant_module
 from components.rules import keys
 from components.rules.config_maps import JWKS_FILE
+from components.rules.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools.offline import TOKEN_TYPE, ProgramRun, Registration, run_program
@@ -234,6 +238,34 @@ def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() ->
     assert len(run.stack_outputs["dns_records"]) == 6
 
 
+def test_a_token_expiring_within_30_days_is_reported_by_every_run() -> None:
+    run = run_program(dev_config(tokenLifetime="20d"), stack="dev")
+    warnings = sorted(text for level, text in run.messages if level == "warning")
+    assert [text.split(" expires at ")[0] for text in warnings] == [
+        "token 'ci' of tenant 'staging'",
+        "token 'default' of tenant 'prod'",
+        "token 'default' of tenant 'staging'",
+        "token 'default' of tenant 'system'",
+    ]
+
+
+def test_an_expired_token_is_reported_as_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The program checks expiry against its clock: a clock a year ahead sees them expired.
+    later = time.time() + 366 * 86400
+    monkeypatch.setattr(tenant_module, "time", SimpleNamespace(time=lambda: later))
+    run = run_program(dev_config(), stack="dev")
+    errors = [text for level, text in run.messages if level == "error"]
+    assert len(errors) == 4
+    assert all("every request with it gets 401" in text for text in errors)
+
+
+def test_system_token_rotation_setting_replaces_only_the_system_token(
+    dev_run: ProgramRun,
+) -> None:
+    after = run_program(dev_config(systemTokenRotation="2026-11"), stack="dev")
+    assert change(dev_run, after).changed == {"dev-acme-tenant-system-token-default"}
+
+
 def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun) -> None:
     expiry = dev_run.stack_outputs["token_expiry"]
     assert not rpc.is_rpc_secret(expiry)
@@ -242,9 +274,10 @@ def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun
         "prod": ["default"],
         "staging": ["ci", "default"],
     }
-    assert all(
-        len(when) == 20 and when.endswith("Z") for v in expiry.values() for when in v.values()
-    )
+    for tenant, by_token in expiry.items():
+        for token_name, when in by_token.items():
+            state = named(dev_run, f"dev-acme-tenant-{tenant}-token-{token_name}").state
+            assert when == timestamp(int(state["expires_at"]))
 
 
 def comparable(resource: Registration) -> Any:

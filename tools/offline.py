@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import runpy
 import time
@@ -76,6 +77,8 @@ class ProgramRun:
     resources: list[Registration] = field(default_factory=list)
     stack_outputs: dict[str, Any] = field(default_factory=dict)
     """Stack outputs; secrets are `rpc.wrap_rpc_secret` wrapped."""
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    """(level, text) of every message the program logged, as the CLI would show them."""
 
     def by_urn(self) -> dict[str, Registration]:
         return {r.urn: r for r in self.resources}
@@ -322,6 +325,7 @@ def run_components(
         project=PROJECT,
         stack=stack,
         preview=mocks.preview,
+        logger=_recording_logger(run),
         monitor=_RecordingMonitor(mocks, run),
     )
     ROOT.set(None)  # set_mocks made a finished stack; run the program in a fresh one
@@ -336,6 +340,20 @@ def run_components(
     finally:
         _cancel_leftovers()
     return run
+
+
+def _recording_logger(run: ProgramRun) -> logging.Logger:
+    """A logger that keeps what the program says in `run.messages`, and shows nothing."""
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            run.messages.append((record.levelname.lower(), record.getMessage()))
+
+    logger = logging.getLogger(f"{__name__}.program.{id(run)}")
+    logger.handlers = [Recorder()]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
 
 
 def _cancel_leftovers() -> None:

@@ -22,6 +22,7 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
           exportKeysTo: keys                 # write private keys there (0600)
           signingKeyFile: keys/old.pem       # or: sign with an existing keypair
       opstrace:tokenLifetime: 10y            # <n>s|m|h|d|y, default 10y
+      opstrace:systemTokenRotation: "2026-11" # change to replace the system tenant's token
       opstrace:keyBits: 2048                 # 2048, 3072 or 4096
       opstrace:trustedKeys: [keys/ops.pub]   # extra public keys (PEM text or file)
       opstrace:kubeconfig: ~/.kube/config    # optional; default: ambient kubeconfig
@@ -51,6 +52,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "dns": "route53",
     "parentZoneId": "",
     "tokenLifetime": "10y",
+    "systemTokenRotation": "",
     "keyBits": 2048,
     "trustedKeys": [],
     "kubeconfig": "",
@@ -188,7 +190,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> Instance
     replicas = _integer(values, "gatewayReplicas")
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
-    tenants = _tenants(values["tenants"], base_dir)
+    tenants = _tenants(values["tenants"], _string(values, "systemTokenRotation"), base_dir)
     for index, tenant in enumerate(tenants[1:]):
         for service in names.ENDPOINT_SERVICES:
             host = names.endpoint_host(service, tenant.name, instance, domain)
@@ -340,7 +342,7 @@ def _path(value: Any, field: str) -> str:
     return posixpath.normpath(value)
 
 
-def _tenants(raw: Any, base_dir: Path) -> tuple[TenantSpec, ...]:
+def _tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[TenantSpec, ...]:
     if isinstance(raw, str):
         first = raw.split(",")[0].strip() or "prod"
         raise ConfigError(
@@ -354,7 +356,8 @@ def _tenants(raw: Any, base_dir: Path) -> tuple[TenantSpec, ...]:
             f"with `{_SET_HINT['tenants']}`"
         )
     seen: set[str] = set()
-    system = TenantSpec(names.SYSTEM_TENANT, (TokenSpec(names.DEFAULT_TOKEN_NAME, "", "", ""),))
+    system_token = TokenSpec(names.DEFAULT_TOKEN_NAME, system_rotation, "", "")
+    system = TenantSpec(names.SYSTEM_TENANT, (system_token,))
     specs = [system]
     for index, entry in enumerate(raw):
         field = f"tenants[{index}]"

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeGuard
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.rules.names import audience, subject
+from components.rules.names import SYSTEM_TENANT, audience, subject
 
 ISSUER: Final = "opstrace-cli"
 ALGORITHM: Final = "RS256"
@@ -74,14 +74,15 @@ class ExpiryNotice:
 def expiry_notice(tenant: str, token_name: str, expires_at: int, now: int) -> ExpiryNotice | None:
     """The notice for a token that has expired or expires within 30 days, or None."""
     what = f"token {token_name!r} of tenant {tenant!r}"
-    rotate = "rotate it (change the tenant's `rotation`) and hand out the new token"
+    marker = "`systemTokenRotation`" if tenant == SYSTEM_TENANT else "the tenant's `rotation`"
+    rotate = f"rotate it (change {marker}) and hand out the new token"
     if expires_at <= now:
         return ExpiryNotice(
             True,
             f"{what} expired at {timestamp(expires_at)}: every request with it gets 401; {rotate}",
         )
     if expires_at - now <= EXPIRY_WARNING_SECONDS:
-        days = (expires_at - now) // 86400
+        days = round((expires_at - now) / 86400)
         return ExpiryNotice(
             False, f"{what} expires at {timestamp(expires_at)} (in {days} days): {rotate}"
         )
