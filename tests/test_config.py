@@ -217,3 +217,39 @@ def test_stack_settings_decode_lists_the_cli_sends_as_json() -> None:
 )
 def test_closest_setting_forgives_case_and_small_typos(written: str, meant: str) -> None:
     assert config_module.closest_setting(written) == meant
+
+
+PROGRAM_GUARDS: list[tuple[dict[str, Any], str]] = [
+    # Values the CLI's own type checks stop first under `pulumi up`; the program still
+    # refuses them when it is handed them another way (`--skip-config-validation`,
+    # the mocks, a caller of parse_config).
+    (
+        {"instanceName": None},
+        "opstrace:instanceName: required; set it with `pulumi config set instanceName acme`",
+    ),
+    (
+        {"domain": None},
+        "opstrace:domain: required; set it with `pulumi config set domain "
+        "observability.example.org`",
+    ),
+    ({"instanceName": 42}, "instanceName: expected a string, got 42"),
+    ({"keyBits": True}, "keyBits: expected an integer, got True"),
+    ({"keyBits": "big"}, "keyBits: expected an integer, got 'big'"),
+    ({"gatewayReplicas": 2.5}, "gatewayReplicas: expected an integer, got 2.5"),
+    ({"kubeconfig": ["a"]}, "kubeconfig: expected a path, got ['a']"),
+    (
+        {"trustedKeys": "key.pem"},
+        "trustedKeys: expected a list of PEM texts or file paths, got 'key.pem'",
+    ),
+    ({"trustedKeys": [42]}, "trustedKeys[0]: expected PEM text or a file path, got 42"),
+    ({"dns": 1}, "dns: expected a string, got 1"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), PROGRAM_GUARDS)
+def test_program_refuses_values_of_the_wrong_type_naming_the_value(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(**overrides)
+    assert str(raised.value) == message

@@ -234,6 +234,9 @@ DECISIONS: list[Any] = [
     pytest.param(lambda s, o: "Bearer " + s.token(aud=None), BAD_TOKEN, id="no-aud"),
     pytest.param(lambda s, o: "Bearer " + s.token(sub="prod"), BAD_TOKEN, id="sub-no-prefix"),
     pytest.param(lambda s, o: "Bearer " + s.token(sub="user-prod"), BAD_TOKEN, id="sub-user"),
+    pytest.param(
+        lambda s, o: "Bearer " + s.token(sub="xtenant-prod"), BAD_TOKEN, id="sub-prefix-inside"
+    ),
     pytest.param(lambda s, o: "Bearer " + s.token(sub=None), BAD_TOKEN, id="no-sub"),
     pytest.param(
         lambda s, o: "Bearer " + s.token(sub="tenant-dev"),

@@ -134,6 +134,9 @@ REFUSALS: dict[str, Refusal] = {
     "sub_without_tenant_prefix": Refusal(
         lambda t: "Bearer " + t.signer.token("prod", sub="prod"), 401, BAD_TOKEN
     ),
+    "sub_with_the_tenant_prefix_inside": Refusal(
+        lambda t: "Bearer " + t.signer.token("prod", sub="xtenant-prod"), 401, BAD_TOKEN
+    ),
     "kid_with_path_characters": Refusal(
         lambda t: "Bearer " + t.signer.token("prod", kid="../../etc/passwd"), 401, BAD_TOKEN
     ),

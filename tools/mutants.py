@@ -1,0 +1,302 @@
+"""Plant known bugs one at a time in a copy of the project and check that tests catch each.
+
+    python -m tools.mutants            # every mutant; exit 1 if one survives
+    python -m tools.mutants --list     # what would be planted
+    python -m tools.mutants --only tenant_check_deleted
+
+Each mutant replaces one exact piece of code (it must occur exactly once: a test keeps
+the list in step with the code) and runs the tests that should notice, in a temporary
+copy of the project, with `OPSTRACE_REQUIRE_TOOLS=1` so that a missing tool cannot
+pass for a caught bug. The unmutated copy must pass the same tests first. Not part of
+`.ci/run`: a full run takes a few minutes (it prints its time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
+COPY_IGNORED: Final = (".git", ".venv", ".engine", ".pulumi-state", "__pycache__", "*_cache")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: `old` becomes `new` in `path`; `tests` must then fail."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+GATEWAY = "components/rules/gateway_config.py"
+E2E = "tests/e2e/test_gateway_haproxy.py"
+CONFIG = "components/rules/config.py"
+PROGRAM_TESTS = "tests/test_program.py"
+
+MUTANTS: Final = (
+    Mutant(
+        "token_inputs_depend_on_tenant_position",
+        CONFIG,
+        "        specs.append(spec)\n",
+        "        specs.append(TenantSpec(spec.name, tuple(TokenSpec(t.name, t.rotation + "
+        "str(index), t.export_keys_to, t.signing_key_file) for t in spec.tokens)))\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "trusted_keys_type_error_hides_the_value",
+        CONFIG,
+        'f"trustedKeys: expected a list of PEM texts or file paths, got {raw!r}"',
+        'f"trustedKeys: expected a list of PEM texts or file paths"',
+        ("tests/test_config.py",),
+    ),
+    Mutant(
+        "endpoint_error_loses_the_rule",
+        CONFIG,
+        '"use a shorter tenant, instance or domain name"',
+        '"try again"',
+        ("tests/test_broken_stacks.py",),
+    ),
+    Mutant(
+        "loki_url_errors_labelled_cortex_url",
+        CONFIG,
+        'loki_url=_upstream(values, "lokiUrl"),',
+        'loki_url=_upstream({**values, "cortexUrl": values["lokiUrl"]}, "cortexUrl"),',
+        ("tests/test_broken_stacks.py",),
+    ),
+    Mutant(
+        "unknown_settings_ignored",
+        CONFIG,
+        "            raise ConfigError(_unknown_setting_message(name))\n",
+        "            continue\n",
+        ("tests/test_broken_stacks.py",),
+    ),
+    Mutant(
+        "paths_not_normalized",
+        CONFIG,
+        "    return posixpath.normpath(value)\n",
+        "    return value\n",
+        ("tests/test_config.py",),
+    ),
+    Mutant(
+        "system_tenant_missing",
+        CONFIG,
+        "    specs = [system]\n",
+        "    specs = []\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "capacity_not_checked",
+        CONFIG,
+        "    if problem := _capacity_problem(config):\n",
+        "    if problem := None:\n",
+        ("tests/test_broken_stacks.py",),
+    ),
+    Mutant(
+        "refusal_content_type_changed",
+        GATEWAY,
+        """text = 'content-type "text/plain; charset=utf-8"'""",
+        """text = 'content-type "text/html"'""",
+        (E2E,),
+    ),
+    Mutant(
+        "tenant_check_deleted",
+        GATEWAY,
+        '    http-request return status 401 {text} lf-string "{unexpected_tenant}" '
+        "unless tenant_matches\n",
+        "",
+        (E2E,),
+    ),
+    Mutant(
+        "authorization_forwarded",
+        GATEWAY,
+        "    http-request del-header authorization\n",
+        "",
+        (E2E,),
+    ),
+    Mutant(
+        "client_scope_header_kept",
+        GATEWAY,
+        "    http-request set-header x-scope-orgid %[var(txn.tenant)]\n",
+        "    http-request add-header x-scope-orgid %[var(txn.tenant)]\n",
+        (E2E,),
+    ),
+    Mutant(
+        "expiry_not_enforced_by_the_gateway",
+        GATEWAY,
+        '"!audience_valid || !unexpired || nbf_present !nbf_passed"',
+        '"!audience_valid || nbf_present !nbf_passed"',
+        (E2E,),
+    ),
+    Mutant(
+        "audience_not_enforced_by_the_gateway",
+        GATEWAY,
+        '"!audience_valid || !unexpired || nbf_present !nbf_passed"',
+        '"!unexpired || nbf_present !nbf_passed"',
+        (E2E,),
+    ),
+    Mutant(
+        "private_key_in_an_output",
+        "components/tokens.py",
+        '        expires_at=claims["exp"],\n',
+        '        expires_at=claims["exp"],\n'
+        "        private_key=keys.private_key_pem(private_key).decode(),\n",
+        (PROGRAM_TESTS, "tests/test_token_provider_host.py"),
+    ),
+    Mutant(
+        "token_not_secret",
+        "components/tokens.py",
+        'additional_secret_outputs=["token"]',
+        "additional_secret_outputs=[]",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "rotation_does_not_replace",
+        "components/tokens.py",
+        '    "rotation",\n    "signing_key_file",\n)',
+        '    "signing_key_file",\n)',
+        ("tests/test_token_provider.py",),
+    ),
+    Mutant(
+        "expiry_never_reported",
+        "components/tenant.py",
+        "        report(notice.message, resource=credential)\n",
+        "        pass\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "key_id_without_strip",
+        "components/rules/keys.py",
+        'hashlib.sha1(public_key_pem.strip().encode("utf-8"), usedforsecurity=False)',
+        'hashlib.sha1(public_key_pem.encode("utf-8"), usedforsecurity=False)',
+        ("tests/test_keys.py",),
+    ),
+    Mutant(
+        "keypair_file_world_readable",
+        "components/rules/keys.py",
+        "os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)",
+        "os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)",
+        ("tests/test_keys.py",),
+    ),
+    Mutant(
+        "trusted_keys_left_out_of_the_trust_store",
+        "components/instance.py",
+        "                    *config.trusted_keys,\n",
+        "",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "reference_accepts_an_unanchored_tenant_prefix",
+        "components/rules/data_token.py",
+        'not sub.startswith("tenant-")',
+        'not "tenant-" in sub',
+        ("tests/test_data_token.py",),
+    ),
+    Mutant(
+        "instance_rename_allowed",
+        "components/name_lock.py",
+        "    if old is None or old == new:\n",
+        "    if True:\n",
+        ("tests/test_name_lock.py",),
+    ),
+    Mutant(
+        "config_maps_replaced_not_updated",
+        "__main__.py",
+        "        enable_config_map_mutable=True,\n",
+        "",
+        (PROGRAM_TESTS,),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: Mutant
+    caught_by: str | None
+    """The failing test that noticed the bug; None if every test passed."""
+    seconds: float
+
+
+def stale_mutants(root: Path = PROJECT_DIR) -> list[str]:
+    """Mutants whose code no longer occurs exactly once: the list must follow the code."""
+    return [
+        f"{m.name}: {m.path} holds its code {(root / m.path).read_text().count(m.old)} times"
+        for m in MUTANTS
+        if (root / m.path).read_text().count(m.old) != 1
+    ]
+
+
+def run_tests(copy: Path, tests: Sequence[str]) -> str | None:
+    """None if `tests` pass in `copy`, else the first test that failed."""
+    env = {**os.environ, "OPSTRACE_REQUIRE_TOOLS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [*command, *tests], cwd=copy, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        return None
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return failed[0] if failed else result.stdout.strip().splitlines()[-1]
+
+
+def plant(copy: Path, mutant: Mutant) -> Outcome:
+    """Apply one mutant in `copy`, run its tests, and restore the file."""
+    path = copy / mutant.path
+    original = path.read_text()
+    path.write_text(original.replace(mutant.old, mutant.new, 1))
+    start = time.perf_counter()
+    try:
+        caught_by = run_tests(copy, mutant.tests)
+    finally:
+        path.write_text(original)
+    return Outcome(mutant, caught_by, time.perf_counter() - start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mutants", description=__doc__)
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--only", action="append", default=[], help="run only this mutant")
+    options = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not options.only or m.name in options.only]
+    if options.list:
+        for mutant in chosen:
+            print(f"{mutant.name:<48} {mutant.path}  ->  {' '.join(mutant.tests)}")
+        return 0
+    if stale := stale_mutants():
+        print("error: stale mutants:\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mutants-") as directory:
+        copy = Path(directory) / "project"
+        shutil.copytree(PROJECT_DIR, copy, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+        all_tests = sorted({test for mutant in chosen for test in mutant.tests})
+        if failed := run_tests(copy, all_tests):
+            print(f"error: the unmutated copy fails its tests: {failed}", file=sys.stderr)
+            return 2
+        outcomes = []
+        for mutant in chosen:
+            outcome = plant(copy, mutant)
+            outcomes.append(outcome)
+            verdict = "caught" if outcome.caught_by else "MISSED"
+            print(f"{verdict:<7} {mutant.name:<48} {outcome.seconds:5.1f} s", flush=True)
+            if outcome.caught_by:
+                print(f"        by {outcome.caught_by[:150]}", flush=True)
+    missed = [o.mutant.name for o in outcomes if not o.caught_by]
+    total = time.perf_counter() - start
+    print(f"\n{len(outcomes) - len(missed)} of {len(outcomes)} caught in {total:.0f} s")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
