@@ -12,6 +12,7 @@ import base64
 import http.client
 import http.server
 import json
+import os
 import shutil
 import signal
 import socket
@@ -31,10 +32,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from components import data_token, keys
 from components.gateway_config import GatewaySettings, render_gateway_files
 
-HAPROXY: Final = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
+"""Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
+
+
+def _find_haproxy() -> str | None:
+    """$OPSTRACE_HAPROXY when set (it must exist), else haproxy on PATH or in /usr/sbin."""
+    chosen = os.environ.get(HAPROXY_ENV)
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise RuntimeError(f"{HAPROXY_ENV}={chosen!r} is not an executable file")
+        return chosen
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+
+
+HAPROXY: Final = _find_haproxy()
 PROMETHEUS: Final = shutil.which("prometheus")
 NEEDS_HAPROXY: Final = pytest.mark.skipif(
-    HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
+    HAPROXY is None,
+    reason=f"haproxy is not installed (apt-get install haproxy, or set {HAPROXY_ENV})",
 )
 NEEDS_PROMETHEUS: Final = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
