@@ -179,6 +179,8 @@ class Recorder:
     name: str
     forward_to: str | None = None
     """`host:port` to forward POSTs to as `/api/v1/write` (a Prometheus receiver)."""
+    delay: float = 0.0
+    """Seconds to wait, after recording a request, before answering it."""
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
 
@@ -200,6 +202,7 @@ class Recorder:
                 recorder.requests.append(
                     Recorded(self.command, self.path, list(self.headers.items()))
                 )
+                time.sleep(recorder.delay)
                 status, reply = recorder._reply(self, body)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
