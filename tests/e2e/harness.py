@@ -301,12 +301,13 @@ class Gateway:
             )
         wait_until(self._healthy, f"haproxy health on port {self.health_port}")
         wait_until(lambda: self._loads() > 0, "haproxy's master to report the load")
+        wait_until(self._master_handles_signals, "haproxy's master to handle signals")
 
     def reload(self) -> None:
         """Soft reload (SIGUSR2 to the master): new worker with the new files, no restart.
 
-        A master that started moments ago can drop the signal (seen with 2.6.12), so it
-        is sent again every second until the master logs another successful load.
+        Sent only once the master handles signals (2.6's re-executes itself after each
+        load), and again every second until the master logs another successful load.
         """
         assert self.process is not None
         loaded = self._loads()
@@ -317,8 +318,25 @@ class Gateway:
                 wait_until(lambda: self._loads() > loaded, "a reload", timeout=1.0)
             except AssertionError:
                 continue
+            wait_until(self._master_handles_signals, "haproxy's master to handle signals")
             return
         raise AssertionError(f"haproxy did not reload; its log:\n{self._log_text()}")
+
+    def _master_handles_signals(self) -> bool:
+        """The master catches SIGTERM, SIGUSR1 and SIGUSR2 (its SigCgt mask in /proc).
+
+        2.6's master re-executes itself once loaded ("wait mode"); a signal that arrives
+        meanwhile meets no handler (SIGTERM then kills it: exit status -15).
+        """
+        assert self.process is not None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="ascii")
+        except OSError:
+            return False
+        masks = [line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")]
+        caught = int(masks[0], 16) if masks else 0
+        wanted = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+        return all(caught >> (number - 1) & 1 for number in wanted)
 
     def _loads(self) -> int:
         return self._log_text().count("Loading success.")
