@@ -8,7 +8,7 @@ STACK ?= dev
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_BACKEND_URL
 
-.PHONY: venv dev-venv up plan test lint typecheck unit bench clean
+.PHONY: venv dev-venv up plan test lint typecheck unit bench clean haproxy e2e-haproxy
 
 # The program's own dependencies (what `pulumi up` and the provider host import)...
 $(BIN)/.runtime: requirements.txt
@@ -53,6 +53,18 @@ typecheck:
 
 unit:
 	$(BIN)/pytest
+
+## haproxy: the HAProxy LTS release the gateway image pins, into a cache outside the checkout
+haproxy:
+	bash tools/haproxy/build.sh
+
+## e2e-haproxy: the end-to-end tests against Debian's haproxy and against the pinned LTS
+e2e-haproxy: dev-venv
+	@lts="$$(bash tools/haproxy/build.sh | tail -n 1)"; \
+	for binary in /usr/sbin/haproxy "$$lts"; do \
+	  echo "== $$("$$binary" -v | head -n 1)"; \
+	  OPSTRACE_HAPROXY="$$binary" $(BIN)/pytest -q tests/e2e || exit 1; \
+	done
 
 bench: dev-venv
 	$(BIN)/python -m bench.program_bench

@@ -23,14 +23,19 @@ import pulumi_kubernetes as k8s
 from components.rules import config_maps, gateway_config
 from components.rules.gateway_config import GatewaySettings
 
-DEFAULT_IMAGE: Final = "haproxy:2.8.10"
-"""Stock HAProxy LTS image, pinned; the config uses only features HAProxy 2.6 has too."""
+DEFAULT_IMAGE: Final = "haproxy:3.4.7"
+"""Stock HAProxy image of the current LTS branch (3.4), the release `make e2e-haproxy` tests.
+
+A version tag, not yet a digest: no registry is reachable where this was chosen and no
+published digest of `haproxy:3.4.7` could be found; add `@sha256:<index digest>` once read
+from the registry (docs/gateway.md, "Image"). The config also runs on HAProxy 2.6.
+"""
 
 HTTP_PORT: Final = 8080
 HEALTH_PORT: Final = 8081
 SERVICE_PORT: Final = 80
 RUN_AS_USER: Final = 99
-"""The `haproxy` user of the stock image; numeric so that runAsNonRoot can be checked."""
+"""The `haproxy` user (UID and GID 99 in the image's Dockerfile); numeric for runAsNonRoot."""
 
 CHECKSUM_ANNOTATION: Final = "opstrace.io/gateway-config-sha256"
 CONFIG_MAP_ROLES: Final = ("config", "keys")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -237,12 +239,20 @@ def test_rollout_never_drops_below_the_desired_replicas() -> None:
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
-def test_default_image_is_a_pinned_stock_haproxy_lts() -> None:
-    image = GatewayArgs.image
-    name, _, tag = image.partition(":")
+def test_default_image_is_the_stock_haproxy_release_the_end_to_end_tests_run() -> None:
+    """The tag is the LTS release tools/haproxy/build.sh fetches for `make e2e-haproxy`."""
+    script = Path(__file__).parent.parent / "tools" / "haproxy" / "build.sh"
+    pinned = re.search(
+        r"^VERSION=\$\{OPSTRACE_HAPROXY_VERSION:-(\d+\.\d+\.\d+)\}$",
+        script.read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    assert pinned is not None
+    name, _, reference = GatewayArgs.image.partition(":")
+    tag, _, digest = reference.partition("@")
     assert name == "haproxy"
-    assert tag.startswith("2.8.")
-    assert tag.count(".") == 2
+    assert tag == pinned[1]
+    assert digest == "" or re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
 
 
 def test_one_replica_is_refused(key_set: dict[str, str]) -> None:

@@ -6,15 +6,18 @@ configuration that the tests run against a real HAProxy is the one the pods get.
 
 The decision is the reference authenticator's (`components.rules.data_token.authenticate`),
 expressed with HAProxy 2.6 built-ins only (`jwt_verify`, `jwt_header_query`,
-`jwt_payload_query`, `http_auth_pass`, maps), so a stock image runs it unchanged.
+`jwt_payload_query`, `http_auth_pass`, maps), so a stock image runs it unchanged: the
+same files pass every end-to-end test on Debian's 2.6.12 and on the 3.4 LTS release the
+image pins (`make e2e-haproxy`).
 
 How keys are found without trusting the token's `kid`:
 - `keys.map` maps each trusted key ID (40 hex digits we computed from the PEM) to the
   path of its key file, `key-<kid>.pem`. The token's `kid` is only ever a lookup key
   into that map (an exact string match); it never becomes part of a path or of an
   expression.
-- HAProxy 2.6 verifies only with keys it loaded while parsing the configuration, and
-  it loads a key file only where the path appears literally in a `jwt_verify` call.
+- HAProxy (2.6 and 3.4 alike) verifies only with keys it loaded while parsing the
+  configuration, and it loads a key file only where the path appears literally in a
+  `jwt_verify` call.
   Each key therefore gets one never-evaluated `acl trusted_key_file` line that names
   its file; the request rules pass the path looked up in `keys.map` as a variable.
   A path that was not preloaded makes `jwt_verify` fail (it fails closed).

@@ -12,6 +12,7 @@ import base64
 import http.client
 import http.server
 import json
+import os
 import shutil
 import signal
 import socket
@@ -32,10 +33,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from components.rules import data_token, keys
 from components.rules.gateway_config import GatewaySettings, render_gateway_files
 
-HAPROXY: Final = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
+"""Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
+
+
+def _find_haproxy() -> str | None:
+    """$OPSTRACE_HAPROXY when set (it must exist), else haproxy on PATH or in /usr/sbin."""
+    chosen = os.environ.get(HAPROXY_ENV)
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise RuntimeError(f"{HAPROXY_ENV}={chosen!r} is not an executable file")
+        return chosen
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+
+
+HAPROXY: Final = _find_haproxy()
 PROMETHEUS: Final = shutil.which("prometheus")
 NEEDS_HAPROXY: Final = pytest.mark.skipif(
-    HAPROXY is None, reason="haproxy is not installed (apt-get install haproxy)"
+    HAPROXY is None,
+    reason=f"haproxy is not installed (apt-get install haproxy, or set {HAPROXY_ENV})",
 )
 NEEDS_PROMETHEUS: Final = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
@@ -176,6 +192,8 @@ class Recorder:
     name: str
     forward_to: str | None = None
     """`host:port` to forward POSTs to as `/api/v1/write` (a Prometheus receiver)."""
+    delay: float = 0.0
+    """Seconds to wait, after recording a request, before answering it."""
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
 
@@ -197,6 +215,7 @@ class Recorder:
                 recorder.requests.append(
                     Recorded(self.command, self.path, list(self.headers.items()))
                 )
+                time.sleep(recorder.delay)
                 status, reply = recorder._reply(self, body)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
@@ -301,12 +320,13 @@ class Gateway:
             )
         wait_until(self._healthy, f"haproxy health on port {self.health_port}")
         wait_until(lambda: self._loads() > 0, "haproxy's master to report the load")
+        wait_until(self._master_handles_signals, "haproxy's master to handle signals")
 
     def reload(self) -> None:
         """Soft reload (SIGUSR2 to the master): new worker with the new files, no restart.
 
-        A master that started moments ago can drop the signal (seen with 2.6.12), so it
-        is sent again every second until the master logs another successful load.
+        Sent only once the master handles signals (2.6's re-executes itself after each
+        load), and again every second until the master logs another successful load.
         """
         assert self.process is not None
         loaded = self._loads()
@@ -317,8 +337,25 @@ class Gateway:
                 wait_until(lambda: self._loads() > loaded, "a reload", timeout=1.0)
             except AssertionError:
                 continue
+            wait_until(self._master_handles_signals, "haproxy's master to handle signals")
             return
         raise AssertionError(f"haproxy did not reload; its log:\n{self._log_text()}")
+
+    def _master_handles_signals(self) -> bool:
+        """The master catches SIGTERM, SIGUSR1 and SIGUSR2 (its SigCgt mask in /proc).
+
+        2.6's master re-executes itself once loaded ("wait mode"); a signal that arrives
+        meanwhile meets no handler (SIGTERM then kills it: exit status -15).
+        """
+        assert self.process is not None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="ascii")
+        except OSError:
+            return False
+        masks = [line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")]
+        caught = int(masks[0], 16) if masks else 0
+        wanted = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+        return all(caught >> (number - 1) & 1 for number in wanted)
 
     def _loads(self) -> int:
         return self._log_text().count("Loading success.")

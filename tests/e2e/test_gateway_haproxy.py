@@ -6,9 +6,14 @@ HAProxy must answer what the reference decides, with the same status and body.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ from components.rules.gateway_config import NOT_FOUND_BODY
 from components.rules.keys import stand_in_public_key
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
+    HAPROXY,
     NEEDS_HAPROXY,
     REFUSAL_CONTENT_TYPE,
     Gateway,
@@ -35,6 +41,7 @@ from tests.e2e.harness import (
     request,
     running_gateway,
     unique_path,
+    wait_until,
 )
 
 pytestmark = [
@@ -305,6 +312,47 @@ def test_unknown_host_is_not_found_even_with_a_valid_token(
 
 def test_health_endpoint_answers_without_credentials(gateway: Gateway) -> None:
     assert request(gateway.health_port, "anything", "/healthz").status == 200
+
+
+def test_rendered_configuration_checks_without_a_single_warning(gateway: Gateway) -> None:
+    """Zero-warning mode (`-dW`): a release that deprecates anything we use fails here."""
+    assert HAPROXY is not None
+    config = str(gateway.directory / "haproxy.cfg")
+    check = subprocess.run(
+        [HAPROXY, "-c", "-dW", "-f", config], capture_output=True, text=True, timeout=60
+    )
+    output = check.stdout + check.stderr
+    assert check.returncode == 0, output
+    assert "WARNING" not in output
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "in_flight_answered"), [(signal.SIGUSR1, True), (signal.SIGTERM, False)]
+)
+def test_only_the_images_stop_signal_lets_an_in_flight_request_finish(
+    tmp_path: Path, signer: Signer, stop_signal: signal.Signals, in_flight_answered: bool
+) -> None:
+    """The stock image stops with SIGUSR1 (soft stop); SIGTERM drops what is in flight."""
+    answered: list[Response] = []
+
+    def send() -> None:
+        with contextlib.suppress(http.client.HTTPException, OSError):  # dropped: no answer
+            answered.append(
+                request(gateway.port, PROD_CORTEX, headers=bearer(signer.token("prod")))
+            )
+
+    with (
+        Recorder("slow", delay=2.0).running() as slow,
+        running_gateway(tmp_path, keys.key_set([signer.public_pem]), slow.url, slow.url) as gateway,
+    ):
+        assert gateway.process is not None
+        client = threading.Thread(target=send)
+        client.start()
+        wait_until(lambda: len(slow.requests) == 1, "the request to reach the upstream")
+        gateway.process.send_signal(stop_signal)
+        client.join(timeout=15)
+        assert gateway.process.wait(timeout=15) == 0
+    assert [response.status for response in answered] == ([200] if in_flight_answered else [])
 
 
 def test_removing_a_tenants_key_revokes_its_token_after_a_soft_reload(
