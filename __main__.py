@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster import Cluster, ClusterArgs
 from components.instance import Instance, InstanceArgs
 from components.rules.config import ConfigError, InstanceConfig, load_config
 
@@ -24,29 +25,35 @@ so it never changes (stacks from before it existed move to it without a replacem
 see the README)."""
 
 
-def kubernetes_provider(config: InstanceConfig) -> k8s.Provider:
+def kubernetes_provider(config: InstanceConfig, cluster: Cluster | None) -> k8s.Provider:
     """The instance's one Kubernetes provider, registered whatever the config says.
 
-    From `kubeconfig`/`kubeContext` when set (the path as written: the provider expands
-    `~`), else from the ambient configuration. `cluster_identifier` makes the cluster's
-    identity the instance's, so that pointing the same cluster through another
+    For `cluster: eks`, from the cluster the program made. Otherwise from
+    `kubeconfig`/`kubeContext` when set (the path as written: the provider expands `~`),
+    else from the ambient configuration. `cluster_identifier` makes the cluster's
+    identity the instance's, so that pointing at the same cluster through another
     kubeconfig later replaces nothing. ConfigMaps are updated in place (see TrustStore).
     """
     return k8s.Provider(
         KUBERNETES_PROVIDER,
-        kubeconfig=config.kubeconfig or None,
-        context=config.kube_context or None,
+        kubeconfig=cluster.kubeconfig if cluster else config.kubeconfig or None,
+        context=None if cluster else config.kube_context or None,
         cluster_identifier=f"opstrace-{config.instance_name}",
         enable_config_map_mutable=True,
     )
 
 
 def build(config: InstanceConfig) -> Instance:
-    """Register the instance and export the stack outputs."""
+    """Register the instance (and its cluster, in eks mode) and export the stack outputs."""
+    cluster = (
+        Cluster(f"{config.instance_name}-cluster", ClusterArgs(platform=config.platform))
+        if config.platform.makes_cluster
+        else None
+    )
     instance = Instance(
         config.instance_name,
-        InstanceArgs(config=config),
-        pulumi.ResourceOptions(providers=[kubernetes_provider(config)]),
+        InstanceArgs(config=config, cluster=cluster),
+        pulumi.ResourceOptions(providers=[kubernetes_provider(config, cluster)]),
     )
     pulumi.export("instance_dns_name", instance.dns_name)
     pulumi.export("tenants", instance.tenant_names)
@@ -55,6 +62,11 @@ def build(config: InstanceConfig) -> Instance:
     pulumi.export("tokens", instance.tokens)
     pulumi.export("token_expiry", instance.token_expiry)
     pulumi.export("dns_records", instance.dns_records)
+    if instance.name_servers is not None:
+        pulumi.export("name_servers", instance.name_servers)
+    pulumi.export("bucket_names", instance.bucket_names)
+    if cluster is not None:
+        pulumi.export("kubeconfig", cluster.kubeconfig)
     return instance
 
 

@@ -1,54 +1,31 @@
-"""The data API gateway: HAProxy pods that authenticate tenants' data API tokens.
+"""The data API gateway: HAProxy pods that terminate TLS and authenticate data API tokens.
 
 Every request to `cortex|loki.<tenant>.<instance>.<domain>` passes here; the gateway
-checks the token against the instance's trust store and forwards to Cortex or Loki
-with `X-Scope-OrgID: <tenant>`. The HAProxy files come from the pure renderer in
-`components.rules.gateway_config`; the Kubernetes manifests come from the pure functions
-below, so tests validate exactly the dicts the component registers.
+checks the token against the instance's trust store and forwards to the metrics or logs
+backend with `X-Scope-OrgID: <tenant>`. The HAProxy files come from the pure renderer
+in `components.rules.gateway_config`, the Kubernetes objects from
+`components.rules.gateway_manifests`; this module only registers them.
 
-A trust store or tenant change changes the files, hence the checksum annotation on
-the pod template, hence a rolling restart: that is how revocation takes effect.
+A key, trust store or certificate change updates the files in place and the pods reload
+themselves (no restart; see `gateway_manifests`): that is how a revocation takes effect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import config_maps, gateway_config
+from components.rules import config_maps, gateway_config, gateway_manifests
+from components.rules.charts import Upstreams
 from components.rules.gateway_config import GatewaySettings
 
-DEFAULT_IMAGE: Final = "haproxy:3.4.7"
-"""Stock HAProxy image of the current LTS branch (3.4), the release `make e2e-haproxy` tests.
-
-A version tag, not yet a digest: no registry is reachable where this was chosen and no
-published digest of `haproxy:3.4.7` could be found; add `@sha256:<index digest>` once read
-from the registry (docs/gateway.md, "Image"). The config also runs on HAProxy 2.6.
-"""
-
-HTTP_PORT: Final = 8080
-HEALTH_PORT: Final = 8081
-SERVICE_PORT: Final = 80
-RUN_AS_USER: Final = 99
-"""The `haproxy` user (UID and GID 99 in the image's Dockerfile); numeric for runAsNonRoot."""
-
-CHECKSUM_ANNOTATION: Final = "opstrace.io/gateway-config-sha256"
 CONFIG_MAP_ROLES: Final = ("config", "keys")
 """The gateway's files come in two ConfigMaps (see `config_maps.gateway_data`)."""
-
-NLB_ANNOTATIONS: Final = {
-    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
-    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
-    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_PORT),
-    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": gateway_config.HEALTH_PATH,
-}
 
 
 @dataclass(frozen=True)
@@ -65,169 +42,43 @@ class GatewayArgs:
     """The trust store: key ID -> SPKI PEM; removing a key revokes its tokens."""
     namespace: pulumi.Input[str]
     """The Kubernetes namespace the gateway runs in."""
-    cortex_url: str
-    """The metrics backend, `http://host:port`."""
-    loki_url: str
-    """The logs backend, `http://host:port`."""
+    upstreams: Upstreams
+    """Where pushes and queries of each service go."""
+    certificate_secrets: Mapping[str, str]
+    """Tenant -> the Secret holding its endpoint certificate (in `namespace`)."""
+    bindings: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    """Key ID -> the one tenant it signs for; other keys sign for every tenant."""
+    load_balancer: str = "aws"
+    """`aws`: an NLB of the AWS Load Balancer Controller; `generic`: the cluster's own."""
     replicas: int = 2
     """Pods behind the load balancer; at least 2 so a node loss or a rollout keeps serving."""
-    image: str = DEFAULT_IMAGE
+    image: str = gateway_manifests.DEFAULT_IMAGE
     """The HAProxy image; keep a pinned, stock LTS image."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the pods and the load balancer need first: the certificates, the controller."""
 
 
 def gateway_settings(args: GatewayArgs) -> GatewaySettings:
-    """The renderer settings of the pod: listeners on all addresses, config in the mount."""
+    """The renderer settings of the pod: listeners on all addresses, files in the mount."""
     return GatewaySettings(
         instance=args.instance,
         domain=args.domain,
         tenants=tuple(args.tenants),
-        cortex_url=args.cortex_url,
-        loki_url=args.loki_url,
-        listen=f"0.0.0.0:{HTTP_PORT}",
-        health_listen=f"0.0.0.0:{HEALTH_PORT}",
+        cortex_url=args.upstreams.cortex_push,
+        loki_url=args.upstreams.loki_push,
+        listen=f"0.0.0.0:{gateway_manifests.TLS_PORT}",
+        health_listen=f"0.0.0.0:{gateway_manifests.HEALTH_PORT}",
         config_dir=gateway_config.DEFAULT_CONFIG_DIR,
     )
 
 
-def gateway_labels(instance: str) -> dict[str, str]:
-    """Labels on every gateway object; the selector of its pods."""
-    return {
-        "app.kubernetes.io/name": "opstrace-gateway",
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/component": "data-api-gateway",
-        "app.kubernetes.io/managed-by": "pulumi",
-    }
-
-
-def deployment_manifest(
-    namespace: str,
-    labels: Mapping[str, str],
-    config_map_names: Sequence[str],
-    checksum: str,
-    replicas: int,
-    image: str,
-) -> dict[str, Any]:
-    """The HAProxy Deployment; the checksum annotation rolls the pods on any file change."""
-    config_dir = gateway_config.DEFAULT_CONFIG_DIR
-    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "health"}}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"namespace": namespace, "labels": dict(labels)},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": dict(labels)},
-            # Never below the desired count during a rollout (a revocation rolls pods).
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {
-                    "labels": dict(labels),
-                    "annotations": {CHECKSUM_ANNOTATION: checksum},
-                },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "topologySpreadConstraints": [
-                        {
-                            "maxSkew": 1,
-                            "topologyKey": "topology.kubernetes.io/zone",
-                            "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": dict(labels)},
-                        }
-                    ],
-                    "containers": [
-                        {
-                            "name": "haproxy",
-                            "image": image,
-                            # -W: master-worker (clean signal handling), -db: foreground.
-                            "command": ["haproxy", "-W", "-db", "-f", f"{config_dir}/haproxy.cfg"],
-                            "ports": [
-                                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                                {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
-                            ],
-                            "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 2},
-                            "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": "64Mi"},
-                                "limits": {"cpu": "1", "memory": "256Mi"},
-                            },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": config_dir, "readOnly": True},
-                                # The pod's own scratch emptyDir, not a shared /tmp.
-                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {
-                            "name": "config",
-                            "projected": {
-                                "sources": [
-                                    {"configMap": {"name": config_map}}
-                                    for config_map in config_map_names
-                                ]
-                            },
-                        },
-                        # The root filesystem is read-only; /tmp is the one scratch path.
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-                    ],
-                },
-            },
-        },
-    }
-
-
-def pod_disruption_budget_manifest(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    """Voluntary disruptions (node drains) keep at least one gateway pod serving."""
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"namespace": namespace, "labels": dict(labels)},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(labels)}},
-    }
-
-
-def service_manifest(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    """An internet-facing AWS NLB sending to pod IPs (plain HTTP for now)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "namespace": namespace,
-            "labels": dict(labels),
-            "annotations": dict(NLB_ANNOTATIONS),
-        },
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": dict(labels),
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-            ],
-        },
-    }
-
-
 class Gateway(pulumi.ComponentResource):
-    """HAProxy pods behind an NLB that authenticate data API tokens per tenant."""
+    """HAProxy pods behind a load balancer that authenticate data API tokens per tenant."""
 
     load_balancer_hostname: pulumi.Output[str]
-    """The NLB's DNS name; tenant endpoint records point here."""
+    """The load balancer's DNS name; tenant endpoint records point here."""
     config_checksum: pulumi.Output[str]
-    """SHA-256 of the rendered files; changes exactly when the pods must restart."""
+    """SHA-256 of the rendered files; changes exactly when the pods reload."""
 
     def __init__(
         self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -238,13 +89,12 @@ class Gateway(pulumi.ComponentResource):
         if problem := gateway_config.replicas_problem(args.replicas):
             raise gateway_config.GatewayConfigError(f"replicas: {problem}")
         super().__init__("opstrace:index:Gateway", name, None, opts)
-        labels = gateway_labels(args.instance)
+        labels = gateway_manifests.labels(args.instance)
         child = pulumi.ResourceOptions(parent=self)
 
-        files = pulumi.Output.from_input(args.key_set).apply(
-            lambda trusted: gateway_config.render_gateway_files(settings, trusted)
+        files = pulumi.Output.all(args.key_set, args.bindings).apply(
+            lambda values: gateway_config.render_gateway_files(settings, values[0])
         )
-        checksum = files.apply(gateway_config.config_checksum)
         split = files.apply(config_maps.gateway_data)
         created = [
             k8s.core.v1.ConfigMap(
@@ -258,20 +108,25 @@ class Gateway(pulumi.ComponentResource):
         deployment_doc = pulumi.Output.all(
             args.namespace,
             pulumi.Output.all(*(c.metadata.apply(lambda m: m.name) for c in created)),
-            checksum,
         ).apply(
-            lambda values: deployment_manifest(
-                values[0], labels, values[1], values[2], args.replicas, args.image
+            lambda values: gateway_manifests.deployment(
+                values[0],
+                args.instance,
+                values[1],
+                args.certificate_secrets,
+                args.replicas,
+                args.image,
             )
         )
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=deployment_doc.apply(lambda doc: doc["metadata"]),
             spec=deployment_doc.apply(lambda doc: doc["spec"]),
-            opts=child,
+            opts=after,
         )
         pdb_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: pod_disruption_budget_manifest(namespace, labels)
+            lambda namespace: gateway_manifests.pod_disruption_budget(namespace, args.instance)
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -280,17 +135,21 @@ class Gateway(pulumi.ComponentResource):
             opts=child,
         )
         service_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: service_manifest(namespace, labels)
+            lambda namespace: gateway_manifests.service(
+                namespace, args.instance, args.load_balancer
+            )
         )
+        # Made after the load balancer controller and deleted before it, so that the
+        # controller is still there to delete the NLB (before the VPC goes).
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=service_doc.apply(lambda doc: doc["metadata"]),
             spec=service_doc.apply(lambda doc: doc["spec"]),
-            opts=child,
+            opts=after,
         )
 
         self.load_balancer_hostname = service.status.apply(_load_balancer_hostname)
-        self.config_checksum = checksum
+        self.config_checksum = files.apply(gateway_config.config_checksum)
         self.register_outputs(
             {
                 "load_balancer_hostname": self.load_balancer_hostname,
@@ -305,9 +164,10 @@ def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[
 
 def _load_balancer_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
-    if not ingress or not ingress[0].hostname:
+    address = ingress[0] if ingress else None
+    if address is None or not (address.hostname or address.ip):
         raise gateway_config.GatewayConfigError(
-            "the gateway Service has no load balancer hostname yet: check that the AWS "
-            "Load Balancer Controller runs in the cluster"
+            "the gateway Service has no load balancer address yet: check that the "
+            "cluster's load balancer controller runs"
         )
-    return ingress[0].hostname
+    return address.hostname or address.ip or ""

@@ -1,4 +1,4 @@
-"""The instance: everything one Opstrace-style deployment consists of."""
+"""The instance: everything one Opstrace-style deployment consists of on its cluster."""
 
 from __future__ import annotations
 
@@ -6,27 +6,37 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.backends import Backends, BackendsArgs
+from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
 from components.gateway import Gateway, GatewayArgs
+from components.irsa import existing_cluster_oidc
 from components.name_lock import NameLock
 from components.rules import names
 from components.rules.config import InstanceConfig
+from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
-from components.trust_store import TrustStore, TrustStoreArgs
+from components.trust_store import BoundKey, TrustStore, TrustStoreArgs
+
+READINESS_GATE_LABELS = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+"""On the gateway's namespace: a gateway pod counts as ready only once the NLB sends to it."""
 
 
 @dataclass(frozen=True)
 class InstanceArgs:
-    """The validated stack configuration (see `components.rules.config`)."""
+    """The validated stack configuration, and the cluster the program made (eks mode)."""
 
     config: InstanceConfig
+    cluster: Cluster | None = None
 
 
 class Instance(pulumi.ComponentResource):
-    """An instance with its system and user tenants, trust store, gateway and DNS.
+    """An instance with its system and user tenants, trust store, gateway, DNS, backends
+    and telemetry.
 
-    Adding a tenant adds that tenant's resources and changes only the trust store
-    (and the gateway configuration rendered from it) among existing resources.
+    Adding a tenant adds that tenant's resources and changes only the trust store and
+    the gateway among existing resources.
     """
 
     dns_name: str
@@ -42,16 +52,53 @@ class Instance(pulumi.ComponentResource):
     dns_records: pulumi.Output[list[dict[str, str]]]
     """The records of every endpoint: managed in Route53, or for the operator to create
     elsewhere when `dns` is `none`."""
+    name_servers: pulumi.Output[list[str]] | None
+    """The instance zone's name servers (dns route53): delegate to them."""
+    bucket_names: dict[str, pulumi.Output[str]]
+    """`metrics`/`logs` -> the bucket of the instance's own backend."""
 
     def __init__(
         self, name: str, args: InstanceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("opstrace:index:Instance", name, None, opts)
         config = args.config
+        platform = config.platform
+        cluster = args.cluster
+        ready = tuple(cluster.ready) if cluster else ()
         child = pulumi.ResourceOptions(parent=self)
         NameLock(config.instance_name, child)
-        tenants = {
-            spec.name: Tenant(
+        tenant_names = [spec.name for spec in config.tenants]
+        dns = (
+            Dns(
+                f"{name}-dns",
+                DnsArgs(
+                    instance=config.instance_name,
+                    domain=config.domain,
+                    tenants=tenant_names,
+                    parent_zone_id=config.parent_zone_id,
+                ),
+                child,
+            )
+            if config.dns == "route53"
+            else None
+        )
+        addons = ClusterAddons(
+            f"{name}-addons",
+            ClusterAddonsArgs(
+                platform=platform,
+                cluster_name=cluster.name if cluster else None,
+                vpc_id=cluster.vpc_id if cluster else None,
+                oidc_provider_arn=cluster.oidc_provider_arn if cluster else None,
+                oidc_issuer_host=cluster.oidc_issuer_host if cluster else None,
+                zone_id=dns.zone_id if dns else None,
+                cluster_ready=ready,
+            ),
+            child,
+        )
+        tenants: dict[str, Tenant] = {}
+        for spec in config.tenants:
+            system = tenants.get(names.SYSTEM_TENANT)
+            tenants[spec.name] = Tenant(
                 f"{name}-tenant-{spec.name}",
                 TenantArgs(
                     instance=config.instance_name,
@@ -59,19 +106,25 @@ class Instance(pulumi.ComponentResource):
                     spec=spec,
                     key_bits=config.key_bits,
                     token_lifetime_seconds=config.token_lifetime_seconds,
+                    certificate_issuer=platform.certificate_issuer,
+                    gateway_namespace=system.namespace if system else None,
+                    namespace_labels={} if system else READINESS_GATE_LABELS,
+                    certificate_depends_on=tuple(addons.certificates),
                 ),
-                child,
+                pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
             )
-            for spec in config.tenants
-        }
         system_namespace = tenants[names.SYSTEM_TENANT].namespace
         trust_store = TrustStore(
             f"{name}-trust-store",
             TrustStoreArgs(
                 namespace=system_namespace,
-                public_keys=[
-                    *(key for tenant in tenants.values() for key in tenant.public_keys),
-                    *config.trusted_keys,
+                keys=[
+                    *(
+                        BoundKey(key, tenant)
+                        for tenant, t in tenants.items()
+                        for key in t.public_keys
+                    ),
+                    *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),
                 ],
             ),
             child,
@@ -81,29 +134,60 @@ class Instance(pulumi.ComponentResource):
             GatewayArgs(
                 instance=config.instance_name,
                 domain=config.domain,
-                tenants=list(tenants),
+                tenants=tenant_names,
                 key_set=trust_store.key_set,
+                bindings=trust_store.bindings,
                 namespace=system_namespace,
-                cortex_url=config.cortex_url,
-                loki_url=config.loki_url,
+                upstreams=config.upstreams,
+                certificate_secrets={t: tenant.certificate_secret for t, tenant in tenants.items()},
+                load_balancer=platform.load_balancer,
                 replicas=config.gateway_replicas,
+                depends_on=(*(t.certificate for t in tenants.values()), *addons.load_balancer),
             ),
             child,
         )
-        if config.dns == "route53":
-            Dns(
-                f"{name}-dns",
-                DnsArgs(
-                    instance=config.instance_name,
-                    domain=config.domain,
-                    tenants=list(tenants),
-                    target=gateway.load_balancer_hostname,
-                    parent_zone_id=config.parent_zone_id,
+        self.bucket_names = {}
+        if not (config.cortex_url and config.loki_url):
+            oidc_arn, oidc_host = (
+                (cluster.oidc_provider_arn, cluster.oidc_issuer_host)
+                if cluster
+                else existing_cluster_oidc(platform.eks_cluster_name, self)
+            )
+            backends = Backends(
+                f"{name}-backends",
+                BackendsArgs(
+                    platform=platform,
+                    metrics=not config.cortex_url,
+                    logs=not config.loki_url,
+                    oidc_provider_arn=oidc_arn,
+                    oidc_issuer_host=oidc_host,
+                    cluster_ready=ready,
                 ),
                 child,
             )
+            self.bucket_names = backends.bucket_names
+        if platform.telemetry:
+            Telemetry(
+                f"{name}-telemetry",
+                TelemetryArgs(
+                    instance=config.instance_name,
+                    domain=config.domain,
+                    token=tenants[names.SYSTEM_TENANT].tokens.apply(
+                        lambda by_name: by_name[names.DEFAULT_TOKEN_NAME]
+                    ),
+                    cluster_ready=(*ready, gateway),
+                ),
+                child,
+            )
+        self.name_servers = None
+        if dns is not None:
+            dns.point_endpoints_at(
+                gateway.load_balancer_hostname,
+                network_load_balancer=platform.load_balancer == "aws",
+            )
+            self.name_servers = dns.name_servers.apply(list)
         self.dns_name = names.instance_dns_name(config.instance_name, config.domain)
-        self.tenant_names = list(tenants)
+        self.tenant_names = tenant_names
         self.endpoints = {tenant: t.endpoints for tenant, t in tenants.items()}
         self.key_ids = trust_store.key_ids
         self.tokens = pulumi.Output.secret(
@@ -114,7 +198,7 @@ class Instance(pulumi.ComponentResource):
         )
         self.dns_records = gateway.load_balancer_hostname.apply(
             lambda target: names.endpoint_records(
-                self.tenant_names, config.instance_name, config.domain, target
+                tenant_names, config.instance_name, config.domain, target
             )
         )
         self.register_outputs(
@@ -126,5 +210,7 @@ class Instance(pulumi.ComponentResource):
                 "tokens": self.tokens,
                 "token_expiry": self.token_expiry,
                 "dns_records": self.dns_records,
+                "name_servers": self.name_servers,
+                "bucket_names": self.bucket_names,
             }
         )

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import data_token, names
+from components.rules import certificates, data_token, names
 from components.rules.config import TenantSpec
 from components.tokens import TenantToken, TenantTokenArgs
 
 
 @dataclass(frozen=True)
 class TenantArgs:
-    """One tenant of an instance, with the instance-wide token settings."""
+    """One tenant of an instance, with the instance-wide token and certificate settings."""
 
     instance: str
     domain: str
     spec: TenantSpec
     key_bits: int
     token_lifetime_seconds: int
+    certificate_issuer: str
+    """The cert-manager ClusterIssuer of the tenant's endpoint certificate."""
+    gateway_namespace: pulumi.Input[str] | None = None
+    """Where the gateway (and so the certificate) lives; None: this tenant's namespace
+    (the system tenant's)."""
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    """Extra labels of the tenant's namespace (the system tenant's: readiness gates)."""
+    certificate_depends_on: Sequence[pulumi.Resource] = ()
+    """cert-manager and the issuer: the certificate is made after them, deleted before."""
 
 
 class Tenant(pulumi.ComponentResource):
@@ -39,6 +49,10 @@ class Tenant(pulumi.ComponentResource):
     """Token name -> key ID."""
     token_expiry: pulumi.Output[dict[str, str]]
     """Token name -> expiry time (ISO 8601 UTC); not secret."""
+    certificate: pulumi.Resource
+    """The endpoints' certificate; `pulumi up` waits until it is issued."""
+    certificate_secret: str
+    """The Secret the certificate is in (`tls.crt`, `tls.key`)."""
 
     def __init__(
         self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None
@@ -53,6 +67,7 @@ class Tenant(pulumi.ComponentResource):
                     "app.kubernetes.io/part-of": "opstrace",
                     "opstrace.io/instance": args.instance,
                     "opstrace.io/tenant": tenant,
+                    **args.namespace_labels,
                 },
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -77,6 +92,23 @@ class Tenant(pulumi.ComponentResource):
         for token_name, credential in credentials.items():
             credential.expires_at.apply(partial(_report_expiry, tenant, token_name, credential))
         self.namespace = namespace.metadata.apply(lambda m: m.name or "")
+        gateway_namespace = args.gateway_namespace or self.namespace
+        manifest = pulumi.Output.from_input(gateway_namespace).apply(
+            lambda where: certificates.tenant_certificate(
+                tenant, args.instance, args.domain, where, args.certificate_issuer
+            )
+        )
+        self.certificate = k8s.apiextensions.CustomResource(
+            f"{name}-certificate",
+            api_version=certificates.API_VERSION,
+            kind="Certificate",
+            metadata=manifest.apply(lambda doc: doc["metadata"]),
+            spec=manifest.apply(lambda doc: doc["spec"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[namespace, *args.certificate_depends_on]
+            ),
+        )
+        self.certificate_secret = certificates.certificate_secret(tenant)
         self.endpoints = names.tenant_endpoints(tenant, args.instance, args.domain)
         self.tokens = pulumi.Output.secret(
             pulumi.Output.all(**{n: c.token for n, c in credentials.items()})

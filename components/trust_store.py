@@ -4,7 +4,8 @@ The ConfigMap `opstrace-trust-store` holds the key set in Opstrace's exact forma
 JSON object key ID -> PEM, under the key `API_AUTHTOKEN_VERIFICATION_PUBKEY_SET`), and
 `opstrace-trust-store-jwks` a standard JWKS document with the same key IDs. Only
 public keys ever enter: every key is validated, and any private key material is
-refused before anything is registered.
+refused before anything is registered. Which tenant each key may sign for is kept
+beside it (`bindings`) for the gateway; Opstrace's format has no place for it.
 
 The names are fixed (a contract for whatever reads the key set) and the objects are
 updated in place, never replaced: the instance's Kubernetes provider has ConfigMap
@@ -25,13 +26,21 @@ from components.rules import config_maps, keys
 
 
 @dataclass(frozen=True)
+class BoundKey:
+    """A trusted public key and the one tenant it signs for (None: every tenant)."""
+
+    pem: pulumi.Input[str]
+    tenant: str | None
+
+
+@dataclass(frozen=True)
 class TrustStoreArgs:
     """Which keys the instance trusts and where the store lives."""
 
     namespace: pulumi.Input[str]
     """The instance's system namespace."""
-    public_keys: Sequence[pulumi.Input[str]]
-    """SPKI PEM public keys: one per token credential, plus any extra trusted keys."""
+    keys: Sequence[BoundKey]
+    """One per token credential (bound to its tenant), plus the extra trusted keys."""
 
 
 def _document(name: str, documents: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
@@ -46,6 +55,8 @@ class TrustStore(pulumi.ComponentResource):
 
     key_set: pulumi.Output[dict[str, str]]
     """Key ID -> PEM, the document the gateway renders its key files from."""
+    bindings: pulumi.Output[dict[str, str]]
+    """Key ID -> the one tenant it signs for; absent keys sign for every tenant."""
     key_ids: pulumi.Output[list[str]]
     config_map_name: pulumi.Output[str]
 
@@ -53,8 +64,11 @@ class TrustStore(pulumi.ComponentResource):
         self, name: str, args: TrustStoreArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("opstrace:index:TrustStore", name, None, opts)
-        self.key_set = pulumi.Output.all(*args.public_keys).apply(
-            lambda pems: keys.key_set(list(pems))
+        pems = pulumi.Output.all(*(key.pem for key in args.keys))
+        tenants = [key.tenant for key in args.keys]
+        self.key_set = pems.apply(lambda values: keys.key_set(list(values)))
+        self.bindings = pems.apply(
+            lambda values: keys.key_bindings(zip(values, tenants, strict=True))
         )
         documents = self.key_set.apply(config_maps.trust_store_data)
         labels = {"app.kubernetes.io/part-of": "opstrace", "opstrace.io/role": "trust-store"}
@@ -77,6 +91,7 @@ class TrustStore(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "key_set": self.key_set,
+                "bindings": self.bindings,
                 "key_ids": self.key_ids,
                 "config_map_name": self.config_map_name,
             }

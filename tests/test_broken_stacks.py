@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.rules import keys
-from components.rules.config import ConfigError, parse_config, stack_settings
+from components.rules.config import ConfigError, config_of_stack
 from tools.offline import PROJECT_DIR, cli_config, stack_config
 
 BASE = {
+    "aws:region": "eu-central-1",
     "opstrace:instanceName": "acme",
     "opstrace:domain": "acme.dev",
     "opstrace:tenants": ["prod"],
@@ -35,17 +36,20 @@ EC_PEM = (
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
-PRIVATE_PEM = keys.private_key_pem(keys.generate_private_key(2048)).decode()
+PRIVATE_KEY = keys.generate_private_key(2048)
+PRIVATE_PEM = keys.private_key_pem(PRIVATE_KEY).decode()
+RSA_PEM = keys.public_key_pem(PRIVATE_KEY)
 
 
 def stack(**settings: Any) -> str:
     """The base stack file with `opstrace:` settings set (`...` removes one)."""
     config = dict(BASE)
-    for key, value in settings.items():
+    for name, value in settings.items():
+        key = name if ":" in name else f"opstrace:{name}"
         if value is ...:
-            config.pop(f"opstrace:{key}", None)
+            config.pop(key, None)
         else:
-            config[f"opstrace:{key}"] = value
+            config[key] = value
     return yaml.safe_dump({"config": config}, sort_keys=False)
 
 
@@ -377,7 +381,7 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "trusted_keys_a_string",
             stack(trustedKeys="key.pem"),
-            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array<string>'",
+            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array'",
         ),
         Broken(
             "trusted_key_empty",
@@ -387,7 +391,108 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "trusted_key_a_number",
             stack(trustedKeys=[42]),
-            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array<string>'",
+            "trustedKeys[0]: expected PEM text or a file path, got 42",
+        ),
+        Broken(
+            "trusted_key_bound_to_an_unknown_tenant",
+            stack(trustedKeys=[{"key": RSA_PEM, "tenant": "qa"}]),
+            "trustedKeys[0].tenant: 'qa' is not a tenant of this instance: use one of prod, system",
+        ),
+        Broken(
+            "trusted_key_unknown_option",
+            stack(trustedKeys=[{"key": "ops.pub", "colour": "red"}]),
+            "trustedKeys[0].colour: unknown option; use key, tenant",
+        ),
+        Broken(
+            "cluster_unknown_mode",
+            stack(cluster="gke"),
+            "cluster: 'gke' is not allowed: use one of eks, existing",
+        ),
+        Broken(
+            "kubernetes_version_unsupported",
+            stack(kubernetesVersion="1.29"),
+            "kubernetesVersion: '1.29' is not allowed: use one of 1.31, 1.32, 1.33, 1.34, 1.35",
+        ),
+        Broken(
+            "sizing_unknown",
+            stack(sizing="huge"),
+            "sizing: 'huge' is not allowed: use one of small, production",
+        ),
+        Broken(
+            "node_instance_type_malformed",
+            stack(nodeInstanceType="large"),
+            "nodeInstanceType: 'large' is not an EC2 instance type: use FAMILY.SIZE, e.g. "
+            "m7i.xlarge",
+        ),
+        Broken(
+            "node_count_one",
+            stack(nodeCount=1),
+            "nodeCount: 1 is not allowed: use 2 to 100 nodes (0 takes the sizing's 3)",
+        ),
+        Broken(
+            "availability_zones_four",
+            stack(availabilityZones=4),
+            "availabilityZones: 4 is not allowed: use 2 or 3",
+        ),
+        Broken(
+            "production_over_two_zones",
+            stack(sizing="production", availabilityZones=2),
+            "availabilityZones: 2 is too few for sizing 'production', which replicates metrics "
+            "over 3 zones: use 3",
+        ),
+        Broken(
+            "vpc_cidr_public",
+            stack(vpcCidr="8.8.0.0/16"),
+            "vpcCidr: '8.8.0.0/16' is not usable: use a private IPv4 network from /16 to /20 "
+            "(e.g. 10.40.0.0/16)",
+        ),
+        Broken(
+            "vpc_cidr_too_small",
+            stack(vpcCidr="10.0.0.0/24"),
+            "vpcCidr: '10.0.0.0/24' is not usable: use a private IPv4 network from /16 to /20 "
+            "(e.g. 10.40.0.0/16)",
+        ),
+        Broken(
+            "generic_load_balancer_with_eks",
+            stack(loadBalancer="generic"),
+            "loadBalancer: 'generic' is for existing clusters; with cluster eks the program "
+            "installs the AWS Load Balancer Controller: use aws",
+        ),
+        Broken(
+            "existing_cluster_without_issuer",
+            stack(cluster="existing"),
+            "certificateIssuer: required with cluster existing: name the cert-manager "
+            "ClusterIssuer that issues the tenant certificates (DNS-01 for "
+            "<tenant>.<instance>.<domain> names)",
+        ),
+        Broken(
+            "existing_cluster_own_backends_without_eks_name",
+            stack(cluster="existing", certificateIssuer="letsencrypt"),
+            "eksClusterName: required with cluster existing when the instance runs its own "
+            "Mimir or Loki (cortexUrl or lokiUrl unset): name the EKS cluster, whose OIDC "
+            "provider lets them reach their S3 buckets; or set both URLs to external backends",
+        ),
+        Broken(
+            "acme_email_malformed",
+            stack(acmeEmail="ops"),
+            "acmeEmail: 'ops' is not an email address",
+        ),
+        Broken(
+            "metrics_retention_in_hours",
+            stack(metricsRetention="720h"),
+            "metricsRetention: '720h' is not a retention: use a number of days from 1d to "
+            "3650d (e.g. 30d)",
+        ),
+        Broken(
+            "keep_data_not_a_boolean",
+            stack(keepDataOnDestroy="maybe"),
+            "Stack 'broken' with configuration key 'keepDataOnDestroy' must be of type 'boolean'",
+        ),
+        Broken(
+            "aws_region_missing",
+            stack(**{"aws:region": ...}),
+            "aws:region: required for cluster eks: set it with `pulumi config set aws:region "
+            "eu-central-1`",
         ),
         Broken(
             "trusted_key_missing_file",
@@ -436,7 +541,7 @@ def project(tmp_path: Path) -> Path:
 def refusal(project: Path, text: str) -> str:
     (project / "stacks" / "Pulumi.broken.yaml").write_text(text)
     with pytest.raises(ConfigError) as raised:
-        parse_config(stack_settings(cli_config(stack_config("broken", project))), base_dir=project)
+        config_of_stack(cli_config(stack_config("broken", project)), project)
     return str(raised.value)
 
 

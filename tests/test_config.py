@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components.rules import config as config_module
-from components.rules.config import ConfigError, parse_config, stack_settings
+from components.rules.config import (
+    ConfigError,
+    TrustedKey,
+    config_of_stack,
+    parse_config,
+    stack_settings,
+)
+from tools.offline import cli_config, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,7 +30,7 @@ def parse(**overrides: Any) -> config_module.InstanceConfig:
         "tenants": ["prod"],
         **overrides,
     }
-    return parse_config(raw, base_dir=PROJECT_DIR)
+    return parse_config(raw, base_dir=PROJECT_DIR, aws_region="eu-central-1")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +99,8 @@ def test_export_directory_may_be_created_later(tmp_path: Path) -> None:
         "domain": "acme.dev",
         "tenants": [{"name": "ci", "exportKeysTo": "new/keys"}],
     }
-    assert parse_config(raw, base_dir=tmp_path).tenants[1].tokens[0].export_keys_to == "new/keys"
+    config = parse_config(raw, base_dir=tmp_path, aws_region="eu-central-1")
+    assert config.tenants[1].tokens[0].export_keys_to == "new/keys"
 
 
 def test_tenant_names_may_have_inner_hyphens_like_opstraces_own_examples() -> None:
@@ -101,7 +109,8 @@ def test_tenant_names_may_have_inner_hyphens_like_opstraces_own_examples() -> No
 
 
 def test_dns_none_accepts_a_reserved_domain_because_no_zone_is_made() -> None:
-    assert parse(dns="none", domain="example.com").domain == "example.com"
+    config = parse(dns="none", domain="example.com", certificateIssuer="letsencrypt")
+    assert config.domain == "example.com"
 
 
 @pytest.mark.parametrize(
@@ -118,21 +127,16 @@ def test_integer_settings_accept_the_strings_the_cli_stores() -> None:
 
 def test_trusted_key_may_be_pem_text(rsa_key: rsa.RSAPrivateKey) -> None:
     pem = public_pem(rsa_key)
-    assert parse(trustedKeys=[pem]).trusted_keys == (pem,)
+    assert parse(trustedKeys=[pem]).trusted_keys == (TrustedKey(pem, None),)
 
 
 def test_trusted_key_may_be_a_file_path(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
     (tmp_path / "ops.pub").write_text(public_pem(rsa_key))
+    raw = {"instanceName": "acme", "domain": "acme.dev", "tenants": ["prod"]}
     config = parse_config(
-        {
-            "instanceName": "acme",
-            "domain": "acme.dev",
-            "tenants": ["prod"],
-            "trustedKeys": ["ops.pub"],
-        },
-        base_dir=tmp_path,
+        {**raw, "trustedKeys": ["ops.pub"]}, base_dir=tmp_path, aws_region="eu-central-1"
     )
-    assert config.trusted_keys == (public_pem(rsa_key),)
+    assert config.trusted_keys == (TrustedKey(public_pem(rsa_key), None),)
 
 
 def test_upstream_url_loses_a_trailing_slash() -> None:
@@ -181,22 +185,24 @@ def test_pulumi_yaml_declares_only_types_the_cli_accepts() -> None:
         assert declaration["description"], key
 
 
-def shipped_settings(stack: str) -> dict[str, Any]:
-    document = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml").read_text())
-    return stack_settings(document["config"])
+SHIPPED_STACKS = ["dev", "example-prod", "example-existing"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "example-prod"])
+def shipped_config(stack: str) -> dict[str, Any]:
+    """A shipped stack file's config as the CLI hands it to the program."""
+    return cli_config(stack_config(stack))
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_shipped_stack_is_refused_until_its_placeholder_domain_is_changed(stack: str) -> None:
-    settings = shipped_settings(stack)
     with pytest.raises(ConfigError, match=r"^domain: '[a-z.]*example\.com' is a placeholder"):
-        parse_config(settings, base_dir=PROJECT_DIR)
+        config_of_stack(shipped_config(stack), PROJECT_DIR)
 
 
-@pytest.mark.parametrize("stack", ["dev", "example-prod"])
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_shipped_stack_is_valid_once_the_operator_sets_their_domain(stack: str) -> None:
-    settings = {**shipped_settings(stack), "domain": "observability.acme.dev"}
-    assert parse_config(settings, base_dir=PROJECT_DIR).user_tenants
+    config = {**shipped_config(stack), "opstrace:domain": "observability.acme.dev"}
+    assert config_of_stack(config, PROJECT_DIR).user_tenants
 
 
 def test_stack_settings_leave_other_namespaces_to_their_owners() -> None:

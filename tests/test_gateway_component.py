@@ -12,19 +12,11 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.gateway import (
-    CHECKSUM_ANNOTATION,
-    NLB_ANNOTATIONS,
-    Gateway,
-    GatewayArgs,
-    deployment_manifest,
-    gateway_labels,
-    gateway_settings,
-)
-from components.rules import gateway_config, keys
+from components.gateway import Gateway, GatewayArgs, gateway_settings
+from components.rules import charts, gateway_config, gateway_manifests, keys, platform
 from tools.offline import ProgramRun, Registration, run_components
 
-KUBERNETES_VERSION = "1.30.0"
+KUBERNETES_VERSION = "1.33.0"
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,10 @@ class Deployed:
         return {
             r.name: r.inputs for r in self.run.resources if r.type == "kubernetes:core/v1:ConfigMap"
         }
+
+    def pod(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self.manifest("kubernetes:apps/v1:Deployment")["spec"]
+        return dict(spec["template"]["spec"])
 
 
 def deploy(args: GatewayArgs) -> Deployed:
@@ -77,8 +73,8 @@ def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
         tenants=["system", "prod"],
         key_set=key_set,
         namespace="system-tenant",
-        cortex_url="http://cortex-gateway.cortex.svc.cluster.local:80",
-        loki_url="http://loki-gateway.loki.svc.cluster.local:80",
+        upstreams=charts.upstreams(platform.SIZES["small"]),
+        certificate_secrets={"system": "system-endpoints-tls", "prod": "prod-endpoints-tls"},
     )
     return replace(args, **overrides)
 
@@ -119,55 +115,97 @@ def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     }
 
 
-def test_pod_template_annotation_is_the_checksum_of_the_rendered_files(
+def test_checksum_output_is_the_checksum_of_the_rendered_files(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
     files = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
-    template = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]
     assert deployed.outputs["checksum"] == gateway_config.config_checksum(files)
-    assert template["metadata"]["annotations"] == {
-        CHECKSUM_ANNOTATION: deployed.outputs["checksum"]
-    }
 
 
-def test_removing_a_key_changes_the_checksum_annotation(
+def test_a_key_change_leaves_the_pod_template_alone(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    fewer = dict(list(key_set.items())[:1])
-    after = deploy(gateway_args(fewer))
-    template = after.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]
+    # The pods reload the files in place: a revocation rolls no pod.
+    after = deploy(gateway_args(dict(list(key_set.items())[:1])))
     assert after.outputs["checksum"] != deployed.outputs["checksum"]
-    assert template["metadata"]["annotations"] == {CHECKSUM_ANNOTATION: after.outputs["checksum"]}
+    assert after.pod() == deployed.pod()
 
 
-def test_deployment_mounts_both_registered_config_maps_read_only_in_one_directory(
+def test_a_new_tenant_mounts_its_certificate(deployed: Deployed, key_set: dict[str, str]) -> None:
+    secrets = {"system": "system-endpoints-tls", "prod": "prod-endpoints-tls", "qa": "qa-tls"}
+    after = deploy(
+        gateway_args(key_set, tenants=["system", "prod", "qa"], certificate_secrets=secrets)
+    )
+    sources = after.pod()["volumes"][0]["projected"]["sources"]
+    assert {s["secret"]["name"] for s in sources if "secret" in s} == set(secrets.values())
+
+
+def test_pod_mounts_both_config_maps_and_every_certificate_in_one_directory(
     deployed: Deployed,
 ) -> None:
     names = [
         deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
         for name in ("gw-config", "gw-keys")
     ]
-    pod = deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
-    assert volumes["config"]["projected"] == {
-        "sources": [{"configMap": {"name": name}} for name in names]
-    }
-    assert mounts["config"] == {
-        "name": "config",
-        "mountPath": gateway_config.DEFAULT_CONFIG_DIR,
-        "readOnly": True,
-    }
+    pod = deployed.pod()
+    volume = pod["volumes"][0]
+    certs = gateway_manifests.CERTS_SUBDIR
+    assert volume["projected"]["sources"] == [
+        {"configMap": {"name": names[0]}},
+        {"configMap": {"name": names[1]}},
+        {
+            "secret": {
+                "name": "prod-endpoints-tls",
+                "items": [
+                    {"key": "tls.crt", "path": f"{certs}/prod.pem"},
+                    {"key": "tls.key", "path": f"{certs}/prod.pem.key"},
+                ],
+            }
+        },
+        {
+            "secret": {
+                "name": "system-endpoints-tls",
+                "items": [
+                    {"key": "tls.crt", "path": f"{certs}/system.pem"},
+                    {"key": "tls.key", "path": f"{certs}/system.pem.key"},
+                ],
+            }
+        },
+    ]
+    for container in pod["containers"]:
+        assert container["volumeMounts"][0] == {
+            "name": "config",
+            "mountPath": gateway_config.DEFAULT_CONFIG_DIR,
+            "readOnly": True,
+        }
 
 
-def test_service_is_an_internet_facing_nlb_to_pod_ips(deployed: Deployed) -> None:
+def test_reloader_shares_the_pod_processes_and_the_image(deployed: Deployed) -> None:
+    pod = deployed.pod()
+    haproxy, reloader = pod["containers"]
+    assert pod["shareProcessNamespace"] is True
+    assert reloader["image"] == haproxy["image"]
+    assert reloader["command"][-1].endswith(gateway_manifests.RELOAD_SCRIPT)
+
+
+def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: Deployed) -> None:
     service = deployed.manifest("kubernetes:core/v1:Service")
     annotations = service["metadata"]["annotations"]
     assert service["spec"]["type"] == "LoadBalancer"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
-    assert annotations == NLB_ANNOTATIONS
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        (443, "https"),
+        (80, "http"),
+    ]
+
+
+def test_generic_load_balancer_has_no_aws_annotations(key_set: dict[str, str]) -> None:
+    service = deploy(gateway_args(key_set, load_balancer="generic")).manifest(
+        "kubernetes:core/v1:Service"
+    )
+    assert "annotations" not in service["metadata"]
 
 
 def test_pod_disruption_budget_keeps_one_pod_of_the_deployment(deployed: Deployed) -> None:
@@ -183,64 +221,52 @@ def test_every_registered_manifest_is_valid_against_the_kubernetes_schema(
     objects = [r for r in deployed.run.resources if r.type.startswith("kubernetes:")]
     assert len(objects) == 5
     for resource in objects:
-        manifest = {**resource.inputs, **_api_version_and_kind(resource.type)}
+        manifest = {**resource.inputs, **api_version_and_kind(resource.type)}
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
-def _api_version_and_kind(typ: str) -> dict[str, str]:
+def api_version_and_kind(typ: str) -> dict[str, str]:
     group_version, kind = typ.removeprefix("kubernetes:").rsplit(":", 1)
     group, version = group_version.split("/")
     return {"apiVersion": version if group == "core" else f"{group}/{version}", "kind": kind}
 
 
-def test_pod_runs_hardened() -> None:
-    pod = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "haproxy:x")["spec"][
-        "template"
-    ]["spec"]
-    container = pod["containers"][0]
+def test_pod_runs_hardened(deployed: Deployed) -> None:
+    pod = deployed.pod()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
-    assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def test_pod_has_resource_requests_and_limits() -> None:
-    container = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "img")["spec"][
-        "template"
-    ]["spec"]["containers"][0]
-    assert set(container["resources"]) == {"requests", "limits"}
-    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
-    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
-
-
-def test_probes_use_the_health_endpoint_of_the_rendered_config() -> None:
-    container = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 2, "img")["spec"][
-        "template"
-    ]["spec"]["containers"][0]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    settings = gateway_settings(gateway_args({}))
-    assert settings.health_listen == f"0.0.0.0:{ports['health']}"
-    assert settings.listen == f"0.0.0.0:{ports['http']}"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {
-            "path": gateway_config.HEALTH_PATH,
-            "port": "health",
+    for container in pod["containers"]:
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
         }
+        assert set(container["resources"]) == {"requests", "limits"}
 
 
-def test_rollout_never_drops_below_the_desired_replicas() -> None:
-    spec = deployment_manifest("ns", gateway_labels("acme"), "cm", "0" * 64, 3, "img")["spec"]
+def test_stopping_pod_drains_before_haproxy_stops(deployed: Deployed) -> None:
+    pod = deployed.pod()
+    haproxy = pod["containers"][0]
+    assert haproxy["lifecycle"]["preStop"]["exec"]["command"][-1] == str(
+        gateway_manifests.DRAIN_SECONDS
+    )
+    assert pod["terminationGracePeriodSeconds"] > gateway_manifests.DRAIN_SECONDS
+    assert gateway_manifests.DRAIN_SECONDS > gateway_manifests.DEREGISTRATION_DELAY_SECONDS
+
+
+def test_rollout_never_drops_below_the_desired_replicas(key_set: dict[str, str]) -> None:
+    spec = deploy(gateway_args(key_set, replicas=3)).manifest("kubernetes:apps/v1:Deployment")[
+        "spec"
+    ]
     assert spec["replicas"] == 3
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["minReadySeconds"] > 0
 
 
 def test_default_image_is_the_stock_haproxy_release_the_end_to_end_tests_run() -> None:
-    """The tag is the LTS release tools/haproxy/build.sh fetches for `make e2e-haproxy`."""
+    """The tag is the LTS release tools/haproxy/build.sh fetches for the tests."""
     script = Path(__file__).parent.parent / "tools" / "haproxy" / "build.sh"
     pinned = re.search(
         r"^VERSION=\$\{OPSTRACE_HAPROXY_VERSION:-(\d+\.\d+\.\d+)\}$",
@@ -248,7 +274,7 @@ def test_default_image_is_the_stock_haproxy_release_the_end_to_end_tests_run() -
         re.MULTILINE,
     )
     assert pinned is not None
-    name, _, reference = GatewayArgs.image.partition(":")
+    name, _, reference = gateway_manifests.DEFAULT_IMAGE.partition(":")
     tag, _, digest = reference.partition("@")
     assert name == "haproxy"
     assert tag == pinned[1]

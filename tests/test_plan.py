@@ -58,8 +58,13 @@ def records(stacks_dir: Path) -> list[dict[str, object]]:
 def test_plan_prints_children_indented_under_their_parent(tree: str) -> None:
     lines = tree.splitlines()
     tenant = lines.index("  opstrace:index:Tenant  dev-acme-tenant-prod")
-    assert lines[0] == "opstrace:index:Instance  dev-acme"
-    assert lines[tenant + 1] == "    kubernetes:core/v1:Namespace  dev-acme-tenant-prod-namespace"
+    assert lines[0] == "opstrace:index:Cluster  dev-acme-cluster"
+    assert "opstrace:index:Instance  dev-acme" in lines
+    assert lines[tenant + 1 : tenant + 4] == [
+        "    kubernetes:cert-manager.io/v1:Certificate  dev-acme-tenant-prod-certificate",
+        "    kubernetes:core/v1:Namespace  dev-acme-tenant-prod-namespace",
+        "    pulumi-python:dynamic/opstrace:TenantToken  dev-acme-tenant-prod-token-default",
+    ]
 
 
 def test_plan_prints_every_tenant_endpoint(tree: str) -> None:
@@ -138,7 +143,8 @@ def test_plan_refuses_a_missing_stack_file_naming_the_stacks_there() -> None:
     result = run_plan("--stack", "does-not-exist")
     assert result.returncode == 2
     assert result.stderr == (
-        "error: no stack file stacks/Pulumi.does-not-exist.yaml; stacks here: dev, example-prod\n"
+        "error: no stack file stacks/Pulumi.does-not-exist.yaml; stacks here: dev, "
+        "example-existing, example-prod\n"
     )
 
 

@@ -13,10 +13,11 @@ import jwt
 import kubernetes_validate
 import pulumi
 import pytest
+import yaml
 from pulumi.runtime import rpc
 
 from components import tenant as tenant_module
-from components.rules import keys
+from components.rules import keys, platform
 from components.rules.config_maps import JWKS_FILE
 from components.rules.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
@@ -38,15 +39,19 @@ def parent_name(run: ProgramRun, resource: Registration) -> str:
 def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
     tree = {(r.type, r.name, parent_name(dev_run, r)) for r in dev_run.resources}
     expected = {
+        ("opstrace:index:Cluster", "dev-acme-cluster", ""),
+        ("pulumi:providers:kubernetes", "kubernetes", ""),
         ("opstrace:index:Instance", "dev-acme", ""),
         ("pulumi-python:dynamic/opstrace:NameLock", "instance-name-lock", "dev-acme"),
+        ("opstrace:index:Dns", "dev-acme-dns", "dev-acme"),
+        ("aws:route53/zone:Zone", "dev-acme-dns-zone", "dev-acme-dns"),
+        ("opstrace:index:ClusterAddons", "dev-acme-addons", "dev-acme"),
         ("opstrace:index:TrustStore", "dev-acme-trust-store", "dev-acme"),
         ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-keys", "dev-acme-trust-store"),
         ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-jwks", "dev-acme-trust-store"),
-        ("pulumi:providers:kubernetes", "kubernetes", ""),
         ("opstrace:index:Gateway", "dev-acme-gateway", "dev-acme"),
-        ("opstrace:index:Dns", "dev-acme-dns", "dev-acme"),
-        ("aws:route53/zone:Zone", "dev-acme-dns-zone", "dev-acme-dns"),
+        ("opstrace:index:Backends", "dev-acme-backends", "dev-acme"),
+        ("opstrace:index:Telemetry", "dev-acme-telemetry", "dev-acme"),
     }
     for tenant in TENANTS:
         component = f"dev-acme-tenant-{tenant}"
@@ -54,13 +59,31 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
             ("opstrace:index:Tenant", component, "dev-acme"),
             ("kubernetes:core/v1:Namespace", f"{component}-namespace", component),
             (TOKEN_TYPE, f"{component}-token-default", component),
+            ("kubernetes:cert-manager.io/v1:Certificate", f"{component}-certificate", component),
             ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-cortex", "dev-acme-dns"),
             ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-loki", "dev-acme-dns"),
         }
     expected.add((TOKEN_TYPE, "dev-acme-tenant-staging-token-ci", "dev-acme-tenant-staging"))
     assert expected <= tree
-    gateway_children = {n for t, n, p in tree if p == "dev-acme-gateway"}
-    assert tree - expected == {t for t in tree if t[1] in gateway_children}
+    # Everything else belongs to the platform components (cluster, add-ons, backends,
+    # telemetry) or the gateway.
+    platform_parents = {
+        name
+        for typ, name, _ in tree
+        if typ
+        in {
+            "opstrace:index:Cluster",
+            "opstrace:index:Network",
+            "opstrace:index:ClusterAddons",
+            "opstrace:index:Backends",
+            "opstrace:index:DataBucket",
+            "opstrace:index:Telemetry",
+            "opstrace:index:Gateway",
+        }
+    }
+    assert {t for t in tree - expected if t[2] not in platform_parents} == {
+        ("opstrace:index:Network", "dev-acme-cluster-network", "dev-acme-cluster"),
+    } - {t for t in tree - expected if t[2] in platform_parents}
 
 
 def test_system_tenant_exists_though_config_does_not_list_it(dev_run: ProgramRun) -> None:
@@ -154,12 +177,27 @@ def test_extra_trusted_key_joins_the_trust_store() -> None:
     assert keys.key_id(extra) in run.stack_outputs["key_ids"]
 
 
-def test_tenant_endpoint_records_point_at_the_gateway_load_balancer(dev_run: ProgramRun) -> None:
+def test_tenant_endpoint_records_alias_the_gateway_network_load_balancer(
+    dev_run: ProgramRun,
+) -> None:
     record = named(dev_run, "dev-acme-dns-prod-cortex").inputs
     service = next(r for r in dev_run.resources if r.type == "kubernetes:core/v1:Service")
     assert record["name"] == f"cortex.prod.dev-acme.{OPERATOR_DOMAIN}"
-    assert record["type"] == "CNAME"
-    assert record["records"] == [service_hostname(service)]
+    assert record["type"] == "A"
+    assert record["aliases"] == [
+        {
+            "name": service_hostname(service),
+            "zoneId": "Z215JYRZR1TBD5",
+            "evaluateTargetHealth": True,
+        }
+    ]
+
+
+def test_records_are_cnames_when_the_load_balancer_is_not_an_nlb() -> None:
+    run = run_program(existing_config(loadBalancer="generic"), stack="dev")
+    record = named(run, "dev-acme-dns-prod-cortex").inputs
+    service = next(r for r in run.resources if r.type == "kubernetes:core/v1:Service")
+    assert (record["type"], record["records"]) == ("CNAME", [service_hostname(service)])
 
 
 def service_hostname(service: Registration) -> str:
@@ -186,6 +224,18 @@ def kubernetes_providers(run: ProgramRun) -> set[str]:
     return {r.provider for r in run.resources if r.type.startswith("kubernetes:") and r.custom}
 
 
+def existing_config(**overrides: Any) -> dict[str, Any]:
+    """The dev stack moved into an existing EKS cluster (an operator's settings)."""
+    settings = {
+        "cluster": "existing",
+        "eksClusterName": "platform",
+        "certificateIssuer": "letsencrypt-dns01",
+        "keepDataOnDestroy": None,
+        **overrides,
+    }
+    return dev_config(**settings)
+
+
 def test_one_explicit_kubernetes_provider_serves_every_kubernetes_resource(
     dev_run: ProgramRun,
 ) -> None:
@@ -194,8 +244,22 @@ def test_one_explicit_kubernetes_provider_serves_every_kubernetes_resource(
     assert kubernetes_providers(dev_run) == {f"{provider.urn}::{provider.id}"}
 
 
+def test_eks_provider_is_built_from_the_cluster_the_program_made(dev_run: ProgramRun) -> None:
+    inputs = named(dev_run, "kubernetes").inputs
+    kubeconfig = yaml.safe_load(rpc.unwrap_rpc_secret(inputs["kubeconfig"]))
+    assert rpc.is_rpc_secret(inputs["kubeconfig"])
+    assert kubeconfig["users"][0]["user"]["exec"]["args"] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "dev-acme-cluster",
+        "--region",
+        "eu-central-1",
+    ]
+
+
 def test_without_kubeconfig_or_context_the_provider_uses_the_ambient_configuration() -> None:
-    run = run_program(dev_config(kubeContext=None), stack="dev")
+    run = run_program(existing_config(), stack="dev")
     assert named(run, "kubernetes").inputs == {
         "clusterIdentifier": "opstrace-dev-acme",
         "enableConfigMapMutable": "true",
@@ -203,11 +267,22 @@ def test_without_kubeconfig_or_context_the_provider_uses_the_ambient_configurati
 
 
 def test_setting_a_kubeconfig_later_keeps_every_resource_on_the_same_provider() -> None:
-    before = run_program(dev_config(kubeContext=None), stack="dev")
-    after = run_program(dev_config(kubeconfig="~/.kube/config"), stack="dev")
+    before = run_program(existing_config(), stack="dev")
+    after = run_program(existing_config(kubeconfig="~/.kube/config"), stack="dev")
     assert kubernetes_providers(after) == kubernetes_providers(before)
     # As written: the provider expands `~` itself, so state is the same on every machine.
     assert named(after, "kubernetes").inputs["kubeconfig"] == "~/.kube/config"
+
+
+def test_existing_cluster_is_checked_not_changed() -> None:
+    run = run_program(existing_config(), stack="dev")
+    types = {r.type for r in run.resources}
+    assert not {t for t in types if t.startswith(("aws:eks", "aws:ec2"))}
+    assert "kubernetes:helm.sh/v3:Release" in types  # the backends and telemetry only
+    releases = {
+        r.inputs["chart"] for r in run.resources if r.type == "kubernetes:helm.sh/v3:Release"
+    }
+    assert releases == {"mimir-distributed", "loki", "alloy"}
 
 
 def test_invalid_config_stops_the_program_with_one_line_before_any_registration() -> None:
@@ -220,7 +295,15 @@ def test_invalid_config_stops_the_program_with_one_line_before_any_registration(
 
 
 def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() -> None:
-    run = run_program(dev_config(dns="none", domain="example.com"), stack="dev")
+    config = existing_config(
+        dns="none",
+        domain="example.com",
+        loadBalancer="generic",
+        cortexUrl="http://cortex.example.net:80",
+        lokiUrl="http://loki.example.net:3100",
+        **{"aws:region": None},
+    )
+    run = run_program(config, stack="dev")
     service = next(r for r in run.resources if r.type == "kubernetes:core/v1:Service")
     assert not [r for r in run.resources if r.type.startswith("aws:")]
     assert run.stack_outputs["dns_records"][:2] == [
@@ -259,11 +342,11 @@ def test_an_expired_token_is_reported_as_an_error(monkeypatch: pytest.MonkeyPatc
     assert all("every request with it gets 401" in text for text in errors)
 
 
-def test_system_token_rotation_setting_replaces_only_the_system_token(
+def test_system_token_rotation_setting_replaces_the_system_token_and_its_key(
     dev_run: ProgramRun,
 ) -> None:
     after = run_program(dev_config(systemTokenRotation="2026-11"), stack="dev")
-    assert change(dev_run, after).changed == {"dev-acme-tenant-system-token-default"}
+    assert change(dev_run, after).changed == {"dev-acme-tenant-system-token-default", *KEY_DERIVED}
 
 
 def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun) -> None:
@@ -278,6 +361,17 @@ def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun
         for token_name, when in by_token.items():
             state = named(dev_run, f"dev-acme-tenant-{tenant}-token-{token_name}").state
             assert when == timestamp(int(state["expires_at"]))
+
+
+def plain(value: Any) -> Any:
+    """`value` with every secret unwrapped, at any depth (what the engine stores)."""
+    if rpc.is_rpc_secret(value):
+        return plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def comparable(resource: Registration) -> Any:
@@ -312,12 +406,14 @@ def run_with_tenants(*tenants: Any) -> ProgramRun:
 
 
 def tenant_resources(tenant: str) -> set[str]:
-    """Everything a user tenant with one token adds: component, namespace, token, 2 records."""
+    """Everything a user tenant with one token adds: component, namespace, token,
+    certificate, and its two DNS records."""
     component = f"dev-acme-tenant-{tenant}"
     return {
         component,
         f"{component}-namespace",
         f"{component}-token-default",
+        f"{component}-certificate",
         f"dev-acme-dns-{tenant}-cortex",
         f"dev-acme-dns-{tenant}-loki",
     }
@@ -328,10 +424,11 @@ KEY_DERIVED = {
     "dev-acme-trust-store-jwks",
     "dev-acme-gateway-config",
     "dev-acme-gateway-keys",
-    "dev-acme-gateway-deployment",
 }
-"""The trust store, and the gateway rendered from it (its config, and the pods rolled by
-the config checksum): the only existing resources a tenant change may touch."""
+"""The trust store, and the gateway files rendered from it (reloaded in place): the only
+existing resources a key change may touch."""
+TENANT_DERIVED = {*KEY_DERIVED, "dev-acme-gateway-deployment"}
+"""What a tenant change may touch: also the gateway pods, which mount its certificate."""
 
 STAGING = {"name": "staging", "tokens": ["default", "ci"]}
 
@@ -340,20 +437,20 @@ def test_appending_a_tenant_adds_its_resources_and_changes_only_key_derived_ones
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("prod", STAGING, "qa")
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
 
 
 def test_inserting_a_tenant_mid_list_changes_no_other_tenants_resources(
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("qa", "prod", STAGING)
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
 
 
 def test_removing_a_tenant_mid_list_removes_only_its_resources() -> None:
     before = run_with_tenants("prod", "qa", STAGING)
     after = run_with_tenants("prod", STAGING)
-    assert change(before, after) == Change(set(), tenant_resources("qa"), KEY_DERIVED)
+    assert change(before, after) == Change(set(), tenant_resources("qa"), TENANT_DERIVED)
 
 
 def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:
@@ -361,18 +458,32 @@ def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:
     assert change(dev_run, after) == Change(set(), set(), set())
 
 
-def test_change_detection_sees_a_changed_token_input(dev_run: ProgramRun) -> None:
-    # Guards the guards above: a rotation of prod must show as a change of its token.
+def test_rotating_a_token_changes_only_it_and_the_key_derived_files(dev_run: ProgramRun) -> None:
+    # Also guards the guards above: a rotation must show as a change of its token.
     after = run_with_tenants({"name": "prod", "rotation": "r1"}, STAGING)
-    assert change(dev_run, after).changed >= {"dev-acme-tenant-prod-token-default"}
+    assert change(dev_run, after).changed == {"dev-acme-tenant-prod-token-default", *KEY_DERIVED}
 
 
 KUBERNETES_VERSION = "1.33.0"
 """An EKS-supported Kubernetes version the manifests are checked against."""
 
 
-def test_every_kubernetes_object_is_valid_against_the_schema(dev_run: ProgramRun) -> None:
-    objects = [r for r in dev_run.resources if r.type.startswith("kubernetes:") and r.custom]
-    assert {r.type.split(":")[-1] for r in objects} >= {"Namespace", "ConfigMap", "Deployment"}
+BUILT_IN_GROUPS = ("core/", "apps/", "policy/", "storage.k8s.io/")
+"""API groups the Kubernetes schema describes (not Helm releases or cert-manager's CRDs)."""
+
+
+@pytest.mark.parametrize("version", platform.KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("stack", ["eks", "existing"])
+def test_every_built_in_kubernetes_object_is_valid_for_every_supported_version(
+    dev_run: ProgramRun, stack: str, version: str
+) -> None:
+    run = dev_run if stack == "eks" else run_program(existing_config(), stack="dev")
+    objects = [
+        r
+        for r in run.resources
+        if r.custom and r.type.removeprefix("kubernetes:").startswith(BUILT_IN_GROUPS)
+    ]
+    kinds = {r.type.split(":")[-1] for r in objects}
+    assert kinds >= {"Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
     for resource in objects:
-        kubernetes_validate.validate(resource.inputs, KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(plain(resource.inputs), f"{version}.0", strict=True)

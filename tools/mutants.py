@@ -71,8 +71,8 @@ MUTANTS: Final = (
     Mutant(
         "loki_url_errors_labelled_cortex_url",
         CONFIG,
-        'loki_url=_upstream(values, "lokiUrl"),',
-        'loki_url=_upstream({**values, "cortexUrl": values["lokiUrl"]}, "cortexUrl"),',
+        '    loki_url = _upstream(values, "lokiUrl")\n',
+        '    loki_url = _upstream({**values, "cortexUrl": values["lokiUrl"]}, "cortexUrl")\n',
         ("tests/test_broken_stacks.py",),
     ),
     Mutant(
@@ -192,7 +192,7 @@ MUTANTS: Final = (
     Mutant(
         "trusted_keys_left_out_of_the_trust_store",
         "components/instance.py",
-        "                    *config.trusted_keys,\n",
+        "                    *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),\n",
         "",
         (PROGRAM_TESTS,),
     ),

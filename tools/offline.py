@@ -68,6 +68,9 @@ class Registration:
     additional_secret_outputs: tuple[str, ...]
     provider: str
     """The explicit provider reference (`urn::id`), "" for a default provider."""
+    dependencies: tuple[str, ...]
+    """URNs it depends on: created after them, deleted before them."""
+    retain_on_delete: bool
 
 
 @dataclass
@@ -82,6 +85,48 @@ class ProgramRun:
 
     def by_urn(self) -> dict[str, Registration]:
         return {r.urn: r for r in self.resources}
+
+
+ACCOUNT: Final = "123456789012"
+REGION: Final = "eu-central-1"
+OIDC_ISSUER: Final = f"https://oidc.eks.{REGION}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+
+AWS_OUTPUTS: Final[dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]] = {
+    "aws:eks/cluster:Cluster": lambda name, inputs: {
+        "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{inputs.get('name', name)}",
+        "endpoint": f"https://{_digest(name)[:32].upper()}.gr7.{REGION}.eks.amazonaws.com",
+        "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="},
+        "identities": [{"oidcs": [{"issuer": OIDC_ISSUER}]}],
+    },
+    "aws:iam/role:Role": lambda name, inputs: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+        "name": name,
+    },
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, inputs: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER.removeprefix('https://')}",
+    },
+    "aws:s3/bucket:Bucket": lambda name, inputs: {
+        "bucket": f"{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
+        "arn": f"arn:aws:s3:::{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
+    },
+}
+"""Outputs a real AWS resource would have (all unknown in a preview)."""
+
+AWS_CALLS: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda args: {
+        "names": [f"{REGION}{zone}" for zone in "abc"],
+    },
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda args: {"accountId": ACCOUNT},
+    "aws:eks/getCluster:getCluster": lambda args: {
+        "name": args.get("name"),
+        "identities": [{"oidcs": [{"issuer": OIDC_ISSUER}]}],
+    },
+    "aws:lb/getLoadBalancer:getLoadBalancer": lambda args: {
+        "name": args.get("name"),
+        "zoneId": "Z215JYRZR1TBD5",
+    },
+}
+"""Answers of the data sources the program reads."""
 
 
 class OfflineMocks(pulumi_mocks.Mocks):
@@ -117,12 +162,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
             }
         if args.typ.startswith("kubernetes:"):
             return self._kubernetes(args.name, args.typ, inputs)
+        if args.typ in AWS_OUTPUTS:
+            outputs = AWS_OUTPUTS[args.typ](args.name, inputs)
+            if self.preview:
+                outputs = dict.fromkeys(outputs, UNKNOWN)
+            return f"{args.name}-id", {**inputs, **outputs}
         return f"{args.name}-id", inputs
 
-    def call(
-        self, args: pulumi_mocks.MockCallArgs
-    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        answer = AWS_CALLS.get(args.token)
+        return (answer(dict(args.args)) if answer else {}), []
 
     def _token(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         checked = self._provider.check({}, {k: v for k, v in inputs.items() if v is not None})
@@ -135,7 +184,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
             outputs = dict.fromkeys(("token", "key_id", "public_key_pem"), UNKNOWN)
             outputs.update(issued_at=UNKNOWN, expires_at=UNKNOWN)
             return f"{name}-id", {**checked.inputs, **outputs}
-        pem = stand_in_public_key(name)
+        # A new key whenever an input baked into the token changes, as minting would.
+        baked = {k: v for k, v in checked.inputs.items() if k != "private_key_dir"}
+        pem = stand_in_public_key(f"{name}/{json.dumps(baked, sort_keys=True, default=str)}")
         issued_at = int(time.time())
         return f"{name}-id", {
             **checked.inputs,
@@ -182,6 +233,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     state=_deserialize_keep_secrets(response.object),
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
                     provider=request.provider,
+                    dependencies=tuple(request.dependencies),
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.rules import config_maps, keys, names
+from components.rules import charts, config_maps, keys, names, platform
 from components.rules.gateway_config import GatewaySettings, replicas_problem, upstream_problem
+from components.rules.platform import PlatformConfig, PlatformError
 
 PROJECT: Final = "opstrace"
 
@@ -57,15 +58,17 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "trustedKeys": [],
     "kubeconfig": "",
     "kubeContext": "",
-    "cortexUrl": "http://cortex.cortex.svc.cluster.local:80",
-    "lokiUrl": "http://loki.loki.svc.cluster.local:3100",
+    "cortexUrl": "",
+    "lokiUrl": "",
     "gatewayReplicas": 2,
+    **platform.DEFAULTS,
 }
 """Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
 
 REQUIRED: Final = ("instanceName", "domain", "tenants")
 SETTINGS: Final = (*REQUIRED, *DEFAULTS)
 STRUCTURED: Final = ("tenants", "trustedKeys")
+TRUSTED_KEY_OPTIONS: Final = ("key", "tenant")
 """Settings whose values are lists: the CLI hands them to the program as JSON text."""
 
 DNS_MODES: Final = ("route53", "none")
@@ -105,6 +108,16 @@ class TenantSpec:
 
 
 @dataclass(frozen=True)
+class TrustedKey:
+    """A public key trusted for tokens minted outside Pulumi."""
+
+    pem: str
+    """Normalized SPKI PEM."""
+    tenant: str | None
+    """The one tenant its tokens are accepted for; None: every tenant (Opstrace's way)."""
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     """The whole validated configuration of one instance."""
 
@@ -118,23 +131,26 @@ class InstanceConfig:
     """The system tenant first, then the user tenants in config order."""
     token_lifetime_seconds: int
     key_bits: int
-    trusted_keys: tuple[str, ...]
-    """Extra public keys (normalized SPKI PEM) for tokens minted outside Pulumi."""
+    trusted_keys: tuple[TrustedKey, ...]
+    """Extra public keys for tokens minted outside Pulumi."""
     kubeconfig: str
     """As written in config (`~` kept): the provider expands it, so state is portable."""
     kube_context: str
     cortex_url: str
+    """An external metrics backend (Cortex layout), or "" for the instance's own Mimir."""
     loki_url: str
+    """An external logs backend, or "" for the instance's own Loki."""
     gateway_replicas: int
+    platform: PlatformConfig
 
     @property
     def user_tenants(self) -> tuple[TenantSpec, ...]:
         return tuple(t for t in self.tenants if t.name != names.SYSTEM_TENANT)
 
     @property
-    def credential_count(self) -> int:
-        """Keys in the trust store: one per token credential, plus the trusted keys."""
-        return sum(len(t.tokens) for t in self.tenants) + len(self.trusted_keys)
+    def upstreams(self) -> charts.Upstreams:
+        """Where the gateway sends pushes and queries: own backends or external ones."""
+        return charts.upstreams(self.platform.size, self.cortex_url, self.loki_url)
 
 
 def stack_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,11 +174,13 @@ def stack_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> InstanceConfig:
+def parse_config(
+    raw: Mapping[str, Any], *, base_dir: Path = Path(), aws_region: str = ""
+) -> InstanceConfig:
     """Validate settings (keys without namespace, values as YAML or the CLI gives them).
 
     `base_dir` resolves relative paths (the project directory, where the program and
-    the token provider run).
+    the token provider run); `aws_region` is the stack's `aws:region` ("" if unset).
     """
     unknown = sorted(set(raw) - set(SETTINGS))
     if unknown:
@@ -199,26 +217,46 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> Instance
                     f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
                     "use a shorter tenant, instance or domain name"
                 )
+    parent_zone_id = _string(values, "parentZoneId")
+    if dns == "none" and parent_zone_id:
+        raise ConfigError(
+            "parentZoneId: is set, but dns is 'none': with DNS managed elsewhere there is "
+            "no zone to delegate; remove parentZoneId or set dns to route53"
+        )
+    cortex_url = _upstream(values, "cortexUrl")
+    loki_url = _upstream(values, "lokiUrl")
+    try:
+        platform_config = platform.parse_platform(
+            values,
+            aws_region=aws_region,
+            route53=dns == "route53",
+            external_backends=bool(cortex_url and loki_url),
+        )
+    except PlatformError as error:
+        raise ConfigError(str(error)) from None
     config = InstanceConfig(
         instance_name=instance,
         domain=domain,
         dns=dns,
-        parent_zone_id=_string(values, "parentZoneId"),
+        parent_zone_id=parent_zone_id,
         tenants=tenants,
         token_lifetime_seconds=_duration(values, "tokenLifetime"),
         key_bits=key_bits,
         trusted_keys=_trusted_keys(values["trustedKeys"], base_dir),
         kubeconfig=_path(values["kubeconfig"], "kubeconfig"),
         kube_context=_string(values, "kubeContext"),
-        cortex_url=_upstream(values, "cortexUrl"),
-        loki_url=_upstream(values, "lokiUrl"),
+        cortex_url=cortex_url,
+        loki_url=loki_url,
         gateway_replicas=replicas,
+        platform=platform_config,
     )
-    if dns == "none" and config.parent_zone_id:
-        raise ConfigError(
-            "parentZoneId: is set, but dns is 'none': with DNS managed elsewhere there is "
-            "no zone to delegate; remove parentZoneId or set dns to route53"
-        )
+    served = {tenant.name for tenant in tenants}
+    for index, trusted in enumerate(config.trusted_keys):
+        if trusted.tenant is not None and trusted.tenant not in served:
+            raise ConfigError(
+                f"trustedKeys[{index}].tenant: {trusted.tenant!r} is not a tenant of this "
+                f"instance: use one of {', '.join(sorted(served))}"
+            )
     if problem := _capacity_problem(config):
         raise ConfigError(f"tenants: {problem}")
     return config
@@ -226,12 +264,13 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path = Path()) -> Instance
 
 def gateway_settings(config: InstanceConfig) -> GatewaySettings:
     """What the gateway pods render their files from (listeners and paths: the pod's)."""
+    upstreams = config.upstreams
     return GatewaySettings(
         instance=config.instance_name,
         domain=config.domain,
         tenants=tuple(t.name for t in config.tenants),
-        cortex_url=config.cortex_url,
-        loki_url=config.loki_url,
+        cortex_url=upstreams.cortex_push,
+        loki_url=upstreams.loki_push,
     )
 
 
@@ -242,15 +281,27 @@ def _capacity_problem(config: InstanceConfig) -> str | None:
         for tenant in config.tenants
         for token in tenant.tokens
     ]
-    return config_maps.capacity_problem(bits, config.trusted_keys, gateway_settings(config))
+    trusted = [key.pem for key in config.trusted_keys]
+    return config_maps.capacity_problem(bits, trusted, gateway_settings(config))
 
 
 def load_config(base_dir: Path) -> InstanceConfig:
     """Read and check the current stack's settings (the program's only config read)."""
     from pulumi.runtime import config as runtime_config
 
-    every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_config(stack_settings(every_key), base_dir=base_dir)
+    return config_of_stack(
+        {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, base_dir
+    )
+
+
+def config_of_stack(config: Mapping[str, Any], base_dir: Path) -> InstanceConfig:
+    """The instance configuration of a stack's whole config (as the CLI hands it over)."""
+    region = config.get("aws:region", "")
+    return parse_config(
+        stack_settings(config),
+        base_dir=base_dir,
+        aws_region=region if isinstance(region, str) else "",
+    )
 
 
 def closest_setting(name: str) -> str | None:
@@ -326,7 +377,7 @@ def _duration(values: Mapping[str, Any], key: str) -> int:
 
 def _upstream(values: Mapping[str, Any], key: str) -> str:
     value = _string(values, key)
-    if problem := upstream_problem(value):
+    if value and (problem := upstream_problem(value)):
         raise ConfigError(f"{key}: {problem}")
     return value.rstrip("/")
 
@@ -430,17 +481,28 @@ def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tupl
     return rotation, export_to, signing_file
 
 
-def _trusted_keys(raw: Any, base_dir: Path) -> tuple[str, ...]:
+def _trusted_keys(raw: Any, base_dir: Path) -> tuple[TrustedKey, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"trustedKeys: expected a list of PEM texts or file paths, got {raw!r}")
     result = []
     for index, entry in enumerate(raw):
         field = f"trustedKeys[{index}]"
+        tenant: str | None = None
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - set(TRUSTED_KEY_OPTIONS))
+            if unknown:
+                raise ConfigError(
+                    f"{field}.{unknown[0]}: unknown option; use {', '.join(TRUSTED_KEY_OPTIONS)}"
+                )
+            tenant = entry.get("tenant")
+            if not isinstance(tenant, str) or names.tenant_name_problem(tenant):
+                raise ConfigError(f"{field}.tenant: expected a tenant name, got {tenant!r}")
+            entry = entry.get("key")
         if not isinstance(entry, str) or not entry.strip():
             raise ConfigError(f"{field}: expected PEM text or a file path, got {entry!r}")
         pem = entry if "-----BEGIN" in entry else _read_text(field, resolve(entry, base_dir))
         try:
-            result.append(keys.validate_public_key_pem(pem, source=field))
+            result.append(TrustedKey(keys.validate_public_key_pem(pem, source=field), tenant))
         except keys.KeyMaterialError as error:
             raise ConfigError(str(error)) from None
     return tuple(result)

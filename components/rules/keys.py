@@ -182,6 +182,26 @@ def key_set(public_keys: Iterable[str]) -> dict[str, str]:
     return dict(sorted(entries.items()))
 
 
+def key_bindings(entries: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """Key ID -> the one tenant it signs for, from (PEM, tenant or None) entries.
+
+    A key listed once without a tenant is instance-wide and gets no binding; a key
+    bound to two different tenants is refused (a key serves one tenant or all).
+    """
+    bound: dict[str, str] = {}
+    instance_wide: set[str] = set()
+    for pem, tenant in entries:
+        kid = key_id(validate_public_key_pem(pem))
+        if tenant is None:
+            instance_wide.add(kid)
+        elif bound.setdefault(kid, tenant) != tenant:
+            raise KeySetError(
+                f"key {kid} is bound to tenants {bound[kid]!r} and {tenant!r}: a key signs "
+                "for one tenant, or (in trustedKeys without a tenant) for all"
+            )
+    return {kid: tenant for kid, tenant in sorted(bound.items()) if kid not in instance_wide}
+
+
 def key_set_json(keys: Mapping[str, str]) -> str:
     """The key set as the JSON text an Opstrace authenticator loads."""
     return json.dumps(dict(sorted(keys.items())), indent=None, separators=(",", ":"))

@@ -150,6 +150,15 @@ def endpoint_records(
     ]
 
 
+def load_balancer_name(hostname: str) -> str:
+    """An AWS load balancer's name from its DNS name (`<name>-<id>.elb.<region>...`)."""
+    first_label = hostname.split(".", 1)[0]
+    name, dash, _ = first_label.rpartition("-")
+    if not dash or ".elb." not in hostname:
+        raise ValueError(f"{hostname!r} is not an AWS load balancer's DNS name")
+    return name
+
+
 def tenant_namespace(tenant: str) -> str:
     """The Kubernetes namespace of a tenant (Opstrace's `<tenant>-tenant`)."""
     return tenant + TENANT_NAMESPACE_SUFFIX

@@ -1,0 +1,61 @@
+"""IAM roles for Kubernetes service accounts (IRSA): one role, one service account."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components.rules import iam
+
+
+def service_account_role(
+    name: str,
+    provider_arn: pulumi.Input[str],
+    issuer_host: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    *,
+    parent: pulumi.Resource,
+    policy: pulumi.Input[str] | None = None,
+    managed_policies: tuple[str, ...] = (),
+) -> aws.iam.Role:
+    """An IAM role that exactly one Kubernetes service account assumes, with an inline
+    policy (JSON text) and/or AWS managed policies."""
+    trust = pulumi.Output.all(provider_arn, issuer_host).apply(
+        lambda values: json.dumps(
+            iam.service_account_trust(values[0], values[1], namespace, service_account)
+        )
+    )
+    role = aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
+    if policy is not None:
+        aws.iam.RolePolicy(
+            name, role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=parent)
+        )
+    for index, arn in enumerate(managed_policies):
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{index}",
+            role=role.name,
+            policy_arn=arn,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    return role
+
+
+def existing_cluster_oidc(
+    cluster_name: str, parent: pulumi.Resource
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """(OIDC provider ARN, issuer host) of an existing EKS cluster, looked up by name.
+
+    The provider must exist already (every EKS cluster that uses IRSA has one)."""
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    cluster = aws.eks.get_cluster_output(name=cluster_name, opts=invoke)
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+    host = cluster.identities.apply(
+        lambda ids: (ids[0].oidcs[0].issuer or "").removeprefix("https://")
+    )
+    arn = pulumi.Output.all(account, host).apply(
+        lambda values: f"arn:aws:iam::{values[0]}:oidc-provider/{values[1]}"
+    )
+    return arn, host

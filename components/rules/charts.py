@@ -1,0 +1,257 @@
+"""The Helm charts the instance installs: exact versions, namespaces, and their values.
+
+Pure, no Pulumi: each `*_values` function builds the values of one chart from plain
+settings, so tests check exactly what the release will be given. Versions are exact
+(never ranges) and are the publishers' releases of 2026-08 to 2026-11, read from their
+release notes: no chart repository is reachable from this project's CI, so the charts
+themselves are fetched only by the operator's `pulumi up`. Bump a version here, in one
+place, after reading the chart's upgrade notes.
+
+Grafana Mimir is the metrics backend: maintained by Grafana with Cortex's APIs
+(`/api/v1/push`, the Prometheus query API under `/prometheus/api/v1`), tenants from
+`X-Scope-OrgID`, and a chart that ships capacity-planned sizes. Cortex's chart depends
+on third-party memcached images, and its project is smaller. Mimir runs in its classic
+architecture (ingesters, no Kafka): the chart's default Kafka is for demonstrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components.rules.platform import Size
+
+Values = dict[str, Any]
+ValuesBuilder = Callable[[Size, str, str, str, int, str], Values]
+"""(size, bucket, region, role ARN, retention days, storage class) -> a backend's values."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A pinned chart and where its release lives."""
+
+    name: str
+    version: str
+    repository: str
+    namespace: str
+    release: str
+
+
+GRAFANA_CHARTS: Final = "https://grafana.github.io/helm-charts"
+MIMIR: Final = Chart("mimir-distributed", "6.2.0", GRAFANA_CHARTS, "opstrace-metrics", "mimir")
+LOKI: Final = Chart(
+    # The open-source chart moved to the community repository in 2026-03.
+    "loki",
+    "17.1.7",
+    "https://grafana-community.github.io/helm-charts",
+    "opstrace-logs",
+    "loki",
+)
+ALLOY: Final = Chart("alloy", "1.12.1", GRAFANA_CHARTS, "opstrace-telemetry", "alloy")
+LOAD_BALANCER_CONTROLLER: Final = Chart(
+    "aws-load-balancer-controller",
+    "3.5.0",
+    "https://aws.github.io/eks-charts",
+    "kube-system",
+    "aws-load-balancer-controller",
+)
+CERT_MANAGER: Final = Chart(
+    "cert-manager", "v1.21.2", "https://charts.jetstack.io", "cert-manager", "cert-manager"
+)
+ALL_CHARTS: Final = (MIMIR, LOKI, ALLOY, LOAD_BALANCER_CONTROLLER, CERT_MANAGER)
+
+IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
+MIMIR_SERVICE_ACCOUNT: Final = "mimir"
+LOKI_SERVICE_ACCOUNT: Final = "loki"
+LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT: Final = "aws-load-balancer-controller"
+CERT_MANAGER_SERVICE_ACCOUNT: Final = "cert-manager"
+STORAGE_CLASS: Final = "gp3"
+"""The encrypted gp3 class the program makes default in eks mode."""
+
+MIMIR_HTTP_PORT: Final = 8080
+LOKI_HTTP_PORT: Final = 3100
+MIMIR_QUERY_PREFIX: Final = "/prometheus"
+"""Where Mimir serves the Prometheus query API; push stays at `/api/v1/push`."""
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """Where the gateway sends each kind of request (`http://host:port`)."""
+
+    cortex_push: str
+    cortex_query: str
+    loki_push: str
+    loki_query: str
+    metrics_query_prefix: str
+    """The path prefix of the metrics backend's query API ("" for Cortex's layout)."""
+
+
+def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:
+    """The in-cluster services of the instance's own backends, or the external ones."""
+
+    def service(chart: Chart, component: str, port: int) -> str:
+        host = f"{chart.release}{component}.{chart.namespace}.svc.cluster.local"
+        return f"http://{host}:{port}"
+
+    single = size.logs.mode == "SingleBinary"
+    return Upstreams(
+        cortex_push=cortex_url or service(MIMIR, "-distributor", MIMIR_HTTP_PORT),
+        cortex_query=cortex_url or service(MIMIR, "-query-frontend", MIMIR_HTTP_PORT),
+        loki_push=loki_url or service(LOKI, "" if single else "-write", LOKI_HTTP_PORT),
+        loki_query=loki_url or service(LOKI, "" if single else "-read", LOKI_HTTP_PORT),
+        metrics_query_prefix="" if cortex_url else MIMIR_QUERY_PREFIX,
+    )
+
+
+def _service_account(name: str, role_arn: str) -> Values:
+    return {"create": True, "name": name, "annotations": {IRSA_ANNOTATION: role_arn}}
+
+
+def mimir_values(
+    size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
+) -> Values:
+    """Mimir on one S3 bucket (a prefix per store), multi-tenant, no Kafka, no gateway."""
+    metrics = size.metrics
+    zones = {
+        "enabled": metrics.zone_aware,
+        "topologyKey": "topology.kubernetes.io/zone",
+    }
+    persistent = {"storageClass": storage_class} if storage_class else {}
+    return {
+        "minio": {"enabled": False},
+        "kafka": {"enabled": False},
+        "rollout_operator": {"enabled": metrics.zone_aware},
+        "alertmanager": {"enabled": False},
+        "ruler": {"enabled": False},
+        "gateway": {"enabledNonEnterprise": False},
+        "serviceAccount": _service_account(MIMIR_SERVICE_ACCOUNT, role_arn),
+        "mimir": {
+            "structuredConfig": {
+                "multitenancy_enabled": True,
+                "ingest_storage": {"enabled": False},
+                "common": {
+                    "storage": {
+                        "backend": "s3",
+                        "s3": {
+                            "bucket_name": bucket,
+                            "endpoint": f"s3.{region}.amazonaws.com",
+                            "region": region,
+                        },
+                    }
+                },
+                "blocks_storage": {"storage_prefix": "blocks"},
+                "ruler_storage": {"storage_prefix": "ruler"},
+                "alertmanager_storage": {"storage_prefix": "alertmanager"},
+                "limits": {"compactor_blocks_retention_period": f"{retention_days}d"},
+                "ingester": {
+                    "ring": {
+                        "replication_factor": metrics.replication_factor,
+                        "zone_awareness_enabled": metrics.zone_aware,
+                    }
+                },
+            }
+        },
+        "ingester": {
+            "replicas": metrics.ingesters,
+            "zoneAwareReplication": zones,
+            "resources": {"requests": {"cpu": "1", "memory": metrics.ingester_memory}},
+            "persistentVolume": {"size": "50Gi", **persistent},
+        },
+        "distributor": {"replicas": metrics.distributors},
+        "querier": {"replicas": metrics.queriers},
+        "query_frontend": {"replicas": metrics.query_frontends},
+        "store_gateway": {
+            "replicas": metrics.store_gateways,
+            "zoneAwareReplication": zones,
+            "persistentVolume": {"size": "20Gi", **persistent},
+        },
+        "compactor": {"replicas": 1, "persistentVolume": {"size": "20Gi", **persistent}},
+    }
+
+
+def loki_values(
+    size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
+) -> Values:
+    """Loki on one S3 bucket, multi-tenant (`auth_enabled`), no gateway, canary or tests."""
+    logs = size.logs
+    single = logs.mode == "SingleBinary"
+    persistence = {"persistence": {"storageClass": storage_class}} if storage_class else {}
+    targets = {
+        name: {"replicas": 0 if single else logs.replicas, **persistence}
+        for name in ("write", "read", "backend")
+    }
+    return {
+        "deploymentMode": logs.mode,
+        "loki": {
+            "auth_enabled": True,
+            "commonConfig": {"replication_factor": logs.replication_factor},
+            "schemaConfig": {
+                "configs": [
+                    {
+                        "from": "2026-01-01",
+                        "store": "tsdb",
+                        "object_store": "s3",
+                        "schema": "v13",
+                        "index": {"prefix": "index_", "period": "24h"},
+                    }
+                ]
+            },
+            "storage": {
+                "type": "s3",
+                "bucketNames": {"chunks": bucket, "ruler": bucket, "admin": bucket},
+                "s3": {"region": region},
+            },
+            "limits_config": {"retention_period": f"{retention_days * 24}h"},
+            "compactor": {"retention_enabled": True, "delete_request_store": "s3"},
+        },
+        "serviceAccount": _service_account(LOKI_SERVICE_ACCOUNT, role_arn),
+        "gateway": {"enabled": False},
+        "lokiCanary": {"enabled": False},
+        "test": {"enabled": False},
+        "minio": {"enabled": False},
+        "chunksCache": {"enabled": not single},
+        "resultsCache": {"enabled": not single},
+        "singleBinary": {"replicas": logs.replicas if single else 0, **persistence},
+        **targets,
+    }
+
+
+def load_balancer_controller_values(
+    cluster_name: str, region: str, vpc_id: str, role_arn: str
+) -> Values:
+    """The controller, for Services only: it does not take over other LoadBalancers."""
+    return {
+        "clusterName": cluster_name,
+        "region": region,
+        "vpcId": vpc_id,
+        "replicaCount": 2,
+        "enableServiceMutatorWebhook": False,
+        "serviceAccount": _service_account(LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT, role_arn),
+    }
+
+
+def cert_manager_values(role_arn: str) -> Values:
+    """cert-manager with its CRDs, allowed to answer DNS-01 in Route53 through IRSA."""
+    return {
+        "crds": {"enabled": True, "keep": False},
+        "serviceAccount": _service_account(CERT_MANAGER_SERVICE_ACCOUNT, role_arn),
+        # The projected IRSA token must be readable by cert-manager's non-root user.
+        "securityContext": {"fsGroup": 1001, "runAsNonRoot": True},
+    }
+
+
+def alloy_values(config: str, token_secret: str, token_dir: str) -> Values:
+    """Alloy on every node with `config` (see `telemetry`), the token mounted read-only."""
+    return {
+        "controller": {
+            "type": "daemonset",
+            "volumes": {"extra": [{"name": "token", "secret": {"secretName": token_secret}}]},
+        },
+        "alloy": {
+            "configMap": {"create": True, "content": config},
+            "mounts": {"extra": [{"name": "token", "mountPath": token_dir, "readOnly": True}]},
+            "enableReporting": False,
+        },
+        "crds": {"create": False},
+    }

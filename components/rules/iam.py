@@ -1,0 +1,283 @@
+"""IAM policy documents, written once and least privilege: the bucket, the zone, the role.
+
+Pure functions returning JSON-ready dicts, no Pulumi. A test checks every document the
+program registers: no statement allows `*` actions, and none allows a wildcard action
+on every resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+Document = dict[str, Any]
+
+VERSION: Final = "2012-10-17"
+
+MANAGED_CLUSTER_POLICIES: Final = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
+MANAGED_NODE_POLICIES: Final = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+MANAGED_EBS_CSI_POLICY: Final = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+def service_trust(service: str) -> Document:
+    """A role that an AWS service (`eks.amazonaws.com`, `ec2.amazonaws.com`) assumes."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def service_account_trust(
+    provider_arn: str, issuer_host: str, namespace: str, service_account: str
+) -> Document:
+    """A role that exactly one Kubernetes service account assumes (IRSA)."""
+    subject = f"system:serviceaccount:{namespace}:{service_account}"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer_host}:sub": subject,
+                        f"{issuer_host}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def bucket_access(bucket_arn: str) -> Document:
+    """Read, write and delete objects of one bucket, and list it: what Mimir and Loki do."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "ListTheBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "ObjectsOfTheBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"{bucket_arn}/*",
+            },
+        ],
+    }
+
+
+def tls_only_bucket(bucket_arn: str) -> Document:
+    """A bucket policy refusing every request that does not come over TLS."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "RefuseRequestsWithoutTLS",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def dns01_challenges(zone_id: str) -> Document:
+    """cert-manager answering DNS-01 challenges in the instance zone, and only there."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "route53:GetChange",
+                "Resource": "arn:aws:route53:::change/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                "Resource": f"arn:aws:route53:::hostedzone/{zone_id}",
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+                    }
+                },
+            },
+            # Looking a zone up by name has no resource to scope to.
+            {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+        ],
+    }
+
+
+_LB_READ_ACTIONS: Final = (
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeTags",
+    "ec2:DescribeCoipPools",
+    "ec2:GetCoipPoolUsage",
+    "ec2:GetSecurityGroupsForVpc",
+    "ec2:DescribeIpamPools",
+    "ec2:DescribeRouteTables",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTrustStores",
+    "elasticloadbalancing:DescribeCapacityReservation",
+    "acm:ListCertificates",
+    "acm:DescribeCertificate",
+    "iam:ListServerCertificates",
+    "iam:GetServerCertificate",
+    "shield:GetSubscriptionState",
+    "wafv2:GetWebACLForResource",
+)
+_CLUSTER_TAG: Final = "elbv2.k8s.aws/cluster"
+"""The tag the controller puts on everything it creates; its changes are limited to that."""
+
+
+def load_balancer_controller() -> Document:
+    """What the AWS Load Balancer Controller needs to run NLBs for Services: read the
+    network, and create or change only load balancers, target groups and security
+    groups that carry its cluster tag."""
+    tagged = {"Null": {f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
+    tagging_on_create = {"Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "false"}}
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "CreateTheServiceLinkedRoleOnce",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}
+                },
+            },
+            {
+                "Sid": "ReadTheNetwork",
+                "Effect": "Allow",
+                "Action": list(_LB_READ_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "CreateTaggedSecurityGroups",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags"],
+                "Resource": "arn:aws:ec2:*:*:security-group/*",
+                "Condition": tagging_on_create,
+            },
+            {
+                "Sid": "ChangeOwnSecurityGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:DeleteSecurityGroup",
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                ],
+                "Resource": "arn:aws:ec2:*:*:security-group/*",
+                "Condition": tagged,
+            },
+            {
+                "Sid": "CreateTaggedLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:CreateTargetGroup",
+                    "elasticloadbalancing:AddTags",
+                ],
+                "Resource": [
+                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+                    "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+                ],
+                "Condition": tagging_on_create,
+            },
+            {
+                "Sid": "ListenersOfOwnLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateListener",
+                    "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyListenerAttributes",
+                    "elasticloadbalancing:AddListenerCertificates",
+                    "elasticloadbalancing:RemoveListenerCertificates",
+                    "elasticloadbalancing:AddTags",
+                ],
+                "Resource": [
+                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+                    "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
+                ],
+                "Condition": tagged,
+            },
+            {
+                "Sid": "ChangeOwnLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                    "elasticloadbalancing:SetIpAddressType",
+                    "elasticloadbalancing:SetSecurityGroups",
+                    "elasticloadbalancing:SetSubnets",
+                    "elasticloadbalancing:DeleteLoadBalancer",
+                    "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:RegisterTargets",
+                    "elasticloadbalancing:DeregisterTargets",
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:RemoveTags",
+                ],
+                "Resource": [
+                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+                    "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+                ],
+                "Condition": tagged,
+            },
+        ],
+    }
+
+
+def wildcard_problems(document: Document) -> list[str]:
+    """Statements that allow every action, or a wildcard action on every resource."""
+    problems = []
+    for index, statement in enumerate(document.get("Statement", [])):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = _as_list(statement.get("Action"))
+        resources = _as_list(statement.get("Resource"))
+        if any(action == "*" or action.endswith(":*") for action in actions):
+            problems.append(f"statement {index} allows every action of a service: {actions}")
+        elif "*" in resources and any("*" in action for action in actions):
+            problems.append(f"statement {index} allows a wildcard action on every resource")
+    return problems
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])

@@ -1,0 +1,331 @@
+"""The platform under the tenants: cluster, storage, backends, certificates, telemetry.
+
+Settings (namespace `opstrace`, all optional; see `Pulumi.yaml`)::
+
+    opstrace:cluster: eks                  # eks (default): the program makes the cluster;
+                                           # existing: kubeconfig/kubeContext name one
+    opstrace:kubernetesVersion: "1.34"     # eks only
+    opstrace:sizing: small                 # small (a trial) or production (see SIZES)
+    opstrace:nodeInstanceType: m7i.xlarge  # eks only; default from the sizing
+    opstrace:nodeCount: 3                  # eks only; default from the sizing
+    opstrace:availabilityZones: 3          # eks only: 2 or 3
+    opstrace:vpcCidr: 10.40.0.0/16         # eks only: a private /16 to /20
+    opstrace:loadBalancer: aws             # aws: AWS Load Balancer Controller NLB (eks
+                                           # installs it, existing must have it);
+                                           # generic: the cluster's own LoadBalancer
+    opstrace:eksClusterName: ""            # existing: the EKS cluster whose OIDC provider
+                                           # gives the own backends their bucket roles
+    opstrace:certificateIssuer: ""         # cert-manager ClusterIssuer; eks: made here
+    opstrace:acmeEmail: ""                 # eks: contact for the Let's Encrypt account
+    opstrace:metricsRetention: 30d         # how long metrics and logs are kept
+    opstrace:logsRetention: 30d
+    opstrace:keepDataOnDestroy: true       # false: `destroy` deletes the buckets too
+    opstrace:telemetry: true               # ship the cluster's metrics and logs to `system`
+
+Pure: parses and checks values, holds the presets and their reasons. No Pulumi.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+DEFAULTS: Final[Mapping[str, Any]] = {
+    "cluster": "eks",
+    "kubernetesVersion": "1.34",
+    "sizing": "small",
+    "nodeInstanceType": "",
+    "nodeCount": 0,
+    "availabilityZones": 3,
+    "vpcCidr": "10.40.0.0/16",
+    "loadBalancer": "aws",
+    "eksClusterName": "",
+    "certificateIssuer": "",
+    "acmeEmail": "",
+    "metricsRetention": "30d",
+    "logsRetention": "30d",
+    "keepDataOnDestroy": True,
+    "telemetry": True,
+}
+"""Every platform setting's default (`Pulumi.yaml` declares the same)."""
+
+CLUSTER_MODES: Final = ("eks", "existing")
+LOAD_BALANCERS: Final = ("aws", "generic")
+KUBERNETES_VERSIONS: Final = ("1.31", "1.32", "1.33", "1.34", "1.35")
+"""EKS versions in standard support in 2026-11; upgrade one minor version at a time."""
+OWN_ISSUER: Final = "opstrace-letsencrypt"
+"""The ClusterIssuer the program makes in eks mode (Let's Encrypt, DNS-01 in Route53)."""
+LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
+
+_INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
+_RETENTION_RE: Final = re.compile(r"^([1-9][0-9]*)d$")
+_ISSUER_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+
+
+class PlatformError(ValueError):
+    """Raised when a platform setting breaks a rule; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class MetricsSize:
+    """Grafana Mimir's shape (classic architecture: ingesters, no Kafka)."""
+
+    replication_factor: int
+    zone_aware: bool
+    ingesters: int
+    ingester_memory: str
+    distributors: int
+    queriers: int
+    query_frontends: int
+    store_gateways: int
+
+
+@dataclass(frozen=True)
+class LogsSize:
+    """Loki's deployment mode and shape."""
+
+    mode: str
+    """`SingleBinary` (one process kind) or `SimpleScalable` (write, read, backend)."""
+    replicas: int
+    """Pods per target."""
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class Size:
+    """A named preset, with what it is sized for (the numbers behind it)."""
+
+    name: str
+    node_instance_type: str
+    node_count: int
+    nat_per_zone: bool
+    """One NAT gateway per zone (no single zone outage cuts egress), or one in all."""
+    metrics: MetricsSize
+    logs: LogsSize
+    sized_for: str
+
+
+SIZES: Final[Mapping[str, Size]] = {
+    "small": Size(
+        name="small",
+        node_instance_type="m7i.large",
+        node_count=3,
+        nat_per_zone=False,
+        metrics=MetricsSize(
+            replication_factor=1,
+            zone_aware=False,
+            ingesters=1,
+            ingester_memory="4Gi",
+            distributors=1,
+            queriers=1,
+            query_frontends=1,
+            store_gateways=1,
+        ),
+        logs=LogsSize(mode="SingleBinary", replicas=1, replication_factor=1),
+        sized_for=(
+            "a trial: about 100,000 active series (15 s scrape, ~7,000 samples/s), 10-20 GB "
+            "of logs a day, a few queries a second; no replication, so losing a node "
+            "loses up to two hours of unflushed samples"
+        ),
+    ),
+    "production": Size(
+        name="production",
+        node_instance_type="m7i.2xlarge",
+        node_count=6,
+        nat_per_zone=True,
+        metrics=MetricsSize(
+            replication_factor=3,
+            zone_aware=True,
+            ingesters=3,
+            ingester_memory="12Gi",
+            distributors=3,
+            queriers=3,
+            query_frontends=2,
+            store_gateways=3,
+        ),
+        logs=LogsSize(mode="SimpleScalable", replicas=3, replication_factor=3),
+        sized_for=(
+            "about 1,000,000 active series (Mimir's own small.yaml capacity: ~66,000 "
+            "samples/s) replicated 3 ways over 3 zones, a few hundred GB of logs a day, "
+            "tens of queries a second; any one zone can fail"
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    """The validated platform settings."""
+
+    cluster: str
+    kubernetes_version: str
+    size: Size
+    node_instance_type: str
+    node_count: int
+    availability_zones: int
+    vpc_cidr: str
+    load_balancer: str
+    eks_cluster_name: str
+    """existing mode: the EKS cluster whose OIDC provider the backends' roles trust."""
+    certificate_issuer: str
+    """The ClusterIssuer every tenant certificate comes from."""
+    acme_email: str
+    metrics_retention_days: int
+    logs_retention_days: int
+    keep_data_on_destroy: bool
+    telemetry: bool
+    aws_region: str
+    """`aws:region`; required whenever the program makes AWS resources."""
+
+    @property
+    def makes_cluster(self) -> bool:
+        return self.cluster == "eks"
+
+
+def parse_platform(
+    values: Mapping[str, Any],
+    *,
+    aws_region: str,
+    route53: bool,
+    external_backends: bool,
+) -> PlatformConfig:
+    """Check the platform settings (`values` holds every setting, defaults applied).
+
+    `route53`: whether the program manages the instance zone (dns: route53);
+    `external_backends`: whether both backends are outside (cortexUrl and lokiUrl set),
+    in which case no bucket is made.
+    """
+    cluster = _choice(values, "cluster", CLUSTER_MODES)
+    version = _choice(values, "kubernetesVersion", KUBERNETES_VERSIONS)
+    size = SIZES[_choice(values, "sizing", tuple(SIZES))]
+    instance_type = _text(values, "nodeInstanceType") or size.node_instance_type
+    if not _INSTANCE_TYPE_RE.fullmatch(instance_type):
+        raise PlatformError(
+            f"nodeInstanceType: {instance_type!r} is not an EC2 instance type: use "
+            "FAMILY.SIZE, e.g. m7i.xlarge"
+        )
+    node_count = _integer(values, "nodeCount") or size.node_count
+    if not 2 <= node_count <= 100:
+        raise PlatformError(
+            f"nodeCount: {node_count} is not allowed: use 2 to 100 nodes (0 takes the "
+            f"sizing's {size.node_count})"
+        )
+    zones = _integer(values, "availabilityZones")
+    if zones not in (2, 3):
+        raise PlatformError(f"availabilityZones: {zones} is not allowed: use 2 or 3")
+    if size.metrics.zone_aware and zones != 3:
+        raise PlatformError(
+            f"availabilityZones: {zones} is too few for sizing 'production', which "
+            "replicates metrics over 3 zones: use 3"
+        )
+    load_balancer = _choice(values, "loadBalancer", LOAD_BALANCERS)
+    if cluster == "eks" and load_balancer != "aws":
+        raise PlatformError(
+            "loadBalancer: 'generic' is for existing clusters; with cluster eks the "
+            "program installs the AWS Load Balancer Controller: use aws"
+        )
+    own_issuer = cluster == "eks" and route53
+    issuer = _text(values, "certificateIssuer") or (OWN_ISSUER if own_issuer else "")
+    if not issuer:
+        where = "cluster existing" if cluster == "existing" else "dns none"
+        raise PlatformError(
+            f"certificateIssuer: required with {where}: name the cert-manager "
+            "ClusterIssuer that issues the tenant certificates (DNS-01 for "
+            "<tenant>.<instance>.<domain> names)"
+        )
+    if not _ISSUER_RE.fullmatch(issuer):
+        raise PlatformError(f"certificateIssuer: {issuer!r} is not a Kubernetes object name")
+    email = _text(values, "acmeEmail")
+    if email and not _EMAIL_RE.fullmatch(email):
+        raise PlatformError(f"acmeEmail: {email!r} is not an email address")
+    eks_cluster_name = _text(values, "eksClusterName")
+    if cluster == "existing" and not external_backends and not eks_cluster_name:
+        raise PlatformError(
+            "eksClusterName: required with cluster existing when the instance runs its own "
+            "Mimir or Loki (cortexUrl or lokiUrl unset): name the EKS cluster, whose OIDC "
+            "provider lets them reach their S3 buckets; or set both URLs to external backends"
+        )
+    if (cluster == "eks" or route53 or not external_backends) and not aws_region:
+        reason = "cluster eks" if cluster == "eks" else "AWS resources (DNS or buckets)"
+        raise PlatformError(
+            f"aws:region: required for {reason}: set it with "
+            "`pulumi config set aws:region eu-central-1`"
+        )
+    return PlatformConfig(
+        cluster=cluster,
+        kubernetes_version=version,
+        size=size,
+        node_instance_type=instance_type,
+        node_count=node_count,
+        availability_zones=zones,
+        vpc_cidr=_cidr(values),
+        load_balancer=load_balancer,
+        eks_cluster_name=eks_cluster_name,
+        certificate_issuer=issuer,
+        acme_email=email,
+        metrics_retention_days=_retention(values, "metricsRetention"),
+        logs_retention_days=_retention(values, "logsRetention"),
+        keep_data_on_destroy=_boolean(values, "keepDataOnDestroy"),
+        telemetry=_boolean(values, "telemetry"),
+        aws_region=aws_region,
+    )
+
+
+def _text(values: Mapping[str, Any], key: str) -> str:
+    value = values[key]
+    if not isinstance(value, str):
+        raise PlatformError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _choice(values: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = _text(values, key)
+    if value not in allowed:
+        raise PlatformError(f"{key}: {value!r} is not allowed: use one of {', '.join(allowed)}")
+    return value
+
+
+def _integer(values: Mapping[str, Any], key: str) -> int:
+    value = values[key]
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # the CLI hands every value over as text
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlatformError(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def _boolean(values: Mapping[str, Any], key: str) -> bool:
+    value = values[key]
+    parse: Callable[[str], bool | None] = {"true": True, "false": False}.get
+    result = value if isinstance(value, bool) else parse(str(value))
+    if result is None:
+        raise PlatformError(f"{key}: expected true or false, got {value!r}")
+    return result
+
+
+def _retention(values: Mapping[str, Any], key: str) -> int:
+    value = _text(values, key)
+    match = _RETENTION_RE.fullmatch(value)
+    if not match or not 1 <= int(match.group(1)) <= 3650:
+        raise PlatformError(
+            f"{key}: {value!r} is not a retention: use a number of days from 1d to 3650d (e.g. 30d)"
+        )
+    return int(match.group(1))
+
+
+def _cidr(values: Mapping[str, Any]) -> str:
+    value = _text(values, "vpcCidr")
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError:
+        network = None
+    if network is None or not network.is_private or not 16 <= network.prefixlen <= 20:
+        raise PlatformError(
+            f"vpcCidr: {value!r} is not usable: use a private IPv4 network from /16 to /20 "
+            "(e.g. 10.40.0.0/16)"
+        )
+    return str(network)

@@ -1,0 +1,347 @@
+"""The platform under mocks: cluster, storage, backends, add-ons, telemetry, destroy order.
+
+What `pulumi up` would register for an `eks` stack (the dev stack, as an operator fills
+it in) and for production sizing; the pure rules beneath have plain tests in
+`test_platform_rules.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from pulumi.runtime import rpc
+
+from components.rules import charts, iam, names
+from tests.conftest import OPERATOR_DOMAIN, dev_config
+from tools.offline import ProgramRun, Registration, run_program
+from tools.plan import redact
+
+BUCKET = "aws:s3/bucket:Bucket"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def of_type(run: ProgramRun, typ: str) -> list[Registration]:
+    return [r for r in run.resources if r.type == typ]
+
+
+def named(run: ProgramRun, name: str) -> Registration:
+    (resource,) = [r for r in run.resources if r.name == name]
+    return resource
+
+
+def release(run: ProgramRun, chart: charts.Chart) -> Registration:
+    (found,) = [r for r in of_type(run, RELEASE) if r.inputs["chart"] == chart.name]
+    return found
+
+
+@pytest.fixture(scope="module")
+def production_run() -> ProgramRun:
+    """Production sizing, keeping data on destroy (the default)."""
+    return run_program(dev_config(sizing="production", keepDataOnDestroy=None), stack="prod")
+
+
+# The cluster -----------------------------------------------------------------------
+
+
+def test_eks_cluster_spans_private_subnets_in_every_zone(dev_run: ProgramRun) -> None:
+    subnets = of_type(dev_run, "aws:ec2/subnet:Subnet")
+    zones = {s.inputs["availabilityZone"] for s in subnets}
+    private = [s for s in subnets if "kubernetes.io/role/internal-elb" in s.inputs["tags"]]
+    public = [s for s in subnets if "kubernetes.io/role/elb" in s.inputs["tags"]]
+    assert (len(private), len(public), len(zones)) == (3, 3, 3)
+    nodes = of_type(dev_run, "aws:eks/nodeGroup:NodeGroup")[0].inputs
+    assert nodes["scalingConfig"]["desiredSize"] == 3
+    assert nodes["instanceTypes"] == ["m7i.large"]
+
+
+def test_small_sizing_has_one_nat_gateway_and_production_one_per_zone(
+    dev_run: ProgramRun, production_run: ProgramRun
+) -> None:
+    nat = "aws:ec2/natGateway:NatGateway"
+    assert (len(of_type(dev_run, nat)), len(of_type(production_run, nat))) == (1, 3)
+
+
+def test_eks_cluster_has_its_oidc_provider_and_the_ebs_csi_add_on(dev_run: ProgramRun) -> None:
+    addon = of_type(dev_run, "aws:eks/addon:Addon")[0].inputs
+    oidc = of_type(dev_run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")[0].inputs
+    assert addon["addonName"] == "aws-ebs-csi-driver"
+    assert addon["serviceAccountRoleArn"]
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_kubeconfig_stack_output_is_a_secret(dev_run: ProgramRun) -> None:
+    assert rpc.is_rpc_secret(dev_run.stack_outputs["kubeconfig"])
+
+
+# Storage ---------------------------------------------------------------------------
+
+
+def bucket_children(run: ProgramRun, bucket: Registration) -> dict[str, Registration]:
+    """The bucket's settings resources, by their type's last part."""
+    return {r.type.rsplit(":", 1)[-1]: r for r in run.resources if r.parent == bucket.parent}
+
+
+def test_one_bucket_per_backend(dev_run: ProgramRun) -> None:
+    assert sorted(r.inputs["tags"]["opstrace.io/data"] for r in of_type(dev_run, BUCKET)) == [
+        "logs",
+        "metrics",
+    ]
+    assert sorted(dev_run.stack_outputs["bucket_names"]) == ["logs", "metrics"]
+
+
+def test_every_bucket_is_encrypted_private_owner_enforced_and_tls_only(
+    dev_run: ProgramRun,
+) -> None:
+    for bucket in of_type(dev_run, BUCKET):
+        children = bucket_children(dev_run, bucket)
+        encryption = children["BucketServerSideEncryptionConfiguration"].inputs["rules"][0]
+        assert encryption["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+        private = children["BucketPublicAccessBlock"].inputs
+        assert all(
+            private[flag]
+            for flag in (
+                "blockPublicAcls",
+                "blockPublicPolicy",
+                "ignorePublicAcls",
+                "restrictPublicBuckets",
+            )
+        )
+        ownership = children["BucketOwnershipControls"].inputs["rule"]
+        assert ownership["objectOwnership"] == "BucketOwnerEnforced"
+        (statement,) = json.loads(children["BucketPolicy"].inputs["policy"])["Statement"]
+        assert (statement["Effect"], statement["Condition"]) == (
+            "Deny",
+            {"Bool": {"aws:SecureTransport": "false"}},
+        )
+
+
+def test_dev_stack_deletes_its_buckets_on_destroy(dev_run: ProgramRun) -> None:
+    for bucket in of_type(dev_run, BUCKET):
+        assert bucket.inputs["forceDestroy"] is True
+        assert not bucket.retain_on_delete
+
+
+def test_by_default_destroy_keeps_the_buckets_and_their_settings(
+    production_run: ProgramRun,
+) -> None:
+    for bucket in of_type(production_run, BUCKET):
+        assert bucket.inputs["forceDestroy"] is False
+        children = bucket_children(production_run, bucket)
+        kept = {name for name, r in children.items() if r.retain_on_delete}
+        assert kept >= {
+            "Bucket",
+            "BucketServerSideEncryptionConfiguration",
+            "BucketPublicAccessBlock",
+            "BucketPolicy",
+        }
+
+
+def test_each_backend_role_reaches_only_its_own_bucket(dev_run: ProgramRun) -> None:
+    policies = {
+        r.name: json.loads(r.inputs["policy"])
+        for r in of_type(dev_run, "aws:iam/rolePolicy:RolePolicy")
+        if r.name.endswith("-access")
+    }
+    buckets = {
+        r.inputs["tags"]["opstrace.io/data"]: r.state["arn"] for r in of_type(dev_run, BUCKET)
+    }
+    assert set(policies) == {"dev-acme-backends-metrics-access", "dev-acme-backends-logs-access"}
+    for purpose, arn in buckets.items():
+        resources = {
+            resource
+            for statement in policies[f"dev-acme-backends-{purpose}-access"]["Statement"]
+            for resource in [statement["Resource"]]
+        }
+        assert resources == {arn, f"{arn}/*"}
+
+
+def test_backend_roles_trust_only_their_service_account(dev_run: ProgramRun) -> None:
+    for role in of_type(dev_run, "aws:iam/role:Role"):
+        if not role.name.endswith("-access"):
+            continue
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        subjects = [
+            v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")
+        ]
+        assert len(subjects) == 1
+        assert re.fullmatch(
+            r"system:serviceaccount:opstrace-(metrics|logs):(mimir|loki)", subjects[0]
+        )
+
+
+# IAM and secrets ---------------------------------------------------------------------
+
+
+def test_no_iam_policy_allows_every_action_or_a_wildcard_action_on_every_resource(
+    production_run: ProgramRun,
+) -> None:
+    documents = [
+        json.loads(r.inputs[key])
+        for r in production_run.resources
+        for key in ("policy", "assumeRolePolicy")
+        if r.type.startswith("aws:iam/") and isinstance(r.inputs.get(key), str)
+    ]
+    assert len(documents) > 10
+    assert [problem for document in documents for problem in iam.wildcard_problems(document)] == []
+
+
+def test_managed_policies_are_only_the_eks_ones(production_run: ProgramRun) -> None:
+    attached = {
+        r.inputs["policyArn"]
+        for r in of_type(production_run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    allowed = {
+        *iam.MANAGED_CLUSTER_POLICIES,
+        *iam.MANAGED_NODE_POLICIES,
+        iam.MANAGED_EBS_CSI_POLICY,
+    }
+    assert attached == allowed
+
+
+def test_no_token_or_kubeconfig_appears_in_plain_text_in_any_input(
+    minted_dev_run: ProgramRun,
+) -> None:
+    tokens = [
+        token
+        for by_name in rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"]).values()
+        for token in by_name.values()
+    ]
+    kubeconfig = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["kubeconfig"])
+    for resource in minted_dev_run.resources:
+        shown = json.dumps(redact(resource.inputs), default=str)
+        assert not [t for t in tokens if t in shown], resource.urn
+        assert kubeconfig not in shown, resource.urn
+
+
+def test_the_system_token_reaches_the_collector_only_as_a_secret(dev_run: ProgramRun) -> None:
+    string_data = of_type(dev_run, "kubernetes:core/v1:Secret")[0].inputs["stringData"]
+    assert rpc.is_rpc_secret(string_data)
+    assert list(rpc.unwrap_rpc_secret(string_data)) == ["token"]
+
+
+# Charts ----------------------------------------------------------------------------
+
+
+def test_every_release_is_a_pinned_chart_version_from_its_https_repository(
+    dev_run: ProgramRun,
+) -> None:
+    releases = of_type(dev_run, RELEASE)
+    assert {r.inputs["chart"] for r in releases} == {c.name for c in charts.ALL_CHARTS}
+    for r in releases:
+        chart = next(c for c in charts.ALL_CHARTS if c.name == r.inputs["chart"])
+        assert r.inputs["version"] == chart.version
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", r.inputs["version"]), r.inputs["version"]
+        assert r.inputs["repositoryOpts"] == {"repo": chart.repository}
+        assert chart.repository.startswith("https://")
+        assert r.inputs["atomic"] is True
+
+
+def test_mimir_is_multi_tenant_on_its_bucket_without_kafka_or_its_own_gateway(
+    dev_run: ProgramRun,
+) -> None:
+    values = release(dev_run, charts.MIMIR).inputs["values"]
+    config = values["mimir"]["structuredConfig"]
+    bucket = dev_run.stack_outputs["bucket_names"]["metrics"]
+    assert config["multitenancy_enabled"] is True
+    assert config["common"]["storage"]["s3"]["bucket_name"] == bucket
+    assert (values["kafka"], values["minio"], values["gateway"]) == (
+        {"enabled": False},
+        {"enabled": False},
+        {"enabledNonEnterprise": False},
+    )
+    assert config["limits"]["compactor_blocks_retention_period"] == "7d"
+
+
+def test_loki_is_multi_tenant_on_its_bucket_with_the_configured_retention(
+    dev_run: ProgramRun,
+) -> None:
+    values = release(dev_run, charts.LOKI).inputs["values"]
+    assert values["loki"]["auth_enabled"] is True
+    assert (
+        values["loki"]["storage"]["bucketNames"]["chunks"]
+        == dev_run.stack_outputs["bucket_names"]["logs"]
+    )
+    assert values["loki"]["limits_config"]["retention_period"] == "168h"
+    assert values["gateway"] == {"enabled": False}
+
+
+def test_production_replicates_over_zones(production_run: ProgramRun) -> None:
+    mimir = release(production_run, charts.MIMIR).inputs["values"]
+    loki = release(production_run, charts.LOKI).inputs["values"]
+    assert mimir["ingester"]["zoneAwareReplication"]["enabled"] is True
+    assert mimir["mimir"]["structuredConfig"]["ingester"]["ring"]["replication_factor"] == 3
+    assert (loki["deploymentMode"], loki["loki"]["commonConfig"]["replication_factor"]) == (
+        "SimpleScalable",
+        3,
+    )
+
+
+def test_backends_use_irsa_roles_of_their_buckets(dev_run: ProgramRun) -> None:
+    roles = {r.name: r.state["arn"] for r in of_type(dev_run, "aws:iam/role:Role")}
+    for chart, purpose in ((charts.MIMIR, "metrics"), (charts.LOKI, "logs")):
+        account = release(dev_run, chart).inputs["values"]["serviceAccount"]
+        assert account["annotations"] == {
+            charts.IRSA_ANNOTATION: roles[f"dev-acme-backends-{purpose}-access"]
+        }
+
+
+def test_gateway_forwards_to_the_instances_own_backends(dev_run: ProgramRun) -> None:
+    config = named(dev_run, "dev-acme-gateway-config").inputs["data"]["haproxy.cfg"]
+    assert "mimir-distributor.opstrace-metrics.svc.cluster.local:8080" in config
+    assert "loki.opstrace-logs.svc.cluster.local:3100" in config
+
+
+# Telemetry -------------------------------------------------------------------------
+
+
+def test_collector_ships_to_the_system_tenants_endpoints_with_its_token(
+    dev_run: ProgramRun,
+) -> None:
+    values = release(dev_run, charts.ALLOY).inputs["values"]
+    config = values["alloy"]["configMap"]["content"]
+    for service in names.ENDPOINT_SERVICES:
+        host = names.endpoint_host(service, "system", "dev-acme", OPERATOR_DOMAIN)
+        assert f"https://{host}/" in config
+    assert 'bearer_token_file = "/var/run/secrets/opstrace/token"' in config
+    assert values["controller"]["type"] == "daemonset"
+
+
+def test_telemetry_can_be_turned_off() -> None:
+    run = run_program(dev_config(telemetry=False), stack="dev")
+    assert charts.ALLOY.name not in {r.inputs["chart"] for r in of_type(run, RELEASE)}
+
+
+# Destroy order ---------------------------------------------------------------------
+
+
+def depends_on(run: ProgramRun, dependent: Registration, dependency: Registration) -> bool:
+    return dependency.urn in dependent.dependencies
+
+
+def test_gateway_load_balancer_is_deleted_before_its_controller(dev_run: ProgramRun) -> None:
+    service = of_type(dev_run, "kubernetes:core/v1:Service")[0]
+    assert depends_on(dev_run, service, release(dev_run, charts.LOAD_BALANCER_CONTROLLER))
+
+
+def test_certificates_are_deleted_before_cert_manager_and_its_issuer(dev_run: ProgramRun) -> None:
+    issuer = named(dev_run, "dev-acme-addons-issuer")
+    assert depends_on(dev_run, issuer, release(dev_run, charts.CERT_MANAGER))
+    for certificate in of_type(dev_run, "kubernetes:cert-manager.io/v1:Certificate"):
+        assert depends_on(dev_run, certificate, issuer)
+
+
+def test_in_cluster_releases_wait_for_the_nodes(dev_run: ProgramRun) -> None:
+    nodes = of_type(dev_run, "aws:eks/nodeGroup:NodeGroup")[0]
+    for r in of_type(dev_run, RELEASE):
+        if r.inputs["chart"] != charts.ALLOY.name:
+            assert depends_on(dev_run, r, nodes), r.name
+
+
+def test_certificates_wait_until_issued(dev_run: ProgramRun) -> None:
+    for certificate in of_type(dev_run, "kubernetes:cert-manager.io/v1:Certificate"):
+        metadata: dict[str, Any] = certificate.inputs["metadata"]
+        assert metadata["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+        assert metadata["namespace"] == "system-tenant"

@@ -1,0 +1,226 @@
+"""The platform's pure rules: address plan, IAM documents, charts, certificates, presets."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+import pytest
+import yaml
+
+from components.rules import certificates, charts, iam, keys, names, network, platform, telemetry
+from components.rules.kubeconfig import eks_kubeconfig
+
+# Address plan ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cidr", ["10.40.0.0/16", "172.20.0.0/18", "192.168.16.0/20"])
+@pytest.mark.parametrize("zones", [1, 2, 3])
+def test_subnets_lie_in_the_vpc_and_never_overlap(cidr: str, zones: int) -> None:
+    plan = network.subnet_plan(cidr, zones)
+    blocks = [ipaddress.IPv4Network(b) for p in plan for b in (p.private, p.public)]
+    vpc = ipaddress.IPv4Network(cidr)
+    assert len(plan) == zones
+    assert all(block.subnet_of(vpc) for block in blocks)
+    assert not [(a, b) for a, b in itertools.combinations(blocks, 2) if a.overlaps(b)]
+
+
+def test_private_subnets_get_a_quarter_of_the_vpc_each() -> None:
+    plan = network.subnet_plan("10.40.0.0/16", 3)
+    assert [p.private for p in plan] == ["10.40.0.0/18", "10.40.64.0/18", "10.40.128.0/18"]
+    assert [p.public for p in plan] == ["10.40.192.0/20", "10.40.208.0/20", "10.40.224.0/20"]
+
+
+def test_more_than_three_zones_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"^zones: 4 is not allowed: use 1 to 3$"):
+        network.subnet_plan("10.0.0.0/16", 4)
+
+
+# IAM ---------------------------------------------------------------------------------
+
+
+def test_bucket_access_names_the_bucket_and_its_objects_only() -> None:
+    document = iam.bucket_access("arn:aws:s3:::b")
+    resources = [s["Resource"] for s in document["Statement"]]
+    assert resources == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+    assert iam.wildcard_problems(document) == []
+
+
+def test_service_account_trust_names_one_service_account() -> None:
+    document = iam.service_account_trust("arn:oidc", "oidc.example/id/X", "ns", "sa")
+    (statement,) = document["Statement"]
+    assert statement["Condition"]["StringEquals"] == {
+        "oidc.example/id/X:sub": "system:serviceaccount:ns:sa",
+        "oidc.example/id/X:aud": "sts.amazonaws.com",
+    }
+
+
+def test_dns01_policy_changes_only_txt_records_of_the_instance_zone() -> None:
+    document = iam.dns01_challenges("Z123")
+    change = document["Statement"][1]
+    assert change["Resource"] == "arn:aws:route53:::hostedzone/Z123"
+    assert change["Condition"]["ForAllValues:StringEquals"] == {
+        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+    }
+    assert iam.wildcard_problems(document) == []
+
+
+def test_load_balancer_controller_changes_only_what_it_tagged() -> None:
+    document = iam.load_balancer_controller()
+    changing = [s for s in document["Statement"] if s["Sid"].startswith("Change")]
+    assert changing
+    assert all("elbv2.k8s.aws/cluster" in json_text(s["Condition"]) for s in changing)
+    assert iam.wildcard_problems(document) == []
+
+
+def json_text(value: object) -> str:
+    return yaml.safe_dump(value)
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        (
+            {"Effect": "Allow", "Action": "*", "Resource": "arn:x"},
+            "statement 0 allows every action of a service: ['*']",
+        ),
+        (
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:x"},
+            "statement 0 allows every action of a service: ['s3:*']",
+        ),
+        (
+            {"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"},
+            "statement 0 allows a wildcard action on every resource",
+        ),
+    ],
+)
+def test_wildcard_check_finds_each_kind_of_wildcard(
+    statement: dict[str, str], problem: str
+) -> None:
+    assert iam.wildcard_problems({"Statement": [statement]}) == [problem]
+
+
+def test_wildcard_check_lets_a_deny_and_a_named_action_on_every_resource_pass() -> None:
+    statements = [
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+    ]
+    assert iam.wildcard_problems({"Statement": statements}) == []
+
+
+# Charts and presets --------------------------------------------------------------------
+
+
+def test_every_chart_is_pinned_to_one_exact_version() -> None:
+    for chart in charts.ALL_CHARTS:
+        assert chart.version.lstrip("v").count(".") == 2, chart.name
+        assert not set(chart.version) & set("^~*<>=|, "), chart.name
+
+
+def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
+    small, production = platform.SIZES["small"], platform.SIZES["production"]
+    assert charts.upstreams(small) == charts.Upstreams(
+        cortex_push="http://mimir-distributor.opstrace-metrics.svc.cluster.local:8080",
+        cortex_query="http://mimir-query-frontend.opstrace-metrics.svc.cluster.local:8080",
+        loki_push="http://loki.opstrace-logs.svc.cluster.local:3100",
+        loki_query="http://loki.opstrace-logs.svc.cluster.local:3100",
+        metrics_query_prefix="/prometheus",
+    )
+    assert charts.upstreams(production).loki_push == (
+        "http://loki-write.opstrace-logs.svc.cluster.local:3100"
+    )
+
+
+def test_external_backends_replace_the_own_ones_in_cortexs_layout() -> None:
+    upstreams = charts.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
+    assert (upstreams.cortex_push, upstreams.cortex_query) == ("http://c:80", "http://c:80")
+    assert (upstreams.loki_push, upstreams.loki_query) == ("http://l:3100", "http://l:3100")
+    assert upstreams.metrics_query_prefix == ""
+
+
+def test_every_preset_says_what_it_is_sized_for() -> None:
+    for size in platform.SIZES.values():
+        assert "series" in size.sized_for
+        assert "logs" in size.sized_for
+        assert size.node_count >= 2
+
+
+def test_production_preset_survives_a_zone() -> None:
+    production = platform.SIZES["production"]
+    assert production.metrics.zone_aware
+    assert production.metrics.replication_factor == 3
+    assert production.logs.replication_factor == 3
+    assert production.nat_per_zone
+
+
+# Certificates, kubeconfig, telemetry ---------------------------------------------------
+
+
+def test_tenant_certificate_names_exactly_its_two_endpoints() -> None:
+    manifest = certificates.tenant_certificate("prod", "acme", "example.org", "system-tenant", "le")
+    assert manifest["spec"]["dnsNames"] == [
+        "cortex.prod.acme.example.org",
+        "loki.prod.acme.example.org",
+    ]
+    assert manifest["spec"]["secretName"] == certificates.certificate_secret("prod")
+    assert manifest["spec"]["issuerRef"] == {
+        "kind": "ClusterIssuer",
+        "name": "le",
+        "group": "cert-manager.io",
+    }
+
+
+def test_acme_issuer_answers_dns01_in_the_instance_zone() -> None:
+    issuer = certificates.acme_cluster_issuer("le", platform.LETS_ENCRYPT, "", "eu-west-1", "Z1")
+    assert issuer["spec"]["acme"]["solvers"] == [
+        {"dns01": {"route53": {"region": "eu-west-1", "hostedZoneID": "Z1"}}}
+    ]
+    assert "email" not in issuer["spec"]["acme"]
+
+
+def test_kubeconfig_gets_a_token_from_the_aws_cli_and_holds_no_credential() -> None:
+    document = yaml.safe_load(eks_kubeconfig("c1", "https://k", "Q0E=", "eu-west-1"))
+    (user,) = document["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert set(user["user"]) == {"exec"}
+    assert document["clusters"][0]["cluster"] == {
+        "server": "https://k",
+        "certificate-authority-data": "Q0E=",
+    }
+
+
+def test_collector_config_reads_the_token_from_the_mounted_secret() -> None:
+    config = telemetry.alloy_config("acme", "example.org")
+    assert config.count(f'bearer_token_file = "{telemetry.TOKEN_DIR}/{telemetry.TOKEN_FILE}"') == 2
+    assert "https://cortex.system.acme.example.org/api/v1/push" in config
+    assert "https://loki.system.acme.example.org/loki/api/v1/push" in config
+
+
+def test_load_balancer_name_is_the_dns_name_without_its_id() -> None:
+    hostname = "k8s-systemte-gw-1a2b3c4d5e-0123456789abcdef.elb.eu-west-1.amazonaws.com"
+    assert names.load_balancer_name(hostname) == "k8s-systemte-gw-1a2b3c4d5e"
+
+
+def test_a_host_that_is_no_aws_load_balancer_has_no_load_balancer_name() -> None:
+    with pytest.raises(ValueError, match=r"^'gw\.local' is not an AWS load balancer's DNS name$"):
+        names.load_balancer_name("gw.local")
+
+
+# Key bindings --------------------------------------------------------------------------
+
+
+PEM_A = keys.stand_in_public_key("a")
+PEM_B = keys.stand_in_public_key("b")
+
+
+def test_a_credentials_key_is_bound_to_its_tenant() -> None:
+    assert keys.key_bindings([(PEM_A, "prod"), (PEM_B, None)]) == {keys.key_id(PEM_A): "prod"}
+
+
+def test_a_key_also_trusted_without_a_tenant_is_instance_wide() -> None:
+    assert keys.key_bindings([(PEM_A, "prod"), (PEM_A, None)]) == {}
+
+
+def test_a_key_bound_to_two_tenants_is_refused() -> None:
+    with pytest.raises(keys.KeySetError, match=r"is bound to tenants 'prod' and 'dev'"):
+        keys.key_bindings([(PEM_A, "prod"), (PEM_A, "dev")])
