@@ -58,6 +58,7 @@ class Cluster(pulumi.ComponentResource):
                 cidr=platform.vpc_cidr,
                 zones=platform.availability_zones,
                 nat_per_zone=platform.size.nat_per_zone,
+                region=platform.aws_region,
             ),
             child,
         )

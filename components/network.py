@@ -20,6 +20,7 @@ class NetworkArgs:
     zones: int
     nat_per_zone: bool
     """A NAT gateway in each zone, or one for all (cheaper, one zone's outage cuts egress)."""
+    region: str
 
 
 class Network(pulumi.ComponentResource):
@@ -55,6 +56,7 @@ class Network(pulumi.ComponentResource):
         )
         public: list[pulumi.Output[str]] = []
         private: list[pulumi.Output[str]] = []
+        private_route_tables: list[pulumi.Output[str]] = []
         nats: list[aws.ec2.NatGateway] = []
         for plan in network.subnet_plan(args.cidr, args.zones):
             zone = zones.names[plan.zone_index]
@@ -108,6 +110,16 @@ class Network(pulumi.ComponentResource):
             )
             public.append(public_subnet.id)
             private.append(private_subnet.id)
+            private_route_tables.append(private_routes.id)
+        # The backends' S3 traffic stays inside AWS: not through NAT, not billed per GB.
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=private_route_tables,
+            opts=child,
+        )
         self.vpc_id = vpc.id
         self.private_subnet_ids = private
         self.public_subnet_ids = public

@@ -345,3 +345,25 @@ def test_certificates_wait_until_issued(dev_run: ProgramRun) -> None:
         metadata: dict[str, Any] = certificate.inputs["metadata"]
         assert metadata["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
         assert metadata["namespace"] == "system-tenant"
+
+
+def test_s3_traffic_of_the_private_subnets_bypasses_nat(dev_run: ProgramRun) -> None:
+    endpoint = of_type(dev_run, "aws:ec2/vpcEndpoint:VpcEndpoint")[0].inputs
+    private_tables = [
+        r for r in of_type(dev_run, "aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
+    assert (endpoint["serviceName"], endpoint["vpcEndpointType"]) == (
+        "com.amazonaws.eu-central-1.s3",
+        "Gateway",
+    )
+    assert len(endpoint["routeTableIds"]) == len(private_tables) == 3
+
+
+def test_backend_disks_are_deleted_with_their_pods(dev_run: ProgramRun) -> None:
+    # Otherwise EBS volumes outlive `pulumi destroy` (Helm leaves StatefulSet claims).
+    mimir = release(dev_run, charts.MIMIR).inputs["values"]
+    loki = release(dev_run, charts.LOKI).inputs["values"]
+    for component in ("ingester", "store_gateway", "compactor"):
+        assert mimir[component]["persistentVolume"]["whenDeleted"] == "Delete", component
+    for target in ("singleBinary", "write", "read", "backend"):
+        assert loki[target]["persistence"]["enableStatefulSetAutoDeletePVC"] is True, target

@@ -117,7 +117,15 @@ def mimir_values(
         "enabled": metrics.zone_aware,
         "topologyKey": "topology.kubernetes.io/zone",
     }
-    persistent = {"storageClass": storage_class} if storage_class else {}
+    # Disks go with the pods when the chart is uninstalled (the data is in S3; a disk
+    # left behind after `destroy` would be billed forever).
+    persistent: Values = {
+        "enableRetentionPolicy": True,
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+    if storage_class:
+        persistent["storageClass"] = storage_class
     return {
         "minio": {"enabled": False},
         "kafka": {"enabled": False},
@@ -176,7 +184,11 @@ def loki_values(
     """Loki on one S3 bucket, multi-tenant (`auth_enabled`), no gateway, canary or tests."""
     logs = size.logs
     single = logs.mode == "SingleBinary"
-    persistence = {"persistence": {"storageClass": storage_class}} if storage_class else {}
+    # Disks go with the pods when the chart is uninstalled (the data is in S3).
+    volume: Values = {"enableStatefulSetAutoDeletePVC": True, "whenDeleted": "Delete"}
+    if storage_class:
+        volume["storageClass"] = storage_class
+    persistence = {"persistence": volume}
     targets = {
         name: {"replicas": 0 if single else logs.replicas, **persistence}
         for name in ("write", "read", "backend")
