@@ -8,7 +8,7 @@ STACK ?= dev
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_BACKEND_URL
 
-.PHONY: venv up plan test lint typecheck unit bench clean
+.PHONY: venv up plan test lint typecheck unit bench clean engine cluster-up cluster-down cluster-status
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,18 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## engine: build the real Pulumi CLI, plugins and a Kubernetes control plane from Go
+## modules into .engine/bin (cached outside the checkout; see engine/build.sh)
+engine:
+	bash engine/build.sh
+
+## cluster-up / cluster-down / cluster-status: the local test cluster (tools/cluster.py)
+cluster-up: venv engine
+	$(BIN)/python -m tools.cluster up
+
+cluster-down: venv
+	$(BIN)/python -m tools.cluster down
+
+cluster-status: venv
+	$(BIN)/python -m tools.cluster status
