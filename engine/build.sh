@@ -32,6 +32,7 @@ command -v go >/dev/null || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "engine: go is not installed (Go 1.26 is needed)" >&2; exit 1; }
 
 start=$(date +%s)
+MAIN_PID=$$
 mkdir -p "$CACHE" "$BIN"
 
 part_key() { # part -> hash of everything its build depends on
@@ -44,6 +45,7 @@ build_pulumi() { # out_dir
   cp -r "$ENGINE/pulumi" "$src"
   cd "$src"
   local pulumi_version sdk_dir
+  go mod download github.com/pulumi/pulumi/sdk/v3
   pulumi_version=$(go list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3)
   sdk_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
   go build -trimpath -o "$out/bin/" \
@@ -58,6 +60,7 @@ build_provider() { # out_dir
   cp -r "$ENGINE/provider" "$src"
   cd "$src"
   local provider_dir
+  go mod download github.com/pulumi/pulumi-kubernetes/provider/v4
   provider_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
   # The provider's own main embeds files its Makefile generates; generate them here.
   python3 - "$provider_dir/cmd/pulumi-resource-kubernetes" cmd/pulumi-resource-kubernetes \
@@ -105,6 +108,7 @@ ensure_part() { # part -> builds it into the cache unless it is there
   key=$(part_key "$part")
   dir="$CACHE/$part-$key"
   if [ -f "$dir/.complete" ]; then
+    touch "$dir"  # most recently used: kept by prune
     echo "engine: $part: cached in $dir" >&2
     return 0
   fi
@@ -112,10 +116,17 @@ ensure_part() { # part -> builds it into the cache unless it is there
   rm -rf "$tmp"; mkdir -p "$tmp/bin"
   t0=$(date +%s)
   echo "engine: $part: building into $dir (log $tmp/build.log)" >&2
-  if ( "build_$part" "$tmp" ) >"$tmp/build.log" 2>&1; then
+  # Not inside `if`: there bash would ignore `set -e` in the build function.
+  local rc=0
+  set +e
+  ( set -e; "build_$part" "$tmp" ) >"$tmp/build.log" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -eq 0 ]; then
     chmod -R u+w "$tmp/src" && rm -rf "$tmp/src" "$dir"
     mv "$tmp" "$dir"
     touch "$dir/.complete"
+    echo "$part" >>"$CACHE/.built.$MAIN_PID"
     echo "engine: $part: built in $(( $(date +%s) - t0 ))s" >&2
   else
     echo "engine: $part: BUILD FAILED after $(( $(date +%s) - t0 ))s; last lines of $tmp/build.log:" >&2
@@ -134,6 +145,13 @@ failed=()
 declare -A pids
 for part in "${PARTS[@]}"; do ensure_part "$part" & pids[$part]=$!; done
 for part in "${PARTS[@]}"; do wait "${pids[$part]}" || failed+=("$part"); done
+
+# Keep the three most recently used builds of each part (other checkouts may use older
+# ones); delete the rest and any build left unfinished by a killed run.
+for part in "${PARTS[@]}"; do
+  find "$CACHE" -maxdepth 1 -name "$part-*.tmp.*" -mmin +120 -exec rm -rf {} +
+  ls -1dt "$CACHE/$part"-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +4 | xargs -r rm -rf
+done
 
 # .engine/bin: one symlink per binary of every part that is built.
 find "$BIN" -maxdepth 1 -type l -delete
@@ -163,7 +181,12 @@ fi
 if [ -x "$BIN/kwok" ]; then
   echo "  kwok                        $(first "$BIN/kwok" --version)"
 fi
-echo "engine: done in $(( $(date +%s) - start ))s"
+built=$(cat "$CACHE"/.built.$$ 2>/dev/null || true); rm -f "$CACHE"/.built.$$
+if [ -n "$built" ]; then
+  echo "engine: done in $(( $(date +%s) - start ))s (built:$(echo "$built" | tr '\n' ' ' | sed 's/^/ /;s/ $//'))"
+else
+  echo "engine: done in $(( $(date +%s) - start ))s (warm: every part cached)"
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "engine: FAILED to build: ${failed[*]}" >&2
   exit 1
