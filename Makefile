@@ -8,7 +8,8 @@ STACK ?= dev
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_BACKEND_URL
 
-.PHONY: venv dev-venv up plan test lint typecheck unit bench clean haproxy e2e-haproxy
+.PHONY: venv dev-venv up plan test lint typecheck unit bench clean haproxy e2e-haproxy \
+	engine cluster-up cluster-down cluster-status
 
 # The program's own dependencies (what `pulumi up` and the provider host import)...
 $(BIN)/.runtime: requirements.txt
@@ -72,3 +73,18 @@ bench: dev-venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## engine: build the real Pulumi CLI, plugins and a Kubernetes control plane from Go
+## modules into .engine/bin (cached outside the checkout; see engine/build.sh)
+engine:
+	bash engine/build.sh
+
+## cluster-up / cluster-down / cluster-status: the local test cluster (tools/cluster.py)
+cluster-up: venv engine
+	$(BIN)/python -m tools.cluster up
+
+cluster-down: venv
+	$(BIN)/python -m tools.cluster down
+
+cluster-status: venv
+	$(BIN)/python -m tools.cluster status
