@@ -10,11 +10,16 @@ requests refused, RBAC), kube-controller-manager (Deployments get ReplicaSets an
 namespaces are finalized, garbage collection runs), kube-scheduler, and kwok, which fakes
 the nodes (`topology.kubernetes.io/zone` labelled) and makes their pods Running and Ready.
 
-One more process, `lb-controller`, is the test stand-in for the cloud's load balancer
-controller (the AWS Load Balancer Controller on EKS): it gives every `type: LoadBalancer`
-Service the address a cloud would, `status.loadBalancer.ingress[0].hostname =
-<name>-<namespace>.lb.local`, so that pulumi-kubernetes' await logic completes as it does
-on a real cluster. Nothing listens at that address.
+One more process, `lb-controller`, stands in for two controllers a real cluster runs:
+- the cloud's load balancer controller (the AWS Load Balancer Controller on EKS): it gives
+  every `type: LoadBalancer` Service the address a cloud would,
+  `status.loadBalancer.ingress[0].hostname = <name>-<namespace>.lb.local`, so that
+  pulumi-kubernetes' await logic completes as it does on a real cluster (nothing listens
+  at that address);
+- cert-manager: `up` installs minimal `Certificate` and `ClusterIssuer` CRDs (cert-manager's
+  names, no schema) and a ClusterIssuer `test-issuer`; the loop issues every Certificate
+  from the test CA into its `spec.secretName` Secret (`tls.crt`, `tls.key`) and marks it
+  Ready, as cert-manager would after its DNS-01 challenge.
 
 State lives in `.engine/cluster/` (certificates, etcd data, pid files, one log per
 component, the ports in `state.json`); the admin kubeconfig is `.engine/kubeconfig`.
@@ -365,6 +370,16 @@ def start(component: str, argv: Sequence[str], env: Mapping[str, str] | None = N
         setsid=True,
     )
     (PIDS / f"{component}.pid").write_text(f"{pid}\n")
+    # Until the child has exec'd, its command line is still this Python's: `alive` would
+    # take it for someone else's process. Wait (briefly) for the exec.
+    deadline = time.monotonic() + 10.0
+    while not alive(component) and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                break  # it exited: the caller's wait reports it with the log
+        except ChildProcessError:
+            break
+        time.sleep(0.01)
     return pid
 
 
@@ -622,6 +637,7 @@ def up(log: Callable[[str], None] = print) -> Ports:
         "kube-controller-manager to create the default service account",
         "kube-controller-manager",
     )
+    install_cert_manager_stand_in(api)
     if not alive("lb-controller"):
         raise ClusterError(f"lb-controller is not running\n{log_tail('lb-controller')}")
     log(
@@ -682,16 +698,148 @@ def assign_load_balancers(api: Api) -> list[str]:
     return assigned
 
 
+# --- the cert-manager stand-in ---------------------------------------------------------
+
+TEST_ISSUER: Final = "test-issuer"
+CERT_MANAGER_GROUP: Final = "cert-manager.io"
+
+
+def _crd(kind: str, plural: str, scope: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{CERT_MANAGER_GROUP}"},
+        "spec": {
+            "group": CERT_MANAGER_GROUP,
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def install_cert_manager_stand_in(api: Api) -> None:
+    """cert-manager's two CRDs (no schema) and the ClusterIssuer the tests name."""
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for crd in (
+        _crd("Certificate", "certificates", "Namespaced"),
+        _crd("ClusterIssuer", "clusterissuers", "Cluster"),
+    ):
+        status, data = api.request("POST", crds, crd)
+        if status not in (201, 409):
+            raise ClusterError(f"creating CRD {crd['metadata']['name']}: HTTP {status}: {data}")
+        wait_for(
+            partial(_crd_established, api, crd["metadata"]["name"]),
+            f"CRD {crd['metadata']['name']} to be established",
+            "kube-apiserver",
+        )
+    issuers = f"/apis/{CERT_MANAGER_GROUP}/v1/clusterissuers"
+    issuer = {
+        "apiVersion": f"{CERT_MANAGER_GROUP}/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": TEST_ISSUER},
+        "spec": {"ca": {"secretName": "test-ca"}},
+    }
+    status, data = api.request("POST", issuers, issuer)
+    if status not in (201, 409):
+        raise ClusterError(f"creating ClusterIssuer {TEST_ISSUER}: HTTP {status}: {data}")
+
+
+def _crd_established(api: Api, name: str) -> bool:
+    crd = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}") or {}
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def issue_certificates(api: Api) -> list[str]:
+    """Issue every Certificate not yet Ready from the test CA; returns what it issued."""
+    issued = []
+    certificates = api.get(f"/apis/{CERT_MANAGER_GROUP}/v1/certificates") or {}
+    for certificate in certificates.get("items", []):
+        conditions = (certificate.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            continue
+        meta, spec = certificate["metadata"], certificate.get("spec", {})
+        crt, key = _test_ca_certificate(spec.get("dnsNames", []))
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": spec["secretName"], "namespace": meta["namespace"]},
+            "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64.b64encode(crt).decode(),
+                "tls.key": base64.b64encode(key).decode(),
+            },
+        }
+        secrets = f"/api/v1/namespaces/{meta['namespace']}/secrets"
+        status, data = api.request("POST", secrets, secret)
+        if status == 409:
+            status, data = api.request("PUT", f"{secrets}/{spec['secretName']}", secret)
+        if status not in (200, 201):
+            print(f"lb-controller: secret {spec['secretName']}: HTTP {status}: {data}", flush=True)
+            continue
+        ready = {
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Issued"}]}
+        }
+        namespaced = f"/apis/{CERT_MANAGER_GROUP}/v1/namespaces/{meta['namespace']}"
+        path = f"{namespaced}/certificates/{meta['name']}/status"
+        status, data = api.request("PATCH", path, ready, "application/merge-patch+json")
+        if status == 200:
+            issued.append(f"certificate {meta['namespace']}/{meta['name']} issued")
+    return issued
+
+
+def _test_ca_certificate(dns_names: Sequence[str]) -> tuple[bytes, bytes]:
+    """A certificate for `dns_names` signed by the test cluster's CA: (PEM, key PEM)."""
+    ca_key = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate((PKI / "ca.crt").read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(dns_names[0] if dns_names else "unnamed"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+        )
+    )
+    cert = builder.sign(ca_key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def run_lb_controller() -> None:
-    """Forever: poll the Services and assign addresses (stopped by `down`, SIGTERM)."""
+    """Forever: poll Services and Certificates, address and issue them (stopped by `down`)."""
     print(
-        "lb-controller: assigning <name>-<namespace>.lb.local to LoadBalancer Services", flush=True
+        "lb-controller: assigning <name>-<namespace>.lb.local to LoadBalancer Services, "
+        "issuing Certificates from the test CA",
+        flush=True,
     )
     api: Api | None = None
     while True:
         try:
             api = api or Api.from_state()
-            for line in assign_load_balancers(api):
+            for line in [*assign_load_balancers(api), *issue_certificates(api)]:
                 print(f"lb-controller: {line}", flush=True)
         except (OSError, ClusterError, http.client.HTTPException) as error:
             print(f"lb-controller: {error}", flush=True)
