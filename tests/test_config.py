@@ -259,3 +259,9 @@ def test_program_refuses_values_of_the_wrong_type_naming_the_value(
     with pytest.raises(ConfigError) as raised:
         parse(**overrides)
     assert str(raised.value) == message
+
+
+def test_a_key_written_without_namespace_is_the_projects_as_the_cli_reads_it() -> None:
+    # The real CLI stores `keyBits: 4096` in a stack file as opstrace:keyBits
+    # (tests/engine/test_smoke.py::test_stack_file_key_without_namespace).
+    assert stack_settings({"keyBits": "4096", "aws:region": "x"}) == {"keyBits": "4096"}

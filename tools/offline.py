@@ -34,7 +34,7 @@ from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.rules.config import ConfigError, no_namespace_message
+from components.rules.config import ConfigError, project_key
 from components.rules.keys import key_id, stand_in_public_key
 from components.tokens import TokenProvider
 
@@ -275,11 +275,7 @@ def stack_config(
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(f"{shown}: expected a mapping with a `config:` mapping of settings")
-    for key in config:
-        # The CLI refuses the whole file then; say so before the program would.
-        if ":" not in str(key):
-            raise ConfigError(f"{shown}: {no_namespace_message(str(key))}")
-    settings = {str(key): value for key, value in config.items()}
+    settings = {project_key(str(key)): value for key, value in config.items()}
     if problem := cli_config_problem(stack, settings, project_dir):
         raise ConfigError(problem)
     return settings
