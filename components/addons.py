@@ -22,8 +22,8 @@ from components.irsa import service_account_role
 from components.rules import certificates, charts, iam
 from components.rules.platform import LETS_ENCRYPT, PlatformConfig
 
-LOAD_BALANCER_CONTROLLER_CRD = "targetgroupbindings.elbv2.k8s.aws"
-CERTIFICATE_CRD = "certificates.cert-manager.io"
+LOAD_BALANCER_CONTROLLER_INGRESS_CLASS = "alb"
+"""The IngressClass the AWS Load Balancer Controller's chart makes: its mark in a cluster."""
 
 
 @dataclass(frozen=True)
@@ -134,22 +134,22 @@ class ClusterAddons(pulumi.ComponentResource):
         self.certificates = [cluster_issuer]
 
     def _check(self, name: str, platform: PlatformConfig) -> None:
+        # Reads of objects that do not change by themselves, so that a refresh finds
+        # nothing to change (a CRD read shows a diff on every refresh).
         child = pulumi.ResourceOptions(parent=self)
         self.load_balancer = []
         if platform.load_balancer == "aws":
             self.load_balancer.append(
-                k8s.apiextensions.v1.CustomResourceDefinition.get(
-                    f"{name}-lbc-present", LOAD_BALANCER_CONTROLLER_CRD, opts=child
+                k8s.networking.v1.IngressClass.get(
+                    f"{name}-lbc-present", LOAD_BALANCER_CONTROLLER_INGRESS_CLASS, opts=child
                 )
             )
-        cert_manager = k8s.apiextensions.v1.CustomResourceDefinition.get(
-            f"{name}-cert-manager-present", CERTIFICATE_CRD, opts=child
-        )
+        # A ClusterIssuer exists only where cert-manager's CRDs do.
         issuer = k8s.apiextensions.CustomResource.get(
             f"{name}-issuer-present",
             api_version=certificates.API_VERSION,
             kind="ClusterIssuer",
             id=platform.certificate_issuer,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cert_manager]),
+            opts=child,
         )
-        self.certificates = [cert_manager, issuer]
+        self.certificates = [issuer]

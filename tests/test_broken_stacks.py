@@ -372,7 +372,7 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "trusted_keys_a_string",
             stack(trustedKeys="key.pem"),
-            "Stack 'broken' with configuration key 'trustedKeys' must be of type 'array'",
+            "trustedKeys: expected a list of PEM texts or file paths, got 'key.pem'",
         ),
         Broken(
             "trusted_key_empty",

@@ -1,0 +1,302 @@
+"""The project's own program through the real engine, as an operator drives it.
+
+One instance on the local cluster goes through its life, a step per test, in order:
+`pulumi up`, no-change preview and refresh, a tenant added with `pulumi config set
+--path`, a tenant removed, a rotation, a refused rename, a config typo, `destroy`.
+Each step asserts what the real engine and the real API server did: the objects in the
+cluster, the tokens from `pulumi stack output --show-secrets`, the state file.
+
+The stack is the `existing` mode with `dns: none`, a generic load balancer (the local
+cluster's stand-in assigns addresses), the local cluster's stand-in issuer, external
+backends and no telemetry: no AWS resource and no Helm chart, which cannot be reached
+here (they are proven under mocks).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from components.rules import config_maps, data_token, keys
+from tests.engine.harness import ROOT, VENV, Workspace
+from tests.leaks import PRIVATE_KEY_MARKER, leaked
+from tools import cluster as local_cluster
+
+pytestmark = pytest.mark.engine
+
+PROJECT: Final = "opstrace"
+STACK: Final = "engine"
+INSTANCE: Final = "engine"
+SYSTEM_NAMESPACE: Final = "system-tenant"
+COPIED: Final = ("__main__.py", "components")
+
+
+@dataclass
+class Instance:
+    """The deployed instance's workspace, and what the steps learn along the way."""
+
+    workspace: Workspace
+    keys_dir: Path
+    tokens: dict[str, dict[str, str]]
+
+    @property
+    def stack_file(self) -> Path:
+        return self.workspace.project_dir / "stacks" / f"Pulumi.{STACK}.yaml"
+
+    def config(self) -> dict[str, Any]:
+        document: dict[str, Any] = yaml.safe_load(self.stack_file.read_text())
+        return dict(document["config"])
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+
+    def pulumi(self, *args: str, check: bool = True) -> Any:
+        return self.workspace.run(*args, "--stack", STACK, check=check)
+
+    def up(self) -> None:
+        self.pulumi("up", "--yes", "--skip-preview")
+        self.tokens = self.workspace.outputs(STACK)["tokens"]
+
+    def state(self) -> str:
+        return self.workspace.state_file(PROJECT, STACK).read_text()
+
+
+def trust_store(api: local_cluster.Api) -> dict[str, Any]:
+    found = api.get(
+        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{config_maps.TRUST_STORE_NAME}"
+    )
+    assert found is not None, "the trust store ConfigMap is missing"
+    return dict(found)
+
+
+def key_set(api: local_cluster.Api) -> dict[str, str]:
+    """The trust store as the API server holds it, checked as an authenticator loads it."""
+    return keys.parse_key_set_json(trust_store(api)["data"][keys.KEYSET_ENV_NAME])
+
+
+def decision(token: str, tenant: str, trusted: dict[str, str]) -> data_token.Decision:
+    now = int(__import__("time").time())
+    return data_token.authenticate(f"Bearer {token}", tenant, trusted, INSTANCE, now)
+
+
+def copy_project(destination: Path) -> None:
+    destination.mkdir(parents=True)
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(source, destination / name)
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["runtime"]["options"]["virtualenv"] = str(VENV)
+    (destination / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (destination / "stacks").mkdir()
+
+
+@pytest.fixture(scope="module")
+def instance(
+    tmp_path_factory: pytest.TempPathFactory, cluster: local_cluster.Api
+) -> Iterator[Instance]:
+    base = tmp_path_factory.mktemp("instance")
+    workspace = Workspace(base / "project", base / "home", base / "backend")
+    shutil.rmtree(workspace.project_dir)
+    copy_project(workspace.project_dir)
+    keys_dir = base / "keys"
+    deployed = Instance(workspace, keys_dir, {})
+    deployed.write_config(
+        {
+            "opstrace:instanceName": INSTANCE,
+            "opstrace:domain": "example.com",
+            "opstrace:dns": "none",
+            "opstrace:cluster": "existing",
+            "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
+            "opstrace:loadBalancer": "generic",
+            "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
+            "opstrace:cortexUrl": "http://127.0.0.1:9009",
+            "opstrace:lokiUrl": "http://127.0.0.1:3100",
+            "opstrace:telemetry": False,
+            "opstrace:tenants": ["prod", {"name": "staging", "exportKeysTo": str(keys_dir)}],
+        }
+    )
+    workspace.new_stack(STACK)
+    yield deployed
+    # Whatever a failed step left behind must not outlive the module.
+    deployed.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_up_creates_the_trust_store_in_the_cluster(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    instance.up()
+    assert sorted(key_set(cluster)) == sorted(instance.workspace.outputs(STACK)["key_ids"])
+    assert len(key_set(cluster)) == 3
+
+
+def test_each_token_is_accepted_for_its_own_tenant_only(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    trusted = key_set(cluster)
+    for tenant, by_name in instance.tokens.items():
+        token = by_name["default"]
+        assert decision(token, tenant, trusted) == data_token.Decision(200, tenant=tenant)
+        other = "prod" if tenant != "prod" else "staging"
+        assert decision(token, other, trusted).status == 401
+
+
+def test_every_kubernetes_object_was_accepted_by_the_api_server(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    gateway = cluster.get(f"/apis/apps/v1/namespaces/{SYSTEM_NAMESPACE}/deployments")["items"]
+    assert [d["status"].get("readyReplicas") for d in gateway] == [2]
+    certificates = cluster.get(
+        f"/apis/cert-manager.io/v1/namespaces/{SYSTEM_NAMESPACE}/certificates"
+    )["items"]
+    assert sorted(c["spec"]["dnsNames"][0] for c in certificates) == [
+        "cortex.prod.engine.example.com",
+        "cortex.staging.engine.example.com",
+        "cortex.system.engine.example.com",
+    ]
+
+
+def test_a_second_preview_and_a_refresh_find_no_changes(instance: Instance) -> None:
+    instance.pulumi("preview", "--expect-no-changes")
+    instance.pulumi("refresh", "--yes", "--expect-no-changes", "--skip-preview")
+
+
+def test_the_state_holds_no_private_key_and_each_token_only_encrypted(instance: Instance) -> None:
+    state = instance.state()
+    (exported,) = [keys.load_private_key_file(path) for path in instance.keys_dir.iterdir()]
+    assert PRIVATE_KEY_MARKER not in state
+    assert leaked(state, exported) == []
+    tokens = [token for by_name in instance.tokens.values() for token in by_name.values()]
+    assert [token for token in tokens if token in state] == []
+    assert [token.split(".")[2] for token in tokens if token.split(".")[2] in state] == []
+
+
+def preview_steps(instance: Instance) -> dict[str, set[str]]:
+    """`pulumi preview --json`: operation -> names of the resources it applies to.
+
+    Unchanged resources and the reads of the add-on checks (every preview reads them
+    again, changing nothing) are left out."""
+    result = instance.pulumi("preview", "--json")
+    steps: dict[str, set[str]] = {}
+    for step in json.loads(result.stdout).get("steps", []):
+        if step["op"] not in ("same", "read"):
+            steps.setdefault(step["op"], set()).add(step["urn"].rsplit("::", 1)[-1])
+    return steps
+
+
+def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
+    instance: Instance,
+) -> None:
+    instance.pulumi("config", "set", "--path", "opstrace:tenants[2]", "qa")
+    tenant = f"{INSTANCE}-tenant-qa"
+    assert preview_steps(instance) == {
+        "create": {
+            tenant,
+            f"{tenant}-namespace",
+            f"{tenant}-token-default",
+            f"{tenant}-certificate",
+        },
+        "update": {
+            f"{INSTANCE}-trust-store-keys",
+            f"{INSTANCE}-trust-store-jwks",
+            f"{INSTANCE}-gateway-config",
+            f"{INSTANCE}-gateway-keys",
+            f"{INSTANCE}-gateway-deployment",
+        },
+    }
+
+
+def test_after_the_new_tenant_old_tokens_are_unchanged_and_all_are_valid(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    before = instance.tokens
+    trust_store_uid = trust_store(cluster)["metadata"]["uid"]
+    instance.up()
+    assert {t: v for t, v in instance.tokens.items() if t != "qa"} == before
+    trusted = key_set(cluster)
+    for tenant, by_name in instance.tokens.items():
+        assert decision(by_name["default"], tenant, trusted).status == 200
+    # Updated in place, never replaced: there was no moment without a trust store.
+    assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
+
+
+def test_removing_a_tenant_revokes_its_token(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    qa_token = instance.tokens["qa"]["default"]
+    instance.pulumi("config", "rm", "--path", "opstrace:tenants[2]")
+    instance.up()
+    trusted = key_set(cluster)
+    assert decision(qa_token, "qa", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
+    assert (
+        cluster.get("/api/v1/namespaces/qa-tenant") is None
+        or cluster.get("/api/v1/namespaces/qa-tenant")["status"]["phase"] == "Terminating"
+    )
+
+
+def test_rotation_replaces_the_token_and_its_key(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    old = instance.tokens["prod"]["default"]
+    config = instance.config()
+    config["opstrace:tenants"][0] = {"name": "prod", "rotation": "2026-12"}
+    instance.write_config(config)
+    instance.up()
+    new = instance.tokens["prod"]["default"]
+    trusted = key_set(cluster)
+    assert new != old
+    assert decision(new, "prod", trusted).status == 200
+    assert decision(old, "prod", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
+
+
+def test_renaming_the_instance_is_refused_at_preview_and_changes_nothing(
+    instance: Instance,
+) -> None:
+    state = instance.state()
+    config = instance.config()
+    instance.write_config({**config, "opstrace:instanceName": "renamed"})
+    result = instance.pulumi("preview", check=False)
+    instance.write_config(config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "instanceName: this stack's instance is 'engine'; it cannot become 'renamed'" in output
+    assert "Traceback" not in output
+    assert instance.state() == state
+
+
+def test_a_config_typo_fails_with_one_line_and_no_traceback(instance: Instance) -> None:
+    instance.pulumi("config", "set", "opstrace:keybits", "4096")
+    result = instance.pulumi("preview", check=False)
+    instance.pulumi("config", "rm", "opstrace:keybits")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    message = "unknown setting 'opstrace:keybits'; did you mean 'opstrace:keyBits'?"
+    # Shown where the CLI shows diagnostics: on the stack's progress line and, once, in
+    # the summary; never with more than that line.
+    lines = [line.strip() for line in output.splitlines() if message in line]
+    assert f"error: {message}" in lines
+    assert all(line.endswith(f"error: {message}") for line in lines)
+    assert "Traceback" not in output
+
+
+def test_destroy_leaves_an_empty_stack_and_nothing_of_ours_in_the_cluster(
+    instance: Instance, cluster: local_cluster.Api
+) -> None:
+    instance.pulumi("destroy", "--yes", "--skip-preview")
+    exported = json.loads(instance.pulumi("stack", "export").stdout)
+    assert exported["deployment"].get("resources") in (None, [])
+    for namespace in ("system-tenant", "prod-tenant", "staging-tenant"):
+        found = cluster.get(f"/api/v1/namespaces/{namespace}")
+        assert found is None or found["status"]["phase"] == "Terminating", namespace
+    assert cluster.get("/api/v1/namespaces/system-tenant/configmaps/opstrace-trust-store") is None
