@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/logging"
@@ -93,12 +94,27 @@ func main() {
 		cmdutil.Exit(fmt.Errorf("missing executor %s: %w", execScript, err))
 	}
 
+	// Like upstream's plugins, stop once the engine is gone (a CLI that exits early, e.g.
+	// on a config validation error, does not always stop its language host).
+	ctx, engineGone := context.WithCancel(context.Background())
+	cancel := make(chan bool)
+	if engineAddress != "" {
+		if err := rpcutil.Healthcheck(ctx, engineAddress, 30*time.Second, engineGone); err != nil {
+			cmdutil.Exit(fmt.Errorf("could not watch the engine: %w", err))
+		}
+		go func() {
+			<-ctx.Done()
+			close(cancel)
+		}()
+	}
+
 	h := &host{exec: execScript, engineAddress: engineAddress}
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
 			return nil
 		},
+		Cancel: cancel,
 	})
 	if err != nil {
 		cmdutil.Exit(fmt.Errorf("could not start language host RPC server: %w", err))
