@@ -26,17 +26,21 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 venv: $(BIN)/.runtime
 dev-venv: $(BIN)/.dev
 
+# The Pulumi CLI on PATH, else the one `make engine` built.
+PULUMI ?= $(or $(shell command -v pulumi),$(wildcard $(CURDIR)/.engine/bin/pulumi))
+
 ## up: create or update the instance of stack $(STACK) with `pulumi up`
 up:
-	@command -v pulumi >/dev/null || { \
-	  echo "error: the Pulumi CLI is not installed (see https://www.pulumi.com/docs/install/)."; \
+	@test -n "$(PULUMI)" || { \
+	  echo "error: the Pulumi CLI is not installed (see https://www.pulumi.com/docs/install/,"; \
+	  echo "or build one here with: make engine)."; \
 	  echo "Without it you can still review what would be created, offline:"; \
 	  echo "    make plan STACK=$(STACK)"; \
 	  exit 1; }
 	$(MAKE) --no-print-directory venv
 	mkdir -p .pulumi-state
-	pulumi stack select --create --secrets-provider passphrase $(STACK)
-	pulumi up --stack $(STACK)
+	$(PULUMI) stack select --create --secrets-provider passphrase $(STACK)
+	$(PULUMI) up --stack $(STACK)
 
 ## plan: what `pulumi up` would register for stack $(STACK), offline (no CLI, no cloud)
 plan: venv

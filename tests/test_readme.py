@@ -1,0 +1,26 @@
+"""What the README tells operators to run does what it says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from components.rules import keys
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_key_id_shell_command_gives_the_key_id(tmp_path: Path) -> None:
+    (command,) = [line.strip() for line in README.splitlines() if "| sha1sum" in line]
+    pem = keys.public_key_pem(keys.generate_private_key(2048))
+    (tmp_path / "public.pem").write_text(pem)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == keys.key_id(pem)
+
+
+def test_the_readme_names_both_newcomer_commands() -> None:
+    assert re.search(r"^make up +#", README, re.MULTILINE)
+    assert re.search(r"^make test +#", README, re.MULTILINE)
