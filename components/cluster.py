@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.irsa import service_account_role
+from components.irsa import role, service_account_role
 from components.network import Network, NetworkArgs
 from components.rules import iam
 from components.rules.kubeconfig import eks_kubeconfig
@@ -62,7 +62,7 @@ class Cluster(pulumi.ComponentResource):
             ),
             child,
         )
-        cluster_role = _role(
+        cluster_role = _service_role(
             f"{name}-control-plane", "eks.amazonaws.com", iam.MANAGED_CLUSTER_POLICIES, self
         )
         cluster = aws.eks.Cluster(
@@ -82,7 +82,9 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             opts=child,
         )
-        node_role = _role(f"{name}-nodes", "ec2.amazonaws.com", iam.MANAGED_NODE_POLICIES, self)
+        node_role = _service_role(
+            f"{name}-nodes", "ec2.amazonaws.com", iam.MANAGED_NODE_POLICIES, self
+        )
         nodes = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=cluster.name,
@@ -146,19 +148,8 @@ def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
     return str(identities[0]["oidcs"][0]["issuer"])
 
 
-def _role(
+def _service_role(
     name: str, service: str, managed_policies: tuple[str, ...], parent: pulumi.Resource
 ) -> aws.iam.Role:
-    role = aws.iam.Role(
-        name,
-        assume_role_policy=json.dumps(iam.service_trust(service)),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    for index, policy in enumerate(managed_policies):
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{index}",
-            role=role.name,
-            policy_arn=policy,
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
-    return role
+    trust = json.dumps(iam.service_trust(service))
+    return role(name, trust, parent=parent, managed_policies=managed_policies)

@@ -1,4 +1,5 @@
-"""IAM roles for Kubernetes service accounts (IRSA): one role, one service account."""
+"""IAM roles: for AWS services, and for Kubernetes service accounts (IRSA, one role per
+service account)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ def service_account_role(
             iam.service_account_trust(values[0], values[1], namespace, service_account)
         )
     )
+    return role(name, trust, parent=parent, policy=policy, managed_policies=managed_policies)
+
+
+def role(
+    name: str,
+    trust: pulumi.Input[str],
+    *,
+    parent: pulumi.Resource,
+    policy: pulumi.Input[str] | None = None,
+    managed_policies: tuple[str, ...] = (),
+) -> aws.iam.Role:
+    """A role with its trust policy (JSON text), an inline policy and managed policies."""
     role = aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
     if policy is not None:
         aws.iam.RolePolicy(

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.rules import charts, config_maps, keys, names, platform
+from components.rules import charts, config_maps, keys, names, platform, settings
 from components.rules.gateway_config import GatewaySettings, replicas_problem, upstream_problem
-from components.rules.platform import PlatformConfig, PlatformError
+from components.rules.platform import PlatformConfig
+from components.rules.settings import ConfigError
 
 PROJECT: Final = "opstrace"
 
@@ -80,10 +81,6 @@ _SET_HINT: Final = {
     "domain": "pulumi config set domain observability.example.org",
     "tenants": "pulumi config set --path 'opstrace:tenants[0]' prod",
 }
-
-
-class ConfigError(ValueError):
-    """Raised when the stack configuration breaks a rule; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -188,25 +185,25 @@ def parse_config(
             raise ConfigError(f"{PROJECT}:{key}: required; set it with `{_SET_HINT[key]}`")
     values = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
 
-    instance = _string(values, "instanceName")
+    instance = settings.string(values, "instanceName")
     if problem := names.instance_name_problem(instance):
         raise ConfigError(f"instanceName: {problem}")
-    dns = _choice(values, "dns", DNS_MODES)
-    domain = _string(values, "domain")
+    dns = settings.choice(values, "dns", DNS_MODES)
+    domain = settings.string(values, "domain")
     if problem := names.domain_problem(domain):
         raise ConfigError(f"domain: {problem}")
     if dns == "route53" and (problem := names.reserved_domain_problem(domain)):
         raise ConfigError(f"domain: {problem}")
-    key_bits = _integer(values, "keyBits")
+    key_bits = settings.integer(values, "keyBits")
     if key_bits not in keys.ALLOWED_KEY_BITS:
         raise ConfigError(
             f"keyBits: {key_bits} is not allowed: use 2048, 3072 or 4096 "
             f"(keys under {keys.MIN_KEY_BITS} bits are refused)"
         )
-    replicas = _integer(values, "gatewayReplicas")
+    replicas = settings.integer(values, "gatewayReplicas")
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
-    tenants = _tenants(values["tenants"], _string(values, "systemTokenRotation"), base_dir)
+    tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
     for index, tenant in enumerate(tenants[1:]):
         for service in names.ENDPOINT_SERVICES:
             host = names.endpoint_host(service, tenant.name, instance, domain)
@@ -215,7 +212,7 @@ def parse_config(
                     f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
                     "use a shorter tenant, instance or domain name"
                 )
-    parent_zone_id = _string(values, "parentZoneId")
+    parent_zone_id = settings.string(values, "parentZoneId")
     if dns == "none" and parent_zone_id:
         raise ConfigError(
             "parentZoneId: is set, but dns is 'none': with DNS managed elsewhere there is "
@@ -223,15 +220,12 @@ def parse_config(
         )
     cortex_url = _upstream(values, "cortexUrl")
     loki_url = _upstream(values, "lokiUrl")
-    try:
-        platform_config = platform.parse_platform(
-            values,
-            aws_region=aws_region,
-            route53=dns == "route53",
-            external_backends=bool(cortex_url and loki_url),
-        )
-    except PlatformError as error:
-        raise ConfigError(str(error)) from None
+    platform_config = platform.parse_platform(
+        values,
+        aws_region=aws_region,
+        route53=dns == "route53",
+        external_backends=bool(cortex_url and loki_url),
+    )
     config = InstanceConfig(
         instance_name=instance,
         domain=domain,
@@ -242,7 +236,7 @@ def parse_config(
         key_bits=key_bits,
         trusted_keys=_trusted_keys(values["trustedKeys"], base_dir),
         kubeconfig=_path(values["kubeconfig"], "kubeconfig"),
-        kube_context=_string(values, "kubeContext"),
+        kube_context=settings.string(values, "kubeContext"),
         cortex_url=cortex_url,
         loki_url=loki_url,
         gateway_replicas=replicas,
@@ -336,31 +330,8 @@ def _decode(name: str, value: Any) -> Any:
     return value
 
 
-def _string(values: Mapping[str, Any], key: str) -> str:
-    value = values[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _choice(values: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = _string(values, key)
-    if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not allowed: use one of {', '.join(allowed)}")
-    return value
-
-
-def _integer(values: Mapping[str, Any], key: str) -> int:
-    value = values[key]
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)  # `pulumi config set` stores plain strings
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    return value
-
-
 def _duration(values: Mapping[str, Any], key: str) -> int:
-    value = _string(values, key)
+    value = settings.string(values, key)
     match = _DURATION_RE.fullmatch(value)
     if not match:
         raise ConfigError(
@@ -371,7 +342,7 @@ def _duration(values: Mapping[str, Any], key: str) -> int:
 
 
 def _upstream(values: Mapping[str, Any], key: str) -> str:
-    value = _string(values, key)
+    value = settings.string(values, key)
     if value and (problem := upstream_problem(value)):
         raise ConfigError(f"{key}: {problem}")
     return value.rstrip("/")

@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from components.rules import settings
+from components.rules.settings import ConfigError
 
 DEFAULTS: Final[Mapping[str, Any]] = {
     "cluster": "eks",
@@ -64,10 +67,6 @@ _INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
 _RETENTION_RE: Final = re.compile(r"^([1-9][0-9]*)d$")
 _ISSUER_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
-
-
-class PlatformError(ValueError):
-    """Raised when a platform setting breaks a rule; the message names the setting."""
 
 
 @dataclass(frozen=True)
@@ -199,59 +198,59 @@ def parse_platform(
     `external_backends`: whether both backends are outside (cortexUrl and lokiUrl set),
     in which case no bucket is made.
     """
-    cluster = _choice(values, "cluster", CLUSTER_MODES)
-    version = _choice(values, "kubernetesVersion", KUBERNETES_VERSIONS)
-    size = SIZES[_choice(values, "sizing", tuple(SIZES))]
-    instance_type = _text(values, "nodeInstanceType") or size.node_instance_type
+    cluster = settings.choice(values, "cluster", CLUSTER_MODES)
+    version = settings.choice(values, "kubernetesVersion", KUBERNETES_VERSIONS)
+    size = SIZES[settings.choice(values, "sizing", tuple(SIZES))]
+    instance_type = settings.string(values, "nodeInstanceType") or size.node_instance_type
     if not _INSTANCE_TYPE_RE.fullmatch(instance_type):
-        raise PlatformError(
+        raise ConfigError(
             f"nodeInstanceType: {instance_type!r} is not an EC2 instance type: use "
             "FAMILY.SIZE, e.g. m7i.xlarge"
         )
-    node_count = _integer(values, "nodeCount") or size.node_count
+    node_count = settings.integer(values, "nodeCount") or size.node_count
     if not 2 <= node_count <= 100:
-        raise PlatformError(
+        raise ConfigError(
             f"nodeCount: {node_count} is not allowed: use 2 to 100 nodes (0 takes the "
             f"sizing's {size.node_count})"
         )
-    zones = _integer(values, "availabilityZones")
+    zones = settings.integer(values, "availabilityZones")
     if zones not in (2, 3):
-        raise PlatformError(f"availabilityZones: {zones} is not allowed: use 2 or 3")
+        raise ConfigError(f"availabilityZones: {zones} is not allowed: use 2 or 3")
     if size.metrics.zone_aware and zones != 3:
-        raise PlatformError(
+        raise ConfigError(
             f"availabilityZones: {zones} is too few for sizing 'production', which "
             "replicates metrics over 3 zones: use 3"
         )
-    load_balancer = _choice(values, "loadBalancer", LOAD_BALANCERS)
+    load_balancer = settings.choice(values, "loadBalancer", LOAD_BALANCERS)
     if cluster == "eks" and load_balancer != "aws":
-        raise PlatformError(
+        raise ConfigError(
             "loadBalancer: 'generic' is for existing clusters; with cluster eks the "
             "program installs the AWS Load Balancer Controller: use aws"
         )
     own_issuer = cluster == "eks" and route53
-    issuer = _text(values, "certificateIssuer") or (OWN_ISSUER if own_issuer else "")
+    issuer = settings.string(values, "certificateIssuer") or (OWN_ISSUER if own_issuer else "")
     if not issuer:
         where = "cluster existing" if cluster == "existing" else "dns none"
-        raise PlatformError(
+        raise ConfigError(
             f"certificateIssuer: required with {where}: name the cert-manager "
             "ClusterIssuer that issues the tenant certificates (DNS-01 for "
             "<tenant>.<instance>.<domain> names)"
         )
     if not _ISSUER_RE.fullmatch(issuer):
-        raise PlatformError(f"certificateIssuer: {issuer!r} is not a Kubernetes object name")
-    email = _text(values, "acmeEmail")
+        raise ConfigError(f"certificateIssuer: {issuer!r} is not a Kubernetes object name")
+    email = settings.string(values, "acmeEmail")
     if email and not _EMAIL_RE.fullmatch(email):
-        raise PlatformError(f"acmeEmail: {email!r} is not an email address")
-    eks_cluster_name = _text(values, "eksClusterName")
+        raise ConfigError(f"acmeEmail: {email!r} is not an email address")
+    eks_cluster_name = settings.string(values, "eksClusterName")
     if cluster == "existing" and not external_backends and not eks_cluster_name:
-        raise PlatformError(
+        raise ConfigError(
             "eksClusterName: required with cluster existing when the instance runs its own "
             "Mimir or Loki (cortexUrl or lokiUrl unset): name the EKS cluster, whose OIDC "
             "provider lets them reach their S3 buckets; or set both URLs to external backends"
         )
     if (cluster == "eks" or route53 or not external_backends) and not aws_region:
         reason = "cluster eks" if cluster == "eks" else "AWS resources (DNS or buckets)"
-        raise PlatformError(
+        raise ConfigError(
             f"aws:region: required for {reason}: set it with "
             "`pulumi config set aws:region eu-central-1`"
         )
@@ -269,62 +268,30 @@ def parse_platform(
         acme_email=email,
         metrics_retention_days=_retention(values, "metricsRetention"),
         logs_retention_days=_retention(values, "logsRetention"),
-        keep_data_on_destroy=_boolean(values, "keepDataOnDestroy"),
-        telemetry=_boolean(values, "telemetry"),
+        keep_data_on_destroy=settings.boolean(values, "keepDataOnDestroy"),
+        telemetry=settings.boolean(values, "telemetry"),
         aws_region=aws_region,
     )
 
 
-def _text(values: Mapping[str, Any], key: str) -> str:
-    value = values[key]
-    if not isinstance(value, str):
-        raise PlatformError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _choice(values: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = _text(values, key)
-    if value not in allowed:
-        raise PlatformError(f"{key}: {value!r} is not allowed: use one of {', '.join(allowed)}")
-    return value
-
-
-def _integer(values: Mapping[str, Any], key: str) -> int:
-    value = values[key]
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)  # the CLI hands every value over as text
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PlatformError(f"{key}: expected an integer, got {value!r}")
-    return value
-
-
-def _boolean(values: Mapping[str, Any], key: str) -> bool:
-    value = values[key]
-    parse: Callable[[str], bool | None] = {"true": True, "false": False}.get
-    result = value if isinstance(value, bool) else parse(str(value))
-    if result is None:
-        raise PlatformError(f"{key}: expected true or false, got {value!r}")
-    return result
-
-
 def _retention(values: Mapping[str, Any], key: str) -> int:
-    value = _text(values, key)
+    value = settings.string(values, key)
     match = _RETENTION_RE.fullmatch(value)
     if not match or not 1 <= int(match.group(1)) <= 3650:
-        raise PlatformError(
+        raise ConfigError(
             f"{key}: {value!r} is not a retention: use a number of days from 1d to 3650d (e.g. 30d)"
         )
     return int(match.group(1))
 
 
 def _cidr(values: Mapping[str, Any]) -> str:
-    value = _text(values, "vpcCidr")
+    value = settings.string(values, "vpcCidr")
     try:
         network = ipaddress.IPv4Network(value)
     except ValueError:
         network = None
     if network is None or not network.is_private or not 16 <= network.prefixlen <= 20:
-        raise PlatformError(
+        raise ConfigError(
             f"vpcCidr: {value!r} is not usable: use a private IPv4 network from /16 to /20 "
             "(e.g. 10.40.0.0/16)"
         )
