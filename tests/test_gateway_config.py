@@ -236,7 +236,9 @@ def test_reload_script_watches_the_config_and_certificate_directories() -> None:
     assert script.startswith("#!/bin/sh\n")
     assert "config_dir='/etc/gateway'\n" in script
     assert "certs_dir='/etc/gateway/certs'\n" in script
-    assert '"$haproxy" -c -f "$config_dir/haproxy.cfg"' in script
+    assert 'config="$config_dir/haproxy.cfg"\n' in script
+    assert '"$haproxy" -c -f "$config"' in script
+    assert 'case $arguments in *" -f $config "*) ;; *) continue ;; esac' in script
 
 
 def test_reload_script_is_posix_sh(tmp_path: Path) -> None:

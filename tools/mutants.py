@@ -239,8 +239,15 @@ MUTANTS: Final = (
     Mutant(
         "reload_without_a_check",
         GATEWAY,
-        'if output=$("$haproxy" -c -f "$config_dir/@HAPROXY_CONFIG@" 2>&1); then',
+        'if output=$("$haproxy" -c -f "$config" 2>&1); then',
         "if output=$(true); then",
+        (E2E_RELOAD,),
+    ),
+    Mutant(
+        "reload_signals_any_haproxy_master",
+        GATEWAY,
+        '        case $arguments in *" -f $config "*) ;; *) continue ;; esac\n',
+        "",
         (E2E_RELOAD,),
     ),
     Mutant(

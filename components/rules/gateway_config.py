@@ -693,6 +693,7 @@ set -u
 
 config_dir='@CONFIG_DIR@'
 certs_dir='@CERTS_DIR@'
+config="$config_dir/@HAPROXY_CONFIG@"
 interval=${1:-@INTERVAL@}
 haproxy=${HAPROXY:-haproxy}
 
@@ -715,8 +716,9 @@ status_field() {
     return 1
 }
 
-# master_pid: the HAProxy master, an `haproxy ... -W ...` process whose parent is not
-# HAProxy (its workers are its children). /proc only: the image has no procps.
+# master_pid: the HAProxy master of this configuration: an `haproxy` process started
+# with `-W` and `-f <this haproxy.cfg>` whose parent is not HAProxy (its workers are its
+# children). /proc only: the image has no procps.
 master_pid() {
     for dir in /proc/[0-9]*; do
         pid=${dir#/proc/}
@@ -726,9 +728,11 @@ master_pid() {
         parent=
         { read -r parent <"/proc/$ppid/comm"; } 2>/dev/null
         [ "$parent" = haproxy ] && continue
-        case " $(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) " in
-        *" -W "*) echo "$pid"; return 0 ;;
-        esac
+        arguments=" $(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) "
+        case $arguments in *" -W "*) ;; *) continue ;; esac
+        case $arguments in *" -f $config "*) ;; *) continue ;; esac
+        echo "$pid"
+        return 0
     done
     return 1
 }
@@ -762,7 +766,7 @@ while :; do
     [ "$current" = "$loaded" ] && continue
     sleep 1
     [ "$(files_hash)" = "$current" ] || continue
-    if output=$("$haproxy" -c -f "$config_dir/@HAPROXY_CONFIG@" 2>&1); then
+    if output=$("$haproxy" -c -f "$config" 2>&1); then
         reload || continue
         log "files changed: HAProxy reloaded"
     else

@@ -232,3 +232,23 @@ def test_a_new_tenant_is_served_once_its_certificate_exists_and_not_before(
             bearer(signer.token(newcomer)),
         )
     assert newcomers.status == 200
+
+
+def test_the_script_signals_only_the_master_of_its_own_configuration(
+    tmp_path: Path, urls: dict[str, str]
+) -> None:
+    first, second = Signer.generate(), Signer.generate()
+    key_set = keys.key_set([first.public_pem])
+    with (
+        running_gateway(tmp_path / "other", key_set, urls) as other,
+        running_gateway(tmp_path / "config", key_set, urls) as gateway,
+        gateway.reloading_on_change(1),
+    ):
+        other_loads, loads = other.loads(), gateway.loads()
+        gateway.render(keys.key_set([first.public_pem, second.public_pem]))
+        wait_until(lambda: gateway.loads() > loads, "the reload", EFFECT_SECONDS_MAX)
+        time.sleep(1.0)
+        assert other.loads() == other_loads
+        token = bearer(second.token("prod"))
+        assert request(gateway.port, PROD_CORTEX, PATH, token).status == 200
+        assert request(other.port, PROD_CORTEX, PATH, token).status == 401
