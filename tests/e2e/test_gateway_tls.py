@@ -129,6 +129,7 @@ def test_an_http2_request_is_authenticated_and_forwarded(
         (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256", False),
         (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-SHA", False),
     ],
+    ids=["tls1.3", "tls1.2-aes-gcm", "tls1.2-chacha20", "tls1.2-cbc-sha256", "tls1.2-cbc-sha1"],
 )
 def test_only_tls_1_2_and_later_with_aead_ciphers_is_accepted(
     gateway: Gateway, version: ssl.TLSVersion, cipher: str | None, accepted: bool
