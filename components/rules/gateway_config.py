@@ -592,6 +592,7 @@ frontend data_api
     # Upstreams see origin-form requests whatever form the client used.
     http-request set-uri %[pathq] unless {{ url_beg / }}
 
+    # Rules numbered as in docs/gateway.md; the first refusal wins.
     # 1. Tenant: the exact endpoint host (port suffix and case ignored) from {HOSTS_MAP}.
     http-request set-var(txn.host) req.hdr(host),field(1,:),lower
     http-request set-var(txn.tenant) var(txn.host),map_str({d}/{HOSTS_MAP})
@@ -609,7 +610,7 @@ frontend data_api
     {no_route} unless {{ var(txn.allow) -m found }}
     {wrong_method} unless {{ var(txn.backend) -m found }}
 
-    # 3. Credentials: "Bearer <token>", or the token as HTTP basic auth password.
+    # 3-4. Credentials: "Bearer <token>", or the token as HTTP basic auth password.
     http-request set-var(txn.authorization) req.fhdr(authorization)
     acl auth_present var(txn.authorization) -m len gt 0
     acl auth_bearer var(txn.authorization) -m beg "Bearer "
@@ -621,9 +622,9 @@ frontend data_api
     acl token_present {token} -m len gt 0
     {refuse} {_quoted(data_token.BAD_FORMAT)} unless auth_single token_present
 
-    # 4. Signature: RS256 by a key trusted at this endpoint: its kid in {KEYS_MAP}, and
+    # 5. Signature: RS256 by a key trusted at this endpoint: its kid in {KEYS_MAP}, and
     # either unbound or bound to this tenant in {BINDINGS_MAP}.
-    # A token accepted at this host since the last reload (rule 7) skips every rule whose
+    # A token accepted at this host since the last reload (rule 8) skips every rule whose
     # outcome only depends on the token, the host and these files: the signature, aud,
     # iat, sub and the tenant. exp and nbf are checked on every request.
     # Every known host is cortex.* or loki.*, so token + host is unambiguous.
@@ -639,7 +640,7 @@ frontend data_api
     acl signature_valid var(txn.signature) -m int 1
     {refuse} {_quoted(data_token.BAD_TOKEN)} unless verified_before || alg_rs256 signature_valid
 
-    # 5. Claims, from the payload decoded once: exp in the future; nbf and iat, when
+    # 6. Claims, from the payload decoded once: exp in the future; nbf and iat, when
     # present, integers and not in the future (seconds, no leeway, like the reference);
     # aud names this instance; sub names a tenant.
     http-request set-var(txn.payload) {token},field(2,.),ub64dec
@@ -655,15 +656,15 @@ frontend data_api
     acl sub_is_tenant {sub} -m beg {prefix}
     {refuse} {_quoted(data_token.BAD_TOKEN)} if {bad_claims}
 
-    # 6. Tenant: the token's tenant must be the endpoint's.
+    # 7. Tenant: the token's tenant must be the endpoint's.
     http-request set-var(txn.token_tenant) {sub},regsub("^{prefix}","") {miss}
     acl tenant_matches var(txn.token_tenant),strcmp(txn.tenant) eq 0
     {wrong_tenant} unless verified_before || tenant_matches
 
-    # 7. Accepted: remember the token at this host (only now, after every rule passed).
+    # 8. Accepted: remember the token at this host (only now, after every rule passed).
     http-request track-sc0 {cache_key} table verified_tokens {miss}
 
-    # 8. Upstream: the tenant from the token, never the client's; credentials stay here.
+    # 9. Upstream: the tenant from the token, never the client's; credentials stay here.
     http-request del-header authorization
     http-request set-header x-scope-orgid %[var(txn.tenant)]
 {_path_rewrite(settings)}    use_backend %[var(txn.backend)]
