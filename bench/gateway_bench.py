@@ -1,40 +1,62 @@
-"""What token authentication costs in the gateway: wrk against HAProxy on loopback.
+"""What token authentication costs in the gateway: wrk over HTTPS against HAProxy on loopback.
 
-    python -m bench.gateway_bench [--seconds 5] [--connections 32] [--threads 2]
+    python -m bench.gateway_bench [--seconds 5] [--connections 32] [--threads 2] [--rounds 3]
 
-Three scenarios against the same HAProxy binary, each run for a bounded time in
+Five scenarios against the same HAProxy binary, all over TLS with keep-alive (wrk keeps
+its connections open; SNI is the tenant host), each run for a bounded time in
 interleaved rounds (default 3 x 5 s each, median reported):
-  (a) pass-through: no authentication, same logging and header rewriting;
-  (b) the rendered gateway with 1 trusted key;
-  (c) the rendered gateway with 1,000 trusted keys and 1,000 tenants.
+  (a) pass-through: TLS and the same logging and header rewriting, no authentication;
+  (b) the rendered gateway with 1 trusted key, the same token on every request (after the
+      first, answered from the verified-token cache);
+  (c) the rendered gateway with 1,000 keys bound to 1,000 tenants, the same token;
+  (d) as (b), a different token on every request (twice as many tokens as the cache
+      holds, in a cycle: every request is a cache miss and an RSA verification);
+  (e) as (c), a different token on every request.
 The upstream is another HAProxy answering a static `http-request return`, so that it is
-never the bottleneck. Prints requests/s, p50 and p99 latency, and the ratios b/a, c/b.
+never the bottleneck. Every HAProxy formats its log lines and discards them (a log sink
+costs both sides alike, and a pod's sink is not this machine's disk). Prints requests/s,
+p50 and p99 latency, the gateway's CPU time per request (user + system of its worker,
+from /proc), and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from components.rules import keys
-from components.rules.gateway_config import HAPROXY_PROLOGUE
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from components.rules import data_token, keys
+from components.rules.gateway_config import (
+    HAPROXY_PROLOGUE,
+    VERIFIED_TOKENS_SIZE,
+    GatewaySettings,
+    tls_bind,
+)
 from components.rules.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
+    INSTANCE,
     Signer,
     bearer,
     free_port,
     host,
+    one_upstream,
+    plain_request,
     request,
     running_gateway,
     wait_until,
@@ -42,7 +64,39 @@ from tests.e2e.harness import (
 
 WRK: Final = shutil.which("wrk")
 PATH: Final = "/api/v1/push"
+TENANT: Final = "t0"
+MISS_TOKENS: Final = 2 * VERIFIED_TOKENS_SIZE
+"""Tokens cycled through by the cache-miss scenarios: each comes back only after the
+cache has had to forget it."""
 _UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_CLOCK_TICKS: Final = 100  # USER_HZ on Linux
+
+WRK_SCRIPT: Final = """\
+-- Connect to 127.0.0.1 whatever the URL's host: the host stays the SNI and Host header.
+function wrk.resolve(host, service)
+   wrk.addrs = wrk.lookup("127.0.0.1", service)
+end
+
+local tokens = {}
+for line in io.lines("@TOKENS@") do tokens[#tokens + 1] = line end
+local counter = 0
+local next_offset = 0
+
+function setup(thread)
+   thread:set("offset", next_offset)
+   next_offset = next_offset + math.floor(#tokens / 4)
+end
+
+function init(args)
+   counter = offset
+end
+
+function request()
+   counter = counter + 1
+   local headers = {["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1]}
+   return wrk.format("POST", nil, headers, "")
+end
+"""
 
 
 @dataclass(frozen=True)
@@ -51,7 +105,16 @@ class Result:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    cpu_us_per_request: float
     non_2xx: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    port: int
+    worker_pids: tuple[int, ...]
+    tokens_file: Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,74 +130,152 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk_options = [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s"]
 
     signer = Signer.generate()
-    token = signer.token("t0")
     one_key = keys.key_set([signer.public_pem])
-    many_keys = keys.key_set(
-        [signer.public_pem, *(stand_in_public_key(f"bench-{i}") for i in range(999))]
-    )
+    stand_ins = [stand_in_public_key(f"bench-{i}") for i in range(999)]
+    many_keys = keys.key_set([signer.public_pem, *stand_ins])
     many_tenants = tuple(f"t{i}" for i in range(1000))
+    many_bindings = {
+        signer.kid: TENANT,
+        **{keys.key_id(pem): f"t{i + 1}" for i, pem in enumerate(stand_ins)},
+    }
+    started = time.monotonic()
+    fresh_tokens = sign_many(signer, MISS_TOKENS)
+    print(f"signed {len(fresh_tokens)} tokens in {time.monotonic() - started:.0f} s")
 
-    scenarios: list[tuple[str, int, dict[str, str]]] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as scratch, ExitStack() as stack:
         root = Path(scratch)
-        upstream = stack.enter_context(static_upstream(root / "upstream"))
-        baseline = stack.enter_context(pass_through(root / "baseline", upstream))
+        repeated_file = root / "repeated.tokens"
+        repeated_file.write_text(signer.token(TENANT) + "\n", encoding="ascii")
+        fresh_file = root / "fresh.tokens"
+        fresh_file.write_text("".join(f"{t}\n" for t in fresh_tokens), encoding="ascii")
+
+        upstream = one_upstream(stack.enter_context(static_upstream(root / "upstream")))
         one = stack.enter_context(
-            running_gateway(root / "one", one_key, upstream, upstream, ("t0",))
+            running_gateway(root / "one", one_key, upstream, (TENANT,), bindings={}, quiet=True)
         )
         many = stack.enter_context(
-            running_gateway(root / "many", many_keys, upstream, upstream, many_tenants)
+            running_gateway(
+                root / "many", many_keys, upstream, many_tenants, bindings=many_bindings, quiet=True
+            )
         )
-        for gateway in (one, many):
-            _check_accepted(gateway.port, token)
+        baseline = stack.enter_context(pass_through(root / "baseline", one.settings, upstream))
+        for port in (one.port, many.port):
+            _check_accepted(port, signer.token(TENANT))
         scenarios = [
-            ("a pass-through", baseline, {}),
-            ("b 1 key", one.port, bearer(token)),
-            ("c 1,000 keys", many.port, bearer(token)),
+            Scenario("a pass-through", baseline[0], baseline[1], repeated_file),
+            Scenario("b 1 key, same token", one.port, workers(one.process), repeated_file),
+            Scenario("c 1,000 keys, same token", many.port, workers(many.process), repeated_file),
+            Scenario("d 1 key, new tokens", one.port, workers(one.process), fresh_file),
+            Scenario("e 1,000 keys, new tokens", many.port, workers(many.process), fresh_file),
         ]
         # Interleaved rounds, median per scenario: loopback figures on a shared machine
         # drift, and a drift should not land on one scenario only.
-        runs: dict[str, list[Result]] = {name: [] for name, _, _ in scenarios}
+        runs: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
         for _ in range(args.rounds):
-            for name, port, headers in scenarios:
-                runs[name].append(wrk(name, port, headers, wrk_options))
-    results = [_median(name, measured) for name, measured in runs.items()]
+            for scenario in scenarios:
+                runs[scenario.name].append(wrk(root, scenario, wrk_options))
+    results = {name: _median(name, measured) for name, measured in runs.items()}
 
-    print(f"wrk {' '.join(wrk_options)} on 127.0.0.1, GET {PATH}, median of {args.rounds} rounds")
-    print(f"{'run':<16}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
-    for r in results:
+    print(
+        f"wrk {' '.join(wrk_options)} over HTTPS (TLS 1.3, keep-alive) to 127.0.0.1, "
+        f"POST {PATH}, median of {args.rounds} rounds; HAProxy {_version()}"
+    )
+    print(f"{'run':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}{'non-2xx':>9}")
+    for r in results.values():
         print(
-            f"{r.name:<16}{r.requests_per_second:>12.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
-            f"{r.non_2xx:>10}"
+            f"{r.name:<28}{r.requests_per_second:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.cpu_us_per_request:>12.1f}{r.non_2xx:>9}"
         )
-    a, b, c = results
-    print(f"b/a throughput {b.requests_per_second / a.requests_per_second:.2f}")
-    print(f"c/b throughput {c.requests_per_second / b.requests_per_second:.2f}")
-    print(f"b/a p99 latency {b.p99_ms / a.p99_ms:.2f}, c/b p99 latency {c.p99_ms / b.p99_ms:.2f}")
-    return 0 if all(r.non_2xx == 0 for r in results) else 1
+    a, b, c, d, e = results.values()
+    for label, x, y in (
+        ("b/a same token vs pass-through (target >= 0.80)", b, a),
+        ("c/b 1,000 keys vs 1 key, same token (target >= 0.95)", c, b),
+        ("d/a new tokens vs pass-through", d, a),
+        ("e/d 1,000 keys vs 1 key, new tokens", e, d),
+        ("b/d same token vs new tokens (the cache)", b, d),
+    ):
+        throughput = x.requests_per_second / y.requests_per_second
+        cpu = y.cpu_us_per_request / x.cpu_us_per_request
+        print(f"{label:<56} throughput {throughput:.2f}  CPU per request {cpu:.2f}")
+    return 0 if all(r.non_2xx == 0 for r in results.values()) else 1
 
 
-def wrk(name: str, port: int, headers: dict[str, str], options: list[str]) -> Result:
+def sign_many(signer: Signer, count: int) -> list[str]:
+    """`count` distinct valid tokens of TENANT (iat differs), signed on every core."""
+    pem = signer.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    now = int(time.time())
+    chunks = [range(start, min(start + 1000, count)) for start in range(0, count, 1000)]
+    with ProcessPoolExecutor() as pool:
+        signed = pool.map(_sign_range, [(pem, signer.kid, now, chunk) for chunk in chunks])
+        return [token for batch in signed for token in batch]
+
+
+def _sign_range(job: tuple[bytes, str, int, range]) -> list[str]:
+    pem, kid, now, indexes = job
+    private_key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+    return [
+        data_token.sign_token(
+            private_key, kid, data_token.token_claims(INSTANCE, TENANT, now - index, 86400)
+        )
+        for index in indexes
+    ]
+
+
+def workers(process: subprocess.Popen[bytes] | None) -> tuple[int, ...]:
+    """The worker processes (children) of a master-worker HAProxy."""
+    assert process is not None
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == process.pid:  # the parent's pid
+            children.append(int(stat.parent.name))
+    assert children, f"haproxy {process.pid} has no worker"
+    return tuple(children)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
+
+
+def wrk(root: Path, scenario: Scenario, options: list[str]) -> Result:
     assert WRK is not None
-    header_args = [f"-H{k}: {v}" for k, v in {"Host": host("cortex", "t0"), **headers}.items()]
+    script = root / f"{scenario.tokens_file.stem}.lua"
+    script.write_text(WRK_SCRIPT.replace("@TOKENS@", str(scenario.tokens_file)), encoding="ascii")
+    url = f"https://{host('cortex', TENANT)}:{scenario.port}{PATH}"
+    cpu_before = cpu_seconds(scenario.worker_pids)
     output = subprocess.run(
-        [WRK, *options, "--latency", *header_args, f"http://127.0.0.1:{port}{PATH}"],
+        [WRK, *options, "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     ).stdout
+    cpu = cpu_seconds(scenario.worker_pids) - cpu_before
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", output)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if not (rate and p50 and p99):
+    if not (rate and total and p50 and p99):
         raise RuntimeError(f"unexpected wrk output:\n{output}")
     return Result(
-        name,
+        scenario.name,
         float(rate[1]),
         float(p50[1]) * _UNIT_MS[p50[2]],
         float(p99[1]) * _UNIT_MS[p99[2]],
+        cpu / int(total[1]) * 1e6,
         int(non_2xx[1]) if non_2xx else 0,
     )
 
@@ -145,18 +286,26 @@ def _median(name: str, runs: list[Result]) -> Result:
         statistics.median(r.requests_per_second for r in runs),
         statistics.median(r.p50_ms for r in runs),
         statistics.median(r.p99_ms for r in runs),
+        statistics.median(r.cpu_us_per_request for r in runs),
         sum(r.non_2xx for r in runs),
     )
 
 
 def _check_accepted(port: int, token: str) -> None:
-    response = request(port, host("cortex", "t0"), PATH, bearer(token))
+    response = request(port, host("cortex", TENANT), PATH, bearer(token), method="POST", body=b"")
     assert response.status == 200, response
 
 
+def _version() -> str:
+    assert HAPROXY is not None
+    first = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True, check=True).stdout
+    return first.split()[2]
+
+
 @contextmanager
-def haproxy(directory: Path, config: str, port: int) -> Iterator[int]:
-    """HAProxy with `config`, logs discarded like a busy pod's would be shipped away."""
+def haproxy(directory: Path, config: str, ready: int) -> Iterator[subprocess.Popen[bytes]]:
+    """HAProxy with `config`, logs discarded like a busy pod's would be shipped away;
+    ready once `ready` (a plain-HTTP port) answers."""
     assert HAPROXY is not None
     directory.mkdir()
     (directory / "haproxy.cfg").write_text(config, encoding="utf-8")
@@ -167,8 +316,8 @@ def haproxy(directory: Path, config: str, port: int) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: _answers(port), f"haproxy on port {port}")
-        yield port
+        wait_until(lambda: _answers(ready), f"haproxy on port {ready}")
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -176,7 +325,7 @@ def haproxy(directory: Path, config: str, port: int) -> Iterator[int]:
 
 def _answers(port: int) -> bool:
     try:
-        request(port, host("cortex", "t0"), "/")
+        plain_request(port, host("cortex", TENANT), "/")
     except OSError:
         return False
     return True
@@ -200,18 +349,26 @@ frontend upstream
 
 
 @contextmanager
-def pass_through(directory: Path, upstream: str) -> Iterator[int]:
-    port = free_port()
+def pass_through(
+    directory: Path, gateway: GatewaySettings, upstreams: dict[str, str]
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """The baseline: the gateway's TLS listener (its crt-list and certificates), no auth."""
+    port, probe = free_port(), free_port()
+    tls = tls_bind(dataclasses.replace(gateway, listen=f"127.0.0.1:{port}"))
     config = f"""{HAPROXY_PROLOGUE}
+frontend probe
+    bind 127.0.0.1:{probe}
+    http-request return status 200
+
 frontend data_api
-    bind 127.0.0.1:{port}
-    http-request set-header x-scope-orgid t0
+    {tls}
+    http-request set-header x-scope-orgid {TENANT}
     default_backend cortex
 backend cortex
-    server cortex {upstream.removeprefix("http://")}
+    server cortex {upstreams["cortex_push"].removeprefix("http://")}
 """
-    with haproxy(directory, config, port):
-        yield port
+    with haproxy(directory, config, probe) as process:
+        yield port, workers(process)
 
 
 if __name__ == "__main__":

@@ -327,6 +327,57 @@ def test_system_tenant_token_is_accepted_at_the_system_endpoint(
     assert _authenticate(token, trusted, endpoint_tenant="system") == Decision(200, "", "system")
 
 
+# --- keys bound to tenants ------------------------------------------------------------
+
+BINDING_CASES = [
+    # (binding of the key, endpoint tenant, tenant in sub, decision)
+    (None, "prod", "prod", Decision(200, "", "prod")),
+    (None, "prod", "dev", Decision(401, "bad authentication token: unexpected tenant: dev")),
+    (None, "dev", "dev", Decision(200, "", "dev")),
+    (None, "dev", "prod", Decision(401, "bad authentication token: unexpected tenant: prod")),
+    ("prod", "prod", "prod", Decision(200, "", "prod")),
+    ("prod", "prod", "dev", Decision(401, "bad authentication token: unexpected tenant: dev")),
+    ("prod", "dev", "dev", BAD_TOKEN),
+    ("prod", "dev", "prod", BAD_TOKEN),
+]
+
+
+@pytest.mark.parametrize(
+    ("bound_to", "endpoint", "sub", "decision"),
+    BINDING_CASES,
+    ids=[f"bound to {b}, {e} endpoint, sub {s}" for b, e, s, _ in BINDING_CASES],
+)
+def test_a_bound_key_counts_as_untrusted_at_other_tenants_endpoints(
+    bound_to: str | None,
+    endpoint: str,
+    sub: str,
+    decision: Decision,
+    signer: Signer,
+    trusted: dict[str, str],
+) -> None:
+    bindings = {} if bound_to is None else {signer.kid: bound_to}
+    token = "Bearer " + signer.token(sub=f"tenant-{sub}")
+    assert authenticate(token, endpoint, trusted, INSTANCE, NOW, bindings) == decision
+
+
+def test_a_binding_of_another_key_changes_nothing(
+    signer: Signer, stranger: Signer, trusted: dict[str, str]
+) -> None:
+    token = "Bearer " + signer.token(sub="tenant-prod")
+    bindings = {stranger.kid: "dev"}
+    assert authenticate(token, "prod", trusted, INSTANCE, NOW, bindings) == ACCEPTED
+
+
+def test_a_bound_key_is_refused_elsewhere_before_its_claims_are_looked_at(
+    signer: Signer, trusted: dict[str, str]
+) -> None:
+    # An expired token of a key bound elsewhere and an unexpired one get the same answer.
+    bindings = {signer.kid: "dev"}
+    expired = "Bearer " + signer.token(exp=NOW - 1)
+    assert authenticate(expired, TENANT, trusted, INSTANCE, NOW, bindings) == BAD_TOKEN
+    assert authenticate(expired, "dev", trusted, INSTANCE, NOW, bindings) == BAD_TOKEN
+
+
 # --- expiry notices --------------------------------------------------------------------
 
 DAY = 86400

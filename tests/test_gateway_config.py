@@ -13,9 +13,14 @@ import pytest
 
 from components.rules import keys
 from components.rules.gateway_config import (
+    BINDINGS_MAP,
+    CRT_LIST,
     HAPROXY_CONFIG,
     HOSTS_MAP,
     KEYS_MAP,
+    METHODS_MAP,
+    RELOAD_SCRIPT,
+    ROUTES_MAP,
     GatewayConfigError,
     GatewaySettings,
     config_checksum,
@@ -26,21 +31,31 @@ from components.rules.gateway_config import (
     validate_settings,
 )
 from components.rules.keys import stand_in_public_key
-from tests.e2e.harness import HAPROXY, NEEDS_HAPROXY
+from tests.e2e.harness import (
+    HAPROXY,
+    NEEDS_HAPROXY,
+    certificate_files,
+    gateway_ca,
+    project,
+)
 from tools import gateway as cli
 
 SETTINGS = GatewaySettings(
     instance="acme",
     domain="example.com",
     tenants=("prod",),
-    cortex_url="http://cortex-gateway.cortex.svc.cluster.local:80",
-    loki_url="http://loki-gateway.loki.svc.cluster.local",
-    listen="127.0.0.1:18080",
+    cortex_push_url="http://distributor.mimir.svc.cluster.local:8080",
+    cortex_query_url="http://query-frontend.mimir.svc.cluster.local:8080",
+    loki_push_url="http://loki-distributor.loki.svc.cluster.local",
+    loki_query_url="http://loki-query-frontend.loki.svc.cluster.local:3100",
+    listen="127.0.0.1:18443",
+    http_listen="127.0.0.1:18080",
     health_listen="127.0.0.1:18081",
     config_dir="/etc/gateway",
 )
 PEMS = [stand_in_public_key(f"key-{index}") for index in range(3)]
 KEYS = keys.key_set(PEMS[:2])
+FIRST_KID, SECOND_KID = sorted(KEYS)
 
 
 def settings(**overrides: Any) -> GatewaySettings:
@@ -54,9 +69,45 @@ def config_lines(files: dict[str, str]) -> list[str]:
 # What is rendered ---------------------------------------------------------------------
 
 
-def test_files_are_config_maps_and_one_file_per_trusted_key() -> None:
+def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
     files = render_gateway_files(SETTINGS, KEYS)
-    assert set(files) == {HAPROXY_CONFIG, HOSTS_MAP, KEYS_MAP} | {f"key-{kid}.pem" for kid in KEYS}
+    assert set(files) == {
+        HAPROXY_CONFIG,
+        HOSTS_MAP,
+        KEYS_MAP,
+        BINDINGS_MAP,
+        ROUTES_MAP,
+        METHODS_MAP,
+        CRT_LIST,
+        RELOAD_SCRIPT,
+    } | {f"key-{kid}.pem" for kid in KEYS}
+
+
+def test_routes_map_lists_each_route_with_the_methods_it_serves() -> None:
+    lines = render_gateway_files(SETTINGS, KEYS)[ROUTES_MAP].splitlines()
+    assert "cortex:/api/v1/push POST" in lines
+    assert "cortex:/prometheus/api/v1/query GET, POST" in lines
+    assert "cortex:/api/v1/label/_/values GET" in lines
+    assert "loki:/loki/api/v1/label/_/values GET, POST" in lines
+    assert "loki:/loki/api/v1/tail GET" in lines
+    assert len(lines) == len({line.split()[0] for line in lines})
+
+
+def test_methods_map_names_the_backend_of_each_route_and_method() -> None:
+    lines = render_gateway_files(SETTINGS, KEYS)[METHODS_MAP].splitlines()
+    assert "POST:cortex:/api/v1/push cortex_push" in lines
+    assert "GET:cortex:/api/v1/push cortex_push" not in lines
+    assert "GET:cortex:/prometheus/api/v1/label/_/values cortex_query" in lines
+    assert "GET:loki:/loki/api/v1/tail loki_query" in lines
+    assert "POST:loki:/loki/api/v1/push loki_push" in lines
+
+
+def test_label_names_become_the_placeholder_before_the_route_lookup() -> None:
+    config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    assert (
+        "http-request set-var(txn.path) "
+        "path,regsub(/label/[A-Za-z_][A-Za-z0-9_]*/values$,/label/_/values)\n"
+    ) in config
 
 
 def test_key_file_holds_the_trusted_pem() -> None:
@@ -93,6 +144,110 @@ def test_each_trusted_key_adds_exactly_one_config_line() -> None:
     assert len(three) - len(one) == 2
 
 
+def test_bindings_map_lists_each_bound_key_with_its_tenant() -> None:
+    files = render_gateway_files(settings(tenants=("prod", "dev")), KEYS, {SECOND_KID: "dev"})
+    assert files[BINDINGS_MAP] == f"{SECOND_KID} dev\n"
+
+
+def test_without_bindings_every_key_is_instance_wide() -> None:
+    assert render_gateway_files(SETTINGS, KEYS)[BINDINGS_MAP] == ""
+
+
+def test_a_binding_costs_one_short_line_and_no_config_line() -> None:
+    tenant = "t" * 56
+    unbound = render_gateway_files(settings(tenants=(tenant,)), KEYS)
+    bound = render_gateway_files(settings(tenants=(tenant,)), KEYS, {FIRST_KID: tenant})
+    assert bound[HAPROXY_CONFIG] == unbound[HAPROXY_CONFIG]
+    assert len(bound[BINDINGS_MAP].encode()) == 40 + 1 + 56 + 1
+
+
+def test_binding_a_key_that_is_not_trusted_is_refused() -> None:
+    with pytest.raises(GatewayConfigError) as raised:
+        render_gateway_files(SETTINGS, KEYS, {"0" * 40: "prod"})
+    assert str(raised.value) == (
+        f"bindings['{'0' * 40}']: is not a key of the key set: bind only trusted keys"
+    )
+
+
+def test_binding_a_key_to_a_tenant_that_is_not_served_is_refused() -> None:
+    with pytest.raises(GatewayConfigError) as raised:
+        render_gateway_files(SETTINGS, KEYS, {FIRST_KID: "dev"})
+    assert str(raised.value) == (
+        f"bindings['{FIRST_KID}']: 'dev' is not a tenant of this gateway: bind the key to "
+        "one of prod, system"
+    )
+
+
+def test_crt_list_names_each_tenants_certificate_for_its_two_hosts_system_first() -> None:
+    files = render_gateway_files(settings(tenants=("prod", "alpha")), KEYS)
+    assert files[CRT_LIST] == "".join(
+        f"/etc/gateway/certs/{t}.pem cortex.{t}.acme.example.com loki.{t}.acme.example.com\n"
+        for t in ("system", "alpha", "prod")
+    )
+
+
+def test_certificates_dir_can_be_elsewhere() -> None:
+    files = render_gateway_files(settings(certs_dir="/tls"), KEYS)
+    assert files[CRT_LIST].splitlines()[0].startswith("/tls/system.pem ")
+    assert "certs_dir='/tls'" in files[RELOAD_SCRIPT]
+
+
+def test_data_api_listener_is_tls_with_http2_and_strict_sni() -> None:
+    lines = [line.strip() for line in config_lines(render_gateway_files(SETTINGS, KEYS))]
+    assert (
+        "bind 127.0.0.1:18443 ssl crt-list /etc/gateway/crt-list alpn h2,http/1.1 strict-sni"
+        in lines
+    )
+    assert "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" in lines
+
+
+def test_plain_http_listener_only_refuses() -> None:
+    config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    plain = config.split("frontend plain_http\n", 1)[1].split("\n\n", 1)[0]
+    assert plain.splitlines() == [
+        "    bind 127.0.0.1:18080",
+        "    option httpclose",
+        '    http-request return status 403 content-type "text/plain; charset=utf-8" string '
+        '"plain HTTP is refused: use https://"',
+    ]
+
+
+def test_no_plain_http_frontend_without_a_plain_http_address() -> None:
+    config = render_gateway_files(settings(http_listen=None), KEYS)[HAPROXY_CONFIG]
+    assert "plain_http" not in config
+
+
+def test_metrics_queries_are_rewritten_to_the_configured_prefix() -> None:
+    cortex = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    mimir = render_gateway_files(settings(metrics_query_prefix="/prometheus"), KEYS)[HAPROXY_CONFIG]
+    rewrite = "http-request set-path /prometheus%[path] if { var(txn.backend) -m str cortex_query }"
+    assert rewrite not in cortex
+    assert rewrite in mimir
+
+
+def test_the_verified_token_cache_is_bounded_and_shared_with_no_peer() -> None:
+    config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    assert "stick-table type binary len 32 size 10000 expire 600s\n" in config
+    assert not [line for line in config.splitlines() if line.split()[:1] == ["peers"]]
+
+
+def test_reload_script_watches_the_config_and_certificate_directories() -> None:
+    script = render_gateway_files(SETTINGS, KEYS)[RELOAD_SCRIPT]
+    assert script.startswith("#!/bin/sh\n")
+    assert "config_dir='/etc/gateway'\n" in script
+    assert "certs_dir='/etc/gateway/certs'\n" in script
+    assert 'config="$config_dir/haproxy.cfg"\n' in script
+    assert '"$haproxy" -c -f "$config"' in script
+    assert 'case $arguments in *" -f $config "*) ;; *) continue ;; esac' in script
+
+
+def test_reload_script_is_posix_sh(tmp_path: Path) -> None:
+    script = tmp_path / RELOAD_SCRIPT
+    script.write_text(render_gateway_files(SETTINGS, KEYS)[RELOAD_SCRIPT])
+    dash = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert (dash.returncode, dash.stderr) == (0, "")
+
+
 def test_key_files_are_named_in_the_config_only_by_their_computed_key_id() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
     for kid in KEYS:
@@ -102,19 +257,43 @@ def test_key_files_are_named_in_the_config_only_by_their_computed_key_id() -> No
 
 def test_verification_key_comes_only_from_the_keys_map_lookup() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
-    assert "jwt_header_query('$.kid'),map_str(/etc/gateway/keys.map)" in config
-    assert 'jwt_verify("RS256",txn.key_file)' in config
+    assert (
+        "set-var(txn.key_file) var(txn.header),json_query('$.kid'),"
+        "map_str(/etc/gateway/keys.map) unless verified_before"
+    ) in config
+    assert 'jwt_verify("RS256",txn.key_file) if key_known' in config
 
 
 def test_audience_must_name_this_instance() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
-    assert "jwt_payload_query('$.aud') -m str opstrace-cluster-acme" in config
+    assert "var(txn.payload),json_query('$.aud') -m str opstrace-cluster-acme" in config
 
 
 def test_upstream_servers_come_from_the_urls_with_port_80_by_default() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
-    assert "server cortex cortex-gateway.cortex.svc.cluster.local:80 " in config
-    assert "server loki loki-gateway.loki.svc.cluster.local:80 " in config
+    assert "server cortex_push distributor.mimir.svc.cluster.local:8080 " in config
+    assert "server cortex_query query-frontend.mimir.svc.cluster.local:8080 " in config
+    assert "server loki_push loki-distributor.loki.svc.cluster.local:80 " in config
+    assert "server loki_query loki-query-frontend.loki.svc.cluster.local:3100 " in config
+
+
+def test_transitional_single_url_form_sets_push_and_query_and_no_plain_http() -> None:
+    legacy = GatewaySettings(
+        instance="acme",
+        domain="example.com",
+        tenants=("prod",),
+        cortex_url="http://cortex:80",
+        loki_url="http://loki:3100",
+    )
+    assert (legacy.cortex_push_url, legacy.cortex_query_url) == ("http://cortex:80",) * 2
+    assert (legacy.loki_push_url, legacy.loki_query_url) == ("http://loki:3100",) * 2
+    assert legacy.http_listen is None
+
+
+def test_transitional_single_url_form_cannot_be_mixed_with_the_four_urls() -> None:
+    with pytest.raises(GatewayConfigError) as raised:
+        settings(cortex_url="http://cortex:80")
+    assert str(raised.value) == ("cortex_url: given with cortex_push_url: give one or the other")
 
 
 def test_upstream_address_keeps_an_explicit_port() -> None:
@@ -125,6 +304,16 @@ def test_listeners_come_from_the_settings() -> None:
     lines = [line.strip() for line in config_lines(render_gateway_files(SETTINGS, KEYS))]
     assert "bind 127.0.0.1:18080" in lines
     assert "bind 127.0.0.1:18081" in lines
+
+
+def test_defaults_are_the_pods_listeners_and_directories() -> None:
+    pod = GatewaySettings(instance="acme", domain="example.com", tenants=())
+    assert (pod.listen, pod.http_listen, pod.health_listen) == (
+        "0.0.0.0:8443",
+        "0.0.0.0:8080",
+        "0.0.0.0:8081",
+    )
+    assert pod.certificates_dir == "/usr/local/etc/haproxy/certs"
 
 
 def test_no_health_frontend_without_a_health_address() -> None:
@@ -156,6 +345,12 @@ def test_checksum_changes_when_a_key_is_removed() -> None:
     )
 
 
+def test_checksum_changes_when_a_key_is_bound() -> None:
+    assert config_checksum(render_gateway_files(SETTINGS, KEYS)) != config_checksum(
+        render_gateway_files(SETTINGS, KEYS, {FIRST_KID: "prod"})
+    )
+
+
 def test_checksum_changes_when_a_tenant_is_added() -> None:
     assert config_checksum(render_gateway_files(SETTINGS, KEYS)) != config_checksum(
         render_gateway_files(settings(tenants=("prod", "dev")), KEYS)
@@ -170,14 +365,18 @@ def test_checksum_tells_file_boundaries_apart() -> None:
 
 
 def haproxy_check(directory: Path, trusted: dict[str, str], **overrides: Any) -> str:
-    """`haproxy -c` on the files rendered into `directory`; its output."""
+    """`haproxy -c` on the files rendered into `directory` (certificates from the test
+    CA); its output."""
     assert HAPROXY is not None
-    local = {"cortex_url": "http://127.0.0.1:9009", "loki_url": "http://127.0.0.1:3100"}
-    files = render_gateway_files(
-        settings(config_dir=str(directory), **{**local, **overrides}), trusted
-    )
-    for name, content in files.items():
-        (directory / name).write_text(content, encoding="utf-8")
+    local = {
+        "cortex_push_url": "http://127.0.0.1:9009",
+        "cortex_query_url": "http://127.0.0.1:9010",
+        "loki_push_url": "http://127.0.0.1:3100",
+        "loki_query_url": "http://127.0.0.1:3101",
+    }
+    chosen = settings(config_dir=str(directory), **{**local, **overrides})
+    files = render_gateway_files(chosen, trusted)
+    project(directory, {**files, **certificate_files(gateway_ca(), tuple(chosen.tenants))})
     result = subprocess.run(
         [HAPROXY, "-c", "-f", str(directory / HAPROXY_CONFIG)],
         capture_output=True,
@@ -198,7 +397,7 @@ def test_rendered_config_passes_haproxy_check_without_warnings(tmp_path: Path) -
 @NEEDS_HAPROXY
 def test_unresolvable_upstream_name_does_not_stop_haproxy(tmp_path: Path) -> None:
     # Resolved at runtime instead: the gateway starts before the backends' Services exist.
-    output = haproxy_check(tmp_path, KEYS, cortex_url="http://cortex.invalid:80")
+    output = haproxy_check(tmp_path, KEYS, cortex_query_url="http://cortex.invalid:80")
     assert "could not resolve address 'cortex.invalid', disabling server" in output
 
 
@@ -256,32 +455,65 @@ LONG_DOMAIN = ("d" * 60 + ".") * 3 + "com"
             "characters: use a shorter tenant or domain",
         ),
         (
-            {"cortex_url": "https://cortex:443"},
-            f"cortex_url: 'https://cortex:443' {NOT_AN_UPSTREAM}",
+            {"cortex_push_url": "https://cortex:443"},
+            f"cortex_push_url: 'https://cortex:443' {NOT_AN_UPSTREAM}",
         ),
         (
-            {"cortex_url": "http://cortex:80/prefix"},
-            f"cortex_url: 'http://cortex:80/prefix' {NOT_AN_UPSTREAM}",
+            {"cortex_query_url": "http://cortex:80/prefix"},
+            f"cortex_query_url: 'http://cortex:80/prefix' {NOT_AN_UPSTREAM}",
         ),
         (
-            {"cortex_url": "http://user:pw@cortex:80"},
-            f"cortex_url: 'http://user:pw@cortex:80' {NOT_AN_UPSTREAM}",
+            {"cortex_push_url": "http://user:pw@cortex:80"},
+            f"cortex_push_url: 'http://user:pw@cortex:80' {NOT_AN_UPSTREAM}",
         ),
         (
-            {"cortex_url": "http://cortex:99999"},
-            f"cortex_url: 'http://cortex:99999' {NOT_AN_UPSTREAM}",
+            {"cortex_query_url": "http://cortex:99999"},
+            f"cortex_query_url: 'http://cortex:99999' {NOT_AN_UPSTREAM}",
         ),
-        ({"loki_url": "http://Loki:3100"}, f"loki_url: 'http://Loki:3100' {NOT_AN_UPSTREAM}"),
-        ({"loki_url": "http://lo ki:3100"}, f"loki_url: 'http://lo ki:3100' {NOT_AN_UPSTREAM}"),
+        (
+            {"loki_push_url": "http://Loki:3100"},
+            f"loki_push_url: 'http://Loki:3100' {NOT_AN_UPSTREAM}",
+        ),
+        (
+            {"loki_query_url": "http://lo ki:3100"},
+            f"loki_query_url: 'http://lo ki:3100' {NOT_AN_UPSTREAM}",
+        ),
+        ({"loki_query_url": ""}, f"loki_query_url: '' {NOT_AN_UPSTREAM}"),
+        (
+            {"metrics_query_prefix": "/prometheus/"},
+            "metrics_query_prefix: '/prometheus/' is not a path prefix: use '' (Cortex's "
+            "layout, /api/v1/...) or /SEGMENT[/SEGMENT...] of lowercase letters, digits, '_' "
+            "and '-' without a trailing '/' (e.g. /prometheus for Grafana Mimir)",
+        ),
+        (
+            {"metrics_query_prefix": "prometheus"},
+            "metrics_query_prefix: 'prometheus' is not a path prefix: use '' (Cortex's "
+            "layout, /api/v1/...) or /SEGMENT[/SEGMENT...] of lowercase letters, digits, '_' "
+            "and '-' without a trailing '/' (e.g. /prometheus for Grafana Mimir)",
+        ),
         ({"listen": "localhost:8080"}, f"listen: 'localhost:8080' {NOT_A_LISTEN_ADDRESS}"),
         ({"listen": "0.0.0.0:0"}, f"listen: '0.0.0.0:0' {NOT_A_LISTEN_ADDRESS}"),
         (
+            {"http_listen": "0.0.0.0:80800"},
+            f"http_listen: '0.0.0.0:80800' {NOT_A_LISTEN_ADDRESS}",
+        ),
+        (
+            {"http_listen": "0.0.0.0:18443"},
+            "http_listen: '0.0.0.0:18443' has the data API port: use another port",
+        ),
+        (
+            {"health_listen": "0.0.0.0:18443"},
+            "health_listen: '0.0.0.0:18443' has the data API port: use another port",
+        ),
+        (
             {"health_listen": "0.0.0.0:18080"},
-            "health_listen: '0.0.0.0:18080' has the data API port: use another port",
+            "health_listen: '0.0.0.0:18080' has the plain-HTTP port: use another port",
         ),
         ({"config_dir": "etc/gateway"}, f"config_dir: 'etc/gateway' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/a b"}, f"config_dir: '/etc/a b' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/../tmp"}, f"config_dir: '/etc/../tmp' {NOT_A_CONFIG_DIR}"),
+        ({"certs_dir": "certs"}, f"certs_dir: 'certs' {NOT_A_CONFIG_DIR}"),
+        ({"certs_dir": "/tls/../etc"}, f"certs_dir: '/tls/../etc' {NOT_A_CONFIG_DIR}"),
     ],
 )
 def test_invalid_setting_is_refused_naming_the_field_and_the_rule(
@@ -334,11 +566,12 @@ def cli_args(keyset: Path, out: Path, **overrides: str) -> list[str]:
         "--keyset": str(keyset),
         "--cortex-url": "http://127.0.0.1:9009",
         "--loki-url": "http://127.0.0.1:3100",
-        "--listen": "127.0.0.1:8080",
+        "--listen": "127.0.0.1:8443",
         "--out": str(out),
         **overrides,
     }
-    return ["render", *(part for pair in options.items() for part in pair)]
+    given = {flag: value for flag, value in options.items() if value}
+    return ["render", *(part for pair in given.items() for part in pair)]
 
 
 @pytest.fixture
@@ -356,15 +589,78 @@ def test_cli_writes_exactly_the_rendered_files(tmp_path: Path, keyset_file: Path
             instance="acme",
             domain="example.com",
             tenants=("prod", "staging"),
-            cortex_url="http://127.0.0.1:9009",
-            loki_url="http://127.0.0.1:3100",
-            listen="127.0.0.1:8080",
+            cortex_push_url="http://127.0.0.1:9009",
+            cortex_query_url="http://127.0.0.1:9009",
+            loki_push_url="http://127.0.0.1:3100",
+            loki_query_url="http://127.0.0.1:3100",
+            listen="127.0.0.1:8443",
+            http_listen=None,
             health_listen=None,
             config_dir=str(out.resolve()),
         ),
         KEYS,
     )
     assert {p.name: p.read_text() for p in out.iterdir()} == expected
+
+
+def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
+    tmp_path: Path, keyset_file: Path
+) -> None:
+    out = tmp_path / "out"
+    bindings = tmp_path / "bindings.json"
+    bindings.write_text(json.dumps({FIRST_KID: "prod"}), encoding="utf-8")
+    options = {
+        "--cortex-url": "",
+        "--cortex-push-url": "http://127.0.0.1:9009",
+        "--cortex-query-url": "http://127.0.0.1:9010",
+        "--loki-query-url": "http://127.0.0.1:3101",
+        "--metrics-query-prefix": "/prometheus",
+        "--http-listen": "127.0.0.1:8080",
+        "--health-listen": "127.0.0.1:8081",
+        "--certs-dir": "/tls",
+        "--bindings": str(bindings),
+    }
+    assert cli.main(cli_args(keyset_file, out, **options)) == 0
+    expected = render_gateway_files(
+        GatewaySettings(
+            instance="acme",
+            domain="example.com",
+            tenants=("prod", "staging"),
+            cortex_push_url="http://127.0.0.1:9009",
+            cortex_query_url="http://127.0.0.1:9010",
+            loki_push_url="http://127.0.0.1:3100",
+            loki_query_url="http://127.0.0.1:3101",
+            metrics_query_prefix="/prometheus",
+            listen="127.0.0.1:8443",
+            http_listen="127.0.0.1:8080",
+            health_listen="127.0.0.1:8081",
+            config_dir=str(out.resolve()),
+            certs_dir="/tls",
+        ),
+        KEYS,
+        {FIRST_KID: "prod"},
+    )
+    assert {p.name: p.read_text() for p in out.iterdir()} == expected
+
+
+def test_cli_refuses_a_missing_upstream(
+    tmp_path: Path, keyset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(cli_args(keyset_file, tmp_path / "out", **{"--loki-url": ""}))
+    assert status == 2
+    assert capsys.readouterr().err == "error: --loki-push-url: required (or --loki-url)\n"
+
+
+def test_cli_refuses_bindings_that_are_not_an_object_of_names(
+    tmp_path: Path, keyset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bindings = tmp_path / "bindings.json"
+    bindings.write_text('["prod"]', encoding="utf-8")
+    status = cli.main(cli_args(keyset_file, tmp_path / "out", **{"--bindings": str(bindings)}))
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"error: --bindings: {bindings} must hold one JSON object of key ID -> tenant name\n"
+    )
 
 
 def test_cli_always_includes_the_system_tenant(tmp_path: Path, keyset_file: Path) -> None:

@@ -1,19 +1,22 @@
 """Render the data API gateway's HAProxy files for a local run or a review.
 
     python -m tools.gateway render --instance acme --domain example.com \\
-        --tenants prod,dev --keyset keyset.json \\
+        --tenants prod,dev --keyset keyset.json [--bindings bindings.json] \\
         --cortex-url http://127.0.0.1:9009 --loki-url http://127.0.0.1:3100 \\
-        --listen 127.0.0.1:8080 --out ./gateway
+        --listen 127.0.0.1:8443 --http-listen 127.0.0.1:8080 --out ./gateway
 
-writes haproxy.cfg, the maps and the key files exactly as the Gateway component puts
-them into its ConfigMap (same renderer), with paths pointing into `--out` unless
-`--config-dir` names where they will be read from. Then: `haproxy -f ./gateway/haproxy.cfg`.
-Errors exit with status 2 and one line on stderr.
+writes haproxy.cfg, the maps, the crt-list, the reload script and the key files exactly
+as the Gateway component puts them into its ConfigMaps (same renderer), with paths
+pointing into `--out` unless `--config-dir` names where they will be read from. Put each
+tenant's certificate chain and private key at `<certs dir>/<tenant>.pem` and
+`<tenant>.pem.key` (default certs dir: `<config dir>/certs`), then:
+`haproxy -W -db -f ./gateway/haproxy.cfg`. Errors exit with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,15 +59,55 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--keyset", required=True, type=Path, help="key set JSON (key ID -> public key PEM)"
     )
-    render.add_argument("--cortex-url", required=True)
-    render.add_argument("--loki-url", required=True)
-    render.add_argument("--listen", required=True, help="IPV4:PORT of the data API")
+    render.add_argument(
+        "--bindings", type=Path, help="JSON object key ID -> tenant (default: every key unbound)"
+    )
+    for service, what in (("cortex", "metrics"), ("loki", "logs")):
+        render.add_argument(
+            f"--{service}-url", help=f"the {what} backend for pushes and queries alike"
+        )
+        for role in ("push", "query"):
+            render.add_argument(
+                f"--{service}-{role}-url",
+                help=f"the {what} {role} backend (default: --{service}-url)",
+            )
+    render.add_argument(
+        "--metrics-query-prefix", default="", help="'/prometheus' for Mimir (default: '')"
+    )
+    render.add_argument("--listen", required=True, help="IPV4:PORT of the data API (HTTPS)")
+    render.add_argument("--http-listen", help="IPV4:PORT refusing plain HTTP (default: none)")
     render.add_argument("--health-listen", help="IPV4:PORT of /healthz (default: none)")
     render.add_argument("--out", required=True, type=Path)
     render.add_argument(
         "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
     )
+    render.add_argument(
+        "--certs-dir", help="absolute directory of the certificates (default: CONFIG_DIR/certs)"
+    )
     return parser
+
+
+def _upstream(args: argparse.Namespace, service: str, role: str) -> str:
+    url: str | None = getattr(args, f"{service}_{role}_url") or getattr(args, f"{service}_url")
+    if url is None:
+        raise GatewayConfigError(f"--{service}-{role}-url: required (or --{service}-url)")
+    return url
+
+
+def _bindings(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise GatewayConfigError(f"--bindings: {path} is not JSON: {error}") from None
+    if not isinstance(document, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in document.items()
+    ):
+        raise GatewayConfigError(
+            f"--bindings: {path} must hold one JSON object of key ID -> tenant name"
+        )
+    return document
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -74,13 +117,18 @@ def _render(args: argparse.Namespace) -> int:
         instance=args.instance,
         domain=args.domain,
         tenants=[tenant for tenant in args.tenants.split(",") if tenant],
-        cortex_url=args.cortex_url,
-        loki_url=args.loki_url,
+        cortex_push_url=_upstream(args, "cortex", "push"),
+        cortex_query_url=_upstream(args, "cortex", "query"),
+        loki_push_url=_upstream(args, "loki", "push"),
+        loki_query_url=_upstream(args, "loki", "query"),
+        metrics_query_prefix=args.metrics_query_prefix,
         listen=args.listen,
+        http_listen=args.http_listen,
         health_listen=args.health_listen,
         config_dir=args.config_dir or str(out.resolve()),
+        certs_dir=args.certs_dir,
     )
-    files = render_gateway_files(settings, trusted)
+    files = render_gateway_files(settings, trusted, _bindings(args.bindings))
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("key-*.pem"):
         if stale.name not in files:

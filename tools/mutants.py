@@ -42,6 +42,9 @@ class Mutant:
 
 GATEWAY = "components/rules/gateway_config.py"
 E2E = "tests/e2e/test_gateway_haproxy.py"
+E2E_ROUTES = "tests/e2e/test_gateway_routes.py"
+E2E_TLS = "tests/e2e/test_gateway_tls.py"
+E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
 CONFIG = "components/rules/config.py"
 PROGRAM_TESTS = "tests/test_program.py"
 
@@ -106,15 +109,14 @@ MUTANTS: Final = (
     Mutant(
         "refusal_content_type_changed",
         GATEWAY,
-        """text = 'content-type "text/plain; charset=utf-8"'""",
+        'text = f"content-type {_quoted(REFUSAL_CONTENT_TYPE)}"',
         """text = 'content-type "text/html"'""",
         (E2E,),
     ),
     Mutant(
         "tenant_check_deleted",
         GATEWAY,
-        '    http-request return status 401 {text} lf-string "{unexpected_tenant}" '
-        "unless tenant_matches\n",
+        "    {wrong_tenant} unless verified_before || tenant_matches\n",
         "",
         (E2E,),
     ),
@@ -135,16 +137,118 @@ MUTANTS: Final = (
     Mutant(
         "expiry_not_enforced_by_the_gateway",
         GATEWAY,
-        '"!audience_valid || !unexpired || nbf_present !nbf_passed"',
-        '"!audience_valid || nbf_present !nbf_passed"',
+        '            "!unexpired",\n',
+        "",
         (E2E,),
     ),
     Mutant(
         "audience_not_enforced_by_the_gateway",
         GATEWAY,
-        '"!audience_valid || !unexpired || nbf_present !nbf_passed"',
-        '"!unexpired || nbf_present !nbf_passed"',
+        '                    "!audience_valid",\n',
+        "",
         (E2E,),
+    ),
+    Mutant(
+        "unknown_paths_reach_the_backend",
+        GATEWAY,
+        "    {no_route} unless {{ var(txn.allow) -m found }}\n",
+        "",
+        (E2E_ROUTES,),
+    ),
+    Mutant(
+        "any_method_reaches_the_backend",
+        GATEWAY,
+        'f"{method}:{_route_key(rule.service, path)} {rule.backend}\\n"',
+        'f"{method}:{_route_key(rule.service, path)} {rule.backend}\\n"\n'
+        '        + f"DELETE:{_route_key(rule.service, path)} {rule.backend}\\n"',
+        (E2E_ROUTES,),
+    ),
+    Mutant(
+        "admin_status_page_allowlisted",
+        "components/rules/routes.py",
+        '            "/api/v1/status/buildinfo",\n',
+        '            "/api/v1/status/buildinfo",\n            "/api/v1/status/config",\n',
+        (E2E_ROUTES,),
+    ),
+    Mutant(
+        "key_binding_ignored_by_the_gateway",
+        GATEWAY,
+        "    {verify} if key_known !key_bound || key_known key_bound_here\n",
+        "    {verify} if key_known\n",
+        (E2E,),
+    ),
+    Mutant(
+        "key_binding_ignored_by_the_reference",
+        "components/rules/data_token.py",
+        "        if bindings.get(kid, endpoint_tenant) != endpoint_tenant:\n",
+        "        if False:\n",
+        ("tests/test_data_token.py",),
+    ),
+    Mutant(
+        "plain_http_forwarded",
+        GATEWAY,
+        "    http-request return status {PLAIN_HTTP_STATUS} {text} string "
+        "{_quoted(PLAIN_HTTP_BODY)}\n",
+        "    default_backend cortex_push\n",
+        (E2E_TLS,),
+    ),
+    Mutant(
+        "plain_http_redirected",
+        GATEWAY,
+        "    http-request return status {PLAIN_HTTP_STATUS} {text} string "
+        "{_quoted(PLAIN_HTTP_BODY)}\n",
+        "    http-request redirect scheme https\n",
+        (E2E_TLS,),
+    ),
+    Mutant(
+        "certificate_for_any_name",
+        GATEWAY,
+        'f"alpn {ALPN} strict-sni"',
+        'f"alpn {ALPN}"',
+        (E2E_TLS,),
+    ),
+    Mutant(
+        "cbc_ciphers_allowed",
+        GATEWAY,
+        "    ssl-default-bind-ciphers {_TLS_CIPHERS}\n",
+        "    ssl-default-bind-ciphers DEFAULT\n",
+        (E2E_TLS,),
+    ),
+    Mutant(
+        "token_cached_before_verification",
+        GATEWAY,
+        "    http-request set-var(txn.verified_before) {cache_key},in_table(verified_tokens)\n",
+        "    http-request set-var(txn.verified_before) {cache_key},in_table(verified_tokens)\n"
+        "    http-request track-sc0 {cache_key} table verified_tokens\n",
+        (E2E,),
+    ),
+    Mutant(
+        "cache_key_without_the_host",
+        GATEWAY,
+        'cache_key = f"{token},concat(,txn.host,),sha2(256)"',
+        'cache_key = f"{token},sha2(256)"',
+        (E2E,),
+    ),
+    Mutant(
+        "cached_token_skips_expiry",
+        GATEWAY,
+        '            "!unexpired",\n',
+        '            "!verified_before !unexpired",\n',
+        (E2E,),
+    ),
+    Mutant(
+        "reload_without_a_check",
+        GATEWAY,
+        'if output=$("$haproxy" -c -f "$config" 2>&1); then',
+        "if output=$(true); then",
+        (E2E_RELOAD,),
+    ),
+    Mutant(
+        "reload_signals_any_haproxy_master",
+        GATEWAY,
+        '        case $arguments in *" -f $config "*) ;; *) continue ;; esac\n',
+        "",
+        (E2E_RELOAD,),
     ),
     Mutant(
         "private_key_in_an_output",

@@ -4,6 +4,11 @@ Pure functions, no Pulumi. `sign_token` makes exactly the JWT Opstrace's
 `ta-create-token` made (RS256, `kid` header, aud/iss/sub/iat/exp, no custom claims).
 `authenticate` is the reference authenticator's decision in Python: the gateway
 tests compare HAProxy against it, and it documents every response text.
+
+Key bindings: a key may be bound to one tenant (`bindings`: key ID -> tenant). At any
+other tenant's endpoint a bound key is treated exactly as a key that is not trusted
+(`bad authentication token`, whatever the token says). A key without a binding is
+instance-wide, as every key was in Opstrace.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Final, TypeGuard
 
 import jwt
@@ -32,6 +38,9 @@ MISSING: Final = "Authorization header missing or invalid"
 BAD_FORMAT: Final = "Authorization header format invalid. Expecting 'Bearer <AUTHTOKEN>'"
 BAD_TOKEN: Final = "bad authentication token"
 UNEXPECTED_TENANT_PREFIX: Final = "bad authentication token: unexpected tenant: "
+
+NO_BINDINGS: Final[Mapping[str, str]] = MappingProxyType({})
+"""Every key instance-wide (Opstrace's behaviour)."""
 
 
 def token_claims(
@@ -125,8 +134,13 @@ def authenticate(
     keys: Mapping[str, str],
     instance: str,
     now: int,
+    bindings: Mapping[str, str] = NO_BINDINGS,
 ) -> Decision:
     """Decide a request to `endpoint_tenant`'s endpoint as the gateway must.
+
+    `bindings` maps a key ID to the only tenant whose endpoints accept its tokens; at
+    other endpoints the key counts as untrusted (checked with the `kid` lookup, before
+    the signature and the claims). Keys not in `bindings` are instance-wide.
 
     Deliberately stricter than Opstrace's authenticator, which tokens minted here
     never notice, in these ways:
@@ -145,6 +159,8 @@ def authenticate(
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
         if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys:
+            return Decision(401, BAD_TOKEN)
+        if bindings.get(kid, endpoint_tenant) != endpoint_tenant:
             return Decision(401, BAD_TOKEN)
         claims = jwt.decode(
             token,

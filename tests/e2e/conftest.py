@@ -10,11 +10,20 @@ from typing import Any
 import pytest
 
 from components.rules import keys
-from tests.e2e.harness import INSTANCE, Gateway, Recorder, Signer, running_gateway
+from tests.e2e.harness import (
+    INSTANCE,
+    TENANTS,
+    Gateway,
+    Recorder,
+    Signer,
+    recorders,
+    running_gateway,
+)
 from tests.provider_host import ProviderHost, mint
 from tests.provider_host import provider_host as provider_host  # the fixture, re-exported
 
-TENANTS = ("prod", "staging")
+METRICS_QUERY_PREFIX = "/prometheus"
+"""The shared gateway fronts a Mimir-style metrics backend (query API under /prometheus)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,13 @@ def minted(provider_host: ProviderHost) -> dict[str, Minted]:
 
 @pytest.fixture(scope="session")
 def signer() -> Signer:
-    """A trusted key whose tokens the tests shape (expired, wrong aud, ...)."""
+    """A trusted, instance-wide key whose tokens the tests shape (expired, wrong aud, ...)."""
+    return Signer.generate()
+
+
+@pytest.fixture(scope="session")
+def bound_signer() -> Signer:
+    """A trusted key bound to `prod`: its tokens are accepted at prod's endpoints only."""
     return Signer.generate()
 
 
@@ -49,30 +64,35 @@ def untrusted() -> Signer:
 
 
 @pytest.fixture(scope="session")
-def trusted(minted: dict[str, Minted], signer: Signer) -> dict[str, str]:
-    """The gateway's key set: every minted token's key and the test signer's."""
-    return keys.key_set([*(m.public_pem for m in minted.values()), signer.public_pem])
+def trusted(minted: dict[str, Minted], signer: Signer, bound_signer: Signer) -> dict[str, str]:
+    """The gateway's key set: every minted token's key and the test signers'."""
+    pems = [*(m.public_pem for m in minted.values()), signer.public_pem, bound_signer.public_pem]
+    return keys.key_set(pems)
+
+
+@pytest.fixture(scope="session")
+def bindings(minted: dict[str, Minted], bound_signer: Signer) -> dict[str, str]:
+    """Each minted key bound to its own tenant (as the program binds them), and the
+    bound signer to prod; the signer stays instance-wide (a `trustedKeys` entry)."""
+    return {**{m.kid: tenant for tenant, m in minted.items()}, bound_signer.kid: "prod"}
 
 
 @pytest.fixture(scope="module")
-def cortex() -> Iterator[Recorder]:
-    with Recorder("cortex").running() as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
-def loki() -> Iterator[Recorder]:
-    with Recorder("loki").running() as recorder:
-        yield recorder
+def upstreams() -> Iterator[dict[str, Recorder]]:
+    with recorders() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     trusted: dict[str, str],
-    cortex: Recorder,
-    loki: Recorder,
+    bindings: dict[str, str],
+    upstreams: dict[str, Recorder],
 ) -> Iterator[Gateway]:
-    directory: Path = tmp_path_factory.mktemp("gateway")
-    with running_gateway(directory, trusted, cortex.url, loki.url, TENANTS) as running:
+    directory: Path = tmp_path_factory.mktemp("gateway") / "config"
+    urls = {backend: recorder.url for backend, recorder in upstreams.items()}
+    with running_gateway(
+        directory, trusted, urls, bindings=bindings, metrics_query_prefix=METRICS_QUERY_PREFIX
+    ) as running:
         yield running

@@ -1,37 +1,60 @@
 """Real processes on 127.0.0.1 for the gateway's end-to-end tests.
 
-HAProxy runs the configuration rendered by `tools.gateway` (the pods' renderer);
-upstreams are small Python HTTP servers that record what reached them. Every wait is
-a bounded poll; ports are picked by the OS; output goes to files, never to pipes that
-nobody reads.
+HAProxy runs the configuration rendered by `tools.gateway` (the pods' renderer), with
+the files laid out as the kubelet lays out a projected volume (symlinks into a `..data`
+directory swapped atomically) and per-tenant certificates from a test CA; upstreams are
+small Python HTTP servers that record what reached them. Clients speak HTTPS with the
+endpoint host as SNI and verify the gateway's certificate against the test CA. Every
+wait is a bounded poll; ports are picked by the OS; output goes to files, never to pipes
+that nobody reads.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import datetime
+import functools
+import hashlib
 import http.client
 import http.server
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import socketserver
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
-from components.rules import data_token, keys
-from components.rules.gateway_config import GatewaySettings, render_gateway_files
+from components.rules import data_token, keys, names
+from components.rules.gateway_config import (
+    CERTS_SUBDIR,
+    HAPROXY_CONFIG,
+    RELOAD_SCRIPT,
+    GatewaySettings,
+    certificate_file_name,
+    gateway_tenants,
+    private_key_file_name,
+    render_gateway_files,
+)
 
 HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
 """Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
@@ -49,6 +72,7 @@ def _find_haproxy() -> str | None:
 
 HAPROXY: Final = _find_haproxy()
 PROMETHEUS: Final = shutil.which("prometheus")
+CURL: Final = shutil.which("curl")
 NEEDS_HAPROXY: Final = pytest.mark.skipif(
     HAPROXY is None,
     reason=f"haproxy is not installed (apt-get install haproxy, or set {HAPROXY_ENV})",
@@ -56,11 +80,16 @@ NEEDS_HAPROXY: Final = pytest.mark.skipif(
 NEEDS_PROMETHEUS: Final = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
 )
+NEEDS_CURL: Final = pytest.mark.skipif(
+    CURL is None, reason="curl is not installed (apt-get install curl)"
+)
 STARTUP_SECONDS: Final = 30.0
 POLL_SECONDS: Final = 0.05
 
 INSTANCE: Final = "acme"
 DOMAIN: Final = "example.com"
+TENANTS: Final = ("prod", "staging")
+BACKENDS: Final = ("cortex_push", "cortex_query", "loki_push", "loki_query")
 
 
 def free_port() -> int:
@@ -81,12 +110,164 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTU
 
 
 def host(service: str, tenant: str) -> str:
-    """A tenant endpoint's Host header value."""
-    return f"{service}.{tenant}.{INSTANCE}.{DOMAIN}"
+    """A tenant endpoint's host name (SNI and Host header)."""
+    return names.endpoint_host(service, tenant, INSTANCE, DOMAIN)
 
 
-REFUSAL_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
-"""The content type of every answer the gateway gives itself (401, 404)."""
+# Certificates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A certificate authority for the tests: issues each tenant's endpoint certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    file: Path
+    """The CA certificate as PEM, for clients (Python's ssl, curl, Prometheus)."""
+
+    @classmethod
+    def generate(cls, directory: Path) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opstrace gateway test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        file = directory / "test-ca.pem"
+        file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        return cls(key, certificate, file)
+
+    def issue(self, tenant: str) -> tuple[str, str]:
+        """(certificate PEM, private key PEM) valid for exactly the tenant's two hosts,
+        as cert-manager's `tls.crt` and `tls.key`; a new serial number each time."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        hosts = [host(service, tenant) for service in names.ENDPOINT_SERVICES]
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(name) for name in hosts]),
+                critical=False,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode(), private.decode()
+
+
+def certificate_files(ca: CertificateAuthority, tenants: tuple[str, ...]) -> dict[str, str]:
+    """Relative path -> content of every served tenant's certificate and key, as the pod's
+    projected volume puts each tenant's TLS Secret under `certs/`."""
+    files = {}
+    for tenant in gateway_tenants(tenants):
+        chain, key = ca.issue(tenant)
+        files[f"{CERTS_SUBDIR}/{certificate_file_name(tenant)}"] = chain
+        files[f"{CERTS_SUBDIR}/{private_key_file_name(tenant)}"] = key
+    return files
+
+
+@functools.cache
+def gateway_ca() -> CertificateAuthority:
+    """The CA of every gateway the tests start (one per test process)."""
+    directory = Path(tempfile.mkdtemp(prefix="opstrace-test-ca-"))
+    atexit.register(shutil.rmtree, directory, True)
+    return CertificateAuthority.generate(directory)
+
+
+def client_context(alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
+    """A client TLS context that trusts only the test CA and checks host names."""
+    context = ssl.create_default_context(cafile=str(gateway_ca().file))
+    context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def peer_certificate(port: int, server_name: str | None) -> x509.Certificate:
+    """The certificate the gateway presents for `server_name` (SNI), verified."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        client_context().wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def san_names(certificate: x509.Certificate) -> list[str]:
+    extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return extension.value.get_values_for_type(x509.DNSName)
+
+
+# Projected volumes ----------------------------------------------------------------------
+
+
+def project(directory: Path, files: Mapping[str, str]) -> None:
+    """Write `files` (relative path -> content) as the kubelet updates a projected volume.
+
+    The content goes into a new hidden directory; `..data` is switched to it with one
+    rename (atomic); each top-level name is a symlink through `..data`; names no longer
+    present and the previous directory are removed afterwards.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "..data"
+    previous = os.readlink(data) if data.is_symlink() else None
+    stamp = directory / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{uuid.uuid4().hex[:8]}"
+    for name, content in files.items():
+        path = stamp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    staging = directory / "..data_tmp"
+    staging.symlink_to(stamp.name)
+    staging.rename(data)
+    top = {name.split("/", 1)[0] for name in files}
+    for name in top:
+        link = directory / name
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{name}")
+    for entry in directory.iterdir():
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in top:
+            entry.unlink()
+    if previous is not None:
+        shutil.rmtree(directory / previous)
+
+
+# Requests -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -95,6 +276,49 @@ class Response:
     body: str
     content_type: str = field(default="", compare=False)
     """The Content-Type header ("" when absent); compared only where a test asks for it."""
+    headers: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
+class TLSConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1:`port` with `server_name` as SNI (what DNS would achieve)."""
+
+    def __init__(self, port: int, server_name: str, timeout: float = 10.0) -> None:
+        self.tls_context = client_context()
+        super().__init__(server_name, port, timeout=timeout, context=self.tls_context)
+
+    def connect(self) -> None:
+        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
+
+
+def send(
+    connection: http.client.HTTPConnection,
+    host_header: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    header_list: list[tuple[str, str]] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Response:
+    """One request on `connection` (opened if needed), with exactly these headers."""
+    connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    connection.putheader("Host", host_header)
+    for name, value in [*(headers or {}).items(), *(header_list or [])]:
+        connection.putheader(name, value)
+    if body is not None:
+        connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+    text = response.read().decode("utf-8")
+    return Response(
+        response.status,
+        text,
+        response.getheader("Content-Type") or "",
+        tuple(response.getheaders()),
+    )
 
 
 def request(
@@ -103,18 +327,33 @@ def request(
     path: str = "/api/v1/labels",
     headers: Mapping[str, str] | None = None,
     header_list: list[tuple[str, str]] | None = None,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    sni: str | None = None,
 ) -> Response:
-    """One GET on a fresh connection (so a reloaded HAProxy's new worker answers)."""
+    """One HTTPS request on a fresh connection (so a reloaded HAProxy's new worker
+    answers); SNI is the Host header's name unless `sni` says otherwise."""
+    server_name = sni or host_header.partition(":")[0].lower()
+    connection = TLSConnection(port, server_name)
+    try:
+        return send(connection, host_header, path, headers, header_list, method, body)
+    finally:
+        connection.close()
+
+
+def plain_request(
+    port: int,
+    host_header: str,
+    path: str = "/",
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "GET",
+) -> Response:
+    """One plain-HTTP request (health port, plain-HTTP port) on a fresh connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", host_header)
-        for name, value in [*(headers or {}).items(), *(header_list or [])]:
-            connection.putheader(name, value)
-        connection.endheaders()
-        response = connection.getresponse()
-        body = response.read().decode("utf-8")
-        return Response(response.status, body, response.getheader("Content-Type") or "")
+        return send(connection, host_header, path, headers, method=method)
     finally:
         connection.close()
 
@@ -185,9 +424,15 @@ class Recorded:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
+WEBSOCKET_GUID: Final = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
 @dataclass
 class Recorder:
-    """An upstream that answers 200 (or forwards) and records each request it got."""
+    """An upstream that answers 200 (or forwards) and records each request it got.
+
+    A WebSocket upgrade is answered with 101, after which it echoes what it receives.
+    """
 
     name: str
     forward_to: str | None = None
@@ -205,22 +450,42 @@ class Recorder:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                self._answer(b"")
+                if (self.headers.get("Upgrade") or "").lower() == "websocket":
+                    self._upgrade()
+                else:
+                    self._answer(b"")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self._answer(self.rfile.read(length))
 
-            def _answer(self, body: bytes) -> None:
+            def _record(self) -> None:
                 recorder.requests.append(
                     Recorded(self.command, self.path, list(self.headers.items()))
                 )
+
+            def _answer(self, body: bytes) -> None:
+                self._record()
                 time.sleep(recorder.delay)
                 status, reply = recorder._reply(self, body)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
+
+            def _upgrade(self) -> None:
+                self._record()
+                challenge = (self.headers.get("Sec-WebSocket-Key") or "") + WEBSOCKET_GUID
+                accept = base64.b64encode(hashlib.sha1(challenge.encode()).digest()).decode()  # noqa: S324
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Sec-WebSocket-Accept", accept)
+                self.end_headers()
+                self.wfile.flush()
+                chunk = self.connection.recv(4096)
+                self.connection.sendall(chunk)
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -274,6 +539,82 @@ class _QuietServer(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+Upstreams = Mapping[str, str]
+"""Backend name (`cortex_push`, ...) -> its URL."""
+
+
+def one_upstream(url: str) -> dict[str, str]:
+    """Every backend at the same URL."""
+    return dict.fromkeys(BACKENDS, url)
+
+
+@contextmanager
+def recorders() -> Iterator[dict[str, Recorder]]:
+    """One recording upstream per backend, so that a test sees where a request went."""
+    with ExitStack() as stack:
+        yield {backend: stack.enter_context(Recorder(backend).running()) for backend in BACKENDS}
+
+
+@contextmanager
+def connect_tunnel(target_port: int) -> Iterator[tuple[int, list[str]]]:
+    """An HTTP proxy that answers every CONNECT with a tunnel to 127.0.0.1:`target_port`.
+
+    Stands in for DNS: a client told to use it as proxy for `https://<endpoint host>/`
+    reaches the gateway with that host as SNI and Host. Yields the proxy's port and the
+    CONNECT targets it was asked for.
+    """
+    asked: list[str] = []
+
+    class Tunnel(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            client: socket.socket = self.request
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            method, target, _ = request_line.split(" ", 2)
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            asked.append(target)
+            with socket.create_connection(("127.0.0.1", target_port), timeout=30) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                rest = head.split(b"\r\n\r\n", 1)[1]
+                if rest:
+                    upstream.sendall(rest)
+                _pipe(client, upstream)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="connect-tunnel", daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1]), asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    peers = {a: b, b: a}
+    while True:
+        readable, _, _ = select.select(list(peers), [], [], 60)
+        if not readable:
+            return
+        for sock in readable:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            peers[sock].sendall(data)
+
+
 # HAProxy ------------------------------------------------------------------------------
 
 
@@ -283,68 +624,105 @@ class Gateway:
 
     directory: Path
     settings: GatewaySettings
+    certificates: dict[str, str] = field(default_factory=dict)
+    """Relative path -> content of the tenants' certificates and keys (`certs/...`)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """The rendered files last written."""
+    quiet: bool = False
+    """Discard HAProxy's output instead of logging it (the benchmark: no log file cost)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def port(self) -> int:
-        return int(self.settings.listen.rpartition(":")[2])
+        return _port(self.settings.listen)
+
+    @property
+    def http_port(self) -> int:
+        assert self.settings.http_listen is not None
+        return _port(self.settings.http_listen)
 
     @property
     def health_port(self) -> int:
         assert self.settings.health_listen is not None
-        return int(self.settings.health_listen.rpartition(":")[2])
+        return _port(self.settings.health_listen)
 
     @property
     def log(self) -> Path:
-        return self.directory / "haproxy.log"
+        return self.directory.parent / f"{self.directory.name}-haproxy.log"
 
-    def render(self, trusted: Mapping[str, str]) -> None:
-        """Write the files as the pods get them, dropping key files no longer trusted."""
-        files = render_gateway_files(self.settings, trusted)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob("key-*.pem"):
-            if stale.name not in files:
-                stale.unlink()
-        for name, content in files.items():
-            (self.directory / name).write_text(content, encoding="utf-8")
+    def render(self, trusted: Mapping[str, str], bindings: Mapping[str, str] | None = None) -> None:
+        """Write the files as the pod's projected volume gets them (one atomic swap)."""
+        self.files = render_gateway_files(self.settings, trusted, bindings or {})
+        project(self.directory, {**self.files, **self.certificates})
+
+    def replace_certificate(self, tenant: str) -> x509.Certificate:
+        """Reissue `tenant`'s certificate (as a renewal does) and write it; the new one."""
+        chain, key = gateway_ca().issue(tenant)
+        self.certificates[f"{CERTS_SUBDIR}/{certificate_file_name(tenant)}"] = chain
+        self.certificates[f"{CERTS_SUBDIR}/{private_key_file_name(tenant)}"] = key
+        project(self.directory, {**self.files, **self.certificates})
+        return x509.load_pem_x509_certificate(chain.encode())
 
     def start(self) -> None:
         assert HAPROXY is not None
-        config = str(self.directory / "haproxy.cfg")
+        config = str(self.directory / HAPROXY_CONFIG)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [HAPROXY, "-W", "-db", "-f", config],
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=subprocess.DEVNULL if self.quiet else log,
                 stderr=subprocess.STDOUT,
             )
         wait_until(self._healthy, f"haproxy health on port {self.health_port}")
-        wait_until(lambda: self._loads() > 0, "haproxy's master to report the load")
+        if not self.quiet:
+            wait_until(lambda: self.loads() > 0, "haproxy's master to report the load")
         wait_until(self._master_handles_signals, "haproxy's master to handle signals")
 
     def reload(self) -> None:
         """Soft reload (SIGUSR2 to the master): new worker with the new files, no restart.
 
-        Sent only once the master handles signals (2.6's re-executes itself after each
+        Sent only once the master handles signals (it re-executes itself after each
         load), and again every second until the master logs another successful load.
         """
         assert self.process is not None
-        loaded = self._loads()
+        loaded = self.loads()
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             self.process.send_signal(signal.SIGUSR2)
             try:
-                wait_until(lambda: self._loads() > loaded, "a reload", timeout=1.0)
+                wait_until(lambda: self.loads() > loaded, "a reload", timeout=1.0)
             except AssertionError:
                 continue
             wait_until(self._master_handles_signals, "haproxy's master to handle signals")
             return
-        raise AssertionError(f"haproxy did not reload; its log:\n{self._log_text()}")
+        raise AssertionError(f"haproxy did not reload; its log:\n{self.log_text()}")
+
+    @contextmanager
+    def reloading_on_change(self, interval: float | None = None) -> Iterator[Path]:
+        """The rendered reload script running beside HAProxy, as the pod's sidecar does;
+        yields the script's log file."""
+        assert HAPROXY is not None
+        script_log = self.directory.parent / f"{self.directory.name}-reload.log"
+        arguments = [] if interval is None else [str(interval)]
+        with script_log.open("ab") as log:
+            script = subprocess.Popen(
+                ["sh", str(self.directory / RELOAD_SCRIPT), *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HAPROXY": HAPROXY},
+            )
+        try:
+            wait_until(lambda: b"watching" in script_log.read_bytes(), "the reload script")
+            yield script_log
+        finally:
+            script.terminate()
+            script.wait(timeout=10)
 
     def _master_handles_signals(self) -> bool:
         """The master catches SIGTERM, SIGUSR1 and SIGUSR2 (its SigCgt mask in /proc).
 
-        2.6's master re-executes itself once loaded ("wait mode"); a signal that arrives
+        The master re-executes itself once loaded ("wait mode"); a signal that arrives
         meanwhile meets no handler (SIGTERM then kills it: exit status -15).
         """
         assert self.process is not None
@@ -357,8 +735,9 @@ class Gateway:
         wanted = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
         return all(caught >> (number - 1) & 1 for number in wanted)
 
-    def _loads(self) -> int:
-        return self._log_text().count("Loading success.")
+    def loads(self) -> int:
+        """How many times the master has loaded the configuration successfully."""
+        return self.log_text().count("Loading success.")
 
     def stop(self) -> None:
         if self.process is None:
@@ -374,37 +753,58 @@ class Gateway:
     def _healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise AssertionError(f"haproxy exited ({self.process.returncode}):\n{self._log_text()}")
+            raise AssertionError(f"haproxy exited ({self.process.returncode}):\n{self.log_text()}")
         try:
-            return request(self.health_port, "probe", "/healthz").status == 200
+            return plain_request(self.health_port, "probe", "/healthz").status == 200
         except OSError:
             return False
 
-    def _log_text(self) -> str:
+    def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _port(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+def gateway_settings(
+    directory: Path,
+    upstreams: Upstreams,
+    tenants: tuple[str, ...] = TENANTS,
+    metrics_query_prefix: str = "",
+) -> GatewaySettings:
+    """The pod's settings, with listeners on free loopback ports and files in `directory`."""
+    return GatewaySettings(
+        instance=INSTANCE,
+        domain=DOMAIN,
+        tenants=tenants,
+        cortex_push_url=upstreams["cortex_push"],
+        cortex_query_url=upstreams["cortex_query"],
+        loki_push_url=upstreams["loki_push"],
+        loki_query_url=upstreams["loki_query"],
+        metrics_query_prefix=metrics_query_prefix,
+        listen=f"127.0.0.1:{free_port()}",
+        http_listen=f"127.0.0.1:{free_port()}",
+        health_listen=f"127.0.0.1:{free_port()}",
+        config_dir=str(directory),
+    )
 
 
 @contextmanager
 def running_gateway(
     directory: Path,
     trusted: Mapping[str, str],
-    cortex_url: str,
-    loki_url: str,
-    tenants: tuple[str, ...] = ("prod", "staging"),
+    upstreams: Upstreams,
+    tenants: tuple[str, ...] = TENANTS,
+    *,
+    bindings: Mapping[str, str] | None = None,
+    metrics_query_prefix: str = "",
+    quiet: bool = False,
 ) -> Iterator[Gateway]:
     """A started gateway in `directory`; stopped (and waited for) on exit."""
-    settings = GatewaySettings(
-        instance=INSTANCE,
-        domain=DOMAIN,
-        tenants=tenants,
-        cortex_url=cortex_url,
-        loki_url=loki_url,
-        listen=f"127.0.0.1:{free_port()}",
-        health_listen=f"127.0.0.1:{free_port()}",
-        config_dir=str(directory),
-    )
-    gateway = Gateway(directory, settings)
-    gateway.render(trusted)
+    settings = gateway_settings(directory, upstreams, tenants, metrics_query_prefix)
+    gateway = Gateway(directory, settings, certificate_files(gateway_ca(), tenants), quiet=quiet)
+    gateway.render(trusted, bindings)
     try:
         gateway.start()
         yield gateway

@@ -1,11 +1,13 @@
-"""A real Prometheus remote-writes through the gateway into a real receiving Prometheus.
+"""A real Prometheus remote-writes over HTTPS through the gateway into a real receiving
+Prometheus.
 
-sender Prometheus --remote_write--> gateway (HAProxy) --> tenant recorder --> receiver
-                    bearer token file                     records X-Scope-OrgID
+sender Prometheus --HTTPS remote_write--> gateway (HAProxy) --> tenant recorder --> receiver
+   bearer token file, test CA             TLS, SNI, token       records X-Scope-OrgID
 
-The sender addresses `http://cortex.prod.acme.example.com/api/v1/push` through
-`proxy_url` = the gateway: Go sends the request in absolute form with that Host, which
-is what DNS would achieve in production (Prometheus does not let `headers` set Host).
+The sender addresses `https://cortex.prod.acme.example.com/api/v1/push`, exactly the URL a
+tenant configures, and verifies the gateway's certificate against the test CA. Its
+`proxy_url` is a CONNECT tunnel to the gateway's port, standing in for DNS: TLS runs end
+to end between Prometheus and HAProxy, with that host as SNI and as Host.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import TENANTS, Minted
+from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
     NEEDS_HAPROXY,
     NEEDS_PROMETHEUS,
     PROMETHEUS,
+    TENANTS,
     Recorder,
+    connect_tunnel,
     free_port,
+    gateway_ca,
     host,
     running_gateway,
     wait_until,
@@ -93,10 +98,12 @@ def query(port: int, promql: str) -> list[dict[str, Any]]:
     return list(document["data"]["result"])
 
 
-def test_remote_write_through_the_gateway_arrives_with_the_tokens_tenant(
+def test_remote_write_over_https_through_the_gateway_arrives_with_the_tokens_tenant(
     tmp_path: Path, minted: dict[str, Minted]
 ) -> None:
     trusted = {m.kid: m.public_pem for m in minted.values()}
+    bindings = {m.kid: tenant for tenant, m in minted.items()}
+    endpoint = host("cortex", "prod")
     token_file = tmp_path / "prod.token"
     token_file.write_text(minted["prod"].token, encoding="utf-8")
 
@@ -107,10 +114,20 @@ def test_remote_write_through_the_gateway_arrives_with_the_tokens_tenant(
         tenant_recorder = Recorder("metrics", forward_to=f"127.0.0.1:{receiver_port}")
         with (
             tenant_recorder.running(),
-            Recorder("logs").running() as logs,
+            Recorder("queries").running() as queries,
             running_gateway(
-                tmp_path / "gateway", trusted, tenant_recorder.url, logs.url, TENANTS
+                tmp_path / "gateway",
+                trusted,
+                {
+                    "cortex_push": tenant_recorder.url,
+                    "cortex_query": queries.url,
+                    "loki_push": queries.url,
+                    "loki_query": queries.url,
+                },
+                TENANTS,
+                bindings=bindings,
             ) as gateway,
+            connect_tunnel(gateway.port) as (tunnel_port, tunnelled),
         ):
             sender_port = free_port()
             sender_config = {
@@ -123,8 +140,9 @@ def test_remote_write_through_the_gateway_arrives_with_the_tokens_tenant(
                 ],
                 "remote_write": [
                     {
-                        "url": f"http://{host('cortex', 'prod')}/api/v1/push",
-                        "proxy_url": f"http://127.0.0.1:{gateway.port}",
+                        "url": f"https://{endpoint}/api/v1/push",
+                        "proxy_url": f"http://127.0.0.1:{tunnel_port}",
+                        "tls_config": {"ca_file": str(gateway_ca().file)},
                         "authorization": {"credentials_file": str(token_file)},
                         "queue_config": {"batch_send_deadline": "1s", "max_backoff": "1s"},
                     }
@@ -137,7 +155,10 @@ def test_remote_write_through_the_gateway_arrives_with_the_tokens_tenant(
                     timeout=ARRIVAL_SECONDS,
                 )
 
+    assert set(tunnelled) == {f"{endpoint}:443"}
     pushes = [r for r in tenant_recorder.requests if r.path == "/api/v1/push"]
     assert pushes, "no remote write reached the metrics backend"
+    assert queries.requests == []
+    assert '/api/v1/push HTTP/2.0"' in gateway.log_text(), "Prometheus did not speak HTTP/2"
     assert {tuple(r.values("X-Scope-OrgID")) for r in pushes} == {("prod",)}
     assert all(r.values("Authorization") == [] for r in pushes)

@@ -1,0 +1,192 @@
+"""The data API routes: which method and path of which endpoint reaches which upstream.
+
+Pure functions, no Pulumi. `ROUTES` is the allowlist, written once: the gateway's HAProxy
+configuration is rendered from it (`gateway_config`), and `route` is the reference
+decision the end-to-end tests hold HAProxy to, row by row.
+
+It follows the routes of Opstrace's tenant proxies (`/api/v1/push` and the Prometheus
+query API on `cortex.*`; `/loki/api/v1/push`, `/loki/api/v1/tail` and the Loki query
+API on `loki.*`), spelled out path by path instead of `/api/v1/*`: whatever is not
+listed (admin and ring pages such as `/ingester/shutdown` or
+`/distributor/all_user_stats`, `/metrics`, `/config`, Loki's legacy `/api/prom/*`) is
+refused before any backend sees it. Paths are matched exactly as sent, over a small
+character set: `//`, `/./`, `/../`, percent-encoding, backslashes and trailing slashes
+never match, so no backend's own path cleaning can turn a refused path into an admin one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+ROUTE_NOT_FOUND: Final = "no data API route for this path"
+"""The 404 body for a path that is no data API route of the endpoint's service."""
+METHOD_NOT_ALLOWED: Final = "method not allowed on this path"
+"""The 405 body for a data API path asked with a method it does not serve."""
+
+LABEL_NAME: Final = "{label}"
+"""Stands for one label name in a path (`/api/v1/label/{label}/values`)."""
+LABEL_NAME_RE: Final = "[A-Za-z_][A-Za-z0-9_]*"
+"""A Prometheus/Loki label name; also covers Prometheus 3's `U__` escaped UTF-8 names."""
+METRICS_QUERY_ALIASES: Final = ("", "/prometheus")
+"""Prefixes under which clients may send the metrics query API: Opstrace's `/api/v1/...`
+and Grafana Mimir's native `/prometheus/api/v1/...`; both reach the query upstream as
+`<metrics_query_prefix>/api/v1/...`."""
+
+_LITERAL_RE: Final = re.compile(r"^(/[a-z0-9_]+)+$")
+_PREFIX_RE: Final = re.compile(r"^(/[a-z0-9][a-z0-9_-]*)*$")
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    """Paths of one service that one upstream serves with the same methods."""
+
+    service: str
+    """`cortex` or `loki`: the first label of the endpoint host."""
+    upstream: str
+    """`push` or `query`."""
+    methods: tuple[str, ...]
+    paths: tuple[str, ...]
+    """Paths as clients send them; `{label}` stands for one label name."""
+
+    @property
+    def backend(self) -> str:
+        """The upstream's name in the configuration, e.g. `cortex_query`."""
+        return f"{self.service}_{self.upstream}"
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the path is rewritten for the upstream (the metrics query API)."""
+        return self.backend == "cortex_query"
+
+    def client_paths(self) -> tuple[str, ...]:
+        """Every path a client may send for this rule (metrics queries: both aliases)."""
+        aliases = METRICS_QUERY_ALIASES if self.rewritten else ("",)
+        return tuple(alias + path for path in self.paths for alias in aliases)
+
+
+_GET_POST: Final = ("GET", "POST")
+
+ROUTES: Final = (
+    RouteRule("cortex", "push", ("POST",), ("/api/v1/push",)),
+    RouteRule(
+        "cortex",
+        "query",
+        _GET_POST,
+        (
+            "/api/v1/query",
+            "/api/v1/query_range",
+            "/api/v1/query_exemplars",
+            "/api/v1/series",
+            "/api/v1/labels",
+        ),
+    ),
+    RouteRule(
+        "cortex",
+        "query",
+        ("GET",),
+        (
+            f"/api/v1/label/{LABEL_NAME}/values",
+            "/api/v1/metadata",
+            "/api/v1/status/buildinfo",
+            "/api/v1/rules",
+            "/api/v1/alerts",
+        ),
+    ),
+    # Prometheus remote read.
+    RouteRule("cortex", "query", ("POST",), ("/api/v1/read",)),
+    RouteRule("loki", "push", ("POST",), ("/loki/api/v1/push",)),
+    # Live tailing: a WebSocket upgrade, passed through as such.
+    RouteRule("loki", "query", ("GET",), ("/loki/api/v1/tail",)),
+    RouteRule(
+        "loki",
+        "query",
+        _GET_POST,
+        (
+            "/loki/api/v1/query",
+            "/loki/api/v1/query_range",
+            "/loki/api/v1/labels",
+            f"/loki/api/v1/label/{LABEL_NAME}/values",
+            "/loki/api/v1/series",
+            "/loki/api/v1/index/stats",
+            "/loki/api/v1/index/volume",
+            "/loki/api/v1/index/volume_range",
+            "/loki/api/v1/detected_labels",
+            "/loki/api/v1/detected_fields",
+            "/loki/api/v1/patterns",
+        ),
+    ),
+)
+"""The allowlist, by service; no path appears twice within a service."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an allowed request goes: the upstream, and the path it gets there."""
+
+    backend: str
+    """`cortex_push`, `cortex_query`, `loki_push` or `loki_query`."""
+    path: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The gateway's own answer to a request no route takes."""
+
+    status: int
+    body: str
+    allow: str = ""
+    """The `Allow` header of a 405: the methods the path serves."""
+
+
+def path_pattern(path: str) -> str:
+    """An anchored regular expression for a route path (HAProxy's PCRE and Python's `re`)."""
+    literal = path.replace(LABEL_NAME, "x")
+    assert _LITERAL_RE.fullmatch(literal), path
+    return "^" + path.replace(LABEL_NAME, LABEL_NAME_RE) + "$"
+
+
+def is_literal(path: str) -> bool:
+    """Whether a route path is matched as an exact string (no label name in it)."""
+    return LABEL_NAME not in path
+
+
+def allow_header(methods: Sequence[str]) -> str:
+    """The `Allow` header value for `methods`."""
+    return ", ".join(methods)
+
+
+def metrics_query_prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot be the metrics backend's query API prefix, or None."""
+    if _PREFIX_RE.fullmatch(prefix):
+        return None
+    return (
+        f"{prefix!r} is not a path prefix: use '' (Cortex's layout, /api/v1/...) or "
+        "/SEGMENT[/SEGMENT...] of lowercase letters, digits, '_' and '-' without a "
+        "trailing '/' (e.g. /prometheus for Grafana Mimir)"
+    )
+
+
+def upstream_path(rule: RouteRule, client_path: str, metrics_query_prefix: str) -> str:
+    """The path the upstream gets for `client_path`, which `rule` matched."""
+    if not rule.rewritten:
+        return client_path
+    return metrics_query_prefix + client_path.removeprefix("/prometheus")
+
+
+def route(service: str, method: str, path: str, metrics_query_prefix: str = "") -> Route | Refusal:
+    """Decide a request's route as the gateway must (the path without its query string).
+
+    404 when the path is no route of `service`; 405 (with `Allow`) when it is one but
+    not for `method`.
+    """
+    for rule in ROUTES:
+        if rule.service != service:
+            continue
+        if any(re.fullmatch(path_pattern(p), path) for p in rule.client_paths()):
+            if method not in rule.methods:
+                return Refusal(405, METHOD_NOT_ALLOWED, allow_header(rule.methods))
+            return Route(rule.backend, upstream_path(rule, path, metrics_query_prefix))
+    return Refusal(404, ROUTE_NOT_FOUND)
