@@ -60,16 +60,7 @@ class GatewayArgs:
 
 def gateway_settings(args: GatewayArgs) -> GatewaySettings:
     """The renderer settings of the pod: listeners on all addresses, files in the mount."""
-    return GatewaySettings(
-        instance=args.instance,
-        domain=args.domain,
-        tenants=tuple(args.tenants),
-        cortex_url=args.upstreams.cortex_push,
-        loki_url=args.upstreams.loki_push,
-        listen=f"0.0.0.0:{gateway_manifests.TLS_PORT}",
-        health_listen=f"0.0.0.0:{gateway_manifests.HEALTH_PORT}",
-        config_dir=gateway_config.DEFAULT_CONFIG_DIR,
-    )
+    return args.upstreams.gateway_settings(args.instance, args.domain, args.tenants)
 
 
 class Gateway(pulumi.ComponentResource):
@@ -93,7 +84,7 @@ class Gateway(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         files = pulumi.Output.all(args.key_set, args.bindings).apply(
-            lambda values: gateway_config.render_gateway_files(settings, values[0])
+            lambda values: gateway_config.render_gateway_files(settings, values[0], values[1])
         )
         split = files.apply(config_maps.gateway_data)
         created = [
@@ -115,6 +106,7 @@ class Gateway(pulumi.ComponentResource):
                 values[1],
                 args.certificate_secrets,
                 args.replicas,
+                args.load_balancer,
                 args.image,
             )
         )

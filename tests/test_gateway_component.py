@@ -149,7 +149,7 @@ def test_pod_mounts_both_config_maps_and_every_certificate_in_one_directory(
     ]
     pod = deployed.pod()
     volume = pod["volumes"][0]
-    certs = gateway_manifests.CERTS_SUBDIR
+    certs = gateway_config.CERTS_SUBDIR
     assert volume["projected"]["sources"] == [
         {"configMap": {"name": names[0]}},
         {"configMap": {"name": names[1]}},
@@ -185,7 +185,7 @@ def test_reloader_shares_the_pod_processes_and_the_image(deployed: Deployed) -> 
     haproxy, reloader = pod["containers"]
     assert pod["shareProcessNamespace"] is True
     assert reloader["image"] == haproxy["image"]
-    assert reloader["command"][-1].endswith(gateway_manifests.RELOAD_SCRIPT)
+    assert reloader["command"][-1].endswith(gateway_config.RELOAD_SCRIPT)
 
 
 def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: Deployed) -> None:
@@ -249,10 +249,13 @@ def test_pod_runs_hardened(deployed: Deployed) -> None:
 def test_stopping_pod_drains_before_haproxy_stops(deployed: Deployed) -> None:
     pod = deployed.pod()
     haproxy = pod["containers"][0]
-    assert haproxy["lifecycle"]["preStop"]["exec"]["command"][-1] == str(
-        gateway_manifests.DRAIN_SECONDS
+    assert haproxy["lifecycle"]["preStop"] == {
+        "sleep": {"seconds": gateway_manifests.DRAIN_SECONDS}
+    }
+    assert (
+        pod["terminationGracePeriodSeconds"]
+        > gateway_manifests.DRAIN_SECONDS + gateway_config.HARD_STOP_SECONDS
     )
-    assert pod["terminationGracePeriodSeconds"] > gateway_manifests.DRAIN_SECONDS
     assert gateway_manifests.DRAIN_SECONDS > gateway_manifests.DEREGISTRATION_DELAY_SECONDS
 
 

@@ -277,25 +277,6 @@ def test_upstream_servers_come_from_the_urls_with_port_80_by_default() -> None:
     assert "server loki_query loki-query-frontend.loki.svc.cluster.local:3100 " in config
 
 
-def test_transitional_single_url_form_sets_push_and_query_and_no_plain_http() -> None:
-    legacy = GatewaySettings(
-        instance="acme",
-        domain="example.com",
-        tenants=("prod",),
-        cortex_url="http://cortex:80",
-        loki_url="http://loki:3100",
-    )
-    assert (legacy.cortex_push_url, legacy.cortex_query_url) == ("http://cortex:80",) * 2
-    assert (legacy.loki_push_url, legacy.loki_query_url) == ("http://loki:3100",) * 2
-    assert legacy.http_listen is None
-
-
-def test_transitional_single_url_form_cannot_be_mixed_with_the_four_urls() -> None:
-    with pytest.raises(GatewayConfigError) as raised:
-        settings(cortex_url="http://cortex:80")
-    assert str(raised.value) == ("cortex_url: given with cortex_push_url: give one or the other")
-
-
 def test_upstream_address_keeps_an_explicit_port() -> None:
     assert upstream_address("http://10.0.0.7:3100/") == "10.0.0.7:3100"
 

@@ -16,10 +16,11 @@ architecture (ingesters, no Kafka): the chart's default Kafka is for demonstrati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from components.rules import gateway_config
 from components.rules.platform import Size
 
 Values = dict[str, Any]
@@ -85,6 +86,21 @@ class Upstreams:
     loki_query: str
     metrics_query_prefix: str
     """The path prefix of the metrics backend's query API ("" for Cortex's layout)."""
+
+    def gateway_settings(
+        self, instance: str, domain: str, tenants: Sequence[str]
+    ) -> gateway_config.GatewaySettings:
+        """The settings the gateway pods render their files from (listeners: the pod's)."""
+        return gateway_config.GatewaySettings(
+            instance=instance,
+            domain=domain,
+            tenants=tuple(tenants),
+            cortex_push_url=self.cortex_push,
+            cortex_query_url=self.cortex_query,
+            loki_push_url=self.loki_push,
+            loki_query_url=self.loki_query,
+            metrics_query_prefix=self.metrics_query_prefix,
+        )
 
 
 def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:

@@ -256,25 +256,20 @@ def parse_config(
 
 def gateway_settings(config: InstanceConfig) -> GatewaySettings:
     """What the gateway pods render their files from (listeners and paths: the pod's)."""
-    upstreams = config.upstreams
-    return GatewaySettings(
-        instance=config.instance_name,
-        domain=config.domain,
-        tenants=tuple(t.name for t in config.tenants),
-        cortex_url=upstreams.cortex_push,
-        loki_url=upstreams.loki_push,
+    return config.upstreams.gateway_settings(
+        config.instance_name, config.domain, [t.name for t in config.tenants]
     )
 
 
 def _capacity_problem(config: InstanceConfig) -> str | None:
     # A signing key file's size is known only once it is read: count the largest.
-    bits = [
-        max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits
+    credentials = [
+        (tenant.name, max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits)
         for tenant in config.tenants
         for token in tenant.tokens
     ]
-    trusted = [key.pem for key in config.trusted_keys]
-    return config_maps.capacity_problem(bits, trusted, gateway_settings(config))
+    trusted = [(key.pem, key.tenant) for key in config.trusted_keys]
+    return config_maps.capacity_problem(credentials, trusted, gateway_settings(config))
 
 
 def load_config(base_dir: Path) -> InstanceConfig:

@@ -73,11 +73,14 @@ def size_problem(what: str, data: Mapping[str, str]) -> str | None:
 
 
 def instance_config_maps(
-    public_keys: Iterable[str], settings: gateway_config.GatewaySettings
+    bound_keys: Iterable[tuple[str, str | None]], settings: gateway_config.GatewaySettings
 ) -> dict[str, dict[str, str]]:
-    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name."""
-    key_set = keys.key_set(public_keys)
-    gateway = gateway_data(gateway_config.render_gateway_files(settings, key_set))
+    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name,
+    from (public key, the tenant it signs for or None) pairs."""
+    pairs = list(bound_keys)
+    key_set = keys.key_set(pem for pem, _ in pairs)
+    bindings = keys.key_bindings(pairs)
+    gateway = gateway_data(gateway_config.render_gateway_files(settings, key_set, bindings))
     return {
         **{f"trust store {name}": data for name, data in trust_store_data(key_set).items()},
         **{f"gateway {role}": data for role, data in gateway.items()},
@@ -85,25 +88,30 @@ def instance_config_maps(
 
 
 def capacity_problem(
-    key_bits: Iterable[int], trusted: Iterable[str], settings: gateway_config.GatewaySettings
+    credentials: Iterable[tuple[str, int]],
+    trusted: Iterable[tuple[str, str | None]],
+    settings: gateway_config.GatewaySettings,
 ) -> str | None:
     """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
 
-    `key_bits` has one entry per credential (its RSA size); `trusted` are the extra
-    public keys. Credentials are stood in for by keys of their size.
+    `credentials` are (tenant, RSA size) per token credential, stood in for by keys of
+    their size bound to their tenant; `trusted` are the extra (public key, tenant or None).
     """
-    bits = list(key_bits)
+    stand_ins = [
+        (keys.stand_in_public_key(f"capacity-{i}", size), tenant)
+        for i, (tenant, size) in enumerate(credentials)
+    ]
     extra = list(trusted)
-    stand_ins = [keys.stand_in_public_key(f"capacity-{i}", size) for i, size in enumerate(bits)]
-    documents = instance_config_maps([*stand_ins, *extra], settings)
+    all_keys = [*stand_ins, *extra]
+    documents = instance_config_maps(all_keys, settings)
     for name, data in documents.items():
         if problem := size_problem(name, data):
-            one_key = instance_config_maps(stand_ins[:1] or extra[:1], settings)[name]
-            per_key = (data_size(data) - data_size(one_key)) / max(len(bits) + len(extra) - 1, 1)
+            one_key = instance_config_maps(all_keys[:1], settings)[name]
+            per_key = (data_size(data) - data_size(one_key)) / max(len(all_keys) - 1, 1)
             fit = 1 + int((CONFIGMAP_MAX_BYTES - data_size(one_key)) // per_key)
             return (
-                f"{len(bits)} credentials and {len(extra)} trusted keys are too many: {problem}; "
-                f"about {fit} keys of this size fit: remove tenants or tokens, or split the "
-                "tenants over two instances"
+                f"{len(stand_ins)} credentials and {len(extra)} trusted keys are too many: "
+                f"{problem}; about {fit} keys of this size fit: remove tenants or tokens, or "
+                "split the tenants over two instances"
             )
     return None

@@ -35,7 +35,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, dataclass
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -186,24 +186,6 @@ class GatewaySettings:
     certs_dir: str | None = None
     """The absolute directory of `<tenant>.pem` (certificate chain) and `<tenant>.pem.key`
     (private key) of every tenant; None: `<config_dir>/certs`."""
-    cortex_url: InitVar[str | None] = None
-    """Transitional, until the component passes the four URLs: push and query URL of
-    the metrics backend at once. Leaves the plain-HTTP listener out (the pod has no
-    port for it yet)."""
-    loki_url: InitVar[str | None] = None
-    """Transitional, as `cortex_url`, for the logs backend."""
-
-    def __post_init__(self, cortex_url: str | None, loki_url: str | None) -> None:
-        for service, url in (("cortex", cortex_url), ("loki", loki_url)):
-            if url is None:
-                continue
-            for role in ("push", "query"):
-                if getattr(self, f"{service}_{role}_url"):
-                    raise GatewayConfigError(
-                        f"{service}_url: given with {service}_{role}_url: give one or the other"
-                    )
-                object.__setattr__(self, f"{service}_{role}_url", url)
-            object.__setattr__(self, "http_listen", None)
 
     @property
     def certificates_dir(self) -> str:

@@ -25,21 +25,22 @@ DEFAULT_IMAGE: Final = "haproxy:3.4.7"
 CVE-2025-11230 and CVE-2025-32464); `tools/haproxy/build.sh` builds the same version.
 Pin its digest too once a registry is reachable (docs/gateway.md says how)."""
 
-TLS_PORT: Final = 8443
-PLAIN_PORT: Final = 8080
-HEALTH_PORT: Final = 8081
+TLS_PORT: Final = int(gateway_config.DEFAULT_LISTEN.rpartition(":")[2])
+PLAIN_PORT: Final = int(gateway_config.DEFAULT_HTTP_LISTEN.rpartition(":")[2])
+HEALTH_PORT: Final = int(gateway_config.DEFAULT_HEALTH_LISTEN.rpartition(":")[2])
 RUN_AS_USER: Final = 99
 """The `haproxy` user of the stock image; numeric so that runAsNonRoot can be checked."""
 
-CERTS_SUBDIR: Final = "certs"
-RELOAD_SCRIPT: Final = "reload-on-change.sh"
-STOP_SCRIPT: Final = "stop.sh"
-HARD_STOP_SECONDS: Final = 30
-
-DRAIN_SECONDS: Final = 35
-"""How long a stopping pod keeps serving: the NLB stops sending new connections to a
-deregistering target within its deregistration delay (30 s, set below)."""
+DRAIN_SECONDS: Final = 40
+"""How long a stopping pod keeps serving before HAProxy is told to stop: the NLB stops
+sending new connections to a deregistering target within its deregistration delay (30 s,
+set below). Then the container runtime sends the image's STOPSIGNAL (SIGUSR1, a soft stop:
+in-flight requests finish, for at most `hard-stop-after`)."""
 DEREGISTRATION_DELAY_SECONDS: Final = 30
+MIN_READY_SECONDS: Final = {"aws": 10, "generic": 120}
+"""How long a new pod must be ready before the rollout goes on: with the AWS controller's
+readiness gate a pod is ready only once the NLB sends to it; without one, wait out a
+typical load balancer's registration."""
 
 NLB_ANNOTATIONS: Final = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
@@ -73,7 +74,7 @@ def config_volume(
     """One projected volume: the rendered files, and `certs/<tenant>.pem` (+ `.key`)."""
     sources: list[Manifest] = [{"configMap": {"name": name}} for name in config_map_names]
     for tenant, secret in sorted(certificate_secrets.items()):
-        cert = f"{CERTS_SUBDIR}/{tenant}.pem"
+        cert = f"{gateway_config.CERTS_SUBDIR}/{tenant}.pem"
         sources.append(
             {
                 "secret": {
@@ -94,6 +95,7 @@ def deployment(
     config_map_names: Sequence[str],
     certificate_secrets: Mapping[str, str],
     replicas: int,
+    load_balancer: str,
     image: str = DEFAULT_IMAGE,
 ) -> Manifest:
     """The HAProxy Deployment with its reloader; never below `replicas` while rolling."""
@@ -118,7 +120,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
-            "minReadySeconds": 10,
+            "minReadySeconds": MIN_READY_SECONDS[load_balancer],
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
@@ -129,7 +131,9 @@ def deployment(
                     "automountServiceAccountToken": False,
                     # The reloader signals HAProxy's master in the other container.
                     "shareProcessNamespace": True,
-                    "terminationGracePeriodSeconds": DRAIN_SECONDS + HARD_STOP_SECONDS + 10,
+                    "terminationGracePeriodSeconds": DRAIN_SECONDS
+                    + gateway_config.HARD_STOP_SECONDS
+                    + 10,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS_USER,
@@ -157,17 +161,7 @@ def deployment(
                             ],
                             "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 2},
                             "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
-                            "lifecycle": {
-                                "preStop": {
-                                    "exec": {
-                                        "command": [
-                                            "sh",
-                                            f"{config_dir}/{STOP_SCRIPT}",
-                                            str(DRAIN_SECONDS),
-                                        ]
-                                    }
-                                }
-                            },
+                            "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
                             "resources": {
                                 "requests": {"cpu": "250m", "memory": "128Mi"},
                                 "limits": {"cpu": "2", "memory": "512Mi"},
@@ -178,10 +172,11 @@ def deployment(
                         {
                             "name": "reloader",
                             "image": image,
-                            "command": ["sh", f"{config_dir}/{RELOAD_SCRIPT}"],
+                            # Reloads HAProxy when its files change (see gateway_config).
+                            "command": ["/bin/sh", f"{config_dir}/{gateway_config.RELOAD_SCRIPT}"],
                             "resources": {
-                                "requests": {"cpu": "10m", "memory": "16Mi"},
-                                "limits": {"cpu": "100m", "memory": "64Mi"},
+                                "requests": {"cpu": "50m", "memory": "32Mi"},
+                                "limits": {"cpu": "500m", "memory": "128Mi"},
                             },
                             "securityContext": dict(hardened),
                             "volumeMounts": list(mounts),
