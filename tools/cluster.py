@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import datetime
 import http.client
 import ipaddress
 import json
@@ -51,9 +50,10 @@ from typing import Any, Final
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tools import pki
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ENGINE_DIR: Final = ROOT / ".engine"
@@ -63,6 +63,7 @@ KUBECONFIG: Final = ENGINE_DIR / "kubeconfig"
 PKI: Final = STATE / "pki"
 LOGS: Final = STATE / "logs"
 PIDS: Final = STATE / "pids"
+CERTIFICATE_DAYS: Final = 30
 
 COMPONENTS: Final = (
     "etcd",
@@ -130,107 +131,37 @@ def wait_for(
 # --- certificates -----------------------------------------------------------------------
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path.write_bytes(pem)
-    path.chmod(0o600)
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
 def make_pki() -> None:
     """A CA, one serving certificate for 127.0.0.1, client certificates, SA keys."""
     PKI.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    later = now + datetime.timedelta(days=30)
-    ca_key = _key()
-    ca_name = _name("opstrace-test-ca")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (PKI / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    _write_key(ca_key, PKI / "ca.key")
+    ca = pki.Authority.create("opstrace-test-ca", days=CERTIFICATE_DAYS)
+    ca.write(PKI / "ca.crt", PKI / "ca.key")
 
-    def issue(
-        name: str,
-        subject: x509.Name,
-        usage: x509.ObjectIdentifier,
-        sans: Sequence[x509.GeneralName],
-    ) -> None:
-        key = _key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(later)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        (PKI / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, PKI / f"{name}.key")
+    def write(file_name: str, issued: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]) -> None:
+        certificate, key = issued
+        (PKI / f"{file_name}.crt").write_bytes(pki.certificate_pem(certificate))
+        pki.write_private_key(key, PKI / f"{file_name}.key")
 
-    server_auth = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-    client_auth = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
-    issue(
-        "serving",
-        _name("127.0.0.1"),
-        server_auth,
-        [
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_network(SERVICE_CIDR)[1]),  # the kubernetes Service
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default"),
-            x509.DNSName("kubernetes.default.svc"),
-            x509.DNSName("kubernetes.default.svc.cluster.local"),
+    serving = ca.issue(
+        pki.name("127.0.0.1"),
+        days=CERTIFICATE_DAYS,
+        # 127.0.0.1, and the kubernetes Service's address and names.
+        ip_addresses=["127.0.0.1", str(ipaddress.ip_network(SERVICE_CIDR)[1])],
+        dns_names=[
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
         ],
     )
+    write("serving", serving)
     # system:masters: the admin (tests, lb-controller) and the control-plane components.
     for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
-        issue(user, _name(user, "system:masters"), client_auth, [])
-    sa_key = _key()
-    _write_key(sa_key, PKI / "sa.key")
+        subject = pki.name(user, "system:masters")
+        write(user, ca.issue(subject, days=CERTIFICATE_DAYS, usage=pki.CLIENT_AUTH))
+    sa_key = pki.new_key()
+    pki.write_private_key(sa_key, PKI / "sa.key")
     (PKI / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -804,28 +735,10 @@ def issue_certificates(api: Api) -> list[str]:
 
 def _test_ca_certificate(dns_names: Sequence[str]) -> tuple[bytes, bytes]:
     """A certificate for `dns_names` signed by the test cluster's CA: (PEM, key PEM)."""
-    ca_key = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), password=None)
-    ca = x509.load_pem_x509_certificate((PKI / "ca.crt").read_bytes())
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(dns_names[0] if dns_names else "unnamed"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
-        )
-    )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    ca = pki.Authority.load(PKI / "ca.crt", PKI / "ca.key")
+    subject = pki.name(dns_names[0] if dns_names else "unnamed")
+    certificate, key = ca.issue(subject, days=CERTIFICATE_DAYS, dns_names=dns_names)
+    return pki.certificate_pem(certificate), pki.private_pem(key)
 
 
 def run_lb_controller() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import datetime
 import functools
 import hashlib
 import http.client
@@ -40,9 +39,7 @@ from typing import Any, Final
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.rules import data_token, keys, names
 from components.rules.gateway_config import (
@@ -55,6 +52,7 @@ from components.rules.gateway_config import (
     private_key_file_name,
     render_gateway_files,
 )
+from tools import pki
 
 HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
 """Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
@@ -121,75 +119,24 @@ def host(service: str, tenant: str) -> str:
 class CertificateAuthority:
     """A certificate authority for the tests: issues each tenant's endpoint certificate."""
 
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
+    authority: pki.Authority
     file: Path
     """The CA certificate as PEM, for clients (Python's ssl, curl, Prometheus)."""
 
     @classmethod
     def generate(cls, directory: Path) -> CertificateAuthority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opstrace gateway test CA")])
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
-        )
+        authority = pki.Authority.create("opstrace gateway test CA", days=1)
         directory.mkdir(parents=True, exist_ok=True)
         file = directory / "test-ca.pem"
-        file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        return cls(key, certificate, file)
+        file.write_bytes(pki.certificate_pem(authority.certificate))
+        return cls(authority, file)
 
     def issue(self, tenant: str) -> tuple[str, str]:
         """(certificate PEM, private key PEM) valid for exactly the tenant's two hosts,
         as cert-manager's `tls.crt` and `tls.key`; a new serial number each time."""
-        key = ec.generate_private_key(ec.SECP256R1())
         hosts = [host(service, tenant) for service in names.ENDPOINT_SERVICES]
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(name) for name in hosts]),
-                critical=False,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        private = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return certificate.public_bytes(serialization.Encoding.PEM).decode(), private.decode()
+        certificate, key = self.authority.issue(pki.name(hosts[0]), days=1, dns_names=hosts)
+        return pki.certificate_pem(certificate).decode(), pki.private_pem(key).decode()
 
 
 def certificate_files(ca: CertificateAuthority, tenants: tuple[str, ...]) -> dict[str, str]:
