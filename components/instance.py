@@ -142,6 +142,7 @@ class Instance(pulumi.ComponentResource):
                 certificate_secrets={t: tenant.certificate_secret for t, tenant in tenants.items()},
                 load_balancer=platform.load_balancer,
                 replicas=config.gateway_replicas,
+                image=config.gateway_image,
                 depends_on=(*(t.certificate for t in tenants.values()), *addons.load_balancer),
             ),
             child,

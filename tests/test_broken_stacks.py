@@ -338,6 +338,24 @@ def broken_stacks(project: str) -> list[Broken]:
             "another serves",
         ),
         Broken(
+            "gateway_image_without_version",
+            stack(gatewayImage="haproxy"),
+            "gatewayImage: 'haproxy' does not pin a version: write <repository>:<version> "
+            "(e.g. haproxy:3.4.7), optionally followed by @sha256:<digest>",
+        ),
+        Broken(
+            "gateway_image_latest",
+            stack(gatewayImage="haproxy:latest"),
+            "gatewayImage: 'haproxy:latest' does not pin a version: write <repository>:<version> "
+            "(e.g. haproxy:3.4.7), optionally followed by @sha256:<digest>",
+        ),
+        Broken(
+            "gateway_image_short_digest",
+            stack(gatewayImage="haproxy:3.4.7@sha256:abc"),
+            "gatewayImage: 'haproxy:3.4.7@sha256:abc' is not an image reference: write "
+            "<repository>:<version>, optionally followed by @sha256:<64 hex digits>",
+        ),
+        Broken(
             "token_lifetime_word",
             stack(tokenLifetime="forever"),
             "tokenLifetime: 'forever' is not a duration: use a positive number and one unit of s, "

@@ -284,6 +284,37 @@ def test_default_image_is_the_stock_haproxy_release_the_end_to_end_tests_run() -
     assert digest == "" or re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
 
 
+DIGEST = "@sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        gateway_manifests.DEFAULT_IMAGE,
+        "haproxy:3.4.7" + DIGEST,
+        "haproxytech/haproxy-debian:3.2",
+        "registry.example.org:5000/mirror/haproxy:2.6.12-bookworm" + DIGEST,
+    ],
+)
+def test_an_image_with_a_version_is_accepted(image: str) -> None:
+    assert gateway_manifests.image_problem(image) is None
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["haproxy", "haproxy:latest", "haproxy" + DIGEST, "haproxy:latest" + DIGEST],
+)
+def test_an_image_without_a_version_is_refused(image: str) -> None:
+    assert "does not pin a version" in str(gateway_manifests.image_problem(image))
+
+
+@pytest.mark.parametrize(
+    "image", ["", "HAProxy:3.4", "haproxy:3.4 ", "haproxy:3.4@sha256:ABC", "haproxy:-3"]
+)
+def test_a_malformed_image_is_refused(image: str) -> None:
+    assert "is not an image reference" in str(gateway_manifests.image_problem(image))
+
+
 def test_one_replica_is_refused(key_set: dict[str, str]) -> None:
     with pytest.raises(gateway_config.GatewayConfigError, match=r"^replicas: 1 is too few"):
         Gateway("gw", gateway_args(key_set, replicas=1))

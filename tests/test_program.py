@@ -177,6 +177,14 @@ def test_extra_trusted_key_joins_the_trust_store() -> None:
     assert keys.key_id(extra) in run.stack_outputs["key_ids"]
 
 
+def test_gateway_image_setting_runs_both_gateway_containers_on_it() -> None:
+    image = "registry.example.org/mirror/haproxy:3.4.7@sha256:" + "0123456789abcdef" * 4
+    run = run_program(dev_config(gatewayImage=image), stack="dev")
+    deployment = named(run, "dev-acme-gateway-deployment").inputs
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert [c["image"] for c in containers] == [image, image]
+
+
 def test_tenant_endpoint_records_alias_the_gateway_network_load_balancer(
     dev_run: ProgramRun,
 ) -> None:

@@ -30,6 +30,7 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
       opstrace:cortexUrl: http://cortex.cortex.svc.cluster.local:80
       opstrace:lokiUrl: http://loki.loki.svc.cluster.local:3100
       opstrace:gatewayReplicas: 2
+      opstrace:gatewayImage: haproxy:3.4.7@sha256:<digest>  # default haproxy:3.4.7
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.rules import charts, config_maps, keys, names, platform, settings
+from components.rules import (
+    charts,
+    config_maps,
+    gateway_manifests,
+    keys,
+    names,
+    platform,
+    settings,
+)
 from components.rules.gateway_config import GatewaySettings, replicas_problem, upstream_problem
 from components.rules.platform import PlatformConfig
 from components.rules.settings import ConfigError
@@ -62,6 +71,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "cortexUrl": "",
     "lokiUrl": "",
     "gatewayReplicas": 2,
+    "gatewayImage": gateway_manifests.DEFAULT_IMAGE,
     **platform.DEFAULTS,
 }
 """Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
@@ -138,6 +148,8 @@ class InstanceConfig:
     loki_url: str
     """An external logs backend, or "" for the instance's own Loki."""
     gateway_replicas: int
+    gateway_image: str
+    """The stock HAProxy image (2.6 or newer) by version, ideally with its digest."""
     platform: PlatformConfig
 
     @property
@@ -203,6 +215,9 @@ def parse_config(
     replicas = settings.integer(values, "gatewayReplicas")
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
+    image = settings.string(values, "gatewayImage")
+    if problem := gateway_manifests.image_problem(image):
+        raise ConfigError(f"gatewayImage: {problem}")
     tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
     for index, tenant in enumerate(tenants[1:]):
         for service in names.ENDPOINT_SERVICES:
@@ -240,6 +255,7 @@ def parse_config(
         cortex_url=cortex_url,
         loki_url=loki_url,
         gateway_replicas=replicas,
+        gateway_image=image,
         platform=platform_config,
     )
     served = {tenant.name for tenant in tenants}

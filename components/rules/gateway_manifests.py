@@ -13,6 +13,7 @@ readiness gates, `minReadySeconds` and a draining `preStop` keep every request s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -24,6 +25,33 @@ DEFAULT_IMAGE: Final = "haproxy:3.4.7"
 """Stock HAProxy LTS image, pinned to the release the end-to-end tests run (3.4 LTS, fixes
 CVE-2025-11230 and CVE-2025-32464); `tools/haproxy/build.sh` builds the same version.
 Pin its digest too once a registry is reachable (docs/gateway.md says how)."""
+
+_IMAGE_RE: Final = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"  # registry host[:port]/
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?P<tag>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?P<digest>@sha256:[0-9a-f]{64})?$"
+)
+
+
+def image_problem(image: str) -> str | None:
+    """Why `image` is not a pinned image reference, or None.
+
+    A reference without a version (or `latest`) would change under a running instance
+    with the next pull; a digest alone is pinned but says nothing to a reader."""
+    match = _IMAGE_RE.match(image)
+    if not match:
+        return (
+            f"{image!r} is not an image reference: write <repository>:<version>, "
+            "optionally followed by @sha256:<64 hex digits>"
+        )
+    if match["tag"] in (None, ":latest"):
+        return (
+            f"{image!r} does not pin a version: write <repository>:<version> "
+            f"(e.g. {DEFAULT_IMAGE}), optionally followed by @sha256:<digest>"
+        )
+    return None
+
 
 TLS_PORT: Final = int(gateway_config.DEFAULT_LISTEN.rpartition(":")[2])
 PLAIN_PORT: Final = int(gateway_config.DEFAULT_HTTP_LISTEN.rpartition(":")[2])
