@@ -555,6 +555,23 @@ def cli_args(keyset: Path, out: Path, **overrides: str) -> list[str]:
     return ["render", *(part for pair in given.items() for part in pair)]
 
 
+def cli_settings(out: Path) -> GatewaySettings:
+    """The settings `cli_args` stands for, with no listener but the TLS one."""
+    return GatewaySettings(
+        instance="acme",
+        domain="example.com",
+        tenants=("prod", "staging"),
+        cortex_push_url="http://127.0.0.1:9009",
+        cortex_query_url="http://127.0.0.1:9009",
+        loki_push_url="http://127.0.0.1:3100",
+        loki_query_url="http://127.0.0.1:3100",
+        listen="127.0.0.1:8443",
+        http_listen=None,
+        health_listen=None,
+        config_dir=str(out.resolve()),
+    )
+
+
 @pytest.fixture
 def keyset_file(tmp_path: Path) -> Path:
     path = tmp_path / "keyset.json"
@@ -565,22 +582,7 @@ def keyset_file(tmp_path: Path) -> Path:
 def test_cli_writes_exactly_the_rendered_files(tmp_path: Path, keyset_file: Path) -> None:
     out = tmp_path / "out"
     assert cli.main(cli_args(keyset_file, out)) == 0
-    expected = render_gateway_files(
-        GatewaySettings(
-            instance="acme",
-            domain="example.com",
-            tenants=("prod", "staging"),
-            cortex_push_url="http://127.0.0.1:9009",
-            cortex_query_url="http://127.0.0.1:9009",
-            loki_push_url="http://127.0.0.1:3100",
-            loki_query_url="http://127.0.0.1:3100",
-            listen="127.0.0.1:8443",
-            http_listen=None,
-            health_listen=None,
-            config_dir=str(out.resolve()),
-        ),
-        KEYS,
-    )
+    expected = render_gateway_files(cli_settings(out), KEYS)
     assert {p.name: p.read_text() for p in out.iterdir()} == expected
 
 
@@ -603,19 +605,13 @@ def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
     }
     assert cli.main(cli_args(keyset_file, out, **options)) == 0
     expected = render_gateway_files(
-        GatewaySettings(
-            instance="acme",
-            domain="example.com",
-            tenants=("prod", "staging"),
-            cortex_push_url="http://127.0.0.1:9009",
+        dataclasses.replace(
+            cli_settings(out),
             cortex_query_url="http://127.0.0.1:9010",
-            loki_push_url="http://127.0.0.1:3100",
             loki_query_url="http://127.0.0.1:3101",
             metrics_query_prefix="/prometheus",
-            listen="127.0.0.1:8443",
             http_listen="127.0.0.1:8080",
             health_listen="127.0.0.1:8081",
-            config_dir=str(out.resolve()),
             certs_dir="/tls",
         ),
         KEYS,
