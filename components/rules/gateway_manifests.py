@@ -102,14 +102,20 @@ def config_volume(
     """One projected volume: the rendered files, and `certs/<tenant>.pem` (+ `.key`)."""
     sources: list[Manifest] = [{"configMap": {"name": name}} for name in config_map_names]
     for tenant, secret in sorted(certificate_secrets.items()):
-        cert = f"{gateway_config.CERTS_SUBDIR}/{tenant}.pem"
+        directory = gateway_config.CERTS_SUBDIR
         sources.append(
             {
                 "secret": {
                     "name": secret,
                     "items": [
-                        {"key": "tls.crt", "path": cert},
-                        {"key": "tls.key", "path": f"{cert}.key"},
+                        {
+                            "key": "tls.crt",
+                            "path": f"{directory}/{gateway_config.certificate_file_name(tenant)}",
+                        },
+                        {
+                            "key": "tls.key",
+                            "path": f"{directory}/{gateway_config.private_key_file_name(tenant)}",
+                        },
                     ],
                 }
             }
