@@ -14,6 +14,7 @@ from components.rules.names import (
     audience,
     domain_problem,
     endpoint_host,
+    endpoint_hosts,
     hostname_problem,
     instance_dns_name,
     instance_name_problem,
@@ -255,6 +256,13 @@ def test_tenant_endpoints_are_the_https_urls_of_cortex_then_loki() -> None:
         "loki": "https://loki.prod.acme.example.com",
     }
     assert list(endpoints) == ["cortex", "loki"]
+
+
+def test_endpoint_hosts_are_the_cortex_then_loki_hosts_of_the_tenant() -> None:
+    assert endpoint_hosts("prod", "acme", "example.com") == (
+        "cortex.prod.acme.example.com",
+        "loki.prod.acme.example.com",
+    )
 
 
 def test_endpoint_services_are_cortex_and_loki() -> None:

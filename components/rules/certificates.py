@@ -39,10 +39,7 @@ def tenant_certificate(
         },
         "spec": {
             "secretName": certificate_secret(tenant),
-            "dnsNames": [
-                names.endpoint_host(service, tenant, instance, domain)
-                for service in names.ENDPOINT_SERVICES
-            ],
+            "dnsNames": list(names.endpoint_hosts(tenant, instance, domain)),
             "issuerRef": {"kind": "ClusterIssuer", "name": issuer, "group": "cert-manager.io"},
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         },

@@ -418,10 +418,7 @@ def _crt_list(settings: GatewaySettings, tenants: Sequence[str]) -> str:
     ordered = sorted(tenants, key=lambda tenant: (tenant != names.SYSTEM_TENANT, tenant))
     lines = []
     for tenant in ordered:
-        hosts = " ".join(
-            names.endpoint_host(service, tenant, settings.instance, settings.domain)
-            for service in names.ENDPOINT_SERVICES
-        )
+        hosts = " ".join(names.endpoint_hosts(tenant, settings.instance, settings.domain))
         lines.append(f"{settings.certificates_dir}/{certificate_file_name(tenant)} {hosts}\n")
     return "".join(lines)
 

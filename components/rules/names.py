@@ -131,6 +131,11 @@ def endpoint_host(service: str, tenant: str, instance: str, domain: str) -> str:
     return f"{service}.{tenant}.{instance_dns_name(instance, domain)}"
 
 
+def endpoint_hosts(tenant: str, instance: str, domain: str) -> tuple[str, ...]:
+    """Every data API host of a tenant (the names its certificate must carry)."""
+    return tuple(endpoint_host(service, tenant, instance, domain) for service in ENDPOINT_SERVICES)
+
+
 def tenant_endpoints(tenant: str, instance: str, domain: str) -> dict[str, str]:
     """Service name -> `https://` URL of each data API endpoint of a tenant."""
     return {

@@ -134,7 +134,7 @@ class CertificateAuthority:
     def issue(self, tenant: str) -> tuple[str, str]:
         """(certificate PEM, private key PEM) valid for exactly the tenant's two hosts,
         as cert-manager's `tls.crt` and `tls.key`; a new serial number each time."""
-        hosts = [host(service, tenant) for service in names.ENDPOINT_SERVICES]
+        hosts = names.endpoint_hosts(tenant, INSTANCE, DOMAIN)
         certificate, key = self.authority.issue(pki.name(hosts[0]), days=1, dns_names=hosts)
         return pki.certificate_pem(certificate).decode(), pki.private_pem(key).decode()
 
