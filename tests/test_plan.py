@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from pulumi.runtime import rpc
 
 from tests.conftest import OPERATOR_DOMAIN
 from tools import plan
+from tools.offline import ProgramRun
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_STACK = (PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text()
+PROD_STACK = (PROJECT_DIR / "stacks" / "Pulumi.example-prod.yaml").read_text()
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -38,6 +41,9 @@ def stacks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert filled_in != DEV_STACK
     (directory / "Pulumi.dev.yaml").write_text(filled_in)
     (directory / "Pulumi.typo.yaml").write_text(filled_in + "  opstrace:keybits: 4096\n")
+    prod = PROD_STACK.replace("observability.example.com", OPERATOR_DOMAIN)
+    assert prod != PROD_STACK
+    (directory / "Pulumi.prod.yaml").write_text(prod)
     return directory
 
 
@@ -106,6 +112,38 @@ def test_plan_json_token_record_has_its_inputs_and_no_provider(
         "private_key_dir": "",
         "signing_key_file": "",
     }
+
+
+@pytest.mark.parametrize("output", [(), ("--json",)], ids=["tree", "json"])
+def test_plan_is_byte_identical_across_two_runs(stacks_dir: Path, output: tuple[str, ...]) -> None:
+    # The production stack: 3 zones, four tenants, hundreds of registrations that
+    # complete in a different order on every run.
+    first, second = (
+        run_plan("--stack", "prod", "--stacks-dir", str(stacks_dir), *output) for _ in range(2)
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+
+
+def test_plan_order_does_not_depend_on_the_order_registrations_completed(
+    dev_run: ProgramRun,
+) -> None:
+    shuffled = ProgramRun(
+        resources=list(reversed(dev_run.resources)), stack_outputs=dev_run.stack_outputs
+    )
+    as_registered, reversed_order = io.StringIO(), io.StringIO()
+    plan.print_json(dev_run, as_registered)
+    plan.print_json(shuffled, reversed_order)
+    assert as_registered.getvalue() == reversed_order.getvalue()
+
+
+def test_plan_json_lists_parents_before_their_children(
+    records: list[dict[str, object]],
+) -> None:
+    seen: set[object] = {""}
+    for record in records[:-1]:
+        assert record["parent"] in seen, record["name"]
+        seen.add(record["name"])
 
 
 def test_plan_json_ends_quietly_when_the_reader_leaves(stacks_dir: Path) -> None:

@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.rules.config import ConfigError
+from components.rules.errors import OpstraceError
 from tools.offline import UNKNOWN, ProgramRun, Registration, run_program, stack_config
 
 SECRET: Final = "[secret]"
@@ -47,18 +46,28 @@ def redact(value: Any) -> Any:
     return value
 
 
-def print_tree(run: ProgramRun, out: TextIO) -> None:
-    """The resource tree, children indented under their parent, then the stack outputs."""
+def in_plan_order(run: ProgramRun) -> list[tuple[int, Registration]]:
+    """Every resource with its depth, parents first, siblings by (type, name): the same
+    order whatever order the program's registrations happened to complete in (they race),
+    so that two plans of one stack are byte-identical and a diff shows only changes."""
     children: dict[str, list[Registration]] = {}
     for resource in run.resources:
         children.setdefault(resource.parent, []).append(resource)
+    ordered: list[tuple[int, Registration]] = []
 
     def walk(parent: str, depth: int) -> None:
         for resource in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
-            print(f"{'  ' * depth}{resource.type}  {resource.name}", file=out)
+            ordered.append((depth, resource))
             walk(resource.urn, depth + 1)
 
     walk("", 0)
+    return ordered
+
+
+def print_tree(run: ProgramRun, out: TextIO) -> None:
+    """The resource tree, children indented under their parent, then the stack outputs."""
+    for depth, resource in in_plan_order(run):
+        print(f"{'  ' * depth}{resource.type}  {resource.name}", file=out)
     outputs = redact(run.stack_outputs)
     print(f"\n{len(run.resources)} resources", file=out)
     print(f"instance: {outputs.get('instance_dns_name')}", file=out)
@@ -72,10 +81,10 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
 
 
 def print_json(run: ProgramRun, out: TextIO) -> None:
-    """One JSON object per resource (type, name, parent name, inputs), then one for the
-    stack outputs (type `pulumi:pulumi:Stack`), secrets and unknowns marked."""
+    """One JSON object per resource (type, name, parent name, inputs) in plan order, then
+    one for the stack outputs (type `pulumi:pulumi:Stack`), secrets and unknowns marked."""
     names = {r.urn: r.name for r in run.resources}
-    for resource in run.resources:
+    for _, resource in in_plan_order(run):
         record = {
             "type": resource.type,
             "name": resource.name,
@@ -102,8 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = stack_config(options.stack, stacks_dir=options.stacks_dir)
         run = run_program(config, stack=options.stack, tokens="unknown")
-    except (ConfigError, pulumi.RunError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except OpstraceError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     try:
         (print_json if options.json else print_tree)(run, sys.stdout)
