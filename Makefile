@@ -71,9 +71,10 @@ e2e-haproxy: dev-venv
 	  OPSTRACE_HAPROXY="$$binary" $(BIN)/pytest -q tests/e2e || exit 1; \
 	done
 
+## bench: benchmark figures (program scale, tokens, gateway); SMOKE=1: tiny sizes, that it runs
 bench: dev-venv
-	$(BIN)/python -m bench.program_bench
-	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.program_bench $(if $(SMOKE),--smoke)
+	$(BIN)/python -m bench.gateway_bench $(if $(SMOKE),--smoke)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
