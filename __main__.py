@@ -2,7 +2,7 @@
 
 Configuration is read and validated here, once (see `components.rules.config`); the
 components receive typed objects and never read config themselves. A configuration
-mistake ends the program with one line (`pulumi.RunError`), never a traceback, before
+mistake ends the program with one line (`components.bail`), never a traceback, before
 any resource is registered.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.bail import bail
 from components.cluster import Cluster, ClusterArgs
 from components.instance import Instance, InstanceArgs
 from components.rules.config import ConfigError, InstanceConfig, load_config
@@ -74,7 +75,7 @@ def main() -> None:
     try:
         config = load_config(PROJECT_DIR)
     except ConfigError as error:
-        raise pulumi.RunError(str(error)) from None
+        bail(error)
     # A large program spends half its time in Python's collector, scanning thousands of
     # long-lived objects (imported SDKs, resources) that it never frees: keep what
     # exists now out of its way, and collect young objects rarely. At 1,000 tenants

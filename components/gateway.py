@@ -20,6 +20,7 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.bail import reported
 from components.rules import config_maps, gateway_config, gateway_manifests
 from components.rules.charts import Upstreams
 from components.rules.gateway_config import GatewaySettings
@@ -84,14 +85,16 @@ class Gateway(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         files = pulumi.Output.all(args.key_set, args.bindings).apply(
-            lambda values: gateway_config.render_gateway_files(settings, values[0], values[1])
+            reported(
+                lambda values: gateway_config.render_gateway_files(settings, values[0], values[1])
+            )
         )
         split = files.apply(config_maps.gateway_data)
         created = [
             k8s.core.v1.ConfigMap(
                 f"{name}-{role}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
-                data=split.apply(partial(_config_map_data, role)),
+                data=split.apply(reported(partial(_config_map_data, role))),
                 opts=child,
             )
             for role in CONFIG_MAP_ROLES
@@ -140,7 +143,7 @@ class Gateway(pulumi.ComponentResource):
             opts=after,
         )
 
-        self.load_balancer_hostname = service.status.apply(_load_balancer_hostname)
+        self.load_balancer_hostname = service.status.apply(reported(_load_balancer_hostname))
         self.config_checksum = files.apply(gateway_config.config_checksum)
         self.register_outputs(
             {

@@ -22,6 +22,7 @@ from functools import partial
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.bail import reported
 from components.rules import config_maps, keys
 
 
@@ -66,9 +67,11 @@ class TrustStore(pulumi.ComponentResource):
         super().__init__("opstrace:index:TrustStore", name, None, opts)
         pems = pulumi.Output.all(*(key.pem for key in args.keys))
         tenants = [key.tenant for key in args.keys]
-        self.key_set = pems.apply(lambda values: keys.key_set(list(values)))
+        # Keys read from signing key files are known only once minted: their rules are
+        # checked here, and a broken one ends the update in one line (components.bail).
+        self.key_set = pems.apply(reported(lambda values: keys.key_set(list(values))))
         self.bindings = pems.apply(
-            lambda values: keys.key_bindings(zip(values, tenants, strict=True))
+            reported(lambda values: keys.key_bindings(zip(values, tenants, strict=True)))
         )
         documents = self.key_set.apply(config_maps.trust_store_data)
         labels = {"app.kubernetes.io/part-of": "opstrace", "opstrace.io/role": "trust-store"}
@@ -78,7 +81,7 @@ class TrustStore(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=object_name, namespace=args.namespace, labels=labels
                 ),
-                data=documents.apply(partial(_document, object_name)),
+                data=documents.apply(reported(partial(_document, object_name))),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for role, object_name in (

@@ -20,7 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.rules import keys
 from components.rules.config import ConfigError, config_of_stack
-from tools.offline import PROJECT_DIR, cli_config, stack_config
+from tools.offline import (
+    PROJECT_DIR,
+    ProgramFailed,
+    ProgramRun,
+    cli_config,
+    run_program,
+    stack_config,
+)
 
 BASE = {
     "aws:region": "eu-central-1",
@@ -224,6 +231,14 @@ def broken_stacks(project: str) -> list[Broken]:
             f"tenants[0].exportKeysTo: 'a-file/keys' ({project}/a-file/keys): {project}/a-file "
             "is a file, not a directory: choose a directory you can write to, or fix its "
             "permissions",
+        ),
+        Broken(
+            "export_where_nothing_can_be_created",
+            # Root passes every permission check: the directory is tried, not inferred.
+            stack(tenants=[{"name": "ci", "exportKeysTo": "/proc/opstrace-keys"}]),
+            "tenants[0].exportKeysTo: '/proc/opstrace-keys' (/proc/opstrace-keys) cannot be "
+            "created in /proc: refused (no such file or directory): choose a directory you can "
+            "write to, or fix its permissions",
         ),
         Broken(
             "export_not_a_path",
@@ -554,6 +569,30 @@ def refusal(project: Path, text: str) -> str:
     return str(raised.value)
 
 
+def key_file_stacks(project: Path) -> list[Broken]:
+    """Mistakes that only the token provider's check sees (a keypair file is read only
+    when a token must be minted): refused by the preview, in the engine's words."""
+    (project / "public.pem").write_text(RSA_PEM)
+    token = "pulumi-python:dynamic/opstrace:TenantToken resource 'acme-tenant-ci-token-default'"
+    fix = "a new token needs this keypair file; put it there, or remove signingKeyFile to mint "
+    return [
+        Broken(
+            "signing_key_file_missing",
+            stack(tenants=[{"name": "ci", "signingKeyFile": f"{project}/missing.pem"}]),
+            f"{token}: property signing_key_file value {{{project}/missing.pem}} has a problem: "
+            f"{project}/missing.pem: cannot read keypair file: No such file or directory: "
+            f"{fix}with a new key",
+        ),
+        Broken(
+            "signing_key_file_a_public_key",
+            stack(tenants=[{"name": "ci", "signingKeyFile": f"{project}/public.pem"}]),
+            f"{token}: property signing_key_file value {{{project}/public.pem}} has a problem: "
+            f"{project}/public.pem: not an unencrypted PEM private key (expected a keypair file "
+            f"as written by ta-create-keypair): {fix}with a new key",
+        ),
+    ]
+
+
 def test_the_table_has_at_least_forty_distinct_mistakes() -> None:
     assert len(ROWS) >= 40
     assert len({row.name for row in ROWS}) == len(ROWS)
@@ -565,3 +604,14 @@ def test_broken_stack_is_refused_with_exactly_one_line(project: Path, index: int
     message = refusal(project, row.text)
     assert message == row.message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["signing_key_file_missing", "signing_key_file_a_public_key"])
+def test_key_file_mistake_ends_the_preview_with_exactly_one_line(project: Path, name: str) -> None:
+    (row,) = [row for row in key_file_stacks(project) if row.name == name]
+    (project / "stacks" / "Pulumi.broken.yaml").write_text(row.text)
+    record = ProgramRun()
+    with pytest.raises(ProgramFailed) as raised:
+        run_program(stack_config("broken", project), tokens="unknown", record=record)
+    assert str(raised.value) == row.message
+    assert "\n" not in row.message

@@ -11,7 +11,6 @@ from typing import Any
 
 import jwt
 import kubernetes_validate
-import pulumi
 import pytest
 import yaml
 from pulumi.runtime import rpc
@@ -22,7 +21,7 @@ from components.rules.config_maps import JWKS_FILE
 from components.rules.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
-from tools.offline import TOKEN_TYPE, ProgramRun, Registration, run_program
+from tools.offline import TOKEN_TYPE, ProgramFailed, ProgramRun, Registration, run_program
 
 TENANTS = ("system", "prod", "staging")
 
@@ -295,11 +294,41 @@ def test_existing_cluster_is_checked_not_changed() -> None:
 
 def test_invalid_config_stops_the_program_with_one_line_before_any_registration() -> None:
     record = ProgramRun()
-    with pytest.raises(pulumi.RunError) as raised:
+    with pytest.raises(ProgramFailed) as raised:
         run_program(dev_config(tenants=["Prod"]), stack="dev", record=record)
     assert str(raised.value).startswith("tenants[0]: 'Prod' is not a valid tenant name")
     assert "\n" not in str(raised.value)
     assert record.resources == []
+
+
+def test_invalid_config_is_reported_as_the_updates_one_error_and_the_program_bails() -> None:
+    # Exit code 32 tells the language host that the operator has seen the error: the
+    # CLI adds no "Program exited with non-zero exit code" line (tests/engine checks).
+    record = ProgramRun()
+    with pytest.raises(ProgramFailed):
+        run_program(dev_config(tenants=["Prod"]), stack="dev", record=record)
+    errors = [text for level, text in record.messages if level == "error"]
+    assert len(errors) == 1
+    assert errors[0].startswith("tenants[0]: 'Prod' is not a valid tenant name")
+
+
+def test_a_key_shared_by_two_tenants_ends_the_update_with_one_line(tmp_path: Path) -> None:
+    # Two copies of one keypair file: the same key would sign for two tenants. Only
+    # minting reads the files, so the rule is checked on the minted keys.
+    pem = keys.private_key_pem(keys.generate_private_key(2048))
+    for name in ("a.pem", "b.pem"):
+        (tmp_path / name).write_bytes(pem)
+    tenants = [
+        {"name": "prod", "signingKeyFile": str(tmp_path / "a.pem")},
+        {"name": "staging", "signingKeyFile": str(tmp_path / "b.pem")},
+    ]
+    with pytest.raises(ProgramFailed) as raised:
+        run_program(dev_config(tenants=tenants), stack="dev", tokens="minted")
+    kid = keys.key_id(keys.public_key_pem(keys.load_private_key_file(tmp_path / "a.pem")))
+    assert str(raised.value) == (
+        f"key {kid} is bound to tenants 'prod' and 'staging': a key signs for one tenant, "
+        "or (in trustedKeys without a tenant) for all"
+    )
 
 
 def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() -> None:

@@ -34,7 +34,9 @@ from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from components import bail
 from components.rules.config import ConfigError, project_key
+from components.rules.errors import OpstraceError
 from components.rules.keys import key_id, stand_in_public_key
 from components.tokens import TokenProvider
 
@@ -43,6 +45,7 @@ PROJECT: Final = "opstrace"
 TOKEN_TYPE: Final = "pulumi-python:dynamic/opstrace:TenantToken"
 NAME_LOCK_TYPE: Final = "pulumi-python:dynamic/opstrace:NameLock"
 PLACEHOLDER_TOKEN: Final = "<minted by the token provider at deploy time>"
+TOKEN_OUTPUTS: Final = ("token", "key_id", "public_key_pem")
 
 Tokens = Literal["unknown", "stand-in", "minted"]
 UNKNOWN: Final = rpc.UNKNOWN
@@ -82,6 +85,8 @@ class ProgramRun:
     """Stack outputs; secrets are `rpc.wrap_rpc_secret` wrapped."""
     messages: list[tuple[str, str]] = field(default_factory=list)
     """(level, text) of every message the program logged, as the CLI would show them."""
+    check_failures: list[str] = field(default_factory=list)
+    """What the engine would report of each resource whose provider's check failed."""
 
     def by_urn(self) -> dict[str, Registration]:
         return {r.urn: r for r in self.resources}
@@ -129,10 +134,16 @@ AWS_CALLS: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
 """Answers of the data sources the program reads."""
 
 
+class ProgramFailed(OpstraceError):
+    """Raised when the program ended as it does under the CLI after showing an error (a
+    broken rule, or a provider's check failure): the message is what the CLI shows."""
+
+
 class OfflineMocks(pulumi_mocks.Mocks):
     """Realistic outputs for the resource types the program uses (see `Tokens`)."""
 
-    def __init__(self, tokens: Tokens = "stand-in") -> None:
+    def __init__(self, tokens: Tokens = "stand-in", run: ProgramRun | None = None) -> None:
+        self.run = ProgramRun() if run is None else run
         self.tokens = tokens
         self._provider = TokenProvider()
 
@@ -176,13 +187,20 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def _token(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         checked = self._provider.check({}, {k: v for k, v in inputs.items() if v is not None})
         if checked.failures:
-            raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in checked.failures))
+            # As the engine: each failure reported in its words, the update then ends
+            # (run_components); what depends on the token sees unknowns meanwhile.
+            self.run.check_failures.extend(
+                f"{TOKEN_TYPE} resource '{name}': property {f.property} value "
+                f"{{{inputs.get(f.property)}}} has a problem: {f.reason}"
+                for f in checked.failures
+            )
+            outputs = dict.fromkeys((*TOKEN_OUTPUTS, "issued_at", "expires_at"), UNKNOWN)
+            return f"{name}-id", {**checked.inputs, **outputs}
         if self.tokens == "minted":
             created = self._provider.create(checked.inputs)
             return created.id, dict(created.outs or {})
         if self.tokens == "unknown":
-            outputs = dict.fromkeys(("token", "key_id", "public_key_pem"), UNKNOWN)
-            outputs.update(issued_at=UNKNOWN, expires_at=UNKNOWN)
+            outputs = dict.fromkeys((*TOKEN_OUTPUTS, "issued_at", "expires_at"), UNKNOWN)
             return f"{name}-id", {**checked.inputs, **outputs}
         # A new key whenever an input baked into the token changes, as minting would.
         baked = {k: v for k, v in checked.inputs.items() if k != "private_key_dir"}
@@ -366,9 +384,12 @@ def run_components(
     tokens: Tokens = "stand-in",
     record: ProgramRun | None = None,
 ) -> ProgramRun:
-    """Run `program` in a fresh root stack; return once every registration settled."""
+    """Run `program` in a fresh root stack; return once every registration settled.
+
+    ProgramFailed when the program ends as it ends under the CLI after an error: it
+    bailed (`components.bail`), or a provider's check failed."""
     run = ProgramRun() if record is None else record
-    mocks = OfflineMocks(tokens)
+    mocks = OfflineMocks(tokens, run)
     pulumi_mocks.set_mocks(
         mocks,
         project=PROJECT,
@@ -386,9 +407,19 @@ def run_components(
 
     try:
         _sync_await(run_in_stack(body))
+    except SystemExit as exit_:
+        if exit_.code != bail.EXIT_CODE:
+            raise
+        raise ProgramFailed(_errors(run)) from None
     finally:
         _cancel_leftovers()
+    if run.check_failures:
+        raise ProgramFailed("\n".join(run.check_failures))
     return run
+
+
+def _errors(run: ProgramRun) -> str:
+    return "\n".join(text for level, text in run.messages if level == "error")
 
 
 def _recording_logger(run: ProgramRun) -> logging.Logger:

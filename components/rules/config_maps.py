@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from components.rules import gateway_config, keys
+from components.rules.errors import OpstraceError
 
 CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
 """Kubernetes refuses a ConfigMap whose keys and values exceed 1 MiB together."""
@@ -28,7 +29,7 @@ GATEWAY_KEYS_PREFIX: Final = "key-"
 """Gateway files with this prefix are key files and go to the gateway's keys ConfigMap."""
 
 
-class CapacityError(ValueError):
+class CapacityError(OpstraceError):
     """Raised when keys do not fit the ConfigMaps that must hold them."""
 
 

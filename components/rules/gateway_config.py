@@ -40,6 +40,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from components.rules import data_token, keys, names, routes
+from components.rules.errors import OpstraceError
 
 HAPROXY_CONFIG: Final = "haproxy.cfg"
 HOSTS_MAP: Final = "hosts.map"
@@ -145,7 +146,7 @@ def replicas_problem(replicas: int) -> str | None:
     return None
 
 
-class GatewayConfigError(ValueError):
+class GatewayConfigError(OpstraceError):
     """Raised when gateway settings or keys cannot make a safe gateway configuration."""
 
 

@@ -10,12 +10,15 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from components.rules.errors import OpstraceError
 
 MIN_KEY_BITS: Final = 2048
 ALLOWED_KEY_BITS: Final = (2048, 3072, 4096)
@@ -25,7 +28,7 @@ KEYSET_ENV_NAME: Final = "API_AUTHTOKEN_VERIFICATION_PUBKEY_SET"
 """Where Opstrace's API proxies read the key set; also our ConfigMap key."""
 
 
-class KeyMaterialError(ValueError):
+class KeyMaterialError(OpstraceError):
     """Raised when key material is not an RSA key this project can trust or use."""
 
 
@@ -33,7 +36,7 @@ class PrivateKeyMaterialError(KeyMaterialError):
     """Raised when private key material appears where only public keys belong."""
 
 
-class KeySetError(ValueError):
+class KeySetError(OpstraceError):
     """Raised when a key set document is empty, malformed or has a wrong key ID."""
 
 
@@ -135,7 +138,13 @@ def write_keypair_file(path: Path, private_key: rsa.RSAPrivateKey) -> None:
 
 
 def directory_problem(path: Path) -> str | None:
-    """Why private keys cannot be written into directory `path` (made if missing), or None."""
+    """Why private keys cannot be written into directory `path` (made if missing), or None.
+
+    Tried, not inferred from permission bits (root passes every `os.access` check, and
+    /proc or a read-only mount refuse writes whatever the bits say): a file is made and
+    removed in `path` if it exists, else a directory in its nearest existing ancestor,
+    which is what the export then does. Nothing is left behind.
+    """
     existing = path
     while not existing.exists():
         if existing.parent == existing:
@@ -143,9 +152,16 @@ def directory_problem(path: Path) -> str | None:
         existing = existing.parent
     if not existing.is_dir():
         return f"({path}): {existing} is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        if existing == path:
+            handle, probe = tempfile.mkstemp(dir=existing, prefix=".opstrace-probe-")
+            os.close(handle)
+            os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".opstrace-probe-"))
+    except OSError as error:
         verb = "cannot be written" if existing == path else f"cannot be created in {existing}"
-        return f"({path}) {verb}: permission denied"
+        return f"({path}) {verb}: refused ({(error.strerror or 'no reason given').lower()})"
     return None
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from components.rules.errors import OpstraceError
 
-class ConfigError(ValueError):
+
+class ConfigError(OpstraceError):
     """Raised when the stack configuration breaks a rule; the message names the field."""
 
 
