@@ -26,21 +26,29 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 venv: $(BIN)/.runtime
 dev-venv: $(BIN)/.dev
 
-# The Pulumi CLI on PATH, else the one `make engine` built.
-PULUMI ?= $(or $(shell command -v pulumi),$(wildcard $(CURDIR)/.engine/bin/pulumi))
+# The Pulumi CLI on PATH, else the one `make engine` builds (see `up`).
+ENGINE_PULUMI := $(CURDIR)/.engine/bin/pulumi
+K8S_PLUGIN_VERSION := 4.25.0
 
-## up: create or update the instance of stack $(STACK) with `pulumi up`
-up:
-	@test -n "$(PULUMI)" || { \
-	  echo "error: the Pulumi CLI is not installed (see https://www.pulumi.com/docs/install/,"; \
-	  echo "or build one here with: make engine)."; \
-	  echo "Without it you can still review what would be created, offline:"; \
-	  echo "    make plan STACK=$(STACK)"; \
-	  exit 1; }
-	$(MAKE) --no-print-directory venv
-	mkdir -p .pulumi-state
-	$(PULUMI) stack select --create --secrets-provider passphrase $(STACK)
-	$(PULUMI) up --stack $(STACK)
+## up: create or update the instance of stack $(STACK) with `pulumi up`. First checks,
+## creating nothing, what the stack needs (tools/preflight.py: settings, AWS
+## credentials), then builds the Pulumi CLI from Go modules if none is installed.
+up: venv
+	@$(BIN)/python -m tools.preflight --stack $(STACK)
+	@if ! command -v pulumi >/dev/null && [ ! -x "$(ENGINE_PULUMI)" ]; then \
+	  echo "note: no Pulumi CLI installed: building one from Go modules (make engine; the"; \
+	  echo "first build takes about 30 minutes on 2 cores, later ones seconds)"; \
+	  $(MAKE) --no-print-directory engine; \
+	fi
+	@pulumi=$$(command -v pulumi || echo "$(ENGINE_PULUMI)"); \
+	if [ "$$pulumi" = "$(ENGINE_PULUMI)" ] && \
+	  ! "$$pulumi" plugin ls 2>/dev/null | grep -q "^kubernetes .*$(K8S_PLUGIN_VERSION)"; then \
+	  "$$pulumi" plugin install resource kubernetes v$(K8S_PLUGIN_VERSION) \
+	    --file "$(CURDIR)/.engine/bin/pulumi-resource-kubernetes"; \
+	fi; \
+	mkdir -p .pulumi-state && \
+	"$$pulumi" stack select --create --secrets-provider passphrase $(STACK) && \
+	"$$pulumi" up --stack $(STACK)
 
 ## plan: what `pulumi up` would register for stack $(STACK), offline (no CLI, no cloud)
 plan: venv

@@ -157,6 +157,15 @@ class InstanceConfig:
         return tuple(t for t in self.tenants if t.name != names.SYSTEM_TENANT)
 
     @property
+    def needs_aws(self) -> bool:
+        """Whether `pulumi up` makes AWS resources (and so needs AWS credentials)."""
+        return platform.needs_aws(
+            self.platform.cluster,
+            route53=self.dns == "route53",
+            external_backends=bool(self.cortex_url and self.loki_url),
+        )
+
+    @property
     def upstreams(self) -> charts.Upstreams:
         """Where the gateway sends pushes and queries: own backends or external ones."""
         return charts.upstreams(self.platform.size, self.cortex_url, self.loki_url)

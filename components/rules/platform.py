@@ -185,6 +185,12 @@ class PlatformConfig:
         return self.cluster == "eks"
 
 
+def needs_aws(cluster: str, *, route53: bool, external_backends: bool) -> bool:
+    """Whether the program makes AWS resources: the cluster, the zone, or the buckets of
+    its own backends (and so needs `aws:region` and AWS credentials)."""
+    return cluster == "eks" or route53 or not external_backends
+
+
 def parse_platform(
     values: Mapping[str, Any],
     *,
@@ -248,7 +254,7 @@ def parse_platform(
             "Mimir or Loki (cortexUrl or lokiUrl unset): name the EKS cluster, whose OIDC "
             "provider lets them reach their S3 buckets; or set both URLs to external backends"
         )
-    if (cluster == "eks" or route53 or not external_backends) and not aws_region:
+    if needs_aws(cluster, route53=route53, external_backends=external_backends) and not aws_region:
         reason = "cluster eks" if cluster == "eks" else "AWS resources (DNS or buckets)"
         raise ConfigError(
             f"aws:region: required for {reason}: set it with "
