@@ -28,7 +28,6 @@ dev-venv: $(BIN)/.dev
 
 # The Pulumi CLI on PATH, else the one `make engine` builds (see `up`).
 ENGINE_PULUMI := $(CURDIR)/.engine/bin/pulumi
-K8S_PLUGIN_VERSION := 4.25.0
 
 ## up: create or update the instance of stack $(STACK) with `pulumi up`. First checks,
 ## creating nothing, what the stack needs (tools/preflight.py: settings, AWS
@@ -41,9 +40,10 @@ up: venv
 	  $(MAKE) --no-print-directory engine; \
 	fi
 	@pulumi=$$(command -v pulumi || echo "$(ENGINE_PULUMI)"); \
+	version=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pulumi-kubernetes"))'); \
 	if [ "$$pulumi" = "$(ENGINE_PULUMI)" ] && \
-	  ! "$$pulumi" plugin ls 2>/dev/null | grep -q "^kubernetes .*$(K8S_PLUGIN_VERSION)"; then \
-	  "$$pulumi" plugin install resource kubernetes v$(K8S_PLUGIN_VERSION) \
+	  ! "$$pulumi" plugin ls 2>/dev/null | grep -q "^kubernetes .*$$version"; then \
+	  "$$pulumi" plugin install resource kubernetes "v$$version" \
 	    --file "$(CURDIR)/.engine/bin/pulumi-resource-kubernetes"; \
 	fi; \
 	mkdir -p .pulumi-state && \

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.bail import bail
+from components.bail import bail, quietly_after_the_engine_stops
 from components.cluster import Cluster, ClusterArgs
 from components.instance import Instance, InstanceArgs
 from components.rules.config import ConfigError, InstanceConfig, load_config
@@ -72,6 +72,7 @@ def build(config: InstanceConfig) -> Instance:
 
 
 def main() -> None:
+    quietly_after_the_engine_stops()
     try:
         config = load_config(PROJECT_DIR)
     except ConfigError as error:

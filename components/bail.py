@@ -15,7 +15,9 @@ import functools
 from collections.abc import Callable
 from typing import Final, NoReturn, ParamSpec, TypeVar
 
+import grpc
 import pulumi
+from pulumi.runtime import settings
 
 from components.rules.errors import OpstraceError
 
@@ -24,6 +26,9 @@ EXIT_CODE: Final = 32
 the operator an actionable error already (the SDK's
 PYTHON_PROCESS_EXITED_AFTER_SHOWING_USER_ACTIONABLE_MESSAGE_CODE): the host bails
 without a message of its own."""
+
+_MONITOR_GONE: Final = grpc.StatusCode.UNAVAILABLE
+"""How the engine's resource monitor answers once the engine has stopped the update."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,3 +56,26 @@ def reported(function: Callable[P, R]) -> Callable[P, R]:
             bail(error)
 
     return call
+
+
+def quietly_after_the_engine_stops() -> None:
+    """Once the engine stops an update (a provider's check failed: an unreadable
+    signingKeyFile, say), it has shown why, attached to that resource, and shuts its
+    resource monitor down. The SDK would then raise `RunError("Resource monitor has
+    terminated, shutting down")` from every registration still in flight, which the
+    exec shim reports as a second error of the stack: exit with the bail code instead,
+    so that the operator reads the one line that says what to fix.
+
+    The SDK turns every failed monitor call into an exception in
+    `settings.grpc_error_to_exception` (pulumi 3.272, which requirements.txt pins);
+    this wraps that function for the monitor's "unavailable" only. The engine tests
+    check the whole output, so an SDK that moves it is noticed.
+    """
+    original = settings.grpc_error_to_exception
+
+    def exception_for(error: grpc.RpcError) -> Exception:
+        if error.code() == _MONITOR_GONE:  # type: ignore[attr-defined]
+            raise SystemExit(EXIT_CODE)
+        return original(error)
+
+    settings.grpc_error_to_exception = exception_for

@@ -2,9 +2,12 @@
 
 `Workspace` runs `pulumi` from `.engine/bin` in a project folder with everything
 isolated in temporary folders: PULUMI_HOME, a file backend, passphrase secrets, no
-plugin downloads, no update check, no prompts. The engine finds its language host, the
-dynamic provider shim and the Kubernetes provider on PATH (`.engine/bin` first); a
-program's Python is the checkout's `.venv` (Pulumi.yaml `runtime.options.virtualenv`).
+plugin downloads, no update check, no prompts. The engine finds its language host and
+the dynamic provider shim beside the `pulumi` binary (as a release bundles them), and
+the Kubernetes provider in its plugin cache, installed there with `pulumi plugin install
+--file` as an operator's CLI downloads it: nothing from PATH (the CLI would warn "using
+pulumi-resource-kubernetes from $PATH" on every run). A program's Python is the
+checkout's `.venv` (Pulumi.yaml `runtime.options.virtualenv`).
 
 `require_tools` skips a test when a tool is missing, or fails it when
 OPSTRACE_REQUIRE_TOOLS=1 (CI), so that CI never passes by skipping.
@@ -12,6 +15,7 @@ OPSTRACE_REQUIRE_TOOLS=1 (CI), so that CI never passes by skipping.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -29,6 +33,8 @@ ENGINE_BIN: Final = ROOT / ".engine" / "bin"
 VENV: Final = ROOT / ".venv"
 PASSPHRASE: Final = "engine-tests-passphrase"
 COMMAND_TIMEOUT: Final = 900.0
+KUBERNETES_PROVIDER_VERSION: Final = importlib.metadata.version("pulumi-kubernetes")
+"""The provider release the program's SDK asks the engine for (engine/build.sh builds it)."""
 
 PULUMI_TOOLS: Final = (
     "pulumi",
@@ -73,6 +79,7 @@ def engine_env(home: Path, backend: Path) -> dict[str, str]:
             "PULUMI_BACKEND_URL": f"file://{backend}",
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_SKIP_CONFIRMATIONS": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
@@ -96,6 +103,15 @@ class Workspace:
         for folder in (self.project_dir, self.home, self.backend):
             folder.mkdir(parents=True, exist_ok=True)
         self.env = engine_env(self.home, self.backend)
+        self.run(
+            "plugin",
+            "install",
+            "resource",
+            "kubernetes",
+            f"v{KUBERNETES_PROVIDER_VERSION}",
+            "--file",
+            str(ENGINE_BIN / "pulumi-resource-kubernetes"),
+        )
 
     def run(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT

@@ -275,6 +275,11 @@ def test_renaming_the_instance_is_refused_at_preview_and_changes_nothing(
     assert instance.state() == state
 
 
+def diagnostics(output: str) -> str:
+    """The CLI's "Diagnostics:" summary of a command's output: every error and warning."""
+    return output.split("\nDiagnostics:\n", 1)[1].split("\nResources:\n", 1)[0].strip("\n")
+
+
 def test_a_config_typo_fails_with_one_line_and_no_traceback(instance: Instance) -> None:
     instance.pulumi("config", "set", "opstrace:keybits", "4096")
     result = instance.pulumi("preview", check=False)
@@ -282,11 +287,34 @@ def test_a_config_typo_fails_with_one_line_and_no_traceback(instance: Instance) 
     output = result.stdout + result.stderr
     assert result.returncode != 0
     message = "unknown setting 'opstrace:keybits'; did you mean 'opstrace:keyBits'?"
-    # Shown where the CLI shows diagnostics: on the stack's progress line and, once, in
-    # the summary; never with more than that line.
-    lines = [line.strip() for line in output.splitlines() if message in line]
-    assert f"error: {message}" in lines
-    assert all(line.endswith(f"error: {message}") for line in lines)
+    # The one line, on the stack: no "Program exited with non-zero exit code" after it
+    # (the program bails with the SDK's code), no plugin warning before it.
+    assert diagnostics(output) == f"  pulumi:pulumi:Stack (opstrace-{STACK}):\n    error: {message}"
+    assert "warning" not in output
+    assert "Traceback" not in output
+
+
+def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
+    instance: Instance,
+) -> None:
+    config = instance.config()
+    missing = instance.keys_dir / "missing.pem"
+    tenant = {"name": "legacy", "signingKeyFile": str(missing)}
+    instance.write_config({**config, "opstrace:tenants": [*config["opstrace:tenants"], tenant]})
+    result = instance.pulumi("preview", check=False)
+    instance.write_config(config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    token = f"{STACK}-tenant-legacy-token-default"
+    # Only the provider's refusal: not the SDK's "Resource monitor has terminated"
+    # from the registrations the engine cut short (components.bail).
+    assert diagnostics(output) == (
+        f"  pulumi-python:dynamic/opstrace:TenantToken ({token}):\n"
+        f"    error: pulumi-python:dynamic/opstrace:TenantToken resource '{token}': property "
+        f"signing_key_file value {{{missing}}} has a problem: {missing}: cannot read keypair "
+        "file: No such file or directory: a new token needs this keypair file; put it there, "
+        "or remove signingKeyFile to mint with a new key"
+    )
     assert "Traceback" not in output
 
 
