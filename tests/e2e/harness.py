@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import dataclasses
 import functools
 import hashlib
 import http.client
@@ -721,7 +722,7 @@ def gateway_settings(
     metrics_query_prefix: str = "",
 ) -> GatewaySettings:
     """The pod's settings, with listeners on free loopback ports and files in `directory`."""
-    return GatewaySettings(
+    settings = GatewaySettings(
         instance=INSTANCE,
         domain=DOMAIN,
         tenants=tenants,
@@ -730,6 +731,14 @@ def gateway_settings(
         loki_push_url=upstreams["loki_push"],
         loki_query_url=upstreams["loki_query"],
         metrics_query_prefix=metrics_query_prefix,
+    )
+    return on_loopback(settings, directory)
+
+
+def on_loopback(settings: GatewaySettings, directory: Path) -> GatewaySettings:
+    """`settings` with the pod's listeners moved to free loopback ports, files in `directory`."""
+    return dataclasses.replace(
+        settings,
         listen=f"127.0.0.1:{free_port()}",
         http_listen=f"127.0.0.1:{free_port()}",
         health_listen=f"127.0.0.1:{free_port()}",
@@ -750,7 +759,22 @@ def running_gateway(
 ) -> Iterator[Gateway]:
     """A started gateway in `directory`; stopped (and waited for) on exit."""
     settings = gateway_settings(directory, upstreams, tenants, metrics_query_prefix)
-    gateway = Gateway(directory, settings, certificate_files(gateway_ca(), tenants), quiet=quiet)
+    with started_gateway(settings, trusted, bindings=bindings, quiet=quiet) as gateway:
+        yield gateway
+
+
+@contextmanager
+def started_gateway(
+    settings: GatewaySettings,
+    trusted: Mapping[str, str],
+    *,
+    bindings: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> Iterator[Gateway]:
+    """A gateway started with `settings` (files in its `config_dir`), with certificates of
+    the test CA; stopped (and waited for) on exit."""
+    certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
+    gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
     gateway.render(trusted, bindings)
     try:
         gateway.start()
