@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -23,23 +21,11 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.e2e.harness import PROMETHEUS, free_port, wait_until
+from tests.e2e.harness import PROMETHEUS, find_tool, free_port, wait_until
 
 CORTEX_ENV: Final = "OPSTRACE_CORTEX"
 """Names the cortex binary to test (the last line `make cortex` prints)."""
-
-
-def _find_cortex() -> str | None:
-    """$OPSTRACE_CORTEX when set (it must exist), else cortex on PATH."""
-    chosen = os.environ.get(CORTEX_ENV)
-    if chosen:
-        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
-            raise RuntimeError(f"{CORTEX_ENV}={chosen!r} is not an executable file")
-        return chosen
-    return shutil.which("cortex")
-
-
-CORTEX: Final = _find_cortex()
+CORTEX: Final = find_tool(CORTEX_ENV, "cortex")
 NEEDS_CORTEX: Final = pytest.mark.skipif(
     CORTEX is None,
     reason=f"cortex is not built (`make cortex` prints its path: set {CORTEX_ENV} to it)",

@@ -59,17 +59,18 @@ HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
 """Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
 
 
-def _find_haproxy() -> str | None:
-    """$OPSTRACE_HAPROXY when set (it must exist), else haproxy on PATH or in /usr/sbin."""
-    chosen = os.environ.get(HAPROXY_ENV)
+def find_tool(env: str, name: str, directory: str | None = None) -> str | None:
+    """$`env` when set (it must be an executable file), else `name` on PATH or in
+    `directory`."""
+    chosen = os.environ.get(env)
     if chosen:
         if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
-            raise RuntimeError(f"{HAPROXY_ENV}={chosen!r} is not an executable file")
+            raise RuntimeError(f"{env}={chosen!r} is not an executable file")
         return chosen
-    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    return shutil.which(name) or (directory and shutil.which(name, path=directory)) or None
 
 
-HAPROXY: Final = _find_haproxy()
+HAPROXY: Final = find_tool(HAPROXY_ENV, "haproxy", "/usr/sbin")
 PROMETHEUS: Final = shutil.which("prometheus")
 CURL: Final = shutil.which("curl")
 NEEDS_HAPROXY: Final = pytest.mark.skipif(
