@@ -71,6 +71,12 @@ unit:
 haproxy:
 	bash tools/haproxy/build.sh
 
+## cortex: Cortex (Apache-2.0) from Go modules, for the end-to-end test of the metrics data
+## path; cached outside the checkout; prints the binary's path (set OPSTRACE_CORTEX to it)
+.PHONY: cortex
+cortex:
+	bash tools/cortex/build.sh
+
 ## e2e-haproxy: the end-to-end tests against Debian's haproxy and against the pinned LTS
 e2e-haproxy: dev-venv
 	@lts="$$(bash tools/haproxy/build.sh | tail -n 1)"; \

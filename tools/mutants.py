@@ -321,6 +321,20 @@ MUTANTS: Final = (
         "",
         (PROGRAM_TESTS,),
     ),
+    Mutant(
+        "metrics_queries_sent_to_the_distributor",
+        "components/rules/charts.py",
+        "            cortex_query_url=self.cortex_query,\n",
+        "            cortex_query_url=self.cortex_push,\n",
+        ("tests/e2e/test_gateway_cortex.py",),
+    ),
+    Mutant(
+        "gateway_settings_lose_the_metrics_query_prefix",
+        "components/rules/charts.py",
+        "            metrics_query_prefix=self.metrics_query_prefix,\n",
+        "",
+        ("tests/e2e/test_gateway_cortex.py",),
+    ),
 )
 
 

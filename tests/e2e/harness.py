@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import dataclasses
 import functools
 import hashlib
 import http.client
@@ -58,17 +59,18 @@ HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
 """Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
 
 
-def _find_haproxy() -> str | None:
-    """$OPSTRACE_HAPROXY when set (it must exist), else haproxy on PATH or in /usr/sbin."""
-    chosen = os.environ.get(HAPROXY_ENV)
+def find_tool(env: str, name: str, directory: str | None = None) -> str | None:
+    """$`env` when set (it must be an executable file), else `name` on PATH or in
+    `directory`."""
+    chosen = os.environ.get(env)
     if chosen:
         if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
-            raise RuntimeError(f"{HAPROXY_ENV}={chosen!r} is not an executable file")
+            raise RuntimeError(f"{env}={chosen!r} is not an executable file")
         return chosen
-    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    return shutil.which(name) or (directory and shutil.which(name, path=directory)) or None
 
 
-HAPROXY: Final = _find_haproxy()
+HAPROXY: Final = find_tool(HAPROXY_ENV, "haproxy", "/usr/sbin")
 PROMETHEUS: Final = shutil.which("prometheus")
 CURL: Final = shutil.which("curl")
 NEEDS_HAPROXY: Final = pytest.mark.skipif(
@@ -721,7 +723,7 @@ def gateway_settings(
     metrics_query_prefix: str = "",
 ) -> GatewaySettings:
     """The pod's settings, with listeners on free loopback ports and files in `directory`."""
-    return GatewaySettings(
+    settings = GatewaySettings(
         instance=INSTANCE,
         domain=DOMAIN,
         tenants=tenants,
@@ -730,6 +732,14 @@ def gateway_settings(
         loki_push_url=upstreams["loki_push"],
         loki_query_url=upstreams["loki_query"],
         metrics_query_prefix=metrics_query_prefix,
+    )
+    return on_loopback(settings, directory)
+
+
+def on_loopback(settings: GatewaySettings, directory: Path) -> GatewaySettings:
+    """`settings` with the pod's listeners moved to free loopback ports, files in `directory`."""
+    return dataclasses.replace(
+        settings,
         listen=f"127.0.0.1:{free_port()}",
         http_listen=f"127.0.0.1:{free_port()}",
         health_listen=f"127.0.0.1:{free_port()}",
@@ -750,7 +760,22 @@ def running_gateway(
 ) -> Iterator[Gateway]:
     """A started gateway in `directory`; stopped (and waited for) on exit."""
     settings = gateway_settings(directory, upstreams, tenants, metrics_query_prefix)
-    gateway = Gateway(directory, settings, certificate_files(gateway_ca(), tenants), quiet=quiet)
+    with started_gateway(settings, trusted, bindings=bindings, quiet=quiet) as gateway:
+        yield gateway
+
+
+@contextmanager
+def started_gateway(
+    settings: GatewaySettings,
+    trusted: Mapping[str, str],
+    *,
+    bindings: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> Iterator[Gateway]:
+    """A gateway started with `settings` (files in its `config_dir`), with certificates of
+    the test CA; stopped (and waited for) on exit."""
+    certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
+    gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
     gateway.render(trusted, bindings)
     try:
         gateway.start()

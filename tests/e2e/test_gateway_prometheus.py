@@ -12,23 +12,15 @@ to end between Prometheus and HAProxy, with that host as SNI and as Host.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from tests.e2e.backends import prometheus, query
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
     NEEDS_HAPROXY,
     NEEDS_PROMETHEUS,
-    PROMETHEUS,
     TENANTS,
     Recorder,
     connect_tunnel,
@@ -47,55 +39,6 @@ pytestmark = [
 
 ARRIVAL_SECONDS = 60.0
 SENDER_JOB = "sender"
-
-
-@contextmanager
-def prometheus(directory: Path, port: int, config: dict[str, Any], *flags: str) -> Iterator[None]:
-    """A Prometheus on 127.0.0.1:`port` with `config`, ready when entered."""
-    assert PROMETHEUS is not None
-    directory.mkdir()
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    with (directory / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={directory / 'prometheus.yml'}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                *flags,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: _ready(process, port, directory), f"prometheus on port {port}")
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _ready(process: subprocess.Popen[bytes], port: int, directory: Path) -> bool:
-    if process.poll() is not None:
-        log = (directory / "prometheus.log").read_text(errors="replace")
-        raise AssertionError(f"prometheus exited ({process.returncode}):\n{log}")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def query(port: int, promql: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        document = json.loads(response.read())
-    return list(document["data"]["result"])
 
 
 def test_remote_write_over_https_through_the_gateway_arrives_with_the_tokens_tenant(

@@ -1,0 +1,311 @@
+"""The metrics data path end to end: Prometheus remote-writes two tenants' series through
+the gateway into a real Cortex, and each tenant queries them back through the gateway.
+
+sender Prometheus --HTTPS remote_write, a token per tenant--> gateway --> Cortex distributor
+client --HTTPS Prometheus API, a token per tenant-----------> (HAProxy) --> Cortex queriers
+                                                           X-Scope-OrgID
+
+Cortex (built by `make cortex`) stands in for the instance's Mimir, which is not built here
+(AGPL): the same remote-write and Prometheus query API, tenants by X-Scope-OrgID. The
+gateway's settings are the program's own (`charts.upstreams`), in both of its layouts:
+- own backends: pushes to a distributor, queries under Mimir's prefix to a query
+  frontend; here a Cortex distributor and a Cortex with all the rest (default layout);
+- `cortexUrl`: one URL, the query API at `/api/v1/...`; here one Cortex configured as
+  Opstrace configured its Cortex (`http_prefix: ""`).
+Prometheus reaches the tenants' endpoint hosts through a CONNECT tunnel to the gateway
+(standing in for DNS), so TLS, SNI and Host are what a tenant's Prometheus sends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.rules import charts, data_token, platform, routes
+from components.rules.gateway_config import GatewaySettings
+from tests.e2e.backends import (
+    CORTEX_PROMETHEUS_PREFIX,
+    NEEDS_CORTEX,
+    Cortex,
+    cortex,
+    prometheus,
+    split_cortex,
+)
+from tests.e2e.conftest import Minted
+from tests.e2e.harness import (
+    DOMAIN,
+    INSTANCE,
+    NEEDS_HAPROXY,
+    NEEDS_PROMETHEUS,
+    TENANTS,
+    Gateway,
+    Recorder,
+    Response,
+    bearer,
+    connect_tunnel,
+    free_port,
+    gateway_ca,
+    host,
+    on_loopback,
+    request,
+    started_gateway,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY, NEEDS_PROMETHEUS, NEEDS_CORTEX]
+
+ARRIVAL_SECONDS = 120.0
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CORTEX_NO_ROUTE = "404 page not found\n"
+"""Cortex's answer to a path none of its handlers serves (its router's, not a handler's)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    cortex_url_setting: bool
+    """Whether the gateway is set up as with `cortexUrl` (one Cortex for pushes and queries,
+    Opstrace's layout); else as for the instance's own Mimir (pushes to a distributor,
+    queries to a query frontend: here two Cortex processes split the same way)."""
+
+
+LAYOUTS = (Layout("own-backends", False), Layout("cortex-url", True))
+OPSTRACE_HTTP_PREFIX = ""
+"""Opstrace's Cortex `http_prefix` (Cortex's default is /api/prom): the Prometheus API,
+push included, at `/api/v1/...` too."""
+
+
+def job(tenant: str) -> str:
+    """The scrape job whose `up` series only `tenant`'s remote write sends."""
+    return f"sender-{tenant}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Cortex behind the gateway, with each tenant's series written through the gateway."""
+
+    cortex: Cortex
+    """The Cortex that serves queries (and holds the ingester)."""
+    gateway: Gateway
+    tokens: Mapping[str, str]
+
+    def ask(
+        self, tenant: str, path: str, params: Mapping[str, str], *, form: bool = False
+    ) -> Response:
+        """A Prometheus API request at `tenant`'s endpoint with its token (GET, or a form
+        POST as Grafana sends queries)."""
+        encoded = urllib.parse.urlencode(params)
+        headers = bearer(self.tokens[tenant])
+        endpoint = host("cortex", tenant)
+        if form:
+            return request(
+                self.gateway.port,
+                endpoint,
+                path,
+                {**headers, **FORM},
+                method="POST",
+                body=encoded.encode(),
+            )
+        return request(self.gateway.port, endpoint, f"{path}?{encoded}", headers)
+
+    def sees_up(self, tenant: str) -> bool:
+        """Whether `tenant` can query any `up` series yet (a backend still starting may
+        answer 5xx meanwhile; any other answer but 200 is a failure)."""
+        response = self.ask(tenant, "/api/v1/query", {"query": "up"})
+        return response.status < 500 and bool(success_data(response)["result"])
+
+    def data(self, tenant: str, path: str, params: Mapping[str, str], *, form: bool = False) -> Any:
+        """The `data` of a successful Prometheus API answer."""
+        return success_data(self.ask(tenant, path, params, form=form))
+
+
+def success_data(response: Response) -> Any:
+    assert response.status == 200, response
+    document = json.loads(response.body)
+    assert document["status"] == "success", document
+    return document["data"]
+
+
+def program_settings(
+    layout: Layout, push_url: str, query_url: str, logs_url: str
+) -> GatewaySettings:
+    """The gateway settings the program makes, with this machine's backends."""
+    size = platform.SIZES["small"]
+    if layout.cortex_url_setting:
+        assert push_url == query_url
+        upstreams = charts.upstreams(size, push_url, logs_url)
+    else:
+        upstreams = dataclasses.replace(
+            charts.upstreams(size),
+            cortex_push=push_url,
+            cortex_query=query_url,
+            loki_push=logs_url,
+            loki_query=logs_url,
+        )
+    return upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS)
+
+
+def sender_config(port: int, tunnel_port: int, token_files: Mapping[str, Path]) -> dict[str, Any]:
+    """A Prometheus that scrapes itself once per tenant (job `sender-<tenant>`) and
+    remote-writes each job's `up` to its tenant's endpoint only, with the tenant's token."""
+    return {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": job(tenant), "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for tenant in TENANTS
+        ],
+        "remote_write": [
+            {
+                "name": tenant,
+                "url": f"https://{host('cortex', tenant)}/api/v1/push",
+                "proxy_url": f"http://127.0.0.1:{tunnel_port}",
+                "tls_config": {"ca_file": str(gateway_ca().file)},
+                "authorization": {"credentials_file": str(token_files[tenant])},
+                "queue_config": {"batch_send_deadline": "1s", "max_backoff": "1s"},
+                "write_relabel_configs": [
+                    {
+                        "source_labels": ["__name__", "job"],
+                        "regex": f"up;{job(tenant)}",
+                        "action": "keep",
+                    }
+                ],
+            }
+            for tenant in TENANTS
+        ],
+    }
+
+
+@pytest.fixture(scope="module", params=LAYOUTS, ids=lambda layout: layout.name)
+def deployment(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    minted: dict[str, Minted],
+) -> Iterator[Deployment]:
+    """Cortex, the gateway in front of it, and a Prometheus writing through the gateway
+    until every tenant's series can be queried back through it."""
+    layout: Layout = request.param
+    directory = tmp_path_factory.mktemp(layout.name)
+    trusted = {m.kid: m.public_pem for m in minted.values()}
+    bindings = {m.kid: tenant for tenant, m in minted.items()}
+    token_files = {tenant: directory / f"{tenant}.token" for tenant in TENANTS}
+    for tenant, file in token_files.items():
+        file.write_text(minted[tenant].token, encoding="utf-8")
+    with ExitStack() as stack:
+        if layout.cortex_url_setting:
+            single = stack.enter_context(
+                cortex(directory / "cortex", http_prefix=OPSTRACE_HTTP_PREFIX)
+            )
+            pushes, queries = single, single
+        else:
+            pushes, queries = stack.enter_context(split_cortex(directory / "cortex"))
+        logs = stack.enter_context(Recorder("logs").running())
+        settings = program_settings(layout, pushes.url, queries.url, logs.url)
+        gateway = stack.enter_context(
+            started_gateway(
+                on_loopback(settings, directory / "gateway"), trusted, bindings=bindings
+            )
+        )
+        tunnel_port, _ = stack.enter_context(connect_tunnel(gateway.port))
+        tokens = {tenant: minted[tenant].token for tenant in TENANTS}
+        running = Deployment(queries, gateway, tokens)
+        sender_port = free_port()
+        config = sender_config(sender_port, tunnel_port, token_files)
+        stack.enter_context(prometheus(directory / "sender", sender_port, config))
+        for tenant in TENANTS:
+            wait_until(
+                functools.partial(running.sees_up, tenant),
+                f"{tenant}'s series through the gateway",
+                timeout=ARRIVAL_SECONDS,
+            )
+        yield running
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_a_tenant_queries_back_its_own_series_and_nothing_else(
+    deployment: Deployment, tenant: str
+) -> None:
+    everything = deployment.data(tenant, "/api/v1/query", {"query": '{__name__=~".+"}'})
+    assert [(s["metric"]["__name__"], s["metric"]["job"]) for s in everything["result"]] == [
+        ("up", job(tenant))
+    ]
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_a_query_sent_as_a_form_post_reaches_cortex_with_its_form(
+    deployment: Deployment, tenant: str
+) -> None:
+    up = deployment.data(tenant, "/api/v1/query", {"query": "up"}, form=True)
+    assert [s["metric"]["job"] for s in up["result"]] == [job(tenant)]
+    assert up["result"][0]["value"][1] == "1"
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_label_values_labels_and_series_show_only_the_tenants_own(
+    deployment: Deployment, tenant: str
+) -> None:
+    assert deployment.data(tenant, "/api/v1/label/job/values", {}) == [job(tenant)]
+    assert deployment.data(tenant, "/api/v1/labels", {}) == ["__name__", "instance", "job"]
+    series = deployment.data(tenant, "/api/v1/series", {"match[]": '{job=~".+"}'})
+    assert [(s["__name__"], s["job"]) for s in series] == [("up", job(tenant))]
+
+
+def test_a_tenants_token_is_refused_at_another_tenants_endpoint(deployment: Deployment) -> None:
+    # Its key is bound to prod, as the program binds each tenant's: refused as a bad token.
+    prods_token = bearer(deployment.tokens["prod"])
+    path = "/api/v1/query?query=up"
+    response = request(deployment.gateway.port, host("cortex", "staging"), path, prods_token)
+    assert response == Response(401, data_token.BAD_TOKEN)
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_the_samples_landed_in_cortex_under_the_tenants_org_id(
+    deployment: Deployment, tenant: str
+) -> None:
+    path = f"{CORTEX_PROMETHEUS_PREFIX}/api/v1/label/job/values"
+    status, body = deployment.cortex.get(path, org_id=tenant)
+    assert (status, json.loads(body)["data"]) == (200, [job(tenant)])
+
+
+def test_cortex_itself_requires_an_org_id_and_has_none_for_the_system_tenant(
+    deployment: Deployment,
+) -> None:
+    path = f"{CORTEX_PROMETHEUS_PREFIX}/api/v1/label/job/values"
+    assert deployment.cortex.get(path, org_id=None) == (401, "no org id\n")
+    status, body = deployment.cortex.get(path, org_id="system")
+    assert (status, json.loads(body)["data"]) == (200, [])
+
+
+def _cortex_routes() -> list[tuple[str, str]]:
+    """(method, path) of every metrics route of the allowlist, a label name filled in."""
+    return [
+        (method, path.replace(routes.LABEL_NAME, "job"))
+        for rule in routes.ROUTES
+        if rule.service == "cortex"
+        for path in rule.client_paths()
+        for method in rule.methods
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), _cortex_routes())
+def test_every_metrics_route_the_gateway_lets_through_has_a_cortex_handler(
+    deployment: Deployment, method: str, path: str
+) -> None:
+    response = request(
+        deployment.gateway.port,
+        host("cortex", "prod"),
+        path,
+        bearer(deployment.tokens["prod"]),
+        method=method,
+        body=b"" if method == "POST" else None,
+    )
+    assert response.body != CORTEX_NO_ROUTE, f"Cortex has no handler for {method} {path}"
+    assert response.status != 405, response
