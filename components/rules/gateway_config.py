@@ -748,7 +748,7 @@ while :; do
     [ "$(files_hash)" = "$current" ] || continue
     if output=$("$haproxy" -c -f "$config" 2>&1); then
         reload || continue
-        log "files changed: HAProxy reloaded"
+        log "files changed: HAProxy reloaded (SIGUSR2 to master $pid)"
     else
         log "files changed but fail 'haproxy -c', HAProxy keeps the previous ones:"
         echo "$output"
