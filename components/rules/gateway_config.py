@@ -327,6 +327,8 @@ def upstream_address(url: str) -> str:
 def upstream_problem(url: str) -> str | None:
     """Why `url` cannot be a backend of the gateway, or None if it can."""
     refusal = f"{url!r} is not an upstream URL: {_UPSTREAM_RULE}"
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return refusal  # urlsplit would quietly drop a newline or a tab
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -43,7 +43,7 @@ TENANT_RULE: Final = (
     r"use lowercase letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)"
 )
 """Opstrace's rule had no hyphen, but its own documentation names tenants `team-revenue`."""
-TOKEN_RULE: Final = r"use lowercase letters and digits only (rule ^[a-z0-9]+$)"
+TOKEN_RULE: Final = f"use 1 to {DNS_LABEL_MAX} lowercase letters and digits (rule ^[a-z0-9]+$)"
 """No hyphen, unlike tenants: `<tenant>-token-<token>` must name exactly one credential."""
 
 RESERVED_DOMAINS: Final = ("example", "invalid", "localhost", "test", "local")
