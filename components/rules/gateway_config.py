@@ -740,8 +740,10 @@ reload() {
     return 1
 }
 
-log "watching $config_dir and $certs_dir every ${interval}s"
+# The files as they are now are the loaded ones; said only once they are hashed, so
+# that a change made after the line appears is one the script will see.
 loaded=$(files_hash)
+log "watching $config_dir and $certs_dir every ${interval}s"
 while :; do
     sleep "$interval"
     current=$(files_hash)

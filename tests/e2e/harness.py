@@ -743,6 +743,7 @@ class Gateway:
                 env={**os.environ, "HAPROXY": HAPROXY},
             )
         try:
+            # Logged once the script has hashed the files: a later change is one it sees.
             wait_until(lambda: b"watching" in script_log.read_bytes(), "the reload script")
             yield script_log
         finally:
