@@ -689,6 +689,7 @@ class Gateway:
         worker alone accepts connections (`wait_reloaded`).
         """
         assert self.process is not None
+        assert not self.quiet, "a quiet gateway keeps no log to see the reload in"
         loaded = self.loads()
         wait_until(self._master_handles_signals, "haproxy's master to handle signals")
         self.process.send_signal(signal.SIGUSR2)
