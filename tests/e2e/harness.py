@@ -5,10 +5,9 @@ the files laid out as the kubelet lays out a projected volume (symlinks into a `
 directory swapped atomically) and per-tenant certificates from a test CA; upstreams are
 small Python HTTP servers that record what reached them. Clients speak HTTPS with the
 endpoint host as SNI and verify the gateway's certificate against the test CA. Every
-wait is a bounded poll; ports are picked by the OS; output goes to files, never to pipes
-that nobody reads. Ports come from a range the kernel never hands out by itself and are
-reserved across test processes, so that suites running at once on one machine never
-share one.
+wait is a bounded poll for an event; output goes to files, never to pipes that nobody
+reads. Ports come from a range the kernel never hands out by itself and are reserved
+across test processes, so that suites running at once on one machine never share one.
 """
 
 from __future__ import annotations
