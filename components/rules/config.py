@@ -287,8 +287,7 @@ def gateway_settings(config: InstanceConfig) -> GatewaySettings:
 
 def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:
     """Why one of the tenant's endpoint hosts is no valid hostname, or None."""
-    for service in names.ENDPOINT_SERVICES:
-        host = names.endpoint_host(service, tenant, instance, domain)
+    for host in names.endpoint_hosts(tenant, instance, domain):
         if problem := names.hostname_problem(host):
             return problem
     return None
