@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.rules import settings
+from components.rules import names, settings
 from components.rules.settings import ConfigError
 
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -68,8 +68,9 @@ LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
 _INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\.[a-z0-9]+(-[a-z0-9]+)*$")
 _RETENTION_RE: Final = re.compile(r"^([1-9][0-9]*)d$")
 RETENTION_DAYS_MAX: Final = 3650
-_DNS_LABEL: Final = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
-_ISSUER_RE: Final = re.compile(rf"^(?=.{{1,253}}$){_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_ISSUER_RE: Final = re.compile(
+    rf"^(?=.{{1,253}}$){names.DNS_LABEL_PATTERN}(\.{names.DNS_LABEL_PATTERN})*$"
+)
 """A Kubernetes object name (a DNS subdomain, RFC 1123): what the API server accepts."""
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _EKS_CLUSTER_RE: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
