@@ -333,13 +333,6 @@ MUTANTS: Final = (
         (E2E,),
     ),
     Mutant(
-        "gateway_refuses_a_token_in_its_iat_second",
-        GATEWAY,
-        "    acl iat_future {payload},json_query('$.iat','int'),sub(txn.now) -m int gt 0\n",
-        "    acl iat_future {payload},json_query('$.iat','int'),sub(txn.now) -m int ge 0\n",
-        (E2E,),
-    ),
-    Mutant(
         "vpc_cidr_private_by_pythons_is_private",
         PLATFORM,
         "any(network.subnet_of(b) for b in PRIVATE_NETWORKS)",
@@ -393,6 +386,13 @@ MUTANTS: Final = (
         "components/dns.py",
         "                ttl=DELEGATION_TTL,\n",
         "                ttl=RECORD_TTL,\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "cname_record_cached_for_an_hour",
+        "components/dns.py",
+        "                        ttl=RECORD_TTL,\n",
+        "                        ttl=DELEGATION_TTL,\n",
         (PROGRAM_TESTS,),
     ),
     Mutant(

@@ -26,6 +26,7 @@ import yaml
 
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
+    CLIENT_TIMEOUT_SECONDS,
     NEEDS_HAPROXY,
     NEEDS_PROMETHEUS,
     PROMETHEUS,
@@ -93,7 +94,7 @@ def _ready(process: subprocess.Popen[bytes], port: int, directory: Path) -> bool
 
 def query(port: int, promql: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT_SECONDS) as response:
         document = json.loads(response.read())
     return list(document["data"]["result"])
 
