@@ -292,7 +292,7 @@ LONGEST_DOMAIN = ".".join(["d" * 63, "d" * 63, "d" * 63, "d" * 42])
             pytest.param({"vpcCidr": cidr}, "platform.vpc_cidr", cidr, id=f"vpcCidr-{cidr}")
             for cidr in (
                 "10.40.0.0/16",  # the largest VPC AWS allows
-                "10.40.0.0/20",  # the smallest that holds the subnet plan
+                "10.40.0.0/20",  # the smallest allowed (every pod takes a VPC address)
                 "10.0.0.0/16",  # RFC 1918's first block, its first and last /16
                 "10.255.0.0/16",
                 "172.16.0.0/16",  # its second block
@@ -416,7 +416,7 @@ NOT_AN_UPSTREAM = (
             pytest.param({"vpcCidr": cidr}, f"vpcCidr: {cidr!r} {VPC_RULE}", id=f"vpcCidr-{cidr}")
             for cidr in (
                 "10.40.0.0/15",  # larger than AWS allows
-                "10.40.0.0/21",  # too small for the subnet plan
+                "10.40.0.0/21",  # smaller than allowed
                 "9.255.0.0/16",  # just outside each RFC 1918 block
                 "11.0.0.0/16",
                 "172.15.0.0/16",
