@@ -73,9 +73,9 @@ def quietly_after_the_engine_stops() -> None:
     """
     original = settings.grpc_error_to_exception
 
-    def exception_for(error: grpc.RpcError) -> Exception:
-        if error.code() == _MONITOR_GONE:  # type: ignore[attr-defined]
+    def exception_for(exn: grpc.RpcError) -> Exception:
+        if exn.code() == _MONITOR_GONE:
             raise SystemExit(EXIT_CODE)
-        return original(error)
+        return original(exn)
 
     settings.grpc_error_to_exception = exception_for

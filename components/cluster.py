@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.irsa import role, service_account_role
+from components.irsa import GrantedRole, role, service_account_role
 from components.network import Network, NetworkArgs
 from components.rules import iam
 from components.rules.kubeconfig import eks_kubeconfig
@@ -97,7 +97,9 @@ class Cluster(pulumi.ComponentResource):
                 max_size=platform.node_count * 2,
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            opts=child,
+            # After the routes (nodes join through NAT) and so before them on delete: what
+            # runs on the nodes (the load balancer controller) is gone before the network.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=network.routing),
         )
         issuer = cluster.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
@@ -150,6 +152,6 @@ def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
 
 def _service_role(
     name: str, service: str, managed_policies: tuple[str, ...], parent: pulumi.Resource
-) -> aws.iam.Role:
+) -> GrantedRole:
     trust = json.dumps(iam.service_trust(service))
     return role(name, trust, parent=parent, managed_policies=managed_policies)

@@ -4,11 +4,23 @@ service account)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.rules import iam
+
+
+@dataclass(frozen=True)
+class GrantedRole:
+    """An IAM role and its ARN as the role's users must take it."""
+
+    role: aws.iam.Role
+    arn: pulumi.Output[str]
+    """The role's ARN, depending on its policies as well as the role: whoever is given
+    it is created after the permissions exist and deleted before they go (the load
+    balancer controller, say, still needs them to delete its load balancer)."""
 
 
 def service_account_role(
@@ -21,7 +33,7 @@ def service_account_role(
     parent: pulumi.Resource,
     policy: pulumi.Input[str] | None = None,
     managed_policies: tuple[str, ...] = (),
-) -> aws.iam.Role:
+) -> GrantedRole:
     """An IAM role that exactly one Kubernetes service account assumes, with an inline
     policy (JSON text) and/or AWS managed policies."""
     trust = pulumi.Output.all(provider_arn, issuer_host).apply(
@@ -39,21 +51,29 @@ def role(
     parent: pulumi.Resource,
     policy: pulumi.Input[str] | None = None,
     managed_policies: tuple[str, ...] = (),
-) -> aws.iam.Role:
+) -> GrantedRole:
     """A role with its trust policy (JSON text), an inline policy and managed policies."""
     role = aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
+    grants: list[pulumi.CustomResource] = []
     if policy is not None:
-        aws.iam.RolePolicy(
-            name, role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=parent)
+        grants.append(
+            aws.iam.RolePolicy(
+                name, role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=parent)
+            )
         )
     for index, arn in enumerate(managed_policies):
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{index}",
-            role=role.name,
-            policy_arn=arn,
-            opts=pulumi.ResourceOptions(parent=parent),
+        grants.append(
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{index}",
+                role=role.name,
+                policy_arn=arn,
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
         )
-    return role
+    granted = pulumi.Output.all(role.arn, *(grant.id for grant in grants)).apply(
+        lambda values: str(values[0])
+    )
+    return GrantedRole(role, granted)
 
 
 def existing_cluster_oidc(

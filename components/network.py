@@ -29,6 +29,11 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
+    routing: list[pulumi.Resource]
+    """Each subnet's route table association, and through it its routes, the NAT gateways
+    and the internet gateway: what anything running in the subnets needs (nodes join
+    through NAT; an internet-facing load balancer needs the internet gateway, whose
+    detach fails while the load balancer's public addresses are mapped)."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -54,6 +59,7 @@ class Network(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
             opts=child,
         )
+        self.routing = []
         public: list[pulumi.Output[str]] = []
         private: list[pulumi.Output[str]] = []
         private_route_tables: list[pulumi.Output[str]] = []
@@ -70,11 +76,13 @@ class Network(pulumi.ComponentResource):
                 tags={**shared, **network.PUBLIC_SUBNET_TAGS, "Name": f"{name}-public-{suffix}"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{suffix}",
-                subnet_id=public_subnet.id,
-                route_table_id=public_routes.id,
-                opts=child,
+            self.routing.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{suffix}",
+                    subnet_id=public_subnet.id,
+                    route_table_id=public_routes.id,
+                    opts=child,
+                )
             )
             if args.nat_per_zone or not nats:
                 address = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", opts=child)
@@ -102,11 +110,13 @@ class Network(pulumi.ComponentResource):
                 ],
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{suffix}",
-                subnet_id=private_subnet.id,
-                route_table_id=private_routes.id,
-                opts=child,
+            self.routing.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-private-{suffix}",
+                    subnet_id=private_subnet.id,
+                    route_table_id=private_routes.id,
+                    opts=child,
+                )
             )
             public.append(public_subnet.id)
             private.append(private_subnet.id)

@@ -38,7 +38,8 @@ from components.tokens import TokenProvider
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 """The Pulumi program directory: the engine starts the host there."""
 PROVIDER_KEY: Final = "__provider"
-STARTUP_TIMEOUT_SECONDS: Final = 30.0
+STARTUP_TIMEOUT_SECONDS: Final = 120.0
+"""A bound, not a speed goal: a loaded machine (other suites, a build) starts slowly."""
 CALL_TIMEOUT_SECONDS: Final = 120.0
 """Generous: a 4096-bit key can take seconds on a busy machine."""
 

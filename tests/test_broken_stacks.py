@@ -200,14 +200,14 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "tenant_token_uppercase",
             stack(tenants=[{"name": "ci", "tokens": ["Deploy"]}]),
-            "tenants[0].tokens[0]: 'Deploy' is not a valid token name: use lowercase letters and "
-            "digits only (rule ^[a-z0-9]+$)",
+            "tenants[0].tokens[0]: 'Deploy' is not a valid token name: use 1 to 63 lowercase "
+            "letters and digits (rule ^[a-z0-9]+$)",
         ),
         Broken(
             "tenant_token_hyphen",
             stack(tenants=[{"name": "ci", "tokens": ["ci-deploy"]}]),
-            "tenants[0].tokens[0]: 'ci-deploy' is not a valid token name: use lowercase letters "
-            "and digits only (rule ^[a-z0-9]+$)",
+            "tenants[0].tokens[0]: 'ci-deploy' is not a valid token name: use 1 to 63 lowercase "
+            "letters and digits (rule ^[a-z0-9]+$)",
         ),
         Broken(
             "tenant_token_twice",

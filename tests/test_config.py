@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,271 @@ def test_a_key_written_without_namespace_is_the_projects_as_the_cli_reads_it() -
     # The real CLI stores `keyBits: 4096` in a stack file as opstrace:keyBits
     # (tests/engine/test_smoke.py::test_stack_file_key_without_namespace).
     assert stack_settings({"keyBits": "4096", "aws:region": "x"}) == {"keyBits": "4096"}
+
+
+# Bounds: every limit at the limit and one past it -------------------------------------
+
+EXISTING = {"cluster": "existing", "certificateIssuer": "letsencrypt", "eksClusterName": "p"}
+"""An existing cluster: where eksClusterName names the cluster the backends' roles trust."""
+LONGEST_DOMAIN = ".".join(["d" * 63, "d" * 63, "d" * 63, "d" * 42])
+"""234 characters: `cortex.system.acme.<it>`, the longest endpoint host, is exactly 253."""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "value"),
+    [
+        pytest.param({"nodeCount": 2}, "platform.node_count", 2, id="nodeCount-2"),
+        pytest.param({"nodeCount": 100}, "platform.node_count", 100, id="nodeCount-100"),
+        pytest.param({"nodeCount": 0}, "platform.node_count", 3, id="nodeCount-0-is-the-sizing"),
+        pytest.param({"availabilityZones": 2}, "platform.availability_zones", 2, id="zones-2"),
+        pytest.param({"availabilityZones": 3}, "platform.availability_zones", 3, id="zones-3"),
+        *(
+            pytest.param({"vpcCidr": cidr}, "platform.vpc_cidr", cidr, id=f"vpcCidr-{cidr}")
+            for cidr in (
+                "10.40.0.0/16",  # the largest VPC AWS allows
+                "10.40.0.0/20",  # the smallest allowed (every pod takes a VPC address)
+                "10.0.0.0/16",  # RFC 1918's first block, its first and last /16
+                "10.255.0.0/16",
+                "172.16.0.0/16",  # its second block
+                "172.31.240.0/20",
+                "192.168.0.0/16",  # its third block
+                "192.168.240.0/20",
+            )
+        ),
+        *(
+            pytest.param({key: f"{days}d"}, field, days, id=f"{key}-{days}d")
+            for key, field in (
+                ("metricsRetention", "platform.metrics_retention_days"),
+                ("logsRetention", "platform.logs_retention_days"),
+            )
+            for days in (1, 3650)
+        ),
+        *(
+            pytest.param({"keyBits": b}, "key_bits", b, id=f"keyBits-{b}")
+            for b in (2048, 3072, 4096)
+        ),
+        pytest.param({"gatewayReplicas": 2}, "gateway_replicas", 2, id="gatewayReplicas-2"),
+        pytest.param({"tokenLifetime": "1s"}, "token_lifetime_seconds", 1, id="lifetime-1s"),
+        pytest.param(
+            {"tokenLifetime": "100y"}, "token_lifetime_seconds", 3153600000, id="lifetime-100y"
+        ),
+        pytest.param(
+            {"tokenLifetime": "36500d"}, "token_lifetime_seconds", 3153600000, id="lifetime-36500d"
+        ),
+        pytest.param({"instanceName": "a"}, "instance_name", "a", id="instanceName-1"),
+        pytest.param({"instanceName": "a" * 23}, "instance_name", "a" * 23, id="instanceName-23"),
+        pytest.param(
+            {"domain": LONGEST_DOMAIN}, "domain", LONGEST_DOMAIN, id="domain-endpoint-253"
+        ),
+        pytest.param({"certificateIssuer": "a"}, "platform.certificate_issuer", "a", id="issuer-1"),
+        pytest.param(
+            {"certificateIssuer": "le.example-2"},
+            "platform.certificate_issuer",
+            "le.example-2",
+            id="issuer-dotted",
+        ),
+        pytest.param(
+            {"certificateIssuer": "a" * 253},
+            "platform.certificate_issuer",
+            "a" * 253,
+            id="issuer-253",
+        ),
+        pytest.param({"acmeEmail": "a@b.co"}, "platform.acme_email", "a@b.co", id="email-short"),
+        pytest.param(
+            {"acmeEmail": "Ops@Example.COM"},
+            "platform.acme_email",
+            "Ops@Example.COM",
+            id="email-any-case",
+        ),
+        *(
+            pytest.param(
+                {"nodeInstanceType": kind}, "platform.node_instance_type", kind, id=f"type-{kind}"
+            )
+            for kind in ("m7i.large", "m7i-flex.large", "u-6tb1.112xlarge", "m7i.metal-24xl")
+        ),
+        *(
+            pytest.param(
+                {**EXISTING, "eksClusterName": name},
+                "platform.eks_cluster_name",
+                name,
+                id=f"eksClusterName-{name[:12]}",
+            )
+            for name in ("p", "9lives", "Platform_eu-1", "a" * 100)
+        ),
+        *(
+            pytest.param({**EXISTING, "kubeContext": context}, "kube_context", context, id=context)
+            for context in ("arn:aws:eks:eu-west-1:123456789012:cluster/platform", "ops@platform")
+        ),
+        *(
+            pytest.param({"cortexUrl": url}, "cortex_url", url, id=f"cortexUrl-{url}")
+            for url in (
+                "http://cortex:1",
+                "http://cortex:65535",
+                "http://10.0.0.7",
+                f"http://{'c' * 63}.cortex.svc:80",
+            )
+        ),
+    ],
+)
+def test_a_value_at_a_limit_is_accepted(overrides: dict[str, Any], field: str, value: Any) -> None:
+    assert operator.attrgetter(field)(parse(**overrides)) == value
+
+
+def test_a_token_name_of_63_characters_is_accepted() -> None:
+    tenant = parse(tenants=[{"name": "ci", "tokens": ["a" * 63]}]).tenants[1]
+    assert [token.name for token in tenant.tokens] == ["a" * 63]
+
+
+VPC_RULE = "is not usable: use a private IPv4 network from /16 to /20 (e.g. 10.40.0.0/16)"
+RETENTION_RULE = "is not a retention: use a number of days from 1d to 3650d (e.g. 30d)"
+KEY_BITS_RULE = "is not allowed: use 2048, 3072 or 4096 (keys under 2048 bits are refused)"
+LIFETIME_TOO_LONG = "is too long: use at most 100y (Opstrace used 10y)"
+EKS_RULE = (
+    "is not an EKS cluster name: use 1 to 100 letters, digits, hyphens and underscores, "
+    "starting with a letter or digit"
+)
+NOT_AN_UPSTREAM = (
+    "is not an upstream URL: use http://HOST[:PORT] with a DNS name or IPv4 address, no "
+    "path, query, credentials or TLS (e.g. http://cortex-gateway.cortex.svc.cluster.local:80)"
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param(
+            {"nodeCount": 101},
+            "nodeCount: 101 is not allowed: use 2 to 100 nodes (0 takes the sizing's 3)",
+            id="nodeCount-101",
+        ),
+        pytest.param(
+            {"availabilityZones": 1},
+            "availabilityZones: 1 is not allowed: use 2 or 3",
+            id="zones-1",
+        ),
+        *(
+            pytest.param({"vpcCidr": cidr}, f"vpcCidr: {cidr!r} {VPC_RULE}", id=f"vpcCidr-{cidr}")
+            for cidr in (
+                "10.40.0.0/15",  # larger than AWS allows
+                "10.40.0.0/21",  # smaller than allowed
+                "9.255.0.0/16",  # just outside each RFC 1918 block
+                "11.0.0.0/16",
+                "172.15.0.0/16",
+                "172.32.0.0/16",
+                "192.167.0.0/16",
+                "192.169.0.0/16",
+                "100.64.0.0/16",  # shared (carrier-grade NAT) space, not private
+                # Blocks Python calls private but no VPC can use:
+                "127.0.0.0/16",  # loopback
+                "169.254.0.0/16",  # link-local (the instance metadata service)
+                "0.0.0.0/16",  # "this network"
+                "240.0.0.0/16",  # reserved
+                "10.40.0.1/16",  # host bits set: not a network
+            )
+        ),
+        *(
+            pytest.param({key: value}, f"{key}: {value!r} {RETENTION_RULE}", id=f"{key}-{value}")
+            for key in ("metricsRetention", "logsRetention")
+            for value in ("0d", "3651d")
+        ),
+        *(
+            pytest.param({"keyBits": b}, f"keyBits: {b} {KEY_BITS_RULE}", id=f"keyBits-{b}")
+            for b in (2047, 2049, 3071, 3073, 4095, 4097)
+        ),
+        pytest.param(
+            {"gatewayReplicas": 0},
+            "gatewayReplicas: 0 is too few: use at least 2 so that one pod can restart while "
+            "another serves",
+            id="gatewayReplicas-0",
+        ),
+        pytest.param(
+            {"tokenLifetime": "0s"},
+            "tokenLifetime: '0s' is not a duration: use a positive number and one unit of s, "
+            "m, h, d or y (e.g. 90d, 10y)",
+            id="lifetime-0s",
+        ),
+        *(
+            pytest.param(
+                {"tokenLifetime": value},
+                f"tokenLifetime: {value!r} {LIFETIME_TOO_LONG}",
+                id=f"lifetime-{value}",
+            )
+            for value in ("101y", "36501d", "3153600001s", "10000y")
+        ),
+        pytest.param(
+            {"tenants": [{"name": "ci", "tokens": ["a" * 64]}]},
+            f"tenants[0].tokens[0]: {'a' * 64!r} is not a valid token name: use 1 to 63 "
+            "lowercase letters and digits (rule ^[a-z0-9]+$)",
+            id="token-name-64",
+        ),
+        pytest.param(
+            {"domain": LONGEST_DOMAIN + "d"},
+            f"domain: the 'system' tenant (always there) gives a bad endpoint: "
+            f"'cortex.system.acme.{LONGEST_DOMAIN}d' is longer than 253 characters: use a "
+            "shorter instance or domain name",
+            id="domain-system-endpoint-254",
+        ),
+        pytest.param(
+            {"domain": LONGEST_DOMAIN, "tenants": ["tenant7"]},
+            f"tenants[0]: tenant 'tenant7' gives a bad endpoint: "
+            f"'cortex.tenant7.acme.{LONGEST_DOMAIN}' is longer than 253 characters: use a "
+            "shorter tenant, instance or domain name",
+            id="domain-user-endpoint-254",
+        ),
+        *(
+            pytest.param(
+                {"certificateIssuer": name},
+                f"certificateIssuer: {name!r} is not a Kubernetes object name",
+                id=f"issuer-{name[:12]}",
+            )
+            for name in ("a" * 254, "le..prod", "le.-prod", "-le", "le-", "le.", "Le")
+        ),
+        *(
+            pytest.param(
+                {"acmeEmail": email},
+                f"acmeEmail: {email!r} is not an email address",
+                id=f"email-{email}",
+            )
+            for email in ("a@b.c", "a@b", "@b.co", "a b@c.co", "a@b.co\n")
+        ),
+        *(
+            pytest.param(
+                {"nodeInstanceType": kind},
+                f"nodeInstanceType: {kind!r} is not an EC2 instance type: use FAMILY.SIZE, "
+                "e.g. m7i.xlarge",
+                id=f"type-{kind}",
+            )
+            for kind in ("m7i.", ".large", "m7i..large", "M7i.large", "m7i.large-", "-m7i.large")
+        ),
+        *(
+            pytest.param(
+                {**EXISTING, "eksClusterName": name},
+                f"eksClusterName: {name!r} {EKS_RULE}",
+                id=f"eksClusterName-{name[:12]}",
+            )
+            for name in ("a" * 101, "_platform", "-platform", "plat form", "platform.eu")
+        ),
+        *(
+            pytest.param({"cortexUrl": url}, f"cortexUrl: {url!r} {NOT_AN_UPSTREAM}", id=url)
+            for url in (
+                "http://cortex:0",
+                "http://cortex:65536",
+                "http://cortex:80\n",
+                "http://cor\ttex:80",
+                f"http://{'c' * 64}.cortex.svc:80",
+            )
+        ),
+        pytest.param(
+            {"gatewayImage": "haproxy:3.4.7\n"},
+            "gatewayImage: 'haproxy:3.4.7\\n' is not an image reference: write "
+            "<repository>:<version>, optionally followed by @sha256:<64 hex digits>",
+            id="gatewayImage-newline",
+        ),
+    ],
+)
+def test_a_value_one_past_a_limit_is_refused_naming_the_rule(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(**overrides)
+    assert str(raised.value) == message

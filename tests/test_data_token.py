@@ -223,8 +223,10 @@ DECISIONS: list[Any] = [
     pytest.param(lambda s, o: "Bearer " + s.token(exp=None), BAD_TOKEN, id="no-exp"),
     pytest.param(lambda s, o: "Bearer " + s.token(nbf=NOW + 1), BAD_TOKEN, id="nbf-future"),
     pytest.param(lambda s, o: "Bearer " + s.token(nbf=NOW), ACCEPTED, id="nbf-now"),
+    pytest.param(lambda s, o: "Bearer " + s.token(nbf=NOW - 1), ACCEPTED, id="nbf-past"),
     pytest.param(lambda s, o: "Bearer " + s.token(iat=NOW + 1), BAD_TOKEN, id="iat-future"),
     pytest.param(lambda s, o: "Bearer " + s.token(iat=NOW), ACCEPTED, id="iat-now"),
+    pytest.param(lambda s, o: "Bearer " + s.token(iat=NOW - 1), ACCEPTED, id="iat-past"),
     pytest.param(lambda s, o: "Bearer " + s.token(iat=None), ACCEPTED, id="no-iat"),
     pytest.param(
         lambda s, o: "Bearer " + s.token(aud="opstrace-cluster-other"),

@@ -411,6 +411,6 @@ def test_hyphenated_tenants_never_share_a_logical_name_namespace_or_endpoint() -
 
 def test_token_names_take_no_hyphen_so_that_tenant_and_token_stay_apart() -> None:
     assert token_name_problem("a-token-b") == (
-        "'a-token-b' is not a valid token name: use lowercase letters and digits only "
+        "'a-token-b' is not a valid token name: use 1 to 63 lowercase letters and digits "
         "(rule ^[a-z0-9]+$)"
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
 from pulumi.runtime import rpc
 
-from components.rules import charts, iam, names
+from components.rules import charts, data_token, iam, keys, names, telemetry
+from components.rules.gateway_config import BINDINGS_MAP
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, run_program
 from tools.plan import redact
@@ -222,6 +224,53 @@ def test_the_system_token_reaches_the_collector_only_as_a_secret(dev_run: Progra
     assert list(rpc.unwrap_rpc_secret(string_data)) == ["token"]
 
 
+def collector_secret(run: ProgramRun) -> Registration:
+    (secret,) = of_type(run, "kubernetes:core/v1:Secret")
+    return secret
+
+
+def test_the_collectors_secret_holds_the_system_tenants_default_token(
+    minted_dev_run: ProgramRun,
+) -> None:
+    token = rpc.unwrap_rpc_secret(collector_secret(minted_dev_run).inputs["stringData"])[
+        telemetry.TOKEN_FILE
+    ]
+    tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
+    assert token == tokens[names.SYSTEM_TENANT][names.DEFAULT_TOKEN_NAME]
+
+
+def test_the_collectors_token_is_accepted_at_the_system_endpoints_only(
+    minted_dev_run: ProgramRun,
+) -> None:
+    # As the gateway decides it, from the trust store and the key bindings it serves.
+    token = rpc.unwrap_rpc_secret(collector_secret(minted_dev_run).inputs["stringData"])[
+        telemetry.TOKEN_FILE
+    ]
+    trust_store = named(minted_dev_run, "dev-acme-trust-store-keys").inputs["data"]
+    key_set = keys.parse_key_set_json(trust_store[keys.KEYSET_ENV_NAME])
+    gateway_files = named(minted_dev_run, "dev-acme-gateway-config").inputs["data"]
+    bindings = dict(line.split() for line in gateway_files[BINDINGS_MAP].splitlines())
+
+    def decision(endpoint: str) -> data_token.Decision:
+        return data_token.authenticate(
+            f"Bearer {token}", endpoint, key_set, "dev-acme", int(time.time()), bindings
+        )
+
+    assert decision(names.SYSTEM_TENANT) == data_token.Decision(200, tenant=names.SYSTEM_TENANT)
+    assert decision("prod") == data_token.Decision(401, data_token.BAD_TOKEN)
+
+
+def test_the_collector_reads_its_token_where_the_secret_is_mounted(dev_run: ProgramRun) -> None:
+    secret = collector_secret(dev_run).inputs
+    values = release(dev_run, charts.ALLOY).inputs["values"]
+    (volume,) = values["controller"]["volumes"]["extra"]
+    (mount,) = values["alloy"]["mounts"]["extra"]
+    read_from = f"{mount['mountPath']}/{next(iter(rpc.unwrap_rpc_secret(secret['stringData'])))}"
+    assert secret["metadata"]["namespace"] == charts.ALLOY.namespace
+    assert volume == {"name": mount["name"], "secret": {"secretName": secret["metadata"]["name"]}}
+    assert f'bearer_token_file = "{read_from}"' in values["alloy"]["configMap"]["content"]
+
+
 # Charts ----------------------------------------------------------------------------
 
 
@@ -314,11 +363,122 @@ def test_telemetry_can_be_turned_off() -> None:
     assert charts.ALLOY.name not in {r.inputs["chart"] for r in of_type(run, RELEASE)}
 
 
-# Destroy order ---------------------------------------------------------------------
+# Create and destroy order ----------------------------------------------------------
 
 
 def depends_on(run: ProgramRun, dependent: Registration, dependency: Registration) -> bool:
     return dependency.urn in dependent.dependencies
+
+
+def waits_for(run: ProgramRun, resource: Registration) -> set[str]:
+    """Every URN `resource` is created after and deleted before, as the engine orders:
+    its dependencies (explicit, and those of its inputs), theirs, and so on."""
+    by_urn = run.by_urn()
+    seen: set[str] = set()
+    pending = [resource]
+    while pending:
+        current = pending.pop()
+        direct = {
+            *current.dependencies,
+            *(urn for urns in current.property_dependencies.values() for urn in urns),
+        }
+        for urn in direct - seen:
+            seen.add(urn)
+            pending.append(by_urn[urn])
+    return seen
+
+
+def urns(resources: list[Registration]) -> set[str]:
+    return {r.urn for r in resources}
+
+
+def test_a_nat_gateway_comes_after_the_internet_gateway_and_goes_before_it(
+    production_run: ProgramRun,
+) -> None:
+    # AWS makes no public NAT gateway in a VPC without an internet gateway, and cannot
+    # detach one while a NAT gateway's address is mapped. No input says so: dependsOn.
+    (internet,) = of_type(production_run, "aws:ec2/internetGateway:InternetGateway")
+    for nat in of_type(production_run, "aws:ec2/natGateway:NatGateway"):
+        assert internet.urn in nat.dependencies, nat.name
+
+
+def test_each_private_subnet_leaves_through_the_nat_gateway_of_its_zone(
+    production_run: ProgramRun,
+) -> None:
+    by_id = {r.id: r for r in production_run.resources if r.custom}
+    tables = {
+        r.name: r
+        for r in of_type(production_run, "aws:ec2/routeTable:RouteTable")
+        if "-private-" in r.name
+    }
+    for name, table in tables.items():
+        (route,) = table.inputs["routes"]
+        nat = by_id[route["natGatewayId"]]
+        public_subnet = by_id[nat.inputs["subnetId"]]
+        assert route["cidrBlock"] == "0.0.0.0/0"
+        assert public_subnet.name == name.replace("-private-", "-public-")
+        assert table.property_dependencies["routes"] == (nat.urn,)
+
+
+def test_the_s3_endpoint_serves_the_private_route_tables_and_nothing_else(
+    dev_run: ProgramRun,
+) -> None:
+    (endpoint,) = of_type(dev_run, "aws:ec2/vpcEndpoint:VpcEndpoint")
+    private = [
+        r for r in of_type(dev_run, "aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
+    assert sorted(endpoint.inputs["routeTableIds"]) == sorted(r.id for r in private)
+    assert set(endpoint.property_dependencies["routeTableIds"]) == urns(private)
+
+
+def test_nodes_come_after_every_subnets_routes_to_the_internet(dev_run: ProgramRun) -> None:
+    # Nodes in the private subnets join the cluster (and pull images) through NAT.
+    (nodes,) = of_type(dev_run, "aws:eks/nodeGroup:NodeGroup")
+    routing = [
+        *of_type(dev_run, "aws:ec2/routeTableAssociation:RouteTableAssociation"),
+        *of_type(dev_run, "aws:ec2/natGateway:NatGateway"),
+        *of_type(dev_run, "aws:ec2/internetGateway:InternetGateway"),
+    ]
+    assert urns(routing) <= waits_for(dev_run, nodes)
+
+
+def test_the_gateways_load_balancer_goes_before_the_network_it_lives_in(
+    dev_run: ProgramRun,
+) -> None:
+    # The controller deletes the NLB when the Service goes; until then the NLB holds
+    # addresses in the public subnets and public addresses the internet gateway maps.
+    (service,) = of_type(dev_run, "kubernetes:core/v1:Service")
+    network = [
+        *of_type(dev_run, "aws:ec2/vpc:Vpc"),
+        *of_type(dev_run, "aws:ec2/subnet:Subnet"),
+        *of_type(dev_run, "aws:ec2/internetGateway:InternetGateway"),
+    ]
+    assert urns(network) <= waits_for(dev_run, service)
+
+
+def test_whoever_uses_a_role_comes_after_its_permissions_and_goes_before_them(
+    dev_run: ProgramRun,
+) -> None:
+    # Terraform's EKS examples say why: without the node role's policies EKS cannot
+    # delete the nodes' instances and interfaces; without its inline policy the load
+    # balancer controller cannot delete the NLB, which then blocks the VPC.
+    grants = [
+        *of_type(dev_run, "aws:iam/rolePolicy:RolePolicy"),
+        *of_type(dev_run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"),
+    ]
+    checked = 0
+    for role in of_type(dev_run, "aws:iam/role:Role"):
+        policies = {g.urn for g in grants if role.urn in g.property_dependencies["role"]}
+        users = [
+            r
+            for r in dev_run.resources
+            if r.custom and r not in grants and role.state["arn"] in json.dumps(r.inputs)
+        ]
+        assert policies, role.name
+        for user in users:
+            assert policies <= waits_for(dev_run, user), (role.name, user.name)
+            checked += 1
+    assert checked >= 7  # the cluster, the nodes, EBS CSI, LBC, cert-manager, Mimir, Loki
 
 
 def test_gateway_load_balancer_is_deleted_before_its_controller(dev_run: ProgramRun) -> None:

@@ -226,6 +226,60 @@ def test_zone_is_delegated_only_when_a_parent_zone_is_set(dev_run: ProgramRun) -
     assert delegation["name"] == f"dev-acme.{OPERATOR_DOMAIN}"
 
 
+RECORD = "aws:route53/record:Record"
+
+
+def endpoint_records(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    """Host -> inputs of its record, for every tenant endpoint record."""
+    records = [r.inputs for r in run.resources if r.type == RECORD and r.inputs["type"] != "NS"]
+    by_host = {record["name"]: record for record in records}
+    assert len(by_host) == len(records), "two records for one host"
+    return by_host
+
+
+def test_every_endpoint_has_exactly_one_record_in_the_instance_zone(dev_run: ProgramRun) -> None:
+    zone = next(r for r in dev_run.resources if r.type == "aws:route53/zone:Zone")
+    hosts = {
+        f"{service}.{tenant}.dev-acme.{OPERATOR_DOMAIN}"
+        for tenant in TENANTS
+        for service in ("cortex", "loki")
+    }
+    records = endpoint_records(dev_run)
+    assert set(records) == hosts
+    assert {record["zoneId"] for record in records.values()} == {zone.state["zoneId"]}
+
+
+def test_an_alias_record_has_no_ttl_and_no_values_of_its_own(dev_run: ProgramRun) -> None:
+    # Route53 refuses a TTL or values on an alias record: the answer is the load
+    # balancer's own A records, with their TTL.
+    for host, record in endpoint_records(dev_run).items():
+        assert record["type"] == "A", host
+        assert "ttl" not in record, host
+        assert "records" not in record, host
+        assert len(record["aliases"]) == 1, host
+
+
+def test_a_cname_record_names_only_the_load_balancer_for_a_minute() -> None:
+    # A replaced load balancer (a new hostname) is picked up within a minute.
+    run = run_program(existing_config(loadBalancer="generic"), stack="dev")
+    service = next(r for r in run.resources if r.type == "kubernetes:core/v1:Service")
+    for host, record in endpoint_records(run).items():
+        assert (record["type"], record["ttl"], record["records"]) == (
+            "CNAME",
+            60,
+            [service_hostname(service)],
+        ), host
+
+
+def test_the_delegation_names_the_zones_own_name_servers_for_an_hour() -> None:
+    run = run_program(dev_config(parentZoneId="ZPARENT"), stack="dev")
+    zone = next(r for r in run.resources if r.type == "aws:route53/zone:Zone")
+    delegation = named(run, "dev-acme-dns-delegation").inputs
+    assert (delegation["type"], delegation["ttl"]) == ("NS", 3600)
+    assert delegation["name"] == zone.inputs["name"]
+    assert delegation["records"] == zone.state["nameServers"]
+
+
 def kubernetes_providers(run: ProgramRun) -> set[str]:
     """The provider references of every Kubernetes resource of a run."""
     return {r.provider for r in run.resources if r.type.startswith("kubernetes:") and r.custom}

@@ -47,6 +47,10 @@ E2E_TLS = "tests/e2e/test_gateway_tls.py"
 E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
 CONFIG = "components/rules/config.py"
 PROGRAM_TESTS = "tests/test_program.py"
+PLATFORM = "components/rules/platform.py"
+PLATFORM_TESTS = "tests/test_platform.py"
+CONFIG_TESTS = "tests/test_config.py"
+E2E_PROBES = "tests/e2e/test_gateway_probes.py"
 
 MUTANTS: Final = (
     Mutant(
@@ -334,6 +338,125 @@ MUTANTS: Final = (
         "            metrics_query_prefix=self.metrics_query_prefix,\n",
         "",
         ("tests/e2e/test_gateway_cortex.py",),
+    ),
+    Mutant(
+        "gateway_refuses_a_token_in_its_nbf_second",
+        GATEWAY,
+        "    acl nbf_future {payload},json_query('$.nbf','int'),sub(txn.now) -m int gt 0\n",
+        "    acl nbf_future {payload},json_query('$.nbf','int'),sub(txn.now) -m int ge 0\n",
+        (E2E,),
+    ),
+    Mutant(
+        "vpc_cidr_private_by_pythons_is_private",
+        PLATFORM,
+        "any(network.subnet_of(b) for b in PRIVATE_NETWORKS)",
+        "network.is_private",
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "node_count_of_100_refused",
+        PLATFORM,
+        "    if not 2 <= node_count <= 100:\n",
+        "    if not 2 <= node_count < 100:\n",
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "retention_of_3650_days_refused",
+        PLATFORM,
+        "    if not match or not 1 <= int(match.group(1)) <= RETENTION_DAYS_MAX:\n",
+        "    if not match or not 1 <= int(match.group(1)) < RETENTION_DAYS_MAX:\n",
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "system_tenant_endpoints_unchecked",
+        CONFIG,
+        "    if problem := _endpoint_problem(names.SYSTEM_TENANT, instance, domain):\n",
+        "    if problem := None:\n",
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "token_lifetime_of_100_years_refused",
+        CONFIG,
+        '    if seconds > TOKEN_LIFETIME_YEARS_MAX * _UNIT_SECONDS["y"]:\n',
+        '    if seconds >= TOKEN_LIFETIME_YEARS_MAX * _UNIT_SECONDS["y"]:\n',
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "gateway_image_with_a_trailing_newline",
+        "components/rules/gateway_manifests.py",
+        "    match = _IMAGE_RE.fullmatch(image)\n",
+        "    match = _IMAGE_RE.match(image)\n",
+        (CONFIG_TESTS,),
+    ),
+    Mutant(
+        "collector_gets_the_last_tenants_token",
+        "components/instance.py",
+        "                    token=tenants[names.SYSTEM_TENANT].tokens.apply(\n",
+        "                    token=tenants[spec.name].tokens.apply(\n",
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "delegation_as_short_lived_as_a_record",
+        "components/dns.py",
+        "                ttl=DELEGATION_TTL,\n",
+        "                ttl=RECORD_TTL,\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "cname_record_cached_for_an_hour",
+        "components/dns.py",
+        "                        ttl=RECORD_TTL,\n",
+        "                        ttl=DELEGATION_TTL,\n",
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "alias_record_with_a_ttl",
+        "components/dns.py",
+        '                    type="A",\n',
+        '                    type="A",\n                    ttl=RECORD_TTL,\n',
+        (PROGRAM_TESTS,),
+    ),
+    Mutant(
+        "nat_gateway_before_the_internet_gateway",
+        "components/network.py",
+        "                        opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),\n",
+        "                        opts=child,\n",
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "every_zone_through_the_first_nat_gateway",
+        "components/network.py",
+        'aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)',
+        'aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[0].id)',
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "nodes_before_their_routes",
+        "components/cluster.py",
+        "            opts=pulumi.ResourceOptions(parent=self, depends_on=network.routing),\n",
+        "            opts=child,\n",
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "role_users_before_its_policies",
+        "components/irsa.py",
+        "    granted = pulumi.Output.all(role.arn, *(grant.id for grant in grants)).apply(\n",
+        "    granted = pulumi.Output.all(role.arn).apply(\n",
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "probes_on_the_plain_http_port",
+        "components/rules/gateway_manifests.py",
+        '    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "health"}}\n',
+        '    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "http"}}\n',
+        (E2E_PROBES,),
+    ),
+    Mutant(
+        "nlb_health_check_on_the_tls_port",
+        "components/rules/gateway_manifests.py",
+        '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_PORT),\n',
+        '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(TLS_PORT),\n',
+        (E2E_PROBES,),
     ),
 )
 

@@ -72,7 +72,11 @@ class Registration:
     provider: str
     """The explicit provider reference (`urn::id`), "" for a default provider."""
     dependencies: tuple[str, ...]
-    """URNs it depends on: created after them, deleted before them."""
+    """URNs it depends on: created after them, deleted before them (its explicit
+    `depends_on` and, as the SDK sends them, the resources its inputs came from)."""
+    property_dependencies: dict[str, tuple[str, ...]]
+    """Input name -> URNs of the resources its value came from; the engine orders by
+    these too."""
     retain_on_delete: bool
 
 
@@ -252,6 +256,10 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
                     provider=request.provider,
                     dependencies=tuple(request.dependencies),
+                    property_dependencies={
+                        key: tuple(value.urns)
+                        for key, value in request.propertyDependencies.items()
+                    },
                     retain_on_delete=bool(request.retainOnDelete),
                 )
             )

@@ -86,6 +86,9 @@ DNS_MODES: Final = ("route53", "none")
 TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+TOKEN_LIFETIME_YEARS_MAX: Final = 100
+"""Ten times Opstrace's lifetime; far longer and the expiry leaves the calendar tools
+handle (ISO 8601 and Python stop at the year 9999)."""
 _SET_HINT: Final = {
     "instanceName": "pulumi config set instanceName acme",
     "domain": "pulumi config set domain observability.example.org",
@@ -228,14 +231,19 @@ def parse_config(
     if problem := gateway_manifests.image_problem(image):
         raise ConfigError(f"gatewayImage: {problem}")
     tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
+    # The user tenants first, so that a long one is named; then the system tenant, whose
+    # endpoints are the longest when every user tenant's name is shorter than `system`.
     for index, tenant in enumerate(tenants[1:]):
-        for service in names.ENDPOINT_SERVICES:
-            host = names.endpoint_host(service, tenant.name, instance, domain)
-            if problem := names.hostname_problem(host):
-                raise ConfigError(
-                    f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
-                    "use a shorter tenant, instance or domain name"
-                )
+        if problem := _endpoint_problem(tenant.name, instance, domain):
+            raise ConfigError(
+                f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
+                "use a shorter tenant, instance or domain name"
+            )
+    if problem := _endpoint_problem(names.SYSTEM_TENANT, instance, domain):
+        raise ConfigError(
+            f"domain: the {names.SYSTEM_TENANT!r} tenant (always there) gives a bad endpoint: "
+            f"{problem}: use a shorter instance or domain name"
+        )
     parent_zone_id = settings.string(values, "parentZoneId")
     if dns == "none" and parent_zone_id:
         raise ConfigError(
@@ -256,7 +264,7 @@ def parse_config(
         dns=dns,
         parent_zone_id=parent_zone_id,
         tenants=tenants,
-        token_lifetime_seconds=_duration(values, "tokenLifetime"),
+        token_lifetime_seconds=_token_lifetime(values),
         key_bits=key_bits,
         trusted_keys=_trusted_keys(values["trustedKeys"], base_dir),
         kubeconfig=_path(values["kubeconfig"], "kubeconfig"),
@@ -284,6 +292,14 @@ def gateway_settings(config: InstanceConfig) -> GatewaySettings:
     return config.upstreams.gateway_settings(
         config.instance_name, config.domain, [t.name for t in config.tenants]
     )
+
+
+def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:
+    """Why one of the tenant's endpoint hosts is no valid hostname, or None."""
+    for host in names.endpoint_hosts(tenant, instance, domain):
+        if problem := names.hostname_problem(host):
+            return problem
+    return None
 
 
 def _capacity_problem(config: InstanceConfig) -> str | None:
@@ -359,6 +375,16 @@ def _duration(values: Mapping[str, Any], key: str) -> int:
             "of s, m, h, d or y (e.g. 90d, 10y)"
         )
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _token_lifetime(values: Mapping[str, Any]) -> int:
+    seconds = _duration(values, "tokenLifetime")
+    if seconds > TOKEN_LIFETIME_YEARS_MAX * _UNIT_SECONDS["y"]:
+        raise ConfigError(
+            f"tokenLifetime: {values['tokenLifetime']!r} is too long: use at most "
+            f"{TOKEN_LIFETIME_YEARS_MAX}y (Opstrace used 10y)"
+        )
+    return seconds
 
 
 def _upstream(values: Mapping[str, Any], key: str) -> str:

@@ -328,6 +328,8 @@ def upstream_address(url: str) -> str:
 def upstream_problem(url: str) -> str | None:
     """Why `url` cannot be a backend of the gateway, or None if it can."""
     refusal = f"{url!r} is not an upstream URL: {_UPSTREAM_RULE}"
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return refusal  # urlsplit would quietly drop a newline or a tab
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -739,8 +741,10 @@ reload() {
     return 1
 }
 
-log "watching $config_dir and $certs_dir every ${interval}s"
+# The files as they are now are the loaded ones; said only once they are hashed, so
+# that a change made after the line appears is one the script will see.
 loaded=$(files_hash)
+log "watching $config_dir and $certs_dir every ${interval}s"
 while :; do
     sleep "$interval"
     current=$(files_hash)
@@ -749,7 +753,7 @@ while :; do
     [ "$(files_hash)" = "$current" ] || continue
     if output=$("$haproxy" -c -f "$config" 2>&1); then
         reload || continue
-        log "files changed: HAProxy reloaded"
+        log "files changed: HAProxy reloaded (SIGUSR2 to master $pid)"
     else
         log "files changed but fail 'haproxy -c', HAProxy keeps the previous ones:"
         echo "$output"

@@ -39,7 +39,7 @@ def image_problem(image: str) -> str | None:
 
     A reference without a version (or `latest`) would change under a running instance
     with the next pull; a digest alone is pinned but says nothing to a reader."""
-    match = _IMAGE_RE.match(image)
+    match = _IMAGE_RE.fullmatch(image)
     if not match:
         return (
             f"{image!r} is not an image reference: write <repository>:<version>, "

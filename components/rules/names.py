@@ -32,7 +32,9 @@ TENANT_NAMESPACE_SUFFIX: Final = "-tenant"
 _INSTANCE_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _TENANT_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _TOKEN_RE: Final = re.compile(r"^[a-z0-9]+$")
-_DNS_LABEL_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+DNS_LABEL_PATTERN: Final = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+"""A DNS label's letters (RFC 1123, lowercase): its length is checked apart."""
+_DNS_LABEL_RE: Final = re.compile(rf"^{DNS_LABEL_PATTERN}$")
 
 INSTANCE_RULE: Final = (
     f"use 1 to {INSTANCE_NAME_MAX} lowercase letters, digits and inner hyphens "
@@ -43,7 +45,7 @@ TENANT_RULE: Final = (
     r"use lowercase letters, digits and inner hyphens (rule ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$)"
 )
 """Opstrace's rule had no hyphen, but its own documentation names tenants `team-revenue`."""
-TOKEN_RULE: Final = r"use lowercase letters and digits only (rule ^[a-z0-9]+$)"
+TOKEN_RULE: Final = f"use 1 to {DNS_LABEL_MAX} lowercase letters and digits (rule ^[a-z0-9]+$)"
 """No hyphen, unlike tenants: `<tenant>-token-<token>` must name exactly one credential."""
 
 RESERVED_DOMAINS: Final = ("example", "invalid", "localhost", "test", "local")

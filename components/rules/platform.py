@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.rules import settings
+from components.rules import names, settings
 from components.rules.settings import ConfigError
 
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -63,10 +63,24 @@ OWN_ISSUER: Final = "opstrace-letsencrypt"
 """The ClusterIssuer the program makes in eks mode (Let's Encrypt, DNS-01 in Route53)."""
 LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
 
-_INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
+# Family and size, each letters and digits with inner hyphens: m7i-flex.large,
+# u-6tb1.112xlarge, m7i.metal-24xl.
+_INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\.[a-z0-9]+(-[a-z0-9]+)*$")
 _RETENTION_RE: Final = re.compile(r"^([1-9][0-9]*)d$")
-_ISSUER_RE: Final = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
-_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+RETENTION_DAYS_MAX: Final = 3650
+_ISSUER_RE: Final = re.compile(
+    rf"^(?=.{{1,253}}$){names.DNS_LABEL_PATTERN}(\.{names.DNS_LABEL_PATTERN})*$"
+)
+"""A Kubernetes object name (a DNS subdomain, RFC 1123): what the API server accepts."""
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_EKS_CLUSTER_RE: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+"""EKS's rule for cluster names: 1 to 100 letters, digits, hyphens and underscores,
+starting with a letter or digit."""
+PRIVATE_NETWORKS: Final = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+"""RFC 1918's private address space, which a VPC is meant to use (Python's `is_private`
+also counts loopback, link-local and reserved blocks, which no VPC can have)."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +262,11 @@ def parse_platform(
     if email and not _EMAIL_RE.fullmatch(email):
         raise ConfigError(f"acmeEmail: {email!r} is not an email address")
     eks_cluster_name = settings.string(values, "eksClusterName")
+    if eks_cluster_name and not _EKS_CLUSTER_RE.fullmatch(eks_cluster_name):
+        raise ConfigError(
+            f"eksClusterName: {eks_cluster_name!r} is not an EKS cluster name: use 1 to 100 "
+            "letters, digits, hyphens and underscores, starting with a letter or digit"
+        )
     if cluster == "existing" and not external_backends and not eks_cluster_name:
         raise ConfigError(
             "eksClusterName: required with cluster existing when the instance runs its own "
@@ -283,9 +302,10 @@ def parse_platform(
 def _retention(values: Mapping[str, Any], key: str) -> int:
     value = settings.string(values, key)
     match = _RETENTION_RE.fullmatch(value)
-    if not match or not 1 <= int(match.group(1)) <= 3650:
+    if not match or not 1 <= int(match.group(1)) <= RETENTION_DAYS_MAX:
         raise ConfigError(
-            f"{key}: {value!r} is not a retention: use a number of days from 1d to 3650d (e.g. 30d)"
+            f"{key}: {value!r} is not a retention: use a number of days from 1d to "
+            f"{RETENTION_DAYS_MAX}d (e.g. 30d)"
         )
     return int(match.group(1))
 
@@ -296,7 +316,8 @@ def _cidr(values: Mapping[str, Any]) -> str:
         network = ipaddress.IPv4Network(value)
     except ValueError:
         network = None
-    if network is None or not network.is_private or not 16 <= network.prefixlen <= 20:
+    private = network is not None and any(network.subnet_of(b) for b in PRIVATE_NETWORKS)
+    if network is None or not private or not 16 <= network.prefixlen <= 20:
         raise ConfigError(
             f"vpcCidr: {value!r} is not usable: use a private IPv4 network from /16 to /20 "
             "(e.g. 10.40.0.0/16)"

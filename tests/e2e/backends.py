@@ -21,7 +21,13 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.e2e.harness import PROMETHEUS, find_tool, free_port, wait_until
+from tests.e2e.harness import (
+    CLIENT_TIMEOUT_SECONDS,
+    PROMETHEUS,
+    find_tool,
+    free_port,
+    wait_until,
+)
 
 CORTEX_ENV: Final = "OPSTRACE_CORTEX"
 """Names the cortex binary to test (the last line `make cortex` prints)."""
@@ -65,7 +71,7 @@ def _process(
 
 def get(port: int, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, str]:
     """(status, body) of a plain-HTTP GET of `path` on 127.0.0.1:`port`."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_SECONDS)
     try:
         connection.request("GET", path, headers=dict(headers or {}))
         response = connection.getresponse()

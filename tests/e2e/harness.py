@@ -5,8 +5,9 @@ the files laid out as the kubelet lays out a projected volume (symlinks into a `
 directory swapped atomically) and per-tenant certificates from a test CA; upstreams are
 small Python HTTP servers that record what reached them. Clients speak HTTPS with the
 endpoint host as SNI and verify the gateway's certificate against the test CA. Every
-wait is a bounded poll; ports are picked by the OS; output goes to files, never to pipes
-that nobody reads.
+wait is a bounded poll for an event; output goes to files, never to pipes that nobody
+reads. Ports come from a range the kernel never hands out by itself and are reserved
+across test processes, so that suites running at once on one machine never share one.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import atexit
 import base64
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import http.client
 import http.server
 import json
 import os
+import random
+import re
 import select
 import shutil
 import signal
@@ -83,7 +87,11 @@ NEEDS_PROMETHEUS: Final = pytest.mark.skipif(
 NEEDS_CURL: Final = pytest.mark.skipif(
     CURL is None, reason="curl is not installed (apt-get install curl)"
 )
-STARTUP_SECONDS: Final = 30.0
+STARTUP_SECONDS: Final = 120.0
+"""A bound on waits for a process to come up: generous, so that a loaded machine (other
+suites, a build) slows the tests down without failing them."""
+CLIENT_TIMEOUT_SECONDS: Final = 60.0
+"""A bound on one request's socket operations, for the same reason."""
 POLL_SECONDS: Final = 0.05
 
 INSTANCE: Final = "acme"
@@ -92,11 +100,47 @@ TENANTS: Final = ("prod", "staging")
 BACKENDS: Final = ("cortex_push", "cortex_query", "loki_push", "loki_query")
 
 
+PORTS_DIR: Final = Path(tempfile.gettempdir()) / "opstrace-test-ports"
+"""One lock file per port: a test process holds the lock of each port it was given."""
+PORT_RANGE_SIZE: Final = 8192
+_held_ports: list[int] = []
+"""File descriptors of the port locks this process holds; released when it exits."""
+
+
+def _ports_below_the_ephemeral_range() -> range:
+    """Ports the kernel never picks by itself (`bind` to port 0 and `connect` choose from
+    `ip_local_port_range`): just below that range."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return range(max(1024, first - PORT_RANGE_SIZE), first)
+
+
 def free_port() -> int:
-    """A port the OS just handed out on 127.0.0.1 (closed again for the caller to bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port on 127.0.0.1 for the caller to bind, reserved until this process exits.
+
+    A port the kernel handed out and that was closed again could be handed to another
+    process (another suite's HAProxy would then share it, SO_REUSEPORT) before the
+    caller binds it. These ports come from a range the kernel does not hand out, each
+    locked (`flock`) by the one test process using it, and free when chosen.
+    """
+    PORTS_DIR.mkdir(parents=True, exist_ok=True)
+    ports = _ports_below_the_ephemeral_range()
+    start = random.randrange(len(ports))
+    for offset in range(len(ports)):
+        port = ports[(start + offset) % len(ports)]
+        descriptor = os.open(PORTS_DIR / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(descriptor)  # another process's, or in use: try the next one
+            continue
+        _held_ports.append(descriptor)
+        return port
+    raise RuntimeError(f"no free port in {ports} (locks in {PORTS_DIR})")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTUP_SECONDS) -> None:
@@ -107,6 +151,11 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTU
             return
         time.sleep(POLL_SECONDS)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_clock(moment: float, timeout: float) -> None:
+    """Wait until the wall clock, the one HAProxy's `date` reads, shows `moment`."""
+    wait_until(lambda: time.time() >= moment, f"the clock to reach {moment}", timeout)
 
 
 def host(service: str, tenant: str) -> str:
@@ -170,7 +219,7 @@ def client_context(alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
 def peer_certificate(port: int, server_name: str | None) -> x509.Certificate:
     """The certificate the gateway presents for `server_name` (SNI), verified."""
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_SECONDS) as raw,
         client_context().wrap_socket(raw, server_hostname=server_name) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
@@ -234,7 +283,9 @@ class Response:
 class TLSConnection(http.client.HTTPSConnection):
     """HTTPS to 127.0.0.1:`port` with `server_name` as SNI (what DNS would achieve)."""
 
-    def __init__(self, port: int, server_name: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, port: int, server_name: str, timeout: float = CLIENT_TIMEOUT_SECONDS
+    ) -> None:
         self.tls_context = client_context()
         super().__init__(server_name, port, timeout=timeout, context=self.tls_context)
 
@@ -300,7 +351,7 @@ def plain_request(
     method: str = "GET",
 ) -> Response:
     """One plain-HTTP request (health port, plain-HTTP port) on a fresh connection."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_SECONDS)
     try:
         return send(connection, host_header, path, headers, method=method)
     finally:
@@ -386,8 +437,8 @@ class Recorder:
     name: str
     forward_to: str | None = None
     """`host:port` to forward POSTs to as `/api/v1/write` (a Prometheus receiver)."""
-    delay: float = 0.0
-    """Seconds to wait, after recording a request, before answering it."""
+    hold: threading.Event | None = None
+    """When set, each request is recorded, then answered only once this event is set."""
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
 
@@ -415,7 +466,8 @@ class Recorder:
 
             def _answer(self, body: bytes) -> None:
                 self._record()
-                time.sleep(recorder.delay)
+                if recorder.hold is not None:
+                    recorder.hold.wait(timeout=STARTUP_SECONDS)
                 status, reply = recorder._reply(self, body)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
@@ -464,7 +516,9 @@ class Recorder:
         if self.forward_to is None:
             return 200, f"{self.name} got {handler.command} {handler.path}".encode()
         forward_host, _, forward_port = self.forward_to.partition(":")
-        connection = http.client.HTTPConnection(forward_host, int(forward_port), timeout=10)
+        connection = http.client.HTTPConnection(
+            forward_host, int(forward_port), timeout=CLIENT_TIMEOUT_SECONDS
+        )
         try:
             forwarded = {
                 k: v
@@ -630,21 +684,50 @@ class Gateway:
     def reload(self) -> None:
         """Soft reload (SIGUSR2 to the master): new worker with the new files, no restart.
 
-        Sent only once the master handles signals (it re-executes itself after each
-        load), and again every second until the master logs another successful load.
+        Sent once the master handles the signal (it re-executes itself around each load;
+        meanwhile SIGUSR2 is ignored or, right after the exec, fatal), and only once: a
+        second signal could meet the master in that window. Returns once the new
+        worker alone accepts connections (`wait_reloaded`).
         """
         assert self.process is not None
+        assert not self.quiet, "a quiet gateway keeps no log to see the reload in"
         loaded = self.loads()
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            self.process.send_signal(signal.SIGUSR2)
-            try:
-                wait_until(lambda: self.loads() > loaded, "a reload", timeout=1.0)
-            except AssertionError:
-                continue
-            wait_until(self._master_handles_signals, "haproxy's master to handle signals")
-            return
-        raise AssertionError(f"haproxy did not reload; its log:\n{self.log_text()}")
+        wait_until(self._master_handles_signals, "haproxy's master to handle signals")
+        self.process.send_signal(signal.SIGUSR2)
+        self.wait_reloaded(loaded)
+
+    def wait_reloaded(self, loads_before: int, timeout: float = STARTUP_SECONDS) -> None:
+        """Wait until the master loaded the files again (a load after `loads_before`
+        loads), every earlier worker stopped listening and the master handles signals.
+
+        The master reports the load before the old worker has closed its listeners: a
+        connection made in between may still be accepted (and answered with the old
+        files) by the old worker. After this, every new connection reaches the new one.
+        """
+
+        def reloaded() -> bool:
+            text = self.log_text()
+            started = [int(pid) for pid in _WORKER_STARTED.findall(text)]
+            return (
+                text.count(_LOADED) > loads_before
+                and all(self._stopped_listening(pid, text) for pid in started[:-1])
+                and self._master_handles_signals()
+            )
+
+        wait_until(reloaded, "the reload: new worker loaded, old ones not listening", timeout)
+
+    def stopped_listening(self) -> bool:
+        """Every worker has stopped listening (a soft stop) or exited."""
+        text = self.log_text()
+        return all(self._stopped_listening(int(pid), text) for pid in _WORKER_STARTED.findall(text))
+
+    def _stopped_listening(self, pid: int, log_text: str) -> bool:
+        """The worker `pid` accepts no more connections: it has stopped every frontend
+        (soft stop) or exited."""
+        if f"Former worker ({pid}) exited" in log_text:
+            return True
+        frontends = re.findall(r"^frontend (\S+)$", self.files[HAPROXY_CONFIG], re.MULTILINE)
+        return all(f"({pid}) : Proxy {frontend} stopped" in log_text for frontend in frontends)
 
     @contextmanager
     def reloading_on_change(self, interval: float | None = None) -> Iterator[Path]:
@@ -662,6 +745,7 @@ class Gateway:
                 env={**os.environ, "HAPROXY": HAPROXY},
             )
         try:
+            # Logged once the script has hashed the files: a later change is one it sees.
             wait_until(lambda: b"watching" in script_log.read_bytes(), "the reload script")
             yield script_log
         finally:
@@ -686,7 +770,7 @@ class Gateway:
 
     def loads(self) -> int:
         """How many times the master has loaded the configuration successfully."""
-        return self.log_text().count("Loading success.")
+        return self.log_text().count(_LOADED)
 
     def stop(self) -> None:
         if self.process is None:
@@ -710,6 +794,13 @@ class Gateway:
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+_LOADED: Final = "Loading success."
+"""What the master logs after each successful load (2.6 and 3.x)."""
+_WORKER_STARTED: Final = re.compile(r"(?:New worker|Initializing new worker) \((\d+)\)")
+"""What the master logs when it starts a worker: 2.6 `New worker (PID) forked`, 3.x
+`Initializing new worker (PID)`."""
 
 
 def _port(address: str) -> int:

@@ -19,6 +19,7 @@ from components.rules.gateway_config import (
 )
 from tests.e2e.conftest import METRICS_QUERY_PREFIX, Minted
 from tests.e2e.harness import (
+    CLIENT_TIMEOUT_SECONDS,
     CURL,
     NEEDS_CURL,
     NEEDS_HAPROXY,
@@ -67,7 +68,9 @@ def test_a_name_that_is_no_endpoint_gets_no_certificate(
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with (
-        socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw,
+        socket.create_connection(
+            ("127.0.0.1", gateway.port), timeout=CLIENT_TIMEOUT_SECONDS
+        ) as raw,
         pytest.raises(ssl.SSLError, match=r"UNRECOGNIZED_NAME|HANDSHAKE_FAILURE"),
     ):
         context.wrap_socket(raw, server_hostname=server_name)
@@ -80,7 +83,9 @@ def test_alpn_selects_http2_when_the_client_offers_it(
     gateway: Gateway, offered: tuple[str, ...], selected: str
 ) -> None:
     with (
-        socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw,
+        socket.create_connection(
+            ("127.0.0.1", gateway.port), timeout=CLIENT_TIMEOUT_SECONDS
+        ) as raw,
         client_context(offered).wrap_socket(raw, server_hostname=host("cortex", "prod")) as tls,
     ):
         assert tls.selected_alpn_protocol() == selected
@@ -111,7 +116,7 @@ def test_an_http2_request_is_authenticated_and_forwarded(
         ],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=CLIENT_TIMEOUT_SECONDS,
         check=True,
     )
     assert result.stdout.splitlines()[-1] == "2 200"
@@ -138,7 +143,9 @@ def test_only_tls_1_2_and_later_with_aead_ciphers_is_accepted(
     context.maximum_version = version
     if cipher is not None:
         context.set_ciphers(cipher)
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw:
+    with socket.create_connection(
+        ("127.0.0.1", gateway.port), timeout=CLIENT_TIMEOUT_SECONDS
+    ) as raw:
         if accepted:
             with context.wrap_socket(raw, server_hostname=host("cortex", "prod")) as tls:
                 assert tls.version() == version.name.replace("_", ".")
@@ -192,7 +199,9 @@ def test_loki_tail_websocket_upgrade_is_passed_through(
         f"Sec-WebSocket-Key: {key}\r\n\r\n"
     )
     with (
-        socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw,
+        socket.create_connection(
+            ("127.0.0.1", gateway.port), timeout=CLIENT_TIMEOUT_SECONDS
+        ) as raw,
         client_context().wrap_socket(raw, server_hostname=endpoint) as tls,
     ):
         tls.sendall(handshake.encode())
