@@ -219,12 +219,13 @@ def _registrations(run: ProgramRun, typ: str) -> list[Registration]:
     return [r for r in run.resources if r.type == typ]
 
 
-def wiring_problems(case: Case, rendered: dict[str, Render]) -> list[str]:
-    """Every wiring rule for the case's renders (keyed by chart name); an upstream in a
-    chart left out of this check (`--chart`) is not checked."""
+def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str], list[str]]:
+    """Every wiring rule for the case's renders (keyed by chart name): (problems, what
+    was not checked because its chart was left out with `--chart`)."""
     run = case.run
     unrendered = {c.namespace for c, _ in releases(case) if c.name not in rendered}
     problems: list[str] = []
+    unchecked: list[str] = []
     roles = {
         r.state["arn"]: wiring.trust_subject(json.loads(r.inputs["assumeRolePolicy"]))
         for r in _registrations(run, "aws:iam/role:Role")
@@ -245,7 +246,9 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> list[str]:
         )
         if owner is not None:
             problems += wiring.service_problems(owner.objects, upstream, owner.chart.namespace)
-        elif upstream.namespace not in unrendered:
+        elif upstream.namespace in unrendered:
+            unchecked.append(f"{upstream.backend}: {upstream.service}.{upstream.namespace}")
+        else:
             problems.append(
                 f"{upstream.backend}: nothing of ours renders namespace {upstream.namespace}"
             )
@@ -322,7 +325,7 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> list[str]:
                 f"--aws-vpc-id={values['vpcId']}",
             ],
         )
-    return problems
+    return problems, unchecked
 
 
 # --- the local cluster -------------------------------------------------------------------
@@ -479,19 +482,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rendered[chart.name] = render(case, chart, values, sources[chart.name])
             for r in rendered.values():
                 print(
-                    f"  {case.label:<24} {r.chart.name:<30} {len(r.objects):4} objects "
+                    f"  {case.label:<28} {r.chart.name:<30} {len(r.objects):4} objects "
                     f"({r.custom} custom), valid for Kubernetes {case.kubernetes_version}",
                     flush=True,
                 )
-            problems = wiring_problems(case, rendered)
+            problems, unchecked = wiring_problems(case, rendered)
+            if unchecked:
+                print(f"  {case.label:<28} not checked (chart left out): {', '.join(unchecked)}")
             for problem in problems:
-                print(f"  {case.label:<24} PROBLEM {problem}", flush=True)
+                print(f"  {case.label:<28} PROBLEM {problem}", flush=True)
             failed = failed or bool(problems)
             outcome = (
                 "" if options.no_apply else f", {apply(list(rendered.values()))} and removed them"
             )
             print(
-                f"  {case.label:<24} wiring {'ok' if not problems else 'FAILED'}{outcome} "
+                f"  {case.label:<28} wiring {'ok' if not problems else 'FAILED'}{outcome} "
                 f"({time.monotonic() - t0:.0f} s)",
                 flush=True,
             )
