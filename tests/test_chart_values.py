@@ -38,19 +38,31 @@ def mimir_config(size: platform.Size = SMALL) -> dict[str, Any]:
 def test_mimir_distributors_push_to_the_ingesters_without_kafka(size: platform.Size) -> None:
     values, config = mimir(size), mimir_config(size)
     assert values["kafka"] == {"enabled": False}
-    assert config["ingest_storage"]["enabled"] is False
+    assert config["ingest_storage"] == {"enabled": False}
     # Off (the chart's 6.x default) every push from a distributor is refused.
     assert config["ingester"]["push_grpc_method_enabled"] is True
 
 
-def test_mimir_drops_the_charts_kafka_client_settings_as_its_classic_file_does() -> None:
-    config = mimir_config()
-    assert config["ingest_storage"]["kafka"] == {
-        "address": None,
-        "topic": None,
-        "auto_create_topic_default_partitions": None,
-    }
-    assert config["distributor"] == {"remote_timeout": None}
+def nulls(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in nulls(v, f"{path}[{i}]")]
+    return [path] if value is None else []
+
+
+@pytest.mark.parametrize("size", [SMALL, PRODUCTION], ids=["small", "production"])
+def test_no_value_is_null_since_pulumi_drops_nulls_before_helm_sees_them(
+    size: platform.Size,
+) -> None:
+    every = [
+        mimir(size),
+        loki(size),
+        charts.load_balancer_controller_values("c", REGION, "v", ROLE),
+        charts.cert_manager_values(ROLE),
+        charts.alloy_values("config", "secret", "/t"),
+    ]
+    assert [path for values in every for path in nulls(values)] == []
 
 
 def test_mimir_takes_each_tenant_from_the_scope_header() -> None:

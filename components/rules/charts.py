@@ -211,22 +211,23 @@ def _service_account(name: str, role_arn: str) -> Values:
 CLASSIC_ARCHITECTURE: Final[Values] = {
     # The chart's Kafka StatefulSet: not installed.
     "kafka": {"enabled": False},
-    # mimir.structuredConfig: distributors write to the ingesters, not to Kafka; the
-    # chart's Kafka client settings are removed (null: Helm drops the key).
-    "ingest_storage": {
-        "enabled": False,
-        "kafka": {"address": None, "topic": None, "auto_create_topic_default_partitions": None},
-    },
-    # The chart raises the distributors' write timeout for Kafka; back to Mimir's default.
-    "distributor": {"remote_timeout": None},
+    # mimir.structuredConfig: distributors write to the ingesters, not to Kafka.
+    "ingest_storage": {"enabled": False},
     # The chart turns the ingesters' gRPC Push method off (they read from Kafka); the
     # classic file removes that setting, which leaves Mimir's default, on. Set on here
     # explicitly: with it off every remote_write fails while every pod is healthy.
     "ingester": {"push_grpc_method_enabled": True},
 }
-"""mimir-distributed 6.x's `classic-architecture.yaml`, key by key (its ingester setting
-written as the value it stands for). `kafka` is a chart value; the rest go under
-`mimir.structuredConfig`."""
+"""mimir-distributed 6.x's `classic-architecture.yaml`, key by key. `kafka` is a chart
+value; the rest go under `mimir.structuredConfig`.
+
+The file also sets four keys to null, which makes Helm drop the chart's own setting:
+`ingest_storage.kafka.address`, `.topic` and `.auto_create_topic_default_partitions`
+(the Kafka client, which Mimir does not use while `ingest_storage.enabled` is false) and
+`distributor.remote_timeout` (the chart lengthens the distributors' wait for a write).
+They are not passed: Pulumi drops null values from a release's values before Helm sees
+them (a test keeps every value non-null), so the chart's Kafka client settings stay in
+the rendered configuration, unused, and the distributors keep the chart's timeout."""
 
 
 def mimir_values(
@@ -237,7 +238,7 @@ def mimir_values(
 
     mimir-distributed 6.x defaults to ingest storage: distributors write to Kafka,
     ingesters read from it, and the chart's config turns the ingesters' gRPC push method
-    off. Every key of the chart's own `classic-architecture.yaml` is set here (see
+    off. The keys of the chart's own `classic-architecture.yaml` are set here (see
     `CLASSIC_ARCHITECTURE`), so that distributors push straight to the ingesters."""
     metrics = size.metrics
     classic = copy.deepcopy(CLASSIC_ARCHITECTURE)
@@ -266,7 +267,6 @@ def mimir_values(
             "structuredConfig": {
                 "multitenancy_enabled": True,
                 "ingest_storage": classic["ingest_storage"],
-                "distributor": classic["distributor"],
                 "common": {
                     "storage": {
                         "backend": "s3",
