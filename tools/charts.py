@@ -86,13 +86,22 @@ class Case:
         return str(self.config["aws:region"])
 
 
+@dataclass(frozen=True)
+class Release:
+    """A Helm release as the program registers it."""
+
+    chart: charts.Chart
+    name: str
+    namespace: str
+    values: dict[str, Any]
+
+
 @dataclass
 class Render:
     """One release of one case, rendered."""
 
     case: Case
-    chart: charts.Chart
-    values: dict[str, Any]
+    release: Release
     objects: list[dict[str, Any]] = field(default_factory=list)
     custom: int = 0
     """Objects of kinds no Kubernetes schema describes (checked by the API server at apply)."""
@@ -169,27 +178,33 @@ def plain(value: Any) -> Any:
     return value
 
 
-def releases(case: Case) -> list[tuple[charts.Chart, dict[str, Any]]]:
+def releases(case: Case) -> list[Release]:
+    """The case's Helm releases: chart, release name, namespace and values as registered."""
     by_name = {c.name: c for c in charts.ALL_CHARTS}
     found = []
     for r in case.run.resources:
         if r.type == RELEASE_TYPE:
             chart = by_name[r.inputs["chart"]]
-            assert r.inputs["version"] == chart.version, r.urn
-            found.append((chart, plain(r.inputs["values"])))
+            if r.inputs["version"] != chart.version:
+                raise CheckError(f"{r.urn}: version {r.inputs['version']}, pinned {chart.version}")
+            found.append(
+                Release(chart, r.inputs["name"], r.inputs["namespace"], plain(r.inputs["values"]))
+            )
     return found
 
 
-def render(case: Case, chart: charts.Chart, values: dict[str, Any], source: Path) -> Render:
+def render(case: Case, release: Release, source: Path) -> Render:
+    """`helm template` of the release (its values schema enforced), each object checked
+    against the case's Kubernetes version."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-        json.dump(values, file)
+        json.dump(release.values, file)
         file.flush()
         text = helm(
             "template",
-            chart.release,
+            release.name,
             str(source),
             "--namespace",
-            chart.namespace,
+            release.namespace,
             "--kube-version",
             f"v{case.kubernetes_version}.0",
             "--include-crds",
@@ -198,7 +213,7 @@ def render(case: Case, chart: charts.Chart, values: dict[str, Any], source: Path
             file.name,
         )
     objects = [o for o in yaml.safe_load_all(text) if o]
-    result = Render(case, chart, values, objects)
+    result = Render(case, release, objects)
     problems = []
     for obj in objects:
         where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
@@ -223,7 +238,7 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
     """Every wiring rule for the case's renders (keyed by chart name): (problems, what
     was not checked because its chart was left out with `--chart`)."""
     run = case.run
-    unrendered = {c.namespace for c, _ in releases(case) if c.name not in rendered}
+    unrendered = {r.namespace for r in releases(case) if r.chart.name not in rendered}
     problems: list[str] = []
     unchecked: list[str] = []
     roles = {
@@ -242,10 +257,10 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
     )
     for upstream in wiring.gateway_upstreams(config):
         owner = next(
-            (r for r in rendered.values() if r.chart.namespace == upstream.namespace), None
+            (r for r in rendered.values() if r.release.namespace == upstream.namespace), None
         )
         if owner is not None:
-            problems += wiring.service_problems(owner.objects, upstream, owner.chart.namespace)
+            problems += wiring.service_problems(owner.objects, upstream, owner.release.namespace)
         elif upstream.namespace in unrendered:
             unchecked.append(f"{upstream.backend}: {upstream.service}.{upstream.namespace}")
         else:
@@ -253,12 +268,12 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
                 f"{upstream.backend}: nothing of ours renders namespace {upstream.namespace}"
             )
     for r in rendered.values():
-        account = r.values.get("serviceAccount")
+        account = r.release.values.get("serviceAccount")
         if account:
             problems += wiring.service_account_problems(
                 r.objects,
                 account["name"],
-                r.chart.namespace,
+                r.release.namespace,
                 account["annotations"][charts.IRSA_ANNOTATION],
                 trusted,
                 charts.IRSA_ANNOTATION,
@@ -310,7 +325,7 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
                 f"holding {telemetry.TOKEN_FILE}"
             )
     if charts.LOAD_BALANCER_CONTROLLER.name in rendered:
-        values = rendered[charts.LOAD_BALANCER_CONTROLLER.name].values
+        values = rendered[charts.LOAD_BALANCER_CONTROLLER.name].release.values
         if values["region"] != case.region:
             problems.append(
                 f"load balancer controller: region {values['region']}, not {case.region}"
@@ -318,7 +333,7 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
         problems += wiring.container_args_problems(
             rendered[charts.LOAD_BALANCER_CONTROLLER.name].objects,
             "Deployment",
-            charts.LOAD_BALANCER_CONTROLLER.release,
+            rendered[charts.LOAD_BALANCER_CONTROLLER.name].release.name,
             [
                 f"--cluster-name={values['clusterName']}",
                 f"--aws-region={values['region']}",
@@ -393,18 +408,18 @@ def apply(renders: Sequence[Render]) -> str:
                     "--timeout=60s",
                     *(f"crd/{o['metadata']['name']}" for o in new),
                 )
-            if r.chart.namespace not in created_namespaces and not kubectl(
-                "get", "namespace", r.chart.namespace, "--ignore-not-found", "-o", "name"
+            if r.release.namespace not in created_namespaces and not kubectl(
+                "get", "namespace", r.release.namespace, "--ignore-not-found", "-o", "name"
             ):
-                kubectl("create", "namespace", r.chart.namespace)
-                created_namespaces.append(r.chart.namespace)
+                kubectl("create", "namespace", r.release.namespace)
+                created_namespaces.append(r.release.namespace)
             rest = [o for o in r.objects if o["kind"] != "CustomResourceDefinition"]
             kubectl(
                 "apply",
                 "--server-side",
                 f"--field-manager={FIELD_MANAGER}",
                 "-n",
-                r.chart.namespace,
+                r.release.namespace,
                 "-f",
                 "-",
                 stdin=_documents(rest),
@@ -477,12 +492,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in cases(options.stack or stacks, options.sizing or sorted(platform.SIZES)):
             t0 = time.monotonic()
             rendered: dict[str, Render] = {}
-            for chart, values in releases(case):
-                if chart.name in sources:
-                    rendered[chart.name] = render(case, chart, values, sources[chart.name])
+            for release in releases(case):
+                if release.chart.name in sources:
+                    rendered[release.chart.name] = render(
+                        case, release, sources[release.chart.name]
+                    )
             for r in rendered.values():
                 print(
-                    f"  {case.label:<28} {r.chart.name:<30} {len(r.objects):4} objects "
+                    f"  {case.label:<28} {r.release.chart.name:<30} {len(r.objects):4} objects "
                     f"({r.custom} custom), valid for Kubernetes {case.kubernetes_version}",
                     flush=True,
                 )
