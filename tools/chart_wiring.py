@@ -160,6 +160,15 @@ def _at(document: Any, path: str, default: Any = None) -> Any:
     return document
 
 
+def _mismatches(backend: str, facts: Mapping[str, tuple[Any, Any]]) -> list[str]:
+    """One line per fact whose value (first) is not the one expected (second)."""
+    return [
+        f"{backend}: {what} is {got!r}, expected {want!r}"
+        for what, (got, want) in facts.items()
+        if got != want
+    ]
+
+
 def mimir_problems(
     config: Any, bucket: str, region: str, retention: str, replication: int
 ) -> list[str]:
@@ -196,11 +205,7 @@ def mimir_problems(
             replication,
         ),
     }
-    return [
-        f"mimir: {what} is {got!r}, expected {want!r}"
-        for what, (got, want) in facts.items()
-        if got != want
-    ]
+    return _mismatches("mimir", facts)
 
 
 def loki_problems(
@@ -229,11 +234,7 @@ def loki_problems(
             bucket,
         ),
     }
-    return [
-        f"loki: {what} is {got!r}, expected {want!r}"
-        for what, (got, want) in facts.items()
-        if got != want
-    ]
+    return _mismatches("loki", facts)
 
 
 def collector_problems(
