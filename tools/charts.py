@@ -363,97 +363,83 @@ def _documents(objects: Sequence[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
 
 
+def _server_side_apply(objects: Sequence[dict[str, Any]], *flags: str) -> None:
+    if objects:
+        kubectl(
+            "apply",
+            "--server-side",
+            f"--field-manager={FIELD_MANAGER}",
+            *flags,
+            "-f",
+            "-",
+            stdin=_documents(objects),
+        )
+
+
+def _namespaced_kinds() -> set[str]:
+    listing = kubectl("api-resources", "--namespaced=true", "--no-headers")
+    return {line.split()[-1] for line in listing.splitlines() if line.strip()}
+
+
+def _crd_name(obj: dict[str, Any]) -> str:
+    return f"customresourcedefinition.apiextensions.k8s.io/{obj['metadata']['name']}"
+
+
 def apply(renders: Sequence[Render]) -> str:
-    """Apply a case's renders to the local cluster, in the program's order, CRDs first;
-    then delete what was created. A CRD the cluster already has (the cert-manager
-    stand-in's) is applied as a server-side dry run, so the cluster stays as it was."""
-    existing = set(kubectl("get", "crd", "-o", "name").split())
-    created_namespaces: list[str] = []
-    created_crds: list[str] = []
-    cluster_scoped: list[dict[str, Any]] = []
+    """Apply a case's renders to the local cluster as Helm would install them, release
+    by release in the program's order, CRDs first (each in its release's namespace
+    unless it names its own); then delete everything applied, so that the next case
+    (and the engine tests) find the cluster as it was. A CRD the cluster already has
+    (the cert-manager stand-in's) is applied as a server-side dry run only."""
+    existing_crds = set(kubectl("get", "crd", "-o", "name").split())
+    new_crds: list[dict[str, Any]] = []
+    new_namespaces: list[str] = []
+    applied: list[dict[str, Any]] = []
     try:
         for r in renders:
             crds = [o for o in r.objects if o["kind"] == "CustomResourceDefinition"]
-            new = [
-                o
-                for o in crds
-                if f"customresourcedefinition.apiextensions.k8s.io/{o['metadata']['name']}"
-                not in existing
-            ]
-            old = [o for o in crds if o not in new]
-            if old:
-                kubectl(
-                    "apply",
-                    "--server-side",
-                    "--dry-run=server",
-                    f"--field-manager={FIELD_MANAGER}",
-                    "--force-conflicts",
-                    "-f",
-                    "-",
-                    stdin=_documents(old),
-                )
-            if new:
-                kubectl(
-                    "apply",
-                    "--server-side",
-                    f"--field-manager={FIELD_MANAGER}",
-                    "-f",
-                    "-",
-                    stdin=_documents(new),
-                )
-                created_crds += [o["metadata"]["name"] for o in new]
-                kubectl(
-                    "wait",
-                    "--for=condition=Established",
-                    "--timeout=60s",
-                    *(f"crd/{o['metadata']['name']}" for o in new),
-                )
-            if r.release.namespace not in created_namespaces and not kubectl(
-                "get", "namespace", r.release.namespace, "--ignore-not-found", "-o", "name"
-            ):
-                kubectl("create", "namespace", r.release.namespace)
-                created_namespaces.append(r.release.namespace)
-            rest = [o for o in r.objects if o["kind"] != "CustomResourceDefinition"]
-            kubectl(
-                "apply",
-                "--server-side",
-                f"--field-manager={FIELD_MANAGER}",
-                "-n",
-                r.release.namespace,
-                "-f",
-                "-",
-                stdin=_documents(rest),
+            _server_side_apply(
+                [o for o in crds if _crd_name(o) in existing_crds],
+                "--dry-run=server",
+                "--force-conflicts",
             )
-            cluster_scoped += [o for o in rest if o["kind"] in _CLUSTER_SCOPED_KINDS]
+            fresh = [o for o in crds if _crd_name(o) not in existing_crds]
+            _server_side_apply(fresh)
+            new_crds += fresh
+            if fresh:
+                names_ = [f"crd/{o['metadata']['name']}" for o in fresh]
+                kubectl("wait", "--for=condition=Established", "--timeout=60s", *names_)
+            namespace = r.release.namespace
+            if namespace not in new_namespaces and not kubectl(
+                "get", "namespace", namespace, "--ignore-not-found", "-o", "name"
+            ):
+                kubectl("create", "namespace", namespace)
+                new_namespaces.append(namespace)
+            namespaced = _namespaced_kinds()
+            rest = []
+            for obj in r.objects:
+                if obj["kind"] == "CustomResourceDefinition":
+                    continue
+                if obj["kind"] in namespaced:
+                    obj = {**obj, "metadata": {"namespace": namespace, **obj["metadata"]}}
+                rest.append(obj)
+            _server_side_apply(rest)
+            applied += rest
         return f"applied {sum(len(r.objects) for r in renders)} objects"
     finally:
-        if cluster_scoped:
+        if applied:
             kubectl(
                 "delete",
                 "--ignore-not-found",
                 "--wait=true",
                 "-f",
                 "-",
-                stdin=_documents(cluster_scoped),
+                stdin=_documents(applied[::-1]),
             )
-        if created_namespaces:
-            kubectl("delete", "namespace", "--wait=true", "--timeout=120s", *created_namespaces)
-        if created_crds:
-            kubectl("delete", "crd", "--wait=true", *created_crds)
-
-
-_CLUSTER_SCOPED_KINDS: Final = (
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-    "IngressClass",
-    "IngressClassParams",
-    "PriorityClass",
-    "StorageClass",
-    "APIService",
-    "Namespace",
-)
+        if new_namespaces:
+            kubectl("delete", "namespace", "--wait=true", "--timeout=120s", *new_namespaces)
+        if new_crds:
+            kubectl("delete", "--wait=true", *(f"crd/{o['metadata']['name']}" for o in new_crds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
