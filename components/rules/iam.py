@@ -212,7 +212,7 @@ def load_balancer_controller() -> Document:
                 "Resource": "*",
             },
             {
-                # Creating a group touches the VPC too, which carries no request tag.
+                # Authorized against the group and against its VPC: every resource.
                 "Sid": "CreateSecurityGroups",
                 "Effect": "Allow",
                 "Action": "ec2:CreateSecurityGroup",
