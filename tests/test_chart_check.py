@@ -22,10 +22,11 @@ def test_every_stack_is_planned_at_both_presets_in_its_region(dev_cases: list[ch
         ("dev/small", "eu-central-1", "1.34"),
         ("dev/production", "eu-central-1", "1.34"),
     ]
+    assert [c.config.platform.size.name for c in dev_cases] == ["small", "production"]
 
 
 def test_a_placeholder_domain_is_replaced_by_the_stand_in(dev_cases: list[check.Case]) -> None:
-    assert {c.config["opstrace:domain"] for c in dev_cases} == {check.STAND_IN_DOMAIN}
+    assert {c.config.domain for c in dev_cases} == {check.STAND_IN_DOMAIN}
 
 
 def test_each_release_is_rendered_as_the_program_registers_it(dev_cases: list[check.Case]) -> None:

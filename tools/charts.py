@@ -42,9 +42,16 @@ from pulumi.runtime import rpc
 
 from components import telemetry as telemetry_component
 from components.rules import charts, names, platform, telemetry
-from components.rules.config import ConfigError
+from components.rules.config import ConfigError, InstanceConfig, config_of_stack
 from tools import chart_wiring as wiring
-from tools.offline import PROJECT_DIR, ProgramRun, Registration, run_program, stack_config
+from tools.offline import (
+    PROJECT_DIR,
+    ProgramRun,
+    Registration,
+    cli_config,
+    run_program,
+    stack_config,
+)
 
 HELM: Final = Path(os.environ.get("OPSTRACE_HELM", PROJECT_DIR / ".engine" / "bin" / "helm"))
 KUBECTL: Final = PROJECT_DIR / ".engine" / "bin" / "kubectl"
@@ -64,11 +71,11 @@ class CheckError(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    """One shipped stack at one sizing preset, as the program plans it."""
+    """One shipped stack at one sizing preset, as the program reads and plans it."""
 
     stack: str
     sizing: str
-    config: dict[str, Any]
+    config: InstanceConfig
     run: ProgramRun
 
     @property
@@ -77,13 +84,11 @@ class Case:
 
     @property
     def kubernetes_version(self) -> str:
-        return str(
-            self.config.get("opstrace:kubernetesVersion") or platform.DEFAULTS["kubernetesVersion"]
-        )
+        return self.config.platform.kubernetes_version
 
     @property
     def region(self) -> str:
-        return str(self.config["aws:region"])
+        return self.config.platform.aws_region
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ def env_name(chart: charts.Chart) -> str:
 
 
 def helm(*args: str) -> str:
+    if not HELM.exists():
+        raise CheckError(f"no helm at {HELM}: build it with `bash engine/helm/build.sh`")
     result = subprocess.run([str(HELM), *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CheckError(f"helm {' '.join(args[:2])}: {result.stderr.strip()}")
@@ -162,7 +169,8 @@ def cases(stacks: Sequence[str], sizings: Sequence[str]) -> Iterator[Case]:
             config["opstrace:sizing"] = sizing
             if names.reserved_domain_problem(str(config.get("opstrace:domain", ""))):
                 config["opstrace:domain"] = STAND_IN_DOMAIN
-            yield Case(stack, sizing, config, run_program(config, stack=stack, tokens="stand-in"))
+            run = run_program(config, stack=stack, tokens="stand-in")
+            yield Case(stack, sizing, config_of_stack(cli_config(config), PROJECT_DIR), run)
 
 
 def plain(value: Any) -> Any:
@@ -278,18 +286,15 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
                 trusted,
                 charts.IRSA_ANNOTATION,
             )
-    days = {
-        "metrics": int(str(case.config.get("opstrace:metricsRetention", "30d")).removesuffix("d")),
-        "logs": int(str(case.config.get("opstrace:logsRetention", "30d")).removesuffix("d")),
-    }
-    size = platform.SIZES[case.sizing]
+    settings = case.config.platform
+    size = settings.size
     if charts.MIMIR.name in rendered:
         mimir = wiring.config_document(rendered[charts.MIMIR.name].objects, "mimir.yaml")
         problems += wiring.mimir_problems(
             mimir,
             buckets["metrics"],
             case.region,
-            f"{days['metrics']}d",
+            f"{settings.metrics_retention_days}d",
             size.metrics.replication_factor,
         )
         kafka = [o for o in rendered[charts.MIMIR.name].objects if "kafka" in o["metadata"]["name"]]
@@ -300,13 +305,11 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
             loki,
             buckets["logs"],
             case.region,
-            f"{days['logs'] * 24}h",
+            f"{settings.logs_retention_days * 24}h",
             size.logs.replication_factor,
         )
     if charts.ALLOY.name in rendered:
-        endpoints = telemetry.push_urls(
-            case.config["opstrace:instanceName"], case.config["opstrace:domain"]
-        )
+        endpoints = telemetry.push_urls(case.config.instance_name, case.config.domain)
         problems += wiring.collector_problems(
             rendered[charts.ALLOY.name].objects,
             endpoints,
