@@ -9,7 +9,7 @@ PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_BACKEND_URL
 
 .PHONY: venv dev-venv up plan test lint typecheck unit bench clean haproxy e2e-haproxy \
-	engine cluster-up cluster-down cluster-status
+	engine cluster-up cluster-down cluster-status charts
 
 # The program's own dependencies (what `pulumi up` and the provider host import)...
 $(BIN)/.runtime: requirements.txt
@@ -107,3 +107,10 @@ cluster-down: venv
 
 cluster-status: venv
 	$(BIN)/python -m tools.cluster status
+
+## charts: every pinned chart rendered with the program's values, checked and applied to
+## the local cluster (tools/charts.py; needs the chart repositories or local copies, and
+## make cluster-up). CHARTS_ARGS="--chart loki --no-apply" narrows it. Not run by CI.
+charts: dev-venv
+	bash engine/helm/build.sh >/dev/null
+	$(BIN)/python -m tools.charts $(CHARTS_ARGS)

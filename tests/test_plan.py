@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,31 @@ def test_redact_replaces_secrets_at_any_depth() -> None:
 
 def test_redact_shows_integral_numbers_as_integers() -> None:
     assert plan.redact({"key_bits": 2048.0, "ratio": 0.5}) == {"key_bits": 2048, "ratio": 0.5}
+
+
+AWS_REGION_RE = r"\b(?:af|ap|ca|eu|il|me|mx|sa|us)-(?:[a-z]+-)+[0-9]"
+"""Anything that names an AWS region (a zone, an endpoint, an ARN part)."""
+
+
+@pytest.mark.parametrize(
+    ("stack", "region"), [("example-prod", "us-east-1"), ("dev", "eu-central-1")]
+)
+def test_the_plan_names_only_the_region_of_its_stack(
+    stacks_dir: Path, stack: str, region: str
+) -> None:
+    text = (PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml").read_text()
+    domain = re.search(r"opstrace:domain: (\S+)", text)
+    assert domain is not None
+    (stacks_dir / f"Pulumi.{stack}-filled.yaml").write_text(
+        text.replace(domain.group(0), f"opstrace:domain: {OPERATOR_DOMAIN}")
+    )
+    result = run_plan("--stack", f"{stack}-filled", "--stacks-dir", str(stacks_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    named = set(re.findall(AWS_REGION_RE, result.stdout))
+    assert named == {region}
+    zones = {
+        record["inputs"]["availabilityZone"]
+        for record in map(json.loads, result.stdout.splitlines())
+        if record["type"] == "aws:ec2/subnet:Subnet"
+    }
+    assert zones == {f"{region}{zone}" for zone in "abc"}

@@ -271,6 +271,166 @@ def test_the_collector_reads_its_token_where_the_secret_is_mounted(dev_run: Prog
     assert f'bearer_token_file = "{read_from}"' in values["alloy"]["configMap"]["content"]
 
 
+# Every IAM document, statement by statement ----------------------------------------
+
+
+def documents_by_name(run: ProgramRun, typ: str, key: str) -> dict[str, Any]:
+    return {r.name: json.loads(r.inputs[key]) for r in of_type(run, typ)}
+
+
+def irsa_trust(run: ProgramRun, subject: str) -> dict[str, Any]:
+    """What an IAM role that only `subject` may assume says, with the run's OIDC provider."""
+    provider = of_type(run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")[0]
+    host = provider.inputs["url"].removeprefix("https://")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider.state["arn"]},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host}:sub": f"system:serviceaccount:{subject}",
+                        f"{host}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def service_trust(service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def test_each_role_is_assumed_by_exactly_its_service_or_service_account(
+    production_run: ProgramRun,
+) -> None:
+    trusts = documents_by_name(production_run, "aws:iam/role:Role", "assumeRolePolicy")
+    assert trusts == {
+        "dev-acme-cluster-control-plane": service_trust("eks.amazonaws.com"),
+        "dev-acme-cluster-nodes": service_trust("ec2.amazonaws.com"),
+        "dev-acme-cluster-ebs-csi": irsa_trust(production_run, "kube-system:ebs-csi-controller-sa"),
+        "dev-acme-addons-lbc": irsa_trust(
+            production_run, "kube-system:aws-load-balancer-controller"
+        ),
+        "dev-acme-addons-cert-manager": irsa_trust(production_run, "cert-manager:cert-manager"),
+        "dev-acme-backends-metrics-access": irsa_trust(production_run, "opstrace-metrics:mimir"),
+        "dev-acme-backends-logs-access": irsa_trust(production_run, "opstrace-logs:loki"),
+    }
+
+
+def test_each_role_has_exactly_its_managed_policies(production_run: ProgramRun) -> None:
+    attachment = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    attached = sorted(
+        (r.inputs["role"], r.inputs["policyArn"].removeprefix("arn:aws:iam::aws:policy/"))
+        for r in of_type(production_run, attachment)
+    )
+    assert attached == [
+        ("dev-acme-cluster-control-plane", "AmazonEKSClusterPolicy"),
+        ("dev-acme-cluster-ebs-csi", "service-role/AmazonEBSCSIDriverPolicy"),
+        ("dev-acme-cluster-nodes", "AmazonEC2ContainerRegistryReadOnly"),
+        ("dev-acme-cluster-nodes", "AmazonEKSWorkerNodePolicy"),
+        ("dev-acme-cluster-nodes", "AmazonEKS_CNI_Policy"),
+    ]
+
+
+def test_each_backend_role_lists_its_bucket_and_changes_only_its_objects(
+    production_run: ProgramRun,
+) -> None:
+    policies = documents_by_name(production_run, "aws:iam/rolePolicy:RolePolicy", "policy")
+    arns = {
+        r.inputs["tags"]["opstrace.io/data"]: r.state["arn"]
+        for r in of_type(production_run, BUCKET)
+    }
+    for purpose, arn in arns.items():
+        assert policies[f"dev-acme-backends-{purpose}-access"] == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ListTheBucket",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                    "Resource": arn,
+                },
+                {
+                    "Sid": "ObjectsOfTheBucket",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": f"{arn}/*",
+                },
+            ],
+        }, purpose
+
+
+def test_cert_manager_changes_only_txt_records_of_the_instance_zone(
+    production_run: ProgramRun,
+) -> None:
+    policies = documents_by_name(production_run, "aws:iam/rolePolicy:RolePolicy", "policy")
+    zone = of_type(production_run, "aws:route53/zone:Zone")[0].id
+    assert policies["dev-acme-addons-cert-manager"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "route53:GetChange",
+                "Resource": "arn:aws:route53:::change/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                "Resource": f"arn:aws:route53:::hostedzone/{zone}",
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+                    }
+                },
+            },
+            {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+        ],
+    }
+
+
+def test_the_controller_role_has_the_controller_policy(production_run: ProgramRun) -> None:
+    # Its statements are pinned against the official policy in test_iam_upstream.py.
+    policies = documents_by_name(production_run, "aws:iam/rolePolicy:RolePolicy", "policy")
+    assert policies["dev-acme-addons-lbc"] == iam.load_balancer_controller()
+    assert set(policies) == {
+        "dev-acme-addons-lbc",
+        "dev-acme-addons-cert-manager",
+        "dev-acme-backends-metrics-access",
+        "dev-acme-backends-logs-access",
+    }
+
+
+def test_every_bucket_refuses_any_request_without_tls_to_it_and_its_objects(
+    production_run: ProgramRun,
+) -> None:
+    policies = documents_by_name(production_run, "aws:s3/bucketPolicy:BucketPolicy", "policy")
+    arns = {r.name.removesuffix("-bucket"): r.state["arn"] for r in of_type(production_run, BUCKET)}
+    assert {name.removesuffix("-tls-only") for name in policies} == set(arns)
+    for name, arn in arns.items():
+        assert policies[f"{name}-tls-only"] == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "RefuseRequestsWithoutTLS",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }, name
+
+
 # Charts ----------------------------------------------------------------------------
 
 

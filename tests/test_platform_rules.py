@@ -65,18 +65,6 @@ def test_dns01_policy_changes_only_txt_records_of_the_instance_zone() -> None:
     assert iam.wildcard_problems(document) == []
 
 
-def test_load_balancer_controller_changes_only_what_it_tagged() -> None:
-    document = iam.load_balancer_controller()
-    changing = [s for s in document["Statement"] if s["Sid"].startswith("Change")]
-    assert changing
-    assert all("elbv2.k8s.aws/cluster" in json_text(s["Condition"]) for s in changing)
-    assert iam.wildcard_problems(document) == []
-
-
-def json_text(value: object) -> str:
-    return yaml.safe_dump(value)
-
-
 @pytest.mark.parametrize(
     ("statement", "problem"),
     [

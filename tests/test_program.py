@@ -21,6 +21,7 @@ from components.rules.config_maps import JWKS_FILE
 from components.rules.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
+from tools.charts import plain
 from tools.offline import TOKEN_TYPE, ProgramFailed, ProgramRun, Registration, run_program
 
 TENANTS = ("system", "prod", "staging")
@@ -452,17 +453,6 @@ def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun
         for token_name, when in by_token.items():
             state = named(dev_run, f"dev-acme-tenant-{tenant}-token-{token_name}").state
             assert when == timestamp(int(state["expires_at"]))
-
-
-def plain(value: Any) -> Any:
-    """`value` with every secret unwrapped, at any depth (what the engine stores)."""
-    if rpc.is_rpc_secret(value):
-        return plain(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def comparable(resource: Registration) -> Any:

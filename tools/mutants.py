@@ -51,6 +51,10 @@ PLATFORM = "components/rules/platform.py"
 PLATFORM_TESTS = "tests/test_platform.py"
 CONFIG_TESTS = "tests/test_config.py"
 E2E_PROBES = "tests/e2e/test_gateway_probes.py"
+CHARTS = "components/rules/charts.py"
+CHART_TESTS = "tests/test_chart_values.py"
+IAM = "components/rules/iam.py"
+IAM_UPSTREAM_TESTS = "tests/test_iam_upstream.py"
 
 MUTANTS: Final = (
     Mutant(
@@ -457,6 +461,94 @@ MUTANTS: Final = (
         '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_PORT),\n',
         '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(TLS_PORT),\n',
         (E2E_PROBES,),
+    ),
+    Mutant(
+        "mimir_ingesters_refuse_pushes",
+        CHARTS,
+        '    "ingester": {"push_grpc_method_enabled": True},\n',
+        '    "ingester": {"push_grpc_method_enabled": False},\n',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "mimir_single_tenant",
+        CHARTS,
+        '                "multitenancy_enabled": True,\n',
+        '                "multitenancy_enabled": False,\n',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "mimir_ring_ignores_zones",
+        CHARTS,
+        '"zone_awareness_enabled": metrics.zone_aware,',
+        '"zone_awareness_enabled": False,',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "mimir_disks_outlive_destroy",
+        CHARTS,
+        '        "whenDeleted": "Delete",\n',
+        '        "whenDeleted": "Retain",\n',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "loki_single_tenant",
+        CHARTS,
+        '            "auth_enabled": True,\n',
+        '            "auth_enabled": False,\n',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "loki_retention_not_enforced",
+        CHARTS,
+        '"compactor": {"retention_enabled": True, "delete_request_store": "s3"},',
+        '"compactor": {"retention_enabled": False, "delete_request_store": "s3"},',
+        (CHART_TESTS,),
+    ),
+    Mutant(
+        "tls_only_policy_spares_the_objects",
+        IAM,
+        '                "Resource": [bucket_arn, f"{bucket_arn}/*"],\n',
+        '                "Resource": [bucket_arn],\n',
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "backend_role_reaches_every_bucket",
+        IAM,
+        '                "Resource": f"{bucket_arn}/*",\n',
+        '                "Resource": "arn:aws:s3:::*/*",\n',
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "irsa_trust_without_audience",
+        IAM,
+        '                        f"{issuer_host}:aud": "sts.amazonaws.com",\n',
+        "",
+        (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "controller_opens_only_tagged_security_groups",
+        IAM,
+        '"Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],\n'
+        '                "Resource": "*",\n',
+        '"Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],\n'
+        '                "Resource": "*",\n'
+        '                "Condition": tagged,\n',
+        (IAM_UPSTREAM_TESTS,),
+    ),
+    Mutant(
+        "controller_tags_only_tagged_listeners",
+        IAM,
+        '                "Resource": "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",\n',
+        '                "Resource": "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",\n'
+        '                "Condition": tagged,\n',
+        (IAM_UPSTREAM_TESTS,),
+    ),
+    Mutant(
+        "plan_zones_from_another_region",
+        "tools/offline.py",
+        '        "names": [f"{region}{zone}" for zone in "abc"],\n',
+        '        "names": [f"eu-central-1{zone}" for zone in "abc"],\n',
+        ("tests/test_plan.py",),
     ),
 )
 

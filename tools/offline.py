@@ -97,45 +97,56 @@ class ProgramRun:
 
 
 ACCOUNT: Final = "123456789012"
-REGION: Final = "eu-central-1"
-OIDC_ISSUER: Final = f"https://oidc.eks.{REGION}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+"""A placeholder AWS account (the one AWS's own documentation uses in its examples)."""
+DEFAULT_REGION: Final = "eu-central-1"
+"""The region the mocks answer for when the stack sets no `aws:region`."""
 
-AWS_OUTPUTS: Final[dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]] = {
-    "aws:eks/cluster:Cluster": lambda name, inputs: {
-        "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{inputs.get('name', name)}",
-        "endpoint": f"https://{_digest(name)[:32].upper()}.gr7.{REGION}.eks.amazonaws.com",
+
+def oidc_issuer(region: str) -> str:
+    """The OIDC issuer URL an EKS cluster in `region` would have."""
+    return f"https://oidc.eks.{region}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+
+
+Outputs = Callable[[str, dict[str, Any], str], dict[str, Any]]
+
+AWS_OUTPUTS: Final[dict[str, Outputs]] = {
+    "aws:eks/cluster:Cluster": lambda name, inputs, region: {
+        "arn": f"arn:aws:eks:{region}:{ACCOUNT}:cluster/{inputs.get('name', name)}",
+        "endpoint": f"https://{_digest(name)[:32].upper()}.gr7.{region}.eks.amazonaws.com",
         "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="},
-        "identities": [{"oidcs": [{"issuer": OIDC_ISSUER}]}],
+        "identities": [{"oidcs": [{"issuer": oidc_issuer(region)}]}],
     },
-    "aws:iam/role:Role": lambda name, inputs: {
+    "aws:iam/role:Role": lambda name, inputs, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}",
         "name": name,
     },
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, inputs: {
-        "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_ISSUER.removeprefix('https://')}",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, inputs, region: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{oidc_issuer(region).removeprefix('https://')}",
     },
-    "aws:s3/bucket:Bucket": lambda name, inputs: {
+    "aws:s3/bucket:Bucket": lambda name, inputs, region: {
         "bucket": f"{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
         "arn": f"arn:aws:s3:::{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
     },
 }
-"""Outputs a real AWS resource would have (all unknown in a preview)."""
+"""Outputs a real AWS resource in a region would have (all unknown in a preview)."""
 
-AWS_CALLS: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda args: {
-        "names": [f"{REGION}{zone}" for zone in "abc"],
+Call = Callable[[dict[str, Any], str], dict[str, Any]]
+
+AWS_CALLS: Final[dict[str, Call]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda args, region: {
+        "names": [f"{region}{zone}" for zone in "abc"],
     },
-    "aws:index/getCallerIdentity:getCallerIdentity": lambda args: {"accountId": ACCOUNT},
-    "aws:eks/getCluster:getCluster": lambda args: {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda args, region: {"accountId": ACCOUNT},
+    "aws:eks/getCluster:getCluster": lambda args, region: {
         "name": args.get("name"),
-        "identities": [{"oidcs": [{"issuer": OIDC_ISSUER}]}],
+        "identities": [{"oidcs": [{"issuer": oidc_issuer(region)}]}],
     },
-    "aws:lb/getLoadBalancer:getLoadBalancer": lambda args: {
+    "aws:lb/getLoadBalancer:getLoadBalancer": lambda args, region: {
         "name": args.get("name"),
         "zoneId": "Z215JYRZR1TBD5",
     },
 }
-"""Answers of the data sources the program reads."""
+"""Answers of the data sources the program reads, for a region."""
 
 
 class ProgramFailed(OpstraceError):
@@ -146,9 +157,16 @@ class ProgramFailed(OpstraceError):
 class OfflineMocks(pulumi_mocks.Mocks):
     """Realistic outputs for the resource types the program uses (see `Tokens`)."""
 
-    def __init__(self, tokens: Tokens = "stand-in", run: ProgramRun | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Tokens = "stand-in",
+        run: ProgramRun | None = None,
+        region: str = DEFAULT_REGION,
+    ) -> None:
         self.run = ProgramRun() if run is None else run
         self.tokens = tokens
+        self.region = region
+        """The stack's `aws:region`: every zone, ARN and endpoint the mocks answer is in it."""
         self._provider = TokenProvider()
 
     @property
@@ -178,7 +196,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if args.typ.startswith("kubernetes:"):
             return self._kubernetes(args.name, args.typ, inputs)
         if args.typ in AWS_OUTPUTS:
-            outputs = AWS_OUTPUTS[args.typ](args.name, inputs)
+            outputs = AWS_OUTPUTS[args.typ](args.name, inputs, self.region)
             if self.preview:
                 outputs = dict.fromkeys(outputs, UNKNOWN)
             return f"{args.name}-id", {**inputs, **outputs}
@@ -186,7 +204,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         answer = AWS_CALLS.get(args.token)
-        return (answer(dict(args.args)) if answer else {}), []
+        return (answer(dict(args.args), self.region) if answer else {}), []
 
     def _token(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         checked = self._provider.check({}, {k: v for k, v in inputs.items() if v is not None})
@@ -227,7 +245,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         metadata.setdefault("name", f"{name}-{_digest(name)[:8]}")
         state = {**inputs, "metadata": metadata}
         if typ == "kubernetes:core/v1:Service":
-            hostname = f"{metadata['name']}-{_digest(name)[:16]}.elb.us-east-1.amazonaws.com"
+            hostname = f"{metadata['name']}-{_digest(name)[:16]}.elb.{self.region}.amazonaws.com"
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
             if self.preview:
                 state["status"] = UNKNOWN
@@ -397,7 +415,7 @@ def run_components(
     ProgramFailed when the program ends as it ends under the CLI after an error: it
     bailed (`components.bail`), or a provider's check failed."""
     run = ProgramRun() if record is None else record
-    mocks = OfflineMocks(tokens, run)
+    mocks = OfflineMocks(tokens, run, str((config or {}).get("aws:region") or DEFAULT_REGION))
     pulumi_mocks.set_mocks(
         mocks,
         project=PROJECT,

@@ -2,20 +2,22 @@
 
 Pure, no Pulumi: each `*_values` function builds the values of one chart from plain
 settings, so tests check exactly what the release will be given. Versions are exact
-(never ranges) and are the publishers' releases of 2026-08 to 2026-11, read from their
-release notes: no chart repository is reachable from this project's CI, so the charts
-themselves are fetched only by the operator's `pulumi up`. Bump a version here, in one
-place, after reading the chart's upgrade notes.
+(never ranges), and each is a release seen in the chart's own sources: `Source` says
+where (repository, tag or commit, date), and a test holds every pin to its source.
+`make charts` (tools/charts.py) pulls each pinned chart and renders it with these values.
+Bump a version here, in one place, after reading the chart's upgrade notes, and record
+where you read it.
 
 Grafana Mimir is the metrics backend: maintained by Grafana with Cortex's APIs
 (`/api/v1/push`, the Prometheus query API under `/prometheus/api/v1`), tenants from
 `X-Scope-OrgID`, and a chart that ships capacity-planned sizes. Cortex's chart depends
 on third-party memcached images, and its project is smaller. Mimir runs in its classic
-architecture (ingesters, no Kafka): the chart's default Kafka is for demonstrations.
+architecture (distributors push to ingesters over gRPC, no Kafka; see `mimir_values`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,6 +31,23 @@ ValuesBuilder = Callable[[Size, str, str, str, int, str], Values]
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a pinned chart version was seen in the chart's own sources."""
+
+    repository: str
+    """The GitHub repository (owner/name) holding the chart's source or release."""
+    ref: str
+    """The release tag, or the commit where the chart's version was bumped."""
+    commit: str
+    date: str
+    """The commit's date (UTC day)."""
+    chart_file: str
+    """The chart's `Chart.yaml` (or release index) in that repository."""
+    version: str
+    """The version written there (the release tool's, for cert-manager: its tag)."""
+
+
+@dataclass(frozen=True)
 class Chart:
     """A pinned chart and where its release lives."""
 
@@ -37,10 +56,28 @@ class Chart:
     repository: str
     namespace: str
     release: str
+    source: Source
 
 
 GRAFANA_CHARTS: Final = "https://grafana.github.io/helm-charts"
-MIMIR: Final = Chart("mimir-distributed", "6.2.0", GRAFANA_CHARTS, "opstrace-metrics", "mimir")
+MIMIR: Final = Chart(
+    "mimir-distributed",
+    "6.2.0",
+    GRAFANA_CHARTS,
+    "opstrace-metrics",
+    "mimir",
+    # Released from grafana/mimir's operations/helm/charts/mimir-distributed (appVersion
+    # 3.2.0) into the Grafana repository: its release tag there, and its entry (created
+    # 2026-08-20) in the repository's index.yaml on gh-pages at 970fce783fe0.
+    Source(
+        "grafana/helm-charts",
+        "mimir-distributed-6.2.0",
+        "657512bfa4b278832766f91e69807e6ef99cfe33",
+        "2026-08-19",
+        "index.yaml: entries.mimir-distributed",
+        "6.2.0",
+    ),
+)
 LOKI: Final = Chart(
     # The open-source chart moved to the community repository in 2026-03.
     "loki",
@@ -48,17 +85,64 @@ LOKI: Final = Chart(
     "https://grafana-community.github.io/helm-charts",
     "opstrace-logs",
     "loki",
+    Source(
+        "grafana-community/helm-charts",
+        "loki-17.1.7",
+        "abd906bdd2022dabecd868dce3b5205a5a19263e",
+        "2026-06-05",
+        "charts/loki/Chart.yaml",
+        "17.1.7",
+    ),
 )
-ALLOY: Final = Chart("alloy", "1.12.1", GRAFANA_CHARTS, "opstrace-telemetry", "alloy")
+ALLOY: Final = Chart(
+    "alloy",
+    "1.11.1",
+    GRAFANA_CHARTS,
+    "opstrace-telemetry",
+    "alloy",
+    # 1.12.0 was bumped and reverted: 1.11.1 is the newest release.
+    Source(
+        "grafana/alloy",
+        "helm-chart/1.11.1",
+        "233907cff225ce253f812bdfc14138dac1fa0cd2",
+        "2026-08-06",
+        "operations/helm/charts/alloy/Chart.yaml",
+        "1.11.1",
+    ),
+)
 LOAD_BALANCER_CONTROLLER: Final = Chart(
     "aws-load-balancer-controller",
     "3.5.0",
     "https://aws.github.io/eks-charts",
     "kube-system",
     "aws-load-balancer-controller",
+    # eks-charts tags no chart releases: the commit that bumped the chart to 3.5.0.
+    Source(
+        "aws/eks-charts",
+        "5239609242f3430be50fb0b714a24d3ef2b47983",
+        "5239609242f3430be50fb0b714a24d3ef2b47983",
+        "2026-08-03",
+        "stable/aws-load-balancer-controller/Chart.yaml",
+        "3.5.0",
+    ),
 )
+LOAD_BALANCER_CONTROLLER_VERSION: Final = "v3.5.0"
+"""The controller the chart runs (its appVersion): the release whose IAM policy we follow."""
 CERT_MANAGER: Final = Chart(
-    "cert-manager", "v1.21.2", "https://charts.jetstack.io", "cert-manager", "cert-manager"
+    "cert-manager",
+    "v1.21.1",
+    "https://charts.jetstack.io",
+    "cert-manager",
+    "cert-manager",
+    # Chart.yaml says v0.0.0 in the source: the release tool sets the tag's version.
+    Source(
+        "cert-manager/cert-manager",
+        "v1.21.1",
+        "24e33194fb39488eff2bbf10c6dc640f407cad44",
+        "2026-07-29",
+        "deploy/charts/cert-manager/Chart.yaml",
+        "v1.21.1",
+    ),
 )
 ALL_CHARTS: Final = (MIMIR, LOKI, ALLOY, LOAD_BALANCER_CONTROLLER, CERT_MANAGER)
 
@@ -124,11 +208,40 @@ def _service_account(name: str, role_arn: str) -> Values:
     return {"create": True, "name": name, "annotations": {IRSA_ANNOTATION: role_arn}}
 
 
+CLASSIC_ARCHITECTURE: Final[Values] = {
+    # The chart's Kafka StatefulSet: not installed.
+    "kafka": {"enabled": False},
+    # mimir.structuredConfig: distributors write to the ingesters, not to Kafka.
+    "ingest_storage": {"enabled": False},
+    # The chart turns the ingesters' gRPC Push method off (they read from Kafka); the
+    # classic file removes that setting, which leaves Mimir's default, on. Set on here
+    # explicitly: with it off every remote_write fails while every pod is healthy.
+    "ingester": {"push_grpc_method_enabled": True},
+}
+"""mimir-distributed 6.x's `classic-architecture.yaml`, key by key. `kafka` is a chart
+value; the rest go under `mimir.structuredConfig`.
+
+The file also sets four keys to null, which makes Helm drop the chart's own setting:
+`ingest_storage.kafka.address`, `.topic` and `.auto_create_topic_default_partitions`
+(the Kafka client, which Mimir does not use while `ingest_storage.enabled` is false) and
+`distributor.remote_timeout` (the chart lengthens the distributors' wait for a write).
+They are not passed: Pulumi drops null values from a release's values before Helm sees
+them (a test keeps every value non-null), so the chart's Kafka client settings stay in
+the rendered configuration, unused, and the distributors keep the chart's timeout."""
+
+
 def mimir_values(
     size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
 ) -> Values:
-    """Mimir on one S3 bucket (a prefix per store), multi-tenant, no Kafka, no gateway."""
+    """Mimir on one S3 bucket (a prefix per store), multi-tenant, no gateway, in the
+    classic architecture.
+
+    mimir-distributed 6.x defaults to ingest storage: distributors write to Kafka,
+    ingesters read from it, and the chart's config turns the ingesters' gRPC push method
+    off. The keys of the chart's own `classic-architecture.yaml` are set here (see
+    `CLASSIC_ARCHITECTURE`), so that distributors push straight to the ingesters."""
     metrics = size.metrics
+    classic = copy.deepcopy(CLASSIC_ARCHITECTURE)
     zones = {
         "enabled": metrics.zone_aware,
         "topologyKey": "topology.kubernetes.io/zone",
@@ -144,7 +257,7 @@ def mimir_values(
         persistent["storageClass"] = storage_class
     return {
         "minio": {"enabled": False},
-        "kafka": {"enabled": False},
+        "kafka": classic["kafka"],
         "rollout_operator": {"enabled": metrics.zone_aware},
         "alertmanager": {"enabled": False},
         "ruler": {"enabled": False},
@@ -153,7 +266,7 @@ def mimir_values(
         "mimir": {
             "structuredConfig": {
                 "multitenancy_enabled": True,
-                "ingest_storage": {"enabled": False},
+                "ingest_storage": classic["ingest_storage"],
                 "common": {
                     "storage": {
                         "backend": "s3",
@@ -169,10 +282,11 @@ def mimir_values(
                 "alertmanager_storage": {"storage_prefix": "alertmanager"},
                 "limits": {"compactor_blocks_retention_period": f"{retention_days}d"},
                 "ingester": {
+                    **classic["ingester"],
                     "ring": {
                         "replication_factor": metrics.replication_factor,
                         "zone_awareness_enabled": metrics.zone_aware,
-                    }
+                    },
                 },
             }
         },

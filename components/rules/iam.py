@@ -2,7 +2,9 @@
 
 Pure functions returning JSON-ready dicts, no Pulumi. A test checks every document the
 program registers: no statement allows `*` actions, and none allows a wildcard action
-on every resource.
+on every resource. The documents that follow an upstream one (the load balancer
+controller's, cert-manager's Route53 policy) are compared with it grant by grant in
+tests/test_iam_upstream.py, which says why each part left out is never needed.
 """
 
 from __future__ import annotations
@@ -131,8 +133,8 @@ _LB_READ_ACTIONS: Final = (
     "ec2:DescribeInstances",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeTags",
-    "ec2:DescribeCoipPools",
     "ec2:GetCoipPoolUsage",
+    "ec2:DescribeCoipPools",
     "ec2:GetSecurityGroupsForVpc",
     "ec2:DescribeIpamPools",
     "ec2:DescribeRouteTables",
@@ -140,7 +142,6 @@ _LB_READ_ACTIONS: Final = (
     "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeListenerCertificates",
-    "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeSSLPolicies",
     "elasticloadbalancing:DescribeRules",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -148,7 +149,9 @@ _LB_READ_ACTIONS: Final = (
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTrustStores",
+    "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeCapacityReservation",
+    # Certificates for TLS listeners and the subscription checks the controller reads.
     "acm:ListCertificates",
     "acm:DescribeCertificate",
     "iam:ListServerCertificates",
@@ -157,15 +160,31 @@ _LB_READ_ACTIONS: Final = (
     "wafv2:GetWebACLForResource",
 )
 _CLUSTER_TAG: Final = "elbv2.k8s.aws/cluster"
-"""The tag the controller puts on everything it creates; its changes are limited to that."""
+"""The tag the controller puts on everything it creates; most changes are limited to that."""
+_NLB_TAGGABLE: Final = (
+    "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+)
 
 
 def load_balancer_controller() -> Document:
-    """What the AWS Load Balancer Controller needs to run NLBs for Services: read the
-    network, and create or change only load balancers, target groups and security
-    groups that carry its cluster tag."""
+    """What the AWS Load Balancer Controller needs to run NLBs for Services.
+
+    The controller's own policy (docs/install/iam_policy.json of the release the chart
+    runs, `charts.LOAD_BALANCER_CONTROLLER_VERSION`) statement by statement, without what
+    only Application Load Balancers use (listener rules, `loadbalancer/app` and
+    `listener/app` resources, WAF, Shield protections, Cognito): the instance makes no
+    Ingress, so the controller never makes an ALB. tests/upstream_policies.py holds the
+    official document and the reason for every part left out.
+    """
     tagged = {"Null": {f"aws:ResourceTag/{_CLUSTER_TAG}": "false"}}
     tagging_on_create = {"Null": {f"aws:RequestTag/{_CLUSTER_TAG}": "false"}}
+    retagging_own = {
+        "Null": {
+            f"aws:RequestTag/{_CLUSTER_TAG}": "true",
+            f"aws:ResourceTag/{_CLUSTER_TAG}": "false",
+        }
+    }
     return {
         "Version": VERSION,
         "Statement": [
@@ -185,11 +204,36 @@ def load_balancer_controller() -> Document:
                 "Resource": "*",
             },
             {
-                "Sid": "CreateTaggedSecurityGroups",
+                # For target-type ip the controller opens the pods' (the nodes') security
+                # group to the NLB: a group it did not create and that has no cluster tag.
+                "Sid": "OpenAnySecurityGroupToTheLoadBalancer",
                 "Effect": "Allow",
-                "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags"],
+                "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                "Resource": "*",
+            },
+            {
+                # Authorized against the group and against its VPC: every resource.
+                "Sid": "CreateSecurityGroups",
+                "Effect": "Allow",
+                "Action": "ec2:CreateSecurityGroup",
+                "Resource": "*",
+            },
+            {
+                "Sid": "TagSecurityGroupsAtCreation",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
                 "Resource": "arn:aws:ec2:*:*:security-group/*",
-                "Condition": tagging_on_create,
+                "Condition": {
+                    "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
+                    **tagging_on_create,
+                },
+            },
+            {
+                "Sid": "RetagOwnSecurityGroups",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+                "Resource": "arn:aws:ec2:*:*:security-group/*",
+                "Condition": retagging_own,
             },
             {
                 "Sid": "ChangeOwnSecurityGroups",
@@ -198,10 +242,8 @@ def load_balancer_controller() -> Document:
                     "ec2:AuthorizeSecurityGroupIngress",
                     "ec2:RevokeSecurityGroupIngress",
                     "ec2:DeleteSecurityGroup",
-                    "ec2:CreateTags",
-                    "ec2:DeleteTags",
                 ],
-                "Resource": "arn:aws:ec2:*:*:security-group/*",
+                "Resource": "*",
                 "Condition": tagged,
             },
             {
@@ -210,32 +252,32 @@ def load_balancer_controller() -> Document:
                 "Action": [
                     "elasticloadbalancing:CreateLoadBalancer",
                     "elasticloadbalancing:CreateTargetGroup",
-                    "elasticloadbalancing:AddTags",
                 ],
-                "Resource": [
-                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
-                    "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
-                ],
+                "Resource": "*",
                 "Condition": tagging_on_create,
             },
             {
-                "Sid": "ListenersOfOwnLoadBalancers",
+                "Sid": "CreateAndDeleteListeners",
                 "Effect": "Allow",
                 "Action": [
                     "elasticloadbalancing:CreateListener",
                     "elasticloadbalancing:DeleteListener",
-                    "elasticloadbalancing:ModifyListener",
-                    "elasticloadbalancing:ModifyListenerAttributes",
-                    "elasticloadbalancing:AddListenerCertificates",
-                    "elasticloadbalancing:RemoveListenerCertificates",
-                    "elasticloadbalancing:AddTags",
                 ],
-                "Resource": [
-                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-                    "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
-                ],
-                "Condition": tagged,
+                "Resource": "*",
+            },
+            {
+                "Sid": "RetagOwnLoadBalancers",
+                "Effect": "Allow",
+                "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                "Resource": list(_NLB_TAGGABLE),
+                "Condition": retagging_own,
+            },
+            {
+                # A listener has no tag yet when CreateListener tags it.
+                "Sid": "TagListeners",
+                "Effect": "Allow",
+                "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                "Resource": "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
             },
             {
                 "Sid": "ChangeOwnLoadBalancers",
@@ -249,16 +291,46 @@ def load_balancer_controller() -> Document:
                     "elasticloadbalancing:ModifyTargetGroup",
                     "elasticloadbalancing:ModifyTargetGroupAttributes",
                     "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyListenerAttributes",
+                    "elasticloadbalancing:ModifyCapacityReservation",
+                    "elasticloadbalancing:ModifyIpPools",
+                ],
+                "Resource": "*",
+                "Condition": tagged,
+            },
+            {
+                "Sid": "TagLoadBalancersAtCreation",
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:AddTags",
+                "Resource": list(_NLB_TAGGABLE),
+                "Condition": {
+                    "StringEquals": {
+                        "elasticloadbalancing:CreateAction": [
+                            "CreateTargetGroup",
+                            "CreateLoadBalancer",
+                        ]
+                    },
+                    **tagging_on_create,
+                },
+            },
+            {
+                "Sid": "RegisterPodsAsTargets",
+                "Effect": "Allow",
+                "Action": [
                     "elasticloadbalancing:RegisterTargets",
                     "elasticloadbalancing:DeregisterTargets",
-                    "elasticloadbalancing:AddTags",
-                    "elasticloadbalancing:RemoveTags",
                 ],
-                "Resource": [
-                    "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-                    "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+                "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+            },
+            {
+                "Sid": "ChangeListeners",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:AddListenerCertificates",
+                    "elasticloadbalancing:RemoveListenerCertificates",
                 ],
-                "Condition": tagged,
+                "Resource": "*",
             },
         ],
     }

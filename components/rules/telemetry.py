@@ -18,10 +18,16 @@ TOKEN_FILE: Final = "token"
 SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def alloy_config(instance: str, domain: str) -> str:
-    """The Alloy configuration every collector pod runs (River syntax)."""
+def push_urls(instance: str, domain: str) -> tuple[str, str]:
+    """Where the collector sends metrics and logs: the system tenant's push endpoints."""
     cortex = names.endpoint_host("cortex", names.SYSTEM_TENANT, instance, domain)
     loki = names.endpoint_host("loki", names.SYSTEM_TENANT, instance, domain)
+    return f"https://{cortex}/api/v1/push", f"https://{loki}/loki/api/v1/push"
+
+
+def alloy_config(instance: str, domain: str) -> str:
+    """The Alloy configuration every collector pod runs (River syntax)."""
+    metrics_url, logs_url = push_urls(instance, domain)
     token = f"{TOKEN_DIR}/{TOKEN_FILE}"
     return f"""\
 // Rendered by components/rules/telemetry.py: this node's metrics and pod logs to the
@@ -70,7 +76,7 @@ prometheus.scrape "node" {{
 
 prometheus.remote_write "system" {{
   endpoint {{
-    url               = "https://{cortex}/api/v1/push"
+    url               = "{metrics_url}"
     bearer_token_file = "{token}"
   }}
 }}
@@ -106,7 +112,7 @@ loki.source.kubernetes "pods" {{
 
 loki.write "system" {{
   endpoint {{
-    url               = "https://{loki}/loki/api/v1/push"
+    url               = "{logs_url}"
     bearer_token_file = "{token}"
   }}
 }}

@@ -1,0 +1,58 @@
+"""The chart check's pure parts (tools/charts.py): which releases it renders, with what.
+
+Rendering needs Helm and the charts (`make charts`, not in CI); what it renders is the
+program's own plan, and that is checked here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from components.rules import charts
+from tools import charts as check
+
+
+@pytest.fixture(scope="module")
+def dev_cases() -> list[check.Case]:
+    return list(check.cases(["dev"], ["small", "production"]))
+
+
+def test_every_stack_is_planned_at_both_presets_in_its_region(dev_cases: list[check.Case]) -> None:
+    assert [(c.label, c.region, c.kubernetes_version) for c in dev_cases] == [
+        ("dev/small", "eu-central-1", "1.34"),
+        ("dev/production", "eu-central-1", "1.34"),
+    ]
+    assert [c.config.platform.size.name for c in dev_cases] == ["small", "production"]
+
+
+def test_a_placeholder_domain_is_replaced_by_the_stand_in(dev_cases: list[check.Case]) -> None:
+    assert {c.config.domain for c in dev_cases} == {check.STAND_IN_DOMAIN}
+
+
+def test_each_release_is_rendered_as_the_program_registers_it(dev_cases: list[check.Case]) -> None:
+    small = {r.chart.name: r for r in check.releases(dev_cases[0])}
+    assert set(small) == {c.name for c in charts.ALL_CHARTS}
+    loki = small[charts.LOKI.name]
+    assert (loki.name, loki.namespace) == (charts.LOKI.release, charts.LOKI.namespace)
+    assert loki.values["deploymentMode"] == "SingleBinary"
+    production = {r.chart.name: r for r in check.releases(dev_cases[1])}
+    assert production[charts.LOKI.name].values["deploymentMode"] == "SimpleScalable"
+
+
+def test_values_reach_helm_as_the_engine_hands_them_over() -> None:
+    # The engine sends every number as a float; Helm's schemas want integers.
+    assert check.plain({"replicas": 3.0, "ratio": 0.5, "list": [1.0]}) == {
+        "replicas": 3,
+        "ratio": 0.5,
+        "list": [1],
+    }
+
+
+def test_each_chart_has_its_local_copy_variable() -> None:
+    assert [check.env_name(c) for c in charts.ALL_CHARTS] == [
+        "OPSTRACE_CHART_MIMIR_DISTRIBUTED",
+        "OPSTRACE_CHART_LOKI",
+        "OPSTRACE_CHART_ALLOY",
+        "OPSTRACE_CHART_AWS_LOAD_BALANCER_CONTROLLER",
+        "OPSTRACE_CHART_CERT_MANAGER",
+    ]
