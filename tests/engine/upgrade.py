@@ -1,0 +1,107 @@
+"""A stack as an earlier release of the program left it, for the upgrade test.
+
+    python -m tests.engine.upgrade record   # deploy with this checkout, save the state
+
+`record` deploys `STACK_CONFIG` with this checkout's program on the local cluster
+(`make cluster-up`), exports the state to `FIXTURE` and destroys the stack again. Run it
+on the commit before a change that moves code the state names (modules, components),
+then commit the fixture with that change: `test_upgrade.py` imports the state into a
+fresh stack and previews it with the new program, which must change nothing. The state
+holds public keys and passphrase-encrypted tokens of throwaway credentials, never a
+private key (the token provider keeps none).
+
+Paths of the machine that recorded it are written as `@KUBECONFIG@`; `restored` puts
+this machine's back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from tests.engine.harness import VENV, Workspace
+from tools import cluster as local_cluster
+
+FIXTURE: Final = Path(__file__).resolve().parent / "fixtures" / "state-before-gateway-package.json"
+RECORDED_AT: Final = "001ebc1 + issue 14 (main before components/gateway/ became a package)"
+PROJECT: Final = "opstrace"
+STACK: Final = "upgrade"
+KUBECONFIG_PLACEHOLDER: Final = "@KUBECONFIG@"
+COPIED: Final = ("__main__.py", "components")
+
+
+def stack_config() -> dict[str, Any]:
+    """A stack with every kind of resource the engine can run here: bound and shared
+    keys, two credentials of one tenant, the gateway, the trust store, the name lock."""
+    trusted = Path(__file__).resolve().parent / "fixtures" / "trusted-public.pem"
+    return {
+        "opstrace:instanceName": "upgrade",
+        "opstrace:domain": "example.com",
+        "opstrace:dns": "none",
+        "opstrace:cluster": "existing",
+        "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
+        "opstrace:loadBalancer": "generic",
+        "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
+        "opstrace:cortexUrl": "http://127.0.0.1:9009",
+        "opstrace:lokiUrl": "http://127.0.0.1:3100",
+        "opstrace:telemetry": False,
+        "opstrace:tenants": ["prod", {"name": "staging", "tokens": ["default", "ci"]}],
+        "opstrace:trustedKeys": [{"key": trusted.read_text(), "tenant": "prod"}],
+    }
+
+
+def copy_project(source: Path, destination: Path) -> None:
+    """The program of `source` (a checkout) as a project using this checkout's venv."""
+    destination.mkdir(parents=True)
+    for name in COPIED:
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, destination / name)
+    project = yaml.safe_load((source / "Pulumi.yaml").read_text())
+    project["runtime"]["options"]["virtualenv"] = str(VENV)
+    (destination / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+def write_stack(project_dir: Path) -> None:
+    stacks = project_dir / "stacks"
+    stacks.mkdir(exist_ok=True)
+    document = {"config": stack_config()}
+    (stacks / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def restored(exported: str) -> dict[str, Any]:
+    """The recorded state with this machine's local-cluster paths."""
+    text = exported.replace(KUBECONFIG_PLACEHOLDER, json.dumps(str(local_cluster.KUBECONFIG))[1:-1])
+    state: dict[str, Any] = json.loads(text)
+    return state
+
+
+def record(checkout: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="upgrade-record-") as scratch:
+        base = Path(scratch)
+        workspace = Workspace(base / "project", base / "home", base / "backend")
+        shutil.rmtree(workspace.project_dir)
+        copy_project(checkout, workspace.project_dir)
+        write_stack(workspace.project_dir)
+        workspace.new_stack(STACK)
+        workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+        exported = workspace.run("stack", "export", "--stack", STACK).stdout
+        workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK)
+    path = json.dumps(str(local_cluster.KUBECONFIG))[1:-1]
+    FIXTURE.parent.mkdir(exist_ok=True)
+    FIXTURE.write_text(exported.replace(path, KUBECONFIG_PLACEHOLDER))
+    print(f"recorded {FIXTURE} ({FIXTURE.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["record"]:
+        sys.exit(__doc__)
+    record(Path(__file__).resolve().parent.parent.parent)
