@@ -17,7 +17,9 @@ import pulumi_kubernetes as k8s
 from components.bail import bail, quietly_after_the_engine_stops
 from components.cluster import Cluster, ClusterArgs
 from components.instance import Instance, InstanceArgs
-from components.rules.config import ConfigError, InstanceConfig, load_config
+from components.rules.config import ConfigError
+from components.rules.schema import InstanceConfig
+from components.rules.stack import load_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
 KUBERNETES_PROVIDER = "kubernetes"

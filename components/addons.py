@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.helm import helm_release
 from components.irsa import service_account_role
-from components.rules import certificates, charts, iam
+from components.rules import certificates, chart_values, charts, iam
 from components.rules.platform import LETS_ENCRYPT, PlatformConfig
 
 LOAD_BALANCER_CONTROLLER_INGRESS_CLASS = "alb"
@@ -89,7 +89,7 @@ class ClusterAddons(pulumi.ComponentResource):
             f"{name}-lbc",
             lbc,
             pulumi.Output.all(args.cluster_name, args.vpc_id, lbc_role.arn).apply(
-                lambda values: charts.load_balancer_controller_values(
+                lambda values: chart_values.load_balancer_controller_values(
                     values[0], platform.aws_region, values[1], values[2]
                 )
             ),
@@ -110,7 +110,7 @@ class ClusterAddons(pulumi.ComponentResource):
         cert_manager = helm_release(
             f"{name}-cert-manager",
             cm,
-            cm_role.arn.apply(charts.cert_manager_values),
+            cm_role.arn.apply(chart_values.cert_manager_values),
             after_cluster,
         )
         issuer = pulumi.Output.from_input(args.zone_id).apply(

@@ -13,7 +13,7 @@ from functools import partial
 import pulumi
 
 from components.helm import helm_release
-from components.rules import charts
+from components.rules import chart_values, charts
 from components.rules.platform import PlatformConfig
 from components.storage import DataBucket, DataBucketArgs
 
@@ -51,10 +51,10 @@ class Backends(pulumi.ComponentResource):
                 "metrics",
                 charts.MIMIR,
                 charts.MIMIR_SERVICE_ACCOUNT,
-                charts.mimir_values,
+                chart_values.mimir_values,
                 args.metrics,
             ),
-            ("logs", charts.LOKI, charts.LOKI_SERVICE_ACCOUNT, charts.loki_values, args.logs),
+            ("logs", charts.LOKI, charts.LOKI_SERVICE_ACCOUNT, chart_values.loki_values, args.logs),
         ]
         for purpose, chart, service_account, values, enabled in wanted:
             if not enabled:
@@ -85,12 +85,12 @@ class Backends(pulumi.ComponentResource):
 
 
 def _values(
-    build: charts.ValuesBuilder,
+    build: chart_values.ValuesBuilder,
     platform: PlatformConfig,
     retention_days: int,
     storage_class: str,
     bucket_and_role: list[str],
-) -> charts.Values:
+) -> chart_values.Values:
     bucket, role_arn = bucket_and_role
     return build(
         platform.size, bucket, platform.aws_region, role_arn, retention_days, storage_class

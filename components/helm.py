@@ -5,13 +5,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import charts
+from components.rules import chart_values, charts
 
 
 def helm_release(
     name: str,
     chart: charts.Chart,
-    values: pulumi.Input[charts.Values],
+    values: pulumi.Input[chart_values.Values],
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
     """A Helm release of a pinned chart; `pulumi up` waits until its workloads are ready."""

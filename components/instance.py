@@ -10,11 +10,11 @@ from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.backends import Backends, BackendsArgs
 from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
-from components.gateway import Gateway, GatewayArgs
+from components.gateway.component import Gateway, GatewayArgs
 from components.irsa import existing_cluster_oidc
 from components.name_lock import NameLock
 from components.rules import names
-from components.rules.config import InstanceConfig
+from components.rules.schema import InstanceConfig
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
 from components.trust_store import BoundKey, TrustStore, TrustStoreArgs
@@ -114,31 +114,21 @@ class Instance(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
             )
         system_namespace = tenants[names.SYSTEM_TENANT].namespace
+        bound_keys = [
+            *(BoundKey(key, tenant) for tenant, t in tenants.items() for key in t.public_keys),
+            *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),
+        ]
         trust_store = TrustStore(
             f"{name}-trust-store",
-            TrustStoreArgs(
-                namespace=system_namespace,
-                keys=[
-                    *(
-                        BoundKey(key, tenant)
-                        for tenant, t in tenants.items()
-                        for key in t.public_keys
-                    ),
-                    *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),
-                ],
-            ),
+            TrustStoreArgs(namespace=system_namespace, keys=bound_keys),
             child,
         )
         gateway = Gateway(
             f"{name}-gateway",
             GatewayArgs(
-                instance=config.instance_name,
-                domain=config.domain,
-                tenants=tenant_names,
-                key_set=trust_store.key_set,
-                bindings=trust_store.bindings,
+                settings=config.gateway,
+                keys=bound_keys,
                 namespace=system_namespace,
-                upstreams=config.upstreams,
                 certificate_secrets={t: tenant.certificate_secret for t, tenant in tenants.items()},
                 load_balancer=platform.load_balancer,
                 replicas=config.gateway_replicas,

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import helm_release
-from components.rules import charts, telemetry
+from components.rules import chart_values, charts, telemetry
 
 TOKEN_SECRET = "opstrace-system-token"
 
@@ -54,7 +54,7 @@ class Telemetry(pulumi.ComponentResource):
             string_data={telemetry.TOKEN_FILE: pulumi.Output.secret(args.token)},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        values = charts.alloy_values(
+        values = chart_values.alloy_values(
             telemetry.alloy_config(args.instance, args.domain), TOKEN_SECRET, telemetry.TOKEN_DIR
         )
         helm_release(

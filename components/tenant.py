@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.rules import certificates, data_token, names
-from components.rules.config import TenantSpec
+from components.rules.schema import TenantSpec
 from components.tokens import TenantToken, TenantTokenArgs
 
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.rules import keys
-from components.rules.config import ConfigError, config_of_stack
+from components.rules.config import ConfigError
+from components.rules.stack import config_of_stack
 from tools.offline import (
     PROJECT_DIR,
     ProgramFailed,

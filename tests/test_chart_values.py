@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from components.rules import charts, platform
+from components.rules import chart_values, charts, platform
 
 SMALL, PRODUCTION = platform.SIZES["small"], platform.SIZES["production"]
 BUCKET, REGION, ROLE = "acme-metrics-1", "us-east-1", "arn:aws:iam::123456789012:role/r"
 
 
 def mimir(size: platform.Size = SMALL, retention_days: int = 30) -> dict[str, Any]:
-    return charts.mimir_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
+    return chart_values.mimir_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
 
 
 def loki(size: platform.Size = SMALL, retention_days: int = 30) -> dict[str, Any]:
-    return charts.loki_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
+    return chart_values.loki_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
 
 
 def mimir_config(size: platform.Size = SMALL) -> dict[str, Any]:
@@ -58,9 +58,9 @@ def test_no_value_is_null_since_pulumi_drops_nulls_before_helm_sees_them(
     every = [
         mimir(size),
         loki(size),
-        charts.load_balancer_controller_values("c", REGION, "v", ROLE),
-        charts.cert_manager_values(ROLE),
-        charts.alloy_values("config", "secret", "/t"),
+        chart_values.load_balancer_controller_values("c", REGION, "v", ROLE),
+        chart_values.cert_manager_values(ROLE),
+        chart_values.alloy_values("config", "secret", "/t"),
     ]
     assert [path for values in every for path in nulls(values)] == []
 
@@ -180,11 +180,11 @@ def test_loki_runs_no_gateway_canary_test_or_minio_of_its_own() -> None:
 
 
 def test_an_existing_cluster_gets_its_default_disk_class() -> None:
-    values = charts.loki_values(SMALL, BUCKET, REGION, ROLE, 30, "")
+    values = chart_values.loki_values(SMALL, BUCKET, REGION, ROLE, 30, "")
     assert "storageClass" not in values["singleBinary"]["persistence"]
     assert (
         "storageClass"
-        not in charts.mimir_values(SMALL, BUCKET, REGION, ROLE, 30, "")["ingester"][
+        not in chart_values.mimir_values(SMALL, BUCKET, REGION, ROLE, 30, "")["ingester"][
             "persistentVolume"
         ]
     )
@@ -194,7 +194,7 @@ def test_an_existing_cluster_gets_its_default_disk_class() -> None:
 
 
 def test_the_controller_serves_only_load_balancer_services_it_is_asked_to() -> None:
-    values = charts.load_balancer_controller_values("c", REGION, "vpc-1", ROLE)
+    values = chart_values.load_balancer_controller_values("c", REGION, "vpc-1", ROLE)
     # Its Service webhook would take over every LoadBalancer Service of the cluster.
     assert values["enableServiceMutatorWebhook"] is False
     assert (values["clusterName"], values["region"], values["vpcId"]) == ("c", REGION, "vpc-1")
@@ -202,18 +202,18 @@ def test_the_controller_serves_only_load_balancer_services_it_is_asked_to() -> N
 
 
 def test_cert_manager_installs_its_crds_and_removes_them_with_itself() -> None:
-    assert charts.cert_manager_values(ROLE)["crds"] == {"enabled": True, "keep": False}
+    assert chart_values.cert_manager_values(ROLE)["crds"] == {"enabled": True, "keep": False}
 
 
 def test_cert_managers_non_root_user_can_read_its_projected_aws_token() -> None:
-    assert charts.cert_manager_values(ROLE)["securityContext"] == {
+    assert chart_values.cert_manager_values(ROLE)["securityContext"] == {
         "fsGroup": 1001,
         "runAsNonRoot": True,
     }
 
 
 def test_alloy_runs_on_every_node_reports_nothing_home_and_installs_no_crds() -> None:
-    values = charts.alloy_values("config", "secret", "/t")
+    values = chart_values.alloy_values("config", "secret", "/t")
     assert values["controller"]["type"] == "daemonset"
     assert values["alloy"]["enableReporting"] is False
     assert values["crds"] == {"create": False}
@@ -227,9 +227,9 @@ def test_alloy_runs_on_every_node_reports_nothing_home_and_installs_no_crds() ->
     [
         (mimir(), charts.MIMIR_SERVICE_ACCOUNT),
         (loki(), charts.LOKI_SERVICE_ACCOUNT),
-        (charts.cert_manager_values(ROLE), charts.CERT_MANAGER_SERVICE_ACCOUNT),
+        (chart_values.cert_manager_values(ROLE), charts.CERT_MANAGER_SERVICE_ACCOUNT),
         (
-            charts.load_balancer_controller_values("c", REGION, "v", ROLE),
+            chart_values.load_balancer_controller_values("c", REGION, "v", ROLE),
             charts.LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
         ),
     ],

@@ -12,13 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components.rules import config as config_module
-from components.rules.config import (
-    ConfigError,
-    TrustedKey,
-    config_of_stack,
-    parse_config,
-    stack_settings,
-)
+from components.rules import schema
+from components.rules.config import ConfigError, parse_config, stack_settings
+from components.rules.schema import TrustedKey
+from components.rules.stack import config_of_stack
 from tools.offline import cli_config, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -166,20 +163,18 @@ def pulumi_yaml_config() -> dict[str, Any]:
 
 
 def test_pulumi_yaml_declares_every_setting_but_the_lists_of_objects() -> None:
-    assert set(pulumi_yaml_config()) == set(config_module.SETTINGS) - set(config_module.STRUCTURED)
+    assert set(pulumi_yaml_config()) == set(schema.SETTINGS) - set(schema.STRUCTURED)
 
 
 def test_pulumi_yaml_defaults_are_the_config_module_defaults() -> None:
     declared = {k: v["default"] for k, v in pulumi_yaml_config().items() if "default" in v}
-    assert declared == {
-        k: v for k, v in config_module.DEFAULTS.items() if k not in config_module.STRUCTURED
-    }
+    assert declared == {k: v for k, v in schema.DEFAULTS.items() if k not in schema.STRUCTURED}
 
 
 def test_pulumi_yaml_declares_the_required_settings_without_default() -> None:
     # So that the CLI itself refuses a stack that lacks one.
     required = {k for k, v in pulumi_yaml_config().items() if "default" not in v}
-    assert required == set(config_module.REQUIRED) - {"tenants"}
+    assert required == set(schema.REQUIRED) - {"tenants"}
 
 
 def test_pulumi_yaml_declares_only_types_the_cli_accepts() -> None:

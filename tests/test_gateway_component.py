@@ -12,8 +12,14 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.gateway import Gateway, GatewayArgs, gateway_settings
-from components.rules import charts, gateway_config, gateway_manifests, keys, platform
+from components.gateway import Gateway, GatewayArgs, manifests
+from components.gateway import files as gateway_files
+from components.gateway import settings as gateway_settings
+from components.gateway import upstreams as gateway_upstreams
+from components.gateway.haproxy import HARD_STOP_SECONDS
+from components.gateway.settings import GatewaySettings
+from components.rules import keys, platform
+from components.trust_store import BoundKey
 from tools.offline import ProgramRun, Registration, run_components
 
 KUBERNETES_VERSION = "1.33.0"
@@ -66,14 +72,18 @@ def key_set() -> dict[str, str]:
     return keys.key_set(pems)
 
 
+def settings(tenants: tuple[str, ...] = ("system", "prod")) -> GatewaySettings:
+    return gateway_upstreams.gateway_settings(
+        "acme", "example.com", tenants, gateway_upstreams.upstreams(platform.SIZES["small"])
+    )
+
+
 def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
+    """A gateway trusting `key_set` for every tenant."""
     args = GatewayArgs(
-        instance="acme",
-        domain="example.com",
-        tenants=["system", "prod"],
-        key_set=key_set,
+        settings=settings(),
+        keys=[BoundKey(pem, None) for pem in key_set.values()],
         namespace="system-tenant",
-        upstreams=charts.upstreams(platform.SIZES["small"]),
         certificate_secrets={"system": "system-endpoints-tls", "prod": "prod-endpoints-tls"},
     )
     return replace(args, **overrides)
@@ -105,7 +115,7 @@ def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed
 def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    files = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
+    files = gateway_files.render_gateway_files(settings(), key_set)
     key_files = {name: content for name, content in files.items() if name.startswith("key-")}
     config_maps = deployed.config_maps()
     assert len(key_files) == len(key_set)
@@ -118,8 +128,8 @@ def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
 def test_checksum_output_is_the_checksum_of_the_rendered_files(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    files = gateway_config.render_gateway_files(gateway_settings(gateway_args(key_set)), key_set)
-    assert deployed.outputs["checksum"] == gateway_config.config_checksum(files)
+    files = gateway_files.render_gateway_files(settings(), key_set)
+    assert deployed.outputs["checksum"] == gateway_files.config_checksum(files)
 
 
 def test_a_key_change_leaves_the_pod_template_alone(
@@ -134,7 +144,9 @@ def test_a_key_change_leaves_the_pod_template_alone(
 def test_a_new_tenant_mounts_its_certificate(deployed: Deployed, key_set: dict[str, str]) -> None:
     secrets = {"system": "system-endpoints-tls", "prod": "prod-endpoints-tls", "qa": "qa-tls"}
     after = deploy(
-        gateway_args(key_set, tenants=["system", "prod", "qa"], certificate_secrets=secrets)
+        gateway_args(
+            key_set, settings=settings(("system", "prod", "qa")), certificate_secrets=secrets
+        )
     )
     sources = after.pod()["volumes"][0]["projected"]["sources"]
     assert {s["secret"]["name"] for s in sources if "secret" in s} == set(secrets.values())
@@ -149,7 +161,7 @@ def test_pod_mounts_both_config_maps_and_every_certificate_in_one_directory(
     ]
     pod = deployed.pod()
     volume = pod["volumes"][0]
-    certs = gateway_config.CERTS_SUBDIR
+    certs = gateway_settings.CERTS_SUBDIR
     assert volume["projected"]["sources"] == [
         {"configMap": {"name": names[0]}},
         {"configMap": {"name": names[1]}},
@@ -175,7 +187,7 @@ def test_pod_mounts_both_config_maps_and_every_certificate_in_one_directory(
     for container in pod["containers"]:
         assert container["volumeMounts"][0] == {
             "name": "config",
-            "mountPath": gateway_config.DEFAULT_CONFIG_DIR,
+            "mountPath": gateway_settings.DEFAULT_CONFIG_DIR,
             "readOnly": True,
         }
 
@@ -185,7 +197,7 @@ def test_reloader_shares_the_pod_processes_and_the_image(deployed: Deployed) -> 
     haproxy, reloader = pod["containers"]
     assert pod["shareProcessNamespace"] is True
     assert reloader["image"] == haproxy["image"]
-    assert reloader["command"][-1].endswith(gateway_config.RELOAD_SCRIPT)
+    assert reloader["command"][-1].endswith(gateway_settings.RELOAD_SCRIPT)
 
 
 def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: Deployed) -> None:
@@ -249,14 +261,9 @@ def test_pod_runs_hardened(deployed: Deployed) -> None:
 def test_stopping_pod_drains_before_haproxy_stops(deployed: Deployed) -> None:
     pod = deployed.pod()
     haproxy = pod["containers"][0]
-    assert haproxy["lifecycle"]["preStop"] == {
-        "sleep": {"seconds": gateway_manifests.DRAIN_SECONDS}
-    }
-    assert (
-        pod["terminationGracePeriodSeconds"]
-        > gateway_manifests.DRAIN_SECONDS + gateway_config.HARD_STOP_SECONDS
-    )
-    assert gateway_manifests.DRAIN_SECONDS > gateway_manifests.DEREGISTRATION_DELAY_SECONDS
+    assert haproxy["lifecycle"]["preStop"] == {"sleep": {"seconds": manifests.DRAIN_SECONDS}}
+    assert pod["terminationGracePeriodSeconds"] > manifests.DRAIN_SECONDS + HARD_STOP_SECONDS
+    assert manifests.DRAIN_SECONDS > manifests.DEREGISTRATION_DELAY_SECONDS
 
 
 def test_rollout_never_drops_below_the_desired_replicas(key_set: dict[str, str]) -> None:
@@ -277,7 +284,7 @@ def test_default_image_is_the_stock_haproxy_release_the_end_to_end_tests_run() -
         re.MULTILINE,
     )
     assert pinned is not None
-    name, _, reference = gateway_manifests.DEFAULT_IMAGE.partition(":")
+    name, _, reference = gateway_settings.DEFAULT_IMAGE.partition(":")
     tag, _, digest = reference.partition("@")
     assert name == "haproxy"
     assert tag == pinned[1]
@@ -290,14 +297,14 @@ DIGEST = "@sha256:" + "0123456789abcdef" * 4
 @pytest.mark.parametrize(
     "image",
     [
-        gateway_manifests.DEFAULT_IMAGE,
+        gateway_settings.DEFAULT_IMAGE,
         "haproxy:3.4.7" + DIGEST,
         "haproxytech/haproxy-debian:3.2",
         "registry.example.org:5000/mirror/haproxy:2.6.12-bookworm" + DIGEST,
     ],
 )
 def test_an_image_with_a_version_is_accepted(image: str) -> None:
-    assert gateway_manifests.image_problem(image) is None
+    assert gateway_settings.image_problem(image) is None
 
 
 @pytest.mark.parametrize(
@@ -305,24 +312,24 @@ def test_an_image_with_a_version_is_accepted(image: str) -> None:
     ["haproxy", "haproxy:latest", "haproxy" + DIGEST, "haproxy:latest" + DIGEST],
 )
 def test_an_image_without_a_version_is_refused(image: str) -> None:
-    assert "does not pin a version" in str(gateway_manifests.image_problem(image))
+    assert "does not pin a version" in str(gateway_settings.image_problem(image))
 
 
 @pytest.mark.parametrize(
     "image", ["", "HAProxy:3.4", "haproxy:3.4 ", "haproxy:3.4@sha256:ABC", "haproxy:-3"]
 )
 def test_a_malformed_image_is_refused(image: str) -> None:
-    assert "is not an image reference" in str(gateway_manifests.image_problem(image))
+    assert "is not an image reference" in str(gateway_settings.image_problem(image))
 
 
 def test_one_replica_is_refused(key_set: dict[str, str]) -> None:
-    with pytest.raises(gateway_config.GatewayConfigError, match=r"^replicas: 1 is too few"):
+    with pytest.raises(gateway_settings.GatewayConfigError, match=r"^replicas: 1 is too few"):
         Gateway("gw", gateway_args(key_set, replicas=1))
 
 
-def test_invalid_tenant_is_refused_at_construction(key_set: dict[str, str]) -> None:
-    with pytest.raises(gateway_config.GatewayConfigError, match=r"^tenants\[1\]: 'Prod'"):
-        Gateway("gw", gateway_args(key_set, tenants=["system", "Prod"]))
+def test_settings_with_an_invalid_tenant_cannot_be_made() -> None:
+    with pytest.raises(gateway_settings.GatewayConfigError, match=r"^tenants\[1\]: 'Prod'"):
+        settings(("system", "Prod"))
 
 
 def test_more_keys_than_a_config_map_holds_are_refused_naming_the_config_map() -> None:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from components.rules import keys
-from components.rules.gateway_config import (
+from components.gateway import upstreams as gateway_upstreams
+from components.gateway.files import config_checksum, render_gateway_files
+from components.gateway.settings import (
     BINDINGS_MAP,
     CRT_LIST,
     HAPROXY_CONFIG,
@@ -23,13 +24,12 @@ from components.rules.gateway_config import (
     ROUTES_MAP,
     GatewayConfigError,
     GatewaySettings,
-    config_checksum,
     key_file_name,
-    render_gateway_files,
     upstream_address,
     validate_keys,
     validate_settings,
 )
+from components.rules import keys, platform
 from components.rules.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
@@ -288,7 +288,9 @@ def test_listeners_come_from_the_settings() -> None:
 
 
 def test_defaults_are_the_pods_listeners_and_directories() -> None:
-    pod = GatewaySettings(instance="acme", domain="example.com", tenants=())
+    pod = gateway_upstreams.gateway_settings(
+        "acme", "example.com", (), gateway_upstreams.upstreams(platform.SIZES["small"])
+    )
     assert (pod.listen, pod.http_listen, pod.health_listen) == (
         "0.0.0.0:8443",
         "0.0.0.0:8080",

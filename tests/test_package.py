@@ -29,12 +29,20 @@ def test_importing_the_token_provider_does_not_import_cloud_sdks() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_rules_modules_import_no_pulumi_sdk() -> None:
-    """`components.rules` is pure: importing every rule loads no Pulumi SDK at all."""
+PURE_PACKAGES = {"components.rules": (), "components.gateway": ("component",)}
+"""Packages of pure modules: importing them loads no Pulumi SDK (but the named modules,
+which register resources)."""
+
+
+def test_pure_modules_import_no_pulumi_sdk() -> None:
+    """The rules and the gateway's renderers are pure: importing each of them loads no
+    Pulumi SDK at all."""
     probe = (
-        "import sys, pkgutil, importlib, components.rules as rules\n"
-        "for info in pkgutil.iter_modules(rules.__path__):\n"
-        "    importlib.import_module(f'components.rules.{info.name}')\n"
+        "import sys, pkgutil, importlib\n"
+        f"for package, registering in {PURE_PACKAGES!r}.items():\n"
+        "    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):\n"
+        "        if info.name not in registering:\n"
+        "            importlib.import_module(f'{package}.{info.name}')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pulumi')}))"
     )
     result = subprocess.run(

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+from components.gateway.settings import BINDINGS_MAP
 from components.rules import charts, data_token, iam, keys, names, telemetry
-from components.rules.gateway_config import BINDINGS_MAP
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, run_program
 from tools.plan import redact

@@ -8,6 +8,7 @@ import itertools
 import pytest
 import yaml
 
+from components.gateway import upstreams as gateway_upstreams
 from components.rules import certificates, charts, iam, keys, names, network, platform, telemetry
 from components.rules.kubeconfig import eks_kubeconfig
 
@@ -107,20 +108,20 @@ def test_every_chart_is_pinned_to_one_exact_version() -> None:
 
 def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
     small, production = platform.SIZES["small"], platform.SIZES["production"]
-    assert charts.upstreams(small) == charts.Upstreams(
+    assert gateway_upstreams.upstreams(small) == gateway_upstreams.Upstreams(
         cortex_push="http://mimir-distributor.opstrace-metrics.svc.cluster.local:8080",
         cortex_query="http://mimir-query-frontend.opstrace-metrics.svc.cluster.local:8080",
         loki_push="http://loki.opstrace-logs.svc.cluster.local:3100",
         loki_query="http://loki.opstrace-logs.svc.cluster.local:3100",
         metrics_query_prefix="/prometheus",
     )
-    assert charts.upstreams(production).loki_push == (
+    assert gateway_upstreams.upstreams(production).loki_push == (
         "http://loki-write.opstrace-logs.svc.cluster.local:3100"
     )
 
 
 def test_external_backends_replace_the_own_ones_in_cortexs_layout() -> None:
-    upstreams = charts.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
+    upstreams = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
     assert (upstreams.cortex_push, upstreams.cortex_query) == ("http://c:80", "http://c:80")
     assert (upstreams.loki_push, upstreams.loki_query) == ("http://l:3100", "http://l:3100")
     assert upstreams.metrics_query_prefix == ""

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from components.rules import names
-from components.rules.routes import (
+from components.gateway.routes import (
     METHOD_NOT_ALLOWED,
     ROUTE_NOT_FOUND,
     ROUTES,
@@ -17,6 +16,7 @@ from components.rules.routes import (
     path_pattern,
     route,
 )
+from components.rules import names
 
 NOT_A_ROUTE = Refusal(404, ROUTE_NOT_FOUND)
 

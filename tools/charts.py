@@ -42,7 +42,9 @@ from pulumi.runtime import rpc
 
 from components import telemetry as telemetry_component
 from components.rules import charts, names, platform, telemetry
-from components.rules.config import ConfigError, InstanceConfig, config_of_stack
+from components.rules.config import ConfigError
+from components.rules.schema import InstanceConfig
+from components.rules.stack import config_of_stack
 from tools import chart_wiring as wiring
 from tools.offline import (
     PROJECT_DIR,

@@ -21,12 +21,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from components.gateway.files import render_gateway_files
+from components.gateway.settings import GatewayConfigError, GatewaySettings
 from components.rules import keys
-from components.rules.gateway_config import (
-    GatewayConfigError,
-    GatewaySettings,
-    render_gateway_files,
-)
 
 EXIT_USAGE = 2
 

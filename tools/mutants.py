@@ -40,7 +40,8 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-GATEWAY = "components/rules/gateway_config.py"
+HAPROXY = "components/gateway/haproxy.py"
+MANIFESTS = "components/gateway/manifests.py"
 E2E = "tests/e2e/test_gateway_haproxy.py"
 E2E_ROUTES = "tests/e2e/test_gateway_routes.py"
 E2E_TLS = "tests/e2e/test_gateway_tls.py"
@@ -51,7 +52,7 @@ PLATFORM = "components/rules/platform.py"
 PLATFORM_TESTS = "tests/test_platform.py"
 CONFIG_TESTS = "tests/test_config.py"
 E2E_PROBES = "tests/e2e/test_gateway_probes.py"
-CHARTS = "components/rules/charts.py"
+CHART_VALUES = "components/rules/chart_values.py"
 CHART_TESTS = "tests/test_chart_values.py"
 IAM = "components/rules/iam.py"
 IAM_UPSTREAM_TESTS = "tests/test_iam_upstream.py"
@@ -109,78 +110,78 @@ MUTANTS: Final = (
     ),
     Mutant(
         "capacity_not_checked",
-        CONFIG,
-        "    if problem := _capacity_problem(config):\n",
+        "components/rules/stack.py",
+        "    if problem := capacity_problem(parsed):\n",
         "    if problem := None:\n",
         ("tests/test_broken_stacks.py",),
     ),
     Mutant(
         "refusal_content_type_changed",
-        GATEWAY,
-        'text = f"content-type {_quoted(REFUSAL_CONTENT_TYPE)}"',
-        """text = 'content-type "text/html"'""",
+        HAPROXY,
+        '_TEXT: Final = f"content-type {_quoted(REFUSAL_CONTENT_TYPE)}"',
+        """_TEXT: Final = 'content-type "text/html"'""",
         (E2E,),
     ),
     Mutant(
         "tenant_check_deleted",
-        GATEWAY,
+        HAPROXY,
         "    {wrong_tenant} unless verified_before || tenant_matches\n",
         "",
         (E2E,),
     ),
     Mutant(
         "authorization_forwarded",
-        GATEWAY,
+        HAPROXY,
         "    http-request del-header authorization\n",
         "",
         (E2E,),
     ),
     Mutant(
         "client_scope_header_kept",
-        GATEWAY,
+        HAPROXY,
         "    http-request set-header x-scope-orgid %[var(txn.tenant)]\n",
         "    http-request add-header x-scope-orgid %[var(txn.tenant)]\n",
         (E2E,),
     ),
     Mutant(
         "expiry_not_enforced_by_the_gateway",
-        GATEWAY,
+        HAPROXY,
         '            "!unexpired",\n',
         "",
         (E2E,),
     ),
     Mutant(
         "audience_not_enforced_by_the_gateway",
-        GATEWAY,
+        HAPROXY,
         '                    "!audience_valid",\n',
         "",
         (E2E,),
     ),
     Mutant(
         "unknown_paths_reach_the_backend",
-        GATEWAY,
+        HAPROXY,
         "    {no_route} unless {{ var(txn.allow) -m found }}\n",
         "",
         (E2E_ROUTES,),
     ),
     Mutant(
         "any_method_reaches_the_backend",
-        GATEWAY,
-        'f"{method}:{_route_key(rule.service, path)} {rule.backend}\\n"',
-        'f"{method}:{_route_key(rule.service, path)} {rule.backend}\\n"\n'
-        '        + f"DELETE:{_route_key(rule.service, path)} {rule.backend}\\n"',
+        "components/gateway/maps.py",
+        'f"{method}:{route_key(rule.service, path)} {rule.backend}\\n"',
+        'f"{method}:{route_key(rule.service, path)} {rule.backend}\\n"\n'
+        '        + f"DELETE:{route_key(rule.service, path)} {rule.backend}\\n"',
         (E2E_ROUTES,),
     ),
     Mutant(
         "admin_status_page_allowlisted",
-        "components/rules/routes.py",
+        "components/gateway/routes.py",
         '            "/api/v1/status/buildinfo",\n',
         '            "/api/v1/status/buildinfo",\n            "/api/v1/status/config",\n',
         (E2E_ROUTES,),
     ),
     Mutant(
         "key_binding_ignored_by_the_gateway",
-        GATEWAY,
+        HAPROXY,
         "    {verify} if key_known !key_bound || key_known key_bound_here\n",
         "    {verify} if key_known\n",
         (E2E,),
@@ -194,66 +195,66 @@ MUTANTS: Final = (
     ),
     Mutant(
         "plain_http_forwarded",
-        GATEWAY,
-        "    http-request return status {PLAIN_HTTP_STATUS} {text} string "
+        HAPROXY,
+        "    http-request return status {PLAIN_HTTP_STATUS} {_TEXT} string "
         "{_quoted(PLAIN_HTTP_BODY)}\n",
         "    default_backend cortex_push\n",
         (E2E_TLS,),
     ),
     Mutant(
         "plain_http_redirected",
-        GATEWAY,
-        "    http-request return status {PLAIN_HTTP_STATUS} {text} string "
+        HAPROXY,
+        "    http-request return status {PLAIN_HTTP_STATUS} {_TEXT} string "
         "{_quoted(PLAIN_HTTP_BODY)}\n",
         "    http-request redirect scheme https\n",
         (E2E_TLS,),
     ),
     Mutant(
         "certificate_for_any_name",
-        GATEWAY,
+        HAPROXY,
         'f"alpn {ALPN} strict-sni"',
         'f"alpn {ALPN}"',
         (E2E_TLS,),
     ),
     Mutant(
         "cbc_ciphers_allowed",
-        GATEWAY,
+        HAPROXY,
         "    ssl-default-bind-ciphers {_TLS_CIPHERS}\n",
         "    ssl-default-bind-ciphers DEFAULT\n",
         (E2E_TLS,),
     ),
     Mutant(
         "token_cached_before_verification",
-        GATEWAY,
-        "    http-request set-var(txn.verified_before) {cache_key},in_table(verified_tokens)\n",
-        "    http-request set-var(txn.verified_before) {cache_key},in_table(verified_tokens)\n"
-        "    http-request track-sc0 {cache_key} table verified_tokens\n",
+        HAPROXY,
+        "    http-request set-var(txn.verified_before) {_CACHE_KEY},in_table(verified_tokens)\n",
+        "    http-request set-var(txn.verified_before) {_CACHE_KEY},in_table(verified_tokens)\n"
+        "    http-request track-sc0 {_CACHE_KEY} table verified_tokens\n",
         (E2E,),
     ),
     Mutant(
         "cache_key_without_the_host",
-        GATEWAY,
-        'cache_key = f"{token},concat(,txn.host,),sha2(256)"',
-        'cache_key = f"{token},sha2(256)"',
+        HAPROXY,
+        '_CACHE_KEY: Final = f"{_TOKEN},concat(,txn.host,),sha2(256)"',
+        '_CACHE_KEY: Final = f"{_TOKEN},sha2(256)"',
         (E2E,),
     ),
     Mutant(
         "cached_token_skips_expiry",
-        GATEWAY,
+        HAPROXY,
         '            "!unexpired",\n',
         '            "!verified_before !unexpired",\n',
         (E2E,),
     ),
     Mutant(
         "reload_without_a_check",
-        GATEWAY,
+        "components/gateway/reload.py",
         'if output=$("$haproxy" -c -f "$config" 2>&1); then',
         "if output=$(true); then",
         (E2E_RELOAD,),
     ),
     Mutant(
         "reload_signals_any_haproxy_master",
-        GATEWAY,
+        "components/gateway/reload.py",
         '        case $arguments in *" -f $config "*) ;; *) continue ;; esac\n',
         "",
         (E2E_RELOAD,),
@@ -304,7 +305,7 @@ MUTANTS: Final = (
     Mutant(
         "trusted_keys_left_out_of_the_trust_store",
         "components/instance.py",
-        "                    *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),\n",
+        "            *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),\n",
         "",
         (PROGRAM_TESTS,),
     ),
@@ -331,23 +332,23 @@ MUTANTS: Final = (
     ),
     Mutant(
         "metrics_queries_sent_to_the_distributor",
-        "components/rules/charts.py",
-        "            cortex_query_url=self.cortex_query,\n",
-        "            cortex_query_url=self.cortex_push,\n",
+        "components/gateway/upstreams.py",
+        "        cortex_query_url=to.cortex_query,\n",
+        "        cortex_query_url=to.cortex_push,\n",
         ("tests/e2e/test_gateway_cortex.py",),
     ),
     Mutant(
         "gateway_settings_lose_the_metrics_query_prefix",
-        "components/rules/charts.py",
-        "            metrics_query_prefix=self.metrics_query_prefix,\n",
+        "components/gateway/upstreams.py",
+        "        metrics_query_prefix=to.metrics_query_prefix,\n",
         "",
         ("tests/e2e/test_gateway_cortex.py",),
     ),
     Mutant(
         "gateway_refuses_a_token_in_its_nbf_second",
-        GATEWAY,
-        "    acl nbf_future {payload},json_query('$.nbf','int'),sub(txn.now) -m int gt 0\n",
-        "    acl nbf_future {payload},json_query('$.nbf','int'),sub(txn.now) -m int ge 0\n",
+        HAPROXY,
+        "    acl nbf_future {_PAYLOAD},json_query('$.nbf','int'),sub(txn.now) -m int gt 0\n",
+        "    acl nbf_future {_PAYLOAD},json_query('$.nbf','int'),sub(txn.now) -m int ge 0\n",
         (E2E,),
     ),
     Mutant(
@@ -387,7 +388,7 @@ MUTANTS: Final = (
     ),
     Mutant(
         "gateway_image_with_a_trailing_newline",
-        "components/rules/gateway_manifests.py",
+        "components/gateway/settings.py",
         "    match = _IMAGE_RE.fullmatch(image)\n",
         "    match = _IMAGE_RE.match(image)\n",
         (CONFIG_TESTS,),
@@ -450,56 +451,56 @@ MUTANTS: Final = (
     ),
     Mutant(
         "probes_on_the_plain_http_port",
-        "components/rules/gateway_manifests.py",
-        '    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "health"}}\n',
-        '    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "http"}}\n',
+        MANIFESTS,
+        '    probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}\n',
+        '    probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}\n',
         (E2E_PROBES,),
     ),
     Mutant(
         "nlb_health_check_on_the_tls_port",
-        "components/rules/gateway_manifests.py",
+        MANIFESTS,
         '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_PORT),\n',
         '    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(TLS_PORT),\n',
         (E2E_PROBES,),
     ),
     Mutant(
         "mimir_ingesters_refuse_pushes",
-        CHARTS,
+        CHART_VALUES,
         '    "ingester": {"push_grpc_method_enabled": True},\n',
         '    "ingester": {"push_grpc_method_enabled": False},\n',
         (CHART_TESTS,),
     ),
     Mutant(
         "mimir_single_tenant",
-        CHARTS,
+        CHART_VALUES,
         '                "multitenancy_enabled": True,\n',
         '                "multitenancy_enabled": False,\n',
         (CHART_TESTS,),
     ),
     Mutant(
         "mimir_ring_ignores_zones",
-        CHARTS,
+        CHART_VALUES,
         '"zone_awareness_enabled": metrics.zone_aware,',
         '"zone_awareness_enabled": False,',
         (CHART_TESTS,),
     ),
     Mutant(
         "mimir_disks_outlive_destroy",
-        CHARTS,
+        CHART_VALUES,
         '        "whenDeleted": "Delete",\n',
         '        "whenDeleted": "Retain",\n',
         (CHART_TESTS,),
     ),
     Mutant(
         "loki_single_tenant",
-        CHARTS,
+        CHART_VALUES,
         '            "auth_enabled": True,\n',
         '            "auth_enabled": False,\n',
         (CHART_TESTS,),
     ),
     Mutant(
         "loki_retention_not_enforced",
-        CHARTS,
+        CHART_VALUES,
         '"compactor": {"retention_enabled": True, "delete_request_store": "s3"},',
         '"compactor": {"retention_enabled": False, "delete_request_store": "s3"},',
         (CHART_TESTS,),

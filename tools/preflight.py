@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from components.rules.config import InstanceConfig, config_of_stack
 from components.rules.errors import OpstraceError
+from components.rules.schema import InstanceConfig
+from components.rules.stack import config_of_stack
 from tools.offline import PROJECT_DIR, cli_config, stack_config
 
 EXIT_MISSING: Final = 2

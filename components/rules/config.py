@@ -1,11 +1,12 @@
-"""Stack configuration, parsed and validated once into immutable typed objects.
+"""Stack configuration, parsed and validated once into the typed objects of `schema`.
 
-The program reads `pulumi.Config` here and nowhere else. `stack_settings` takes the
-stack's whole config as the CLI hands it to the program (namespaced keys, string
-values) and refuses unknown `opstrace:` keys; `parse_config` applies every rule to the
-values. So a bad stack file fails before any resource is registered, with one line
-naming the field, the value and the rule. Defaults are applied here too: the Pulumi
-CLI applies `Pulumi.yaml` defaults, but the offline plan and the test mocks do not.
+Pure, no Pulumi, no renderer: `stack_settings` takes the stack's whole config as the CLI
+hands it to the program (namespaced keys, string values) and refuses unknown `opstrace:`
+keys; `parse_config` applies every rule to the values. So a bad stack file fails before
+any resource is registered, with one line naming the field, the value and the rule.
+Defaults are applied here too: the Pulumi CLI applies `Pulumi.yaml` defaults, but the
+offline plan and the test mocks do not. What needs the rendered documents (the
+ConfigMaps' capacity) is checked after parsing, by `stack`.
 
 Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
 
@@ -40,50 +41,28 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.rules import (
-    charts,
-    config_maps,
-    gateway_manifests,
-    keys,
-    names,
-    platform,
-    settings,
+from components.gateway import upstreams as gateway_upstreams
+from components.gateway.settings import image_problem, replicas_problem, upstream_problem
+from components.rules import keys, names, platform, settings
+from components.rules.schema import (
+    DEFAULTS,
+    DNS_MODES,
+    PROJECT,
+    REQUIRED,
+    SETTINGS,
+    STRUCTURED,
+    TENANT_OPTIONS,
+    TRUSTED_KEY_OPTIONS,
+    InstanceConfig,
+    TenantSpec,
+    TokenSpec,
+    TrustedKey,
 )
-from components.rules.gateway_config import GatewaySettings, replicas_problem, upstream_problem
-from components.rules.platform import PlatformConfig
 from components.rules.settings import ConfigError
 
-PROJECT: Final = "opstrace"
-
-DEFAULTS: Final[Mapping[str, Any]] = {
-    "dns": "route53",
-    "parentZoneId": "",
-    "tokenLifetime": "10y",
-    "systemTokenRotation": "",
-    "keyBits": 2048,
-    "trustedKeys": [],
-    "kubeconfig": "",
-    "kubeContext": "",
-    "cortexUrl": "",
-    "lokiUrl": "",
-    "gatewayReplicas": 2,
-    "gatewayImage": gateway_manifests.DEFAULT_IMAGE,
-    **platform.DEFAULTS,
-}
-"""Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
-
-REQUIRED: Final = ("instanceName", "domain", "tenants")
-SETTINGS: Final = (*REQUIRED, *DEFAULTS)
-STRUCTURED: Final = ("tenants", "trustedKeys")
-TRUSTED_KEY_OPTIONS: Final = ("key", "tenant")
-"""Settings whose values are lists: the CLI hands them to the program as JSON text."""
-
-DNS_MODES: Final = ("route53", "none")
-TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 TOKEN_LIFETIME_YEARS_MAX: Final = 100
@@ -94,84 +73,6 @@ _SET_HINT: Final = {
     "domain": "pulumi config set domain observability.example.org",
     "tenants": "pulumi config set --path 'opstrace:tenants[0]' prod",
 }
-
-
-@dataclass(frozen=True)
-class TokenSpec:
-    """One credential of a tenant: its own keypair and token."""
-
-    name: str
-    rotation: str
-    export_keys_to: str
-    """Normalized (`keys`, `./keys` and `keys/` are one value), relative to the project
-    directory unless absolute, `~` kept: the same on every checkout."""
-    signing_key_file: str
-    """Normalized like `export_keys_to`; read only when a token must be minted."""
-
-
-@dataclass(frozen=True)
-class TenantSpec:
-    """A tenant and its credentials."""
-
-    name: str
-    tokens: tuple[TokenSpec, ...]
-
-
-@dataclass(frozen=True)
-class TrustedKey:
-    """A public key trusted for tokens minted outside Pulumi."""
-
-    pem: str
-    """Normalized SPKI PEM."""
-    tenant: str | None
-    """The one tenant its tokens are accepted for; None: every tenant (Opstrace's way)."""
-
-
-@dataclass(frozen=True)
-class InstanceConfig:
-    """The whole validated configuration of one instance."""
-
-    instance_name: str
-    domain: str
-    dns: str
-    """`route53`: the program manages the instance zone; `none`: DNS is managed
-    elsewhere and the records to create are a stack output."""
-    parent_zone_id: str
-    tenants: tuple[TenantSpec, ...]
-    """The system tenant first, then the user tenants in config order."""
-    token_lifetime_seconds: int
-    key_bits: int
-    trusted_keys: tuple[TrustedKey, ...]
-    """Extra public keys for tokens minted outside Pulumi."""
-    kubeconfig: str
-    """As written in config (`~` kept): the provider expands it, so state is portable."""
-    kube_context: str
-    cortex_url: str
-    """An external metrics backend (Cortex layout), or "" for the instance's own Mimir."""
-    loki_url: str
-    """An external logs backend, or "" for the instance's own Loki."""
-    gateway_replicas: int
-    gateway_image: str
-    """The stock HAProxy image (2.6 or newer) by version, ideally with its digest."""
-    platform: PlatformConfig
-
-    @property
-    def user_tenants(self) -> tuple[TenantSpec, ...]:
-        return tuple(t for t in self.tenants if t.name != names.SYSTEM_TENANT)
-
-    @property
-    def needs_aws(self) -> bool:
-        """Whether `pulumi up` makes AWS resources (and so needs AWS credentials)."""
-        return platform.needs_aws(
-            self.platform.cluster,
-            route53=self.dns == "route53",
-            external_backends=bool(self.cortex_url and self.loki_url),
-        )
-
-    @property
-    def upstreams(self) -> charts.Upstreams:
-        """Where the gateway sends pushes and queries: own backends or external ones."""
-        return charts.upstreams(self.platform.size, self.cortex_url, self.loki_url)
 
 
 def stack_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,7 +129,7 @@ def parse_config(
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
     image = settings.string(values, "gatewayImage")
-    if problem := gateway_manifests.image_problem(image):
+    if problem := image_problem(image):
         raise ConfigError(f"gatewayImage: {problem}")
     tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
     # The user tenants first, so that a long one is named; then the system tenant, whose
@@ -273,6 +174,12 @@ def parse_config(
         loki_url=loki_url,
         gateway_replicas=replicas,
         gateway_image=image,
+        gateway=gateway_upstreams.gateway_settings(
+            instance,
+            domain,
+            [tenant.name for tenant in tenants],
+            gateway_upstreams.upstreams(platform_config.size, cortex_url, loki_url),
+        ),
         platform=platform_config,
     )
     served = {tenant.name for tenant in tenants}
@@ -282,16 +189,7 @@ def parse_config(
                 f"trustedKeys[{index}].tenant: {trusted.tenant!r} is not a tenant of this "
                 f"instance: use one of {', '.join(sorted(served))}"
             )
-    if problem := _capacity_problem(config):
-        raise ConfigError(f"tenants: {problem}")
     return config
-
-
-def gateway_settings(config: InstanceConfig) -> GatewaySettings:
-    """What the gateway pods render their files from (listeners and paths: the pod's)."""
-    return config.upstreams.gateway_settings(
-        config.instance_name, config.domain, [t.name for t in config.tenants]
-    )
 
 
 def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:
@@ -300,36 +198,6 @@ def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:
         if problem := names.hostname_problem(host):
             return problem
     return None
-
-
-def _capacity_problem(config: InstanceConfig) -> str | None:
-    # A signing key file's size is known only once it is read: count the largest.
-    credentials = [
-        (tenant.name, max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits)
-        for tenant in config.tenants
-        for token in tenant.tokens
-    ]
-    trusted = [(key.pem, key.tenant) for key in config.trusted_keys]
-    return config_maps.capacity_problem(credentials, trusted, gateway_settings(config))
-
-
-def load_config(base_dir: Path) -> InstanceConfig:
-    """Read and check the current stack's settings (the program's only config read)."""
-    from pulumi.runtime import config as runtime_config
-
-    return config_of_stack(
-        {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, base_dir
-    )
-
-
-def config_of_stack(config: Mapping[str, Any], base_dir: Path) -> InstanceConfig:
-    """The instance configuration of a stack's whole config (as the CLI hands it over)."""
-    region = config.get("aws:region", "")
-    return parse_config(
-        stack_settings(config),
-        base_dir=base_dir,
-        aws_region=region if isinstance(region, str) else "",
-    )
 
 
 def closest_setting(name: str) -> str | None:
@@ -539,7 +407,6 @@ __all__ = [
     "InstanceConfig",
     "TenantSpec",
     "TokenSpec",
-    "load_config",
     "parse_config",
     "stack_settings",
 ]

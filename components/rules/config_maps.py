@@ -14,7 +14,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from components.rules import gateway_config, keys
+from components.gateway import files as gateway_files
+from components.gateway.settings import GatewaySettings
+from components.rules import keys
 from components.rules.errors import OpstraceError
 
 CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
@@ -24,9 +26,6 @@ TRUST_STORE_NAME: Final = "opstrace-trust-store"
 """The trust store's fixed name: a stable contract for whatever reads the key set."""
 JWKS_NAME: Final = "opstrace-trust-store-jwks"
 JWKS_FILE: Final = "jwks.json"
-
-GATEWAY_KEYS_PREFIX: Final = "key-"
-"""Gateway files with this prefix are key files and go to the gateway's keys ConfigMap."""
 
 
 class CapacityError(OpstraceError):
@@ -49,14 +48,6 @@ def trust_store_data(key_set: Mapping[str, str]) -> dict[str, dict[str, str]]:
     }
 
 
-def gateway_data(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Role (`config`, `keys`) -> data: the gateway's rendered files split in two."""
-    split: dict[str, dict[str, str]] = {"config": {}, "keys": {}}
-    for name, content in sorted(files.items()):
-        split["keys" if name.startswith(GATEWAY_KEYS_PREFIX) else "config"][name] = content
-    return split
-
-
 def data_size(data: Mapping[str, str]) -> int:
     """Bytes of a ConfigMap's data as the API server counts them (keys and values)."""
     return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in data.items())
@@ -74,16 +65,16 @@ def size_problem(what: str, data: Mapping[str, str]) -> str | None:
 
 
 def instance_config_maps(
-    bound_keys: Iterable[tuple[str, str | None]], settings: gateway_config.GatewaySettings
+    bound_keys: Iterable[tuple[str, str | None]], settings: GatewaySettings
 ) -> dict[str, dict[str, str]]:
     """Every key-derived ConfigMap's data (trust store and gateway), by a readable name,
-    from (public key, the tenant it signs for or None) pairs."""
+    from (public key, the tenant it signs for or None) pairs: what the components render
+    from the same keys (`gateway.files.gateway_files`, `trust_store_data`)."""
     pairs = list(bound_keys)
-    key_set = keys.key_set(pem for pem, _ in pairs)
-    bindings = keys.key_bindings(pairs)
-    gateway = gateway_data(gateway_config.render_gateway_files(settings, key_set, bindings))
+    gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, pairs))
+    trust_store = trust_store_data(keys.key_set(pem for pem, _ in pairs))
     return {
-        **{f"trust store {name}": data for name, data in trust_store_data(key_set).items()},
+        **{f"trust store {name}": data for name, data in trust_store.items()},
         **{f"gateway {role}": data for role, data in gateway.items()},
     }
 
@@ -91,7 +82,7 @@ def instance_config_maps(
 def capacity_problem(
     credentials: Iterable[tuple[str, int]],
     trusted: Iterable[tuple[str, str | None]],
-    settings: gateway_config.GatewaySettings,
+    settings: GatewaySettings,
 ) -> str | None:
     """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
 

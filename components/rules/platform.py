@@ -97,6 +97,10 @@ class MetricsSize:
     store_gateways: int
 
 
+SINGLE_BINARY: Final = "SingleBinary"
+"""Loki's one-process deployment mode (the other: `SimpleScalable`)."""
+
+
 @dataclass(frozen=True)
 class LogsSize:
     """Loki's deployment mode and shape."""
@@ -138,7 +142,7 @@ SIZES: Final[Mapping[str, Size]] = {
             query_frontends=1,
             store_gateways=1,
         ),
-        logs=LogsSize(mode="SingleBinary", replicas=1, replication_factor=1),
+        logs=LogsSize(mode=SINGLE_BINARY, replicas=1, replication_factor=1),
         sized_for=(
             "a trial: about 100,000 active series (15 s scrape, ~7,000 samples/s), 10-20 GB "
             "of logs a day, a few queries a second; no replication, so losing a node "

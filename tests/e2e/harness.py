@@ -46,8 +46,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.rules import data_token, keys, names
-from components.rules.gateway_config import (
+from components.gateway.files import render_gateway_files
+from components.gateway.settings import (
     CERTS_SUBDIR,
     HAPROXY_CONFIG,
     RELOAD_SCRIPT,
@@ -55,8 +55,8 @@ from components.rules.gateway_config import (
     certificate_file_name,
     gateway_tenants,
     private_key_file_name,
-    render_gateway_files,
 )
+from components.rules import data_token, keys, names
 from tools import pki
 
 HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"

@@ -7,7 +7,7 @@ client --HTTPS Prometheus API, a token per tenant-----------> (HAProxy) --> Cort
 
 Cortex (built by `make cortex`) stands in for the instance's Mimir, which is not built here
 (AGPL): the same remote-write and Prometheus query API, tenants by X-Scope-OrgID. The
-gateway's settings are the program's own (`charts.upstreams`), in both of its layouts:
+gateway's settings are the program's own (`gateway_upstreams.upstreams`), in both of its layouts:
 - own backends: pushes to a distributor, queries under Mimir's prefix to a query
   frontend; here a Cortex distributor and a Cortex with all the rest (default layout);
 - `cortexUrl`: one URL, the query API at `/api/v1/...`; here one Cortex configured as
@@ -30,8 +30,10 @@ from typing import Any
 
 import pytest
 
-from components.rules import charts, data_token, platform, routes
-from components.rules.gateway_config import GatewaySettings
+from components.gateway import routes
+from components.gateway import upstreams as gateway_upstreams
+from components.gateway.settings import GatewaySettings
+from components.rules import data_token, platform
 from tests.e2e.backends import (
     CORTEX_PROMETHEUS_PREFIX,
     NEEDS_CORTEX,
@@ -142,16 +144,16 @@ def program_settings(
     size = platform.SIZES["small"]
     if layout.cortex_url_setting:
         assert push_url == query_url
-        upstreams = charts.upstreams(size, push_url, logs_url)
+        upstreams = gateway_upstreams.upstreams(size, push_url, logs_url)
     else:
         upstreams = dataclasses.replace(
-            charts.upstreams(size),
+            gateway_upstreams.upstreams(size),
             cortex_push=push_url,
             cortex_query=query_url,
             loki_push=logs_url,
             loki_query=logs_url,
         )
-    return upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS)
+    return gateway_upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS, upstreams)
 
 
 def sender_config(port: int, tunnel_port: int, token_files: Mapping[str, Path]) -> dict[str, Any]:

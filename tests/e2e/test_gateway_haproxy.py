@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from components.gateway.haproxy import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
 from components.rules import data_token, keys
-from components.rules.gateway_config import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
 from components.rules.keys import stand_in_public_key
 from tests.e2e import harness
 from tests.e2e.conftest import METRICS_QUERY_PREFIX, Minted

@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 
-from components.rules import gateway_manifests
-from components.rules.gateway_config import (
-    PLAIN_HTTP_BODY,
-    PLAIN_HTTP_STATUS,
-    GatewaySettings,
-)
+from components.gateway import manifests
+from components.gateway import upstreams as gateway_upstreams
+from components.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS
+from components.rules import platform
 from tests.e2e.harness import (
     DOMAIN,
     INSTANCE,
@@ -35,7 +33,9 @@ pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
 
 LISTENERS = ("listen", "http_listen", "health_listen")
 """The settings that bind a port, each one listener of `haproxy.cfg`."""
-POD = GatewaySettings(instance=INSTANCE, domain=DOMAIN, tenants=TENANTS)
+POD = gateway_upstreams.gateway_settings(
+    INSTANCE, DOMAIN, TENANTS, gateway_upstreams.upstreams(platform.SIZES["small"])
+)
 """The pod's own settings: its listeners at their defaults."""
 NLB = "service.beta.kubernetes.io/aws-load-balancer-"
 
@@ -47,7 +47,7 @@ def _port(address: str | None) -> int:
 
 def container() -> dict[str, Any]:
     """The HAProxy container of the gateway Deployment."""
-    manifest = gateway_manifests.deployment(
+    manifest = manifests.deployment(
         "system-tenant", INSTANCE, ["gw-config", "gw-keys"], {"prod": "prod-tls"}, 2, "aws"
     )
     containers = manifest["spec"]["template"]["spec"]["containers"]
@@ -81,9 +81,7 @@ def test_the_probe_gets_200_from_the_port_and_path_it_names_without_credentials(
 
 
 def test_the_nlb_health_check_gets_200_from_the_port_and_path_it_names(gateway: Gateway) -> None:
-    annotations = gateway_manifests.service("system-tenant", INSTANCE, "aws")["metadata"][
-        "annotations"
-    ]
+    annotations = manifests.service("system-tenant", INSTANCE, "aws")["metadata"]["annotations"]
     assert annotations[NLB + "healthcheck-protocol"] == "http"
     port = int(annotations[NLB + "healthcheck-port"])
     assert port in [p["containerPort"] for p in container()["ports"]]
@@ -95,7 +93,7 @@ def test_the_nlb_health_check_gets_200_from_the_port_and_path_it_names(gateway: 
 
 def service_target(port: int) -> int:
     """The container port the Service sends its `port` to."""
-    ports = gateway_manifests.service("system-tenant", INSTANCE, "aws")["spec"]["ports"]
+    ports = manifests.service("system-tenant", INSTANCE, "aws")["spec"]["ports"]
     (target,) = [p["targetPort"] for p in ports if p["port"] == port]
     return container_port(target)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from components.gateway.reload import RELOAD_POLL_SECONDS
 from components.rules import data_token, keys
-from components.rules.gateway_config import RELOAD_POLL_SECONDS
 from tests.e2e.harness import (
     NEEDS_HAPROXY,
     TENANTS,

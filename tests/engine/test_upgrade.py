@@ -1,16 +1,19 @@
-"""A stack made by an earlier release upgrades with no change: every URN, type token,
-provider reference and input the program registers is the one its state records.
+"""A stack made by an earlier release upgrades with no replacement: every URN, type
+token and provider reference the program registers is the one its state records, and
+what changed is updated in place.
 
-The state is the one `tests/engine/upgrade.py record` exported (see `upgrade.RECORDED_AT`);
-it is imported into a fresh stack and previewed with this checkout's program. Moving a
-component or a rule to another module must keep it so (an `alias` where a type token or
-logical name changes).
+The state is the one `tests/engine/upgrade.py record` exported (see `upgrade.RECORDED_AT`).
+The test puts the cluster back as that release left it (each object the state records,
+applied as its provider applied it), imports the state into a fresh stack, previews with
+this checkout's program, then runs the upgrade for real.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
@@ -20,21 +23,69 @@ from tools import cluster as local_cluster
 
 pytestmark = pytest.mark.engine
 
+PLURALS: Final = {
+    "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
+    "Service": "services",
+    "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "Certificate": "certificates",
+}
+REPLACING: Final = {"create", "delete", "replace", "create-replacement", "delete-replaced"}
 
-def test_a_stack_of_the_earlier_release_previews_with_no_change(
-    tmp_path: Path, cluster: local_cluster.Api
-) -> None:
+
+def object_path(manifest: dict[str, Any]) -> str:
+    """The API path of `manifest` (namespaced or not), by its apiVersion and kind."""
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    metadata = manifest["metadata"]
+    where = f"/namespaces/{metadata['namespace']}" if "namespace" in metadata else ""
+    return f"{base}{where}/{PLURALS[kind]}/{metadata['name']}"
+
+
+def restore_objects(api: local_cluster.Api, state: dict[str, Any]) -> None:
+    """Apply every object the state's Kubernetes resources made, as their provider did
+    (its inputs, its field manager), namespaces first."""
+    resources = [
+        r
+        for r in state["deployment"]["resources"]
+        if r["type"].startswith("kubernetes:") and r.get("custom") and not r.get("external")
+    ]
+    resources.sort(key=lambda r: r["type"] != "kubernetes:core/v1:Namespace")
+    for resource in resources:
+        outputs = resource["outputs"]
+        manifest = outputs["__inputs"]
+        path = f"{object_path(manifest)}?fieldManager={outputs['__fieldManager']}&force=true"
+        status, body = api.request("PATCH", path, manifest, "application/apply-patch+yaml")
+        assert status in (200, 201), f"apply {path}: {status} {body}"
+
+
+@pytest.fixture
+def imported(tmp_path: Path, cluster: local_cluster.Api) -> Iterator[Workspace]:
+    """The earlier release's stack, its objects in the cluster, this checkout's program."""
     workspace = Workspace(tmp_path / "project", tmp_path / "home", tmp_path / "backend")
     workspace.project_dir.rmdir()
     upgrade.copy_project(ROOT, workspace.project_dir)
     upgrade.write_stack(workspace.project_dir)
     workspace.new_stack(upgrade.STACK)
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(upgrade.restored(upgrade.FIXTURE.read_text())))
-    workspace.run("stack", "import", "--file", str(state), "--stack", upgrade.STACK)
-    result = workspace.run(
-        "preview", "--diff", "--expect-no-changes", "--stack", upgrade.STACK, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "replace" not in output
+    state = upgrade.restored(upgrade.FIXTURE.read_text())
+    restore_objects(cluster, state)
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps(state))
+    workspace.run("stack", "import", "--file", str(state_file), "--stack", upgrade.STACK)
+    try:
+        yield workspace
+    finally:
+        workspace.run("destroy", "--yes", "--skip-preview", "--stack", upgrade.STACK)
+
+
+def test_a_stack_of_the_earlier_release_upgrades_with_no_replacement(
+    imported: Workspace,
+) -> None:
+    preview = imported.run("preview", "--json", "--stack", upgrade.STACK)
+    steps = json.loads(preview.stdout)["steps"]
+    replaced = [(step["op"], step["urn"]) for step in steps if step["op"] in REPLACING]
+    assert replaced == []
+    imported.run("up", "--yes", "--skip-preview", "--stack", upgrade.STACK)
+    after = imported.run("preview", "--expect-no-changes", "--stack", upgrade.STACK, check=False)
+    assert after.returncode == 0, after.stdout + after.stderr

@@ -13,49 +13,28 @@ readiness gates, `minReadySeconds` and a draining `preStop` keep every request s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from components.rules import gateway_config
+from components.gateway.haproxy import HARD_STOP_SECONDS
+from components.gateway.settings import (
+    CERTS_SUBDIR,
+    DEFAULT_CONFIG_DIR,
+    DEFAULT_HEALTH_LISTEN,
+    DEFAULT_HTTP_LISTEN,
+    DEFAULT_IMAGE,
+    DEFAULT_LISTEN,
+    HEALTH_PATH,
+    RELOAD_SCRIPT,
+    certificate_file_name,
+    private_key_file_name,
+)
 
 Manifest = dict[str, Any]
 
-DEFAULT_IMAGE: Final = "haproxy:3.4.7"
-"""Stock HAProxy LTS image, pinned to the release the end-to-end tests run (3.4 LTS, fixes
-CVE-2025-11230 and CVE-2025-32464); `tools/haproxy/build.sh` builds the same version.
-Pin its digest too once a registry is reachable (docs/gateway.md says how)."""
-
-_IMAGE_RE: Final = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"  # registry host[:port]/
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?P<tag>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?P<digest>@sha256:[0-9a-f]{64})?$"
-)
-
-
-def image_problem(image: str) -> str | None:
-    """Why `image` is not a pinned image reference, or None.
-
-    A reference without a version (or `latest`) would change under a running instance
-    with the next pull; a digest alone is pinned but says nothing to a reader."""
-    match = _IMAGE_RE.fullmatch(image)
-    if not match:
-        return (
-            f"{image!r} is not an image reference: write <repository>:<version>, "
-            "optionally followed by @sha256:<64 hex digits>"
-        )
-    if match["tag"] in (None, ":latest"):
-        return (
-            f"{image!r} does not pin a version: write <repository>:<version> "
-            f"(e.g. {DEFAULT_IMAGE}), optionally followed by @sha256:<digest>"
-        )
-    return None
-
-
-TLS_PORT: Final = int(gateway_config.DEFAULT_LISTEN.rpartition(":")[2])
-PLAIN_PORT: Final = int(gateway_config.DEFAULT_HTTP_LISTEN.rpartition(":")[2])
-HEALTH_PORT: Final = int(gateway_config.DEFAULT_HEALTH_LISTEN.rpartition(":")[2])
+TLS_PORT: Final = int(DEFAULT_LISTEN.rpartition(":")[2])
+PLAIN_PORT: Final = int(DEFAULT_HTTP_LISTEN.rpartition(":")[2])
+HEALTH_PORT: Final = int(DEFAULT_HEALTH_LISTEN.rpartition(":")[2])
 RUN_AS_USER: Final = 99
 """The `haproxy` user of the stock image; numeric so that runAsNonRoot can be checked."""
 
@@ -76,7 +55,7 @@ NLB_ANNOTATIONS: Final = {
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_PORT),
-    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": gateway_config.HEALTH_PATH,
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": HEALTH_PATH,
     "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
         f"deregistration_delay.timeout_seconds={DEREGISTRATION_DELAY_SECONDS},"
         "deregistration_delay.connection_termination.enabled=true"
@@ -102,7 +81,7 @@ def config_volume(
     """One projected volume: the rendered files, and `certs/<tenant>.pem` (+ `.key`)."""
     sources: list[Manifest] = [{"configMap": {"name": name}} for name in config_map_names]
     for tenant, secret in sorted(certificate_secrets.items()):
-        directory = gateway_config.CERTS_SUBDIR
+        directory = CERTS_SUBDIR
         sources.append(
             {
                 "secret": {
@@ -110,11 +89,11 @@ def config_volume(
                     "items": [
                         {
                             "key": "tls.crt",
-                            "path": f"{directory}/{gateway_config.certificate_file_name(tenant)}",
+                            "path": f"{directory}/{certificate_file_name(tenant)}",
                         },
                         {
                             "key": "tls.key",
-                            "path": f"{directory}/{gateway_config.private_key_file_name(tenant)}",
+                            "path": f"{directory}/{private_key_file_name(tenant)}",
                         },
                     ],
                 }
@@ -134,8 +113,8 @@ def deployment(
 ) -> Manifest:
     """The HAProxy Deployment with its reloader; never below `replicas` while rolling."""
     selector = labels(instance)
-    config_dir = gateway_config.DEFAULT_CONFIG_DIR
-    probe = {"httpGet": {"path": gateway_config.HEALTH_PATH, "port": "health"}}
+    config_dir = DEFAULT_CONFIG_DIR
+    probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
     hardened = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -165,9 +144,7 @@ def deployment(
                     "automountServiceAccountToken": False,
                     # The reloader signals HAProxy's master in the other container.
                     "shareProcessNamespace": True,
-                    "terminationGracePeriodSeconds": DRAIN_SECONDS
-                    + gateway_config.HARD_STOP_SECONDS
-                    + 10,
+                    "terminationGracePeriodSeconds": DRAIN_SECONDS + HARD_STOP_SECONDS + 10,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS_USER,
@@ -207,7 +184,7 @@ def deployment(
                             "name": "reloader",
                             "image": image,
                             # Reloads HAProxy when its files change (see gateway_config).
-                            "command": ["/bin/sh", f"{config_dir}/{gateway_config.RELOAD_SCRIPT}"],
+                            "command": ["/bin/sh", f"{config_dir}/{RELOAD_SCRIPT}"],
                             "resources": {
                                 "requests": {"cpu": "50m", "memory": "32Mi"},
                                 "limits": {"cpu": "500m", "memory": "128Mi"},

@@ -1,67 +1,57 @@
-"""The data API gateway: HAProxy pods that terminate TLS and authenticate data API tokens.
+"""The `Gateway` component: HAProxy pods that terminate TLS and authenticate data API tokens.
 
 Every request to `cortex|loki.<tenant>.<instance>.<domain>` passes here; the gateway
 checks the token against the instance's trust store and forwards to the metrics or logs
-backend with `X-Scope-OrgID: <tenant>`. The HAProxy files come from the pure renderer
-in `components.rules.gateway_config`, the Kubernetes objects from
-`components.rules.gateway_manifests`; this module only registers them.
+backend with `X-Scope-OrgID: <tenant>`. The files come from `files`, the Kubernetes
+objects from `manifests`; this module only registers them.
 
 A key, trust store or certificate change updates the files in place and the pods reload
-themselves (no restart; see `gateway_manifests`): that is how a revocation takes effect.
+themselves (no restart; see `manifests`): that is how a revocation takes effect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.bail import reported
-from components.rules import config_maps, gateway_config, gateway_manifests
-from components.rules.charts import Upstreams
-from components.rules.gateway_config import GatewaySettings
-
-CONFIG_MAP_ROLES: Final = ("config", "keys")
-"""The gateway's files come in two ConfigMaps (see `config_maps.gateway_data`)."""
+from components.gateway import files as gateway_files
+from components.gateway import manifests
+from components.gateway.settings import (
+    DEFAULT_IMAGE,
+    GatewayConfigError,
+    GatewaySettings,
+    replicas_problem,
+)
+from components.rules import config_maps
+from components.trust_store import BoundKey
 
 
 @dataclass(frozen=True)
 class GatewayArgs:
     """Inputs of a Gateway."""
 
-    instance: str
-    """The instance name; tokens must be issued for it (`aud`)."""
-    domain: str
-    """The base domain; tenant endpoints are `cortex|loki.<tenant>.<instance>.<domain>`."""
-    tenants: Sequence[str]
-    """All tenant names, including `system` (added if missing)."""
-    key_set: pulumi.Input[Mapping[str, str]]
-    """The trust store: key ID -> SPKI PEM; removing a key revokes its tokens."""
+    settings: GatewaySettings
+    """What the files are rendered from: instance, domain, tenants, upstreams (checked)."""
+    keys: Sequence[BoundKey]
+    """The trust store's keys, each with the one tenant it signs for (or every tenant);
+    removing one revokes its tokens."""
     namespace: pulumi.Input[str]
     """The Kubernetes namespace the gateway runs in."""
-    upstreams: Upstreams
-    """Where pushes and queries of each service go."""
     certificate_secrets: Mapping[str, str]
     """Tenant -> the Secret holding its endpoint certificate (in `namespace`)."""
-    bindings: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
-    """Key ID -> the one tenant it signs for; other keys sign for every tenant."""
     load_balancer: str = "aws"
     """`aws`: an NLB of the AWS Load Balancer Controller; `generic`: the cluster's own."""
     replicas: int = 2
     """Pods behind the load balancer; at least 2 so a node loss or a rollout keeps serving."""
-    image: str = gateway_manifests.DEFAULT_IMAGE
+    image: str = DEFAULT_IMAGE
     """The HAProxy image; keep a pinned, stock LTS image."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the pods and the load balancer need first: the certificates, the controller."""
-
-
-def gateway_settings(args: GatewayArgs) -> GatewaySettings:
-    """The renderer settings of the pod: listeners on all addresses, files in the mount."""
-    return args.upstreams.gateway_settings(args.instance, args.domain, args.tenants)
 
 
 class Gateway(pulumi.ComponentResource):
@@ -75,21 +65,25 @@ class Gateway(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        settings = gateway_settings(args)
-        # Everything but the keys is known now: fail at construction, not mid-preview.
-        gateway_config.validate_settings(settings)
-        if problem := gateway_config.replicas_problem(args.replicas):
-            raise gateway_config.GatewayConfigError(f"replicas: {problem}")
+        # Everything but the keys is known now (and the settings checked themselves):
+        # fail at construction, not mid-preview.
+        if problem := replicas_problem(args.replicas):
+            raise GatewayConfigError(f"replicas: {problem}")
         super().__init__("opstrace:index:Gateway", name, None, opts)
-        labels = gateway_manifests.labels(args.instance)
+        settings = args.settings
+        instance = settings.instance
+        labels = manifests.labels(instance)
         child = pulumi.ResourceOptions(parent=self)
 
-        files = pulumi.Output.all(args.key_set, args.bindings).apply(
+        tenants = [key.tenant for key in args.keys]
+        # The keys are known only once minted: their rules are checked here, and a broken
+        # one ends the update in one line (components.bail).
+        files = pulumi.Output.all(*(key.pem for key in args.keys)).apply(
             reported(
-                lambda values: gateway_config.render_gateway_files(settings, values[0], values[1])
+                lambda pems: gateway_files.gateway_files(settings, zip(pems, tenants, strict=True))
             )
         )
-        split = files.apply(config_maps.gateway_data)
+        split = files.apply(gateway_files.config_map_data)
         created = [
             k8s.core.v1.ConfigMap(
                 f"{name}-{role}",
@@ -97,15 +91,15 @@ class Gateway(pulumi.ComponentResource):
                 data=split.apply(reported(partial(_config_map_data, role))),
                 opts=child,
             )
-            for role in CONFIG_MAP_ROLES
+            for role in gateway_files.CONFIG_MAP_ROLES
         ]
         deployment_doc = pulumi.Output.all(
             args.namespace,
             pulumi.Output.all(*(c.metadata.apply(lambda m: m.name) for c in created)),
         ).apply(
-            lambda values: gateway_manifests.deployment(
+            lambda values: manifests.deployment(
                 values[0],
-                args.instance,
+                instance,
                 values[1],
                 args.certificate_secrets,
                 args.replicas,
@@ -121,7 +115,7 @@ class Gateway(pulumi.ComponentResource):
             opts=after,
         )
         pdb_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: gateway_manifests.pod_disruption_budget(namespace, args.instance)
+            lambda namespace: manifests.pod_disruption_budget(namespace, instance)
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -130,9 +124,7 @@ class Gateway(pulumi.ComponentResource):
             opts=child,
         )
         service_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: gateway_manifests.service(
-                namespace, args.instance, args.load_balancer
-            )
+            lambda namespace: manifests.service(namespace, instance, args.load_balancer)
         )
         # Made after the load balancer controller and deleted before it, so that the
         # controller is still there to delete the NLB (before the VPC goes).
@@ -144,7 +136,7 @@ class Gateway(pulumi.ComponentResource):
         )
 
         self.load_balancer_hostname = service.status.apply(reported(_load_balancer_hostname))
-        self.config_checksum = files.apply(gateway_config.config_checksum)
+        self.config_checksum = files.apply(gateway_files.config_checksum)
         self.register_outputs(
             {
                 "load_balancer_hostname": self.load_balancer_hostname,
@@ -161,7 +153,7 @@ def _load_balancer_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) ->
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
     address = ingress[0] if ingress else None
     if address is None or not (address.hostname or address.ip):
-        raise gateway_config.GatewayConfigError(
+        raise GatewayConfigError(
             "the gateway Service has no load balancer address yet: check that the "
             "cluster's load balancer controller runs"
         )

@@ -1,0 +1,67 @@
+"""Where the gateway sends pushes and queries, and the one builder of its settings.
+
+Pure, no Pulumi. The instance's own backends are the Services their charts create
+(`charts`: release, namespace, port); `cortexUrl`/`lokiUrl` name external ones instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components.gateway.settings import GatewaySettings
+from components.rules.charts import (
+    LOKI,
+    LOKI_HTTP_PORT,
+    MIMIR,
+    MIMIR_HTTP_PORT,
+    MIMIR_QUERY_PREFIX,
+    Chart,
+)
+from components.rules.platform import SINGLE_BINARY, Size
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """Where the gateway sends each kind of request (`http://host:port`)."""
+
+    cortex_push: str
+    cortex_query: str
+    loki_push: str
+    loki_query: str
+    metrics_query_prefix: str
+    """The path prefix of the metrics backend's query API ("" for Cortex's layout)."""
+
+
+def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:
+    """The in-cluster services of the instance's own backends, or the external ones."""
+
+    def service(chart: Chart, component: str, port: int) -> str:
+        host = f"{chart.release}{component}.{chart.namespace}.svc.cluster.local"
+        return f"http://{host}:{port}"
+
+    single = size.logs.mode == SINGLE_BINARY
+    return Upstreams(
+        cortex_push=cortex_url or service(MIMIR, "-distributor", MIMIR_HTTP_PORT),
+        cortex_query=cortex_url or service(MIMIR, "-query-frontend", MIMIR_HTTP_PORT),
+        loki_push=loki_url or service(LOKI, "" if single else "-write", LOKI_HTTP_PORT),
+        loki_query=loki_url or service(LOKI, "" if single else "-read", LOKI_HTTP_PORT),
+        metrics_query_prefix="" if cortex_url else MIMIR_QUERY_PREFIX,
+    )
+
+
+def gateway_settings(
+    instance: str, domain: str, tenants: Sequence[str], to: Upstreams
+) -> GatewaySettings:
+    """The settings the gateway pods render their files from (listeners and paths: the
+    pod's defaults). The one place an instance's gateway settings are made."""
+    return GatewaySettings(
+        instance=instance,
+        domain=domain,
+        tenants=tuple(tenants),
+        cortex_push_url=to.cortex_push,
+        cortex_query_url=to.cortex_query,
+        loki_push_url=to.loki_push,
+        loki_query_url=to.loki_query,
+        metrics_query_prefix=to.metrics_query_prefix,
+    )

@@ -1,0 +1,121 @@
+"""The stack's settings: every key, its default, and the typed objects they become.
+
+Pure, no Pulumi. `config` parses a stack into these objects; nothing else reads the
+settings. Add a setting here (its key and default, the field it becomes), read it in
+`config`, and declare it in Pulumi.yaml (a test keeps the two in step). The expected
+YAML is in `config`'s docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components.gateway.settings import DEFAULT_IMAGE, GatewaySettings
+from components.rules import names, platform
+from components.rules.platform import PlatformConfig
+
+PROJECT: Final = "opstrace"
+
+DEFAULTS: Final[Mapping[str, Any]] = {
+    "dns": "route53",
+    "parentZoneId": "",
+    "tokenLifetime": "10y",
+    "systemTokenRotation": "",
+    "keyBits": 2048,
+    "trustedKeys": [],
+    "kubeconfig": "",
+    "kubeContext": "",
+    "cortexUrl": "",
+    "lokiUrl": "",
+    "gatewayReplicas": 2,
+    "gatewayImage": DEFAULT_IMAGE,
+    **platform.DEFAULTS,
+}
+"""Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
+
+REQUIRED: Final = ("instanceName", "domain", "tenants")
+SETTINGS: Final = (*REQUIRED, *DEFAULTS)
+STRUCTURED: Final = ("tenants", "trustedKeys")
+TRUSTED_KEY_OPTIONS: Final = ("key", "tenant")
+"""Settings whose values are lists: the CLI hands them to the program as JSON text."""
+
+DNS_MODES: Final = ("route53", "none")
+TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """One credential of a tenant: its own keypair and token."""
+
+    name: str
+    rotation: str
+    export_keys_to: str
+    """Normalized (`keys`, `./keys` and `keys/` are one value), relative to the project
+    directory unless absolute, `~` kept: the same on every checkout."""
+    signing_key_file: str
+    """Normalized like `export_keys_to`; read only when a token must be minted."""
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """A tenant and its credentials."""
+
+    name: str
+    tokens: tuple[TokenSpec, ...]
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key trusted for tokens minted outside Pulumi."""
+
+    pem: str
+    """Normalized SPKI PEM."""
+    tenant: str | None
+    """The one tenant its tokens are accepted for; None: every tenant (Opstrace's way)."""
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """The whole validated configuration of one instance."""
+
+    instance_name: str
+    domain: str
+    dns: str
+    """`route53`: the program manages the instance zone; `none`: DNS is managed
+    elsewhere and the records to create are a stack output."""
+    parent_zone_id: str
+    tenants: tuple[TenantSpec, ...]
+    """The system tenant first, then the user tenants in config order."""
+    token_lifetime_seconds: int
+    key_bits: int
+    trusted_keys: tuple[TrustedKey, ...]
+    """Extra public keys for tokens minted outside Pulumi."""
+    kubeconfig: str
+    """As written in config (`~` kept): the provider expands it, so state is portable."""
+    kube_context: str
+    cortex_url: str
+    """An external metrics backend (Cortex layout), or "" for the instance's own Mimir."""
+    loki_url: str
+    """An external logs backend, or "" for the instance's own Loki."""
+    gateway_replicas: int
+    gateway_image: str
+    """The stock HAProxy image (2.6 or newer) by version, ideally with its digest."""
+    gateway: GatewaySettings
+    """What the gateway pods render their files from: built once, from the tenants and
+    the backends (`components.gateway.upstreams.gateway_settings`)."""
+    platform: PlatformConfig
+
+    @property
+    def user_tenants(self) -> tuple[TenantSpec, ...]:
+        return tuple(t for t in self.tenants if t.name != names.SYSTEM_TENANT)
+
+    @property
+    def needs_aws(self) -> bool:
+        """Whether `pulumi up` makes AWS resources (and so needs AWS credentials)."""
+        return platform.needs_aws(
+            self.platform.cluster,
+            route53=self.dns == "route53",
+            external_backends=bool(self.cortex_url and self.loki_url),
+        )
