@@ -196,13 +196,8 @@ def _key_file_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
     directory = local_path(key_dir) if isinstance(key_dir, str) and key_dir else None
-    if directory is not None and (problem := keys.directory_problem(directory)):
-        problems.append(
-            (
-                "private_key_dir",
-                f"exportKeysTo {key_dir!r} {problem}: choose a directory you can write to",
-            )
-        )
+    if directory is not None and (problem := keys.export_directory_problem(key_dir, directory)):
+        problems.append(("private_key_dir", f"exportKeysTo: {problem}"))
     return problems
 
 
@@ -241,24 +236,13 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("tenant", problem))
     if known("token_name") and (problem := names.token_name_problem(inputs["token_name"])):
         problems.append(("token_name", problem))
-    if known("key_bits") and int(inputs["key_bits"]) not in keys.ALLOWED_KEY_BITS:
-        problems.append(
-            (
-                "key_bits",
-                # int(): numbers arrive from the engine as floats (1024.0).
-                f"key_bits {int(inputs['key_bits'])} is not allowed: use 2048, 3072 or 4096",
-            )
-        )
+    # int(): numbers arrive from the engine as floats (1024.0).
+    if known("key_bits") and (problem := keys.key_bits_problem(int(inputs["key_bits"]))):
+        problems.append(("key_bits", f"key_bits: {problem}"))
     if known("lifetime_seconds") and int(inputs["lifetime_seconds"]) <= 0:
         problems.append(("lifetime_seconds", "lifetime_seconds must be positive"))
     if inputs.get("signing_key_file") and inputs.get("private_key_dir"):
-        problems.append(
-            (
-                "private_key_dir",
-                "private_key_dir cannot be combined with signing_key_file: "
-                "that key already lives in a file",
-            )
-        )
+        problems.append(("private_key_dir", keys.EXPORT_EXCLUDES_SIGNING_FILE))
     return problems
 
 

@@ -508,7 +508,9 @@ def test_generate_private_key_refuses_a_size_that_is_not_allowed() -> None:
     with pytest.raises(KeyMaterialError) as raised:
         generate_private_key(1024)
 
-    assert str(raised.value) == "key size 1024 is not allowed: use one of 2048, 3072, 4096"
+    assert str(raised.value) == (
+        "key size 1024 is not allowed: use 2048, 3072 or 4096 (keys under 2048 bits are refused)"
+    )
 
 
 def test_write_keypair_file_creates_an_owner_only_file_holding_the_key(

@@ -178,7 +178,11 @@ def test_check_refuses_1024_bit_keys_showing_the_value_as_given(
 ) -> None:
     # The engine sends numbers as floats; the message must still say 1024, not 1024.0.
     assert provider_host.check({**BASE, "key_bits": 1024}).failures == (
-        ("key_bits", "key_bits 1024 is not allowed: use 2048, 3072 or 4096"),
+        (
+            "key_bits",
+            "key_bits: 1024 is not allowed: use 2048, 3072 or 4096 (keys under 2048 bits "
+            "are refused)",
+        ),
     )
 
 
@@ -196,8 +200,8 @@ def test_check_refuses_private_key_dir_with_signing_key_file(
     assert provider_host.check(news).failures == (
         (
             "private_key_dir",
-            "private_key_dir cannot be combined with signing_key_file: "
-            "that key already lives in a file",
+            "exportKeysTo and signingKeyFile exclude each other: a signing key file is "
+            "already a keypair file",
         ),
     )
 
@@ -233,8 +237,8 @@ def test_check_refuses_an_export_directory_that_cannot_be_written(
     assert provider_host.check(news).failures == (
         (
             "private_key_dir",
-            f"exportKeysTo '{blocker / 'keys'}' ({blocker / 'keys'}): {blocker} is a file, not "
-            "a directory: choose a directory you can write to",
+            f"exportKeysTo: '{blocker / 'keys'}' ({blocker / 'keys'}): {blocker} is a file, "
+            "not a directory: choose a directory you can write to, or fix its permissions",
         ),
     )
 

@@ -120,11 +120,8 @@ def parse_config(
     if dns == "route53" and (problem := names.reserved_domain_problem(domain)):
         raise ConfigError(f"domain: {problem}")
     key_bits = settings.integer(values, "keyBits")
-    if key_bits not in keys.ALLOWED_KEY_BITS:
-        raise ConfigError(
-            f"keyBits: {key_bits} is not allowed: use 2048, 3072 or 4096 "
-            f"(keys under {keys.MIN_KEY_BITS} bits are refused)"
-        )
+    if problem := keys.key_bits_problem(key_bits):
+        raise ConfigError(f"keyBits: {problem}")
     replicas = settings.integer(values, "gatewayReplicas")
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
@@ -349,15 +346,11 @@ def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tupl
     export_to = _path(entry.get("exportKeysTo", ""), f"{field}.exportKeysTo")
     signing_file = _path(entry.get("signingKeyFile", ""), f"{field}.signingKeyFile")
     if export_to and signing_file:
-        raise ConfigError(
-            f"{field}: exportKeysTo and signingKeyFile exclude each other: a signing key "
-            "file is already a keypair file"
-        )
-    if export_to and (problem := keys.directory_problem(resolve(export_to, base_dir))):
-        raise ConfigError(
-            f"{field}.exportKeysTo: {export_to!r} {problem}: choose a directory you can "
-            "write to, or fix its permissions"
-        )
+        raise ConfigError(f"{field}: {keys.EXPORT_EXCLUDES_SIGNING_FILE}")
+    if export_to and (
+        problem := keys.export_directory_problem(export_to, resolve(export_to, base_dir))
+    ):
+        raise ConfigError(f"{field}.exportKeysTo: {problem}")
     return rotation, export_to, signing_file
 
 

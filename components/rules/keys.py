@@ -28,6 +28,13 @@ KEYSET_ENV_NAME: Final = "API_AUTHTOKEN_VERIFICATION_PUBKEY_SET"
 """Where Opstrace's API proxies read the key set; also our ConfigMap key."""
 
 
+EXPORT_EXCLUDES_SIGNING_FILE: Final = (
+    "exportKeysTo and signingKeyFile exclude each other: a signing key file is already a "
+    "keypair file"
+)
+"""The one way to say it, wherever the two meet (stack config, the token provider)."""
+
+
 class KeyMaterialError(OpstraceError):
     """Raised when key material is not an RSA key this project can trust or use."""
 
@@ -45,12 +52,21 @@ def key_id(public_key_pem: str) -> str:
     return hashlib.sha1(public_key_pem.strip().encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+def key_bits_problem(bits: int) -> str | None:
+    """Why `bits` is not a key size this project makes keys of, or None."""
+    if bits in ALLOWED_KEY_BITS:
+        return None
+    *first, last = map(str, ALLOWED_KEY_BITS)
+    return (
+        f"{bits} is not allowed: use {', '.join(first)} or {last} "
+        f"(keys under {MIN_KEY_BITS} bits are refused)"
+    )
+
+
 def generate_private_key(bits: int) -> rsa.RSAPrivateKey:
     """A fresh RSA private key of an allowed size (public exponent 65537)."""
-    if bits not in ALLOWED_KEY_BITS:
-        raise KeyMaterialError(
-            f"key size {bits} is not allowed: use one of {', '.join(map(str, ALLOWED_KEY_BITS))}"
-        )
+    if problem := key_bits_problem(bits):
+        raise KeyMaterialError(f"key size {problem}")
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
@@ -162,6 +178,16 @@ def directory_problem(path: Path) -> str | None:
     except OSError as error:
         verb = "cannot be written" if existing == path else f"cannot be created in {existing}"
         return f"({path}) {verb}: refused ({(error.strerror or 'no reason given').lower()})"
+    return None
+
+
+def export_directory_problem(as_written: str, path: Path) -> str | None:
+    """Why private keys cannot be exported to `as_written` (`path` on this machine), with
+    the fix; or None."""
+    if problem := directory_problem(path):
+        return (
+            f"{as_written!r} {problem}: choose a directory you can write to, or fix its permissions"
+        )
     return None
 
 
