@@ -195,8 +195,11 @@ def _key_file_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
                     "signingKeyFile to mint with a new key",
                 )
             )
-    directory = local_path(key_dir) if isinstance(key_dir, str) and key_dir else None
-    if directory is not None and (problem := keys.export_directory_problem(key_dir, directory)):
+    if (
+        isinstance(key_dir, str)
+        and key_dir
+        and (problem := keys.export_directory_problem(key_dir, local_path(key_dir)))
+    ):
         problems.append(("private_key_dir", f"exportKeysTo: {problem}"))
     return problems
 
