@@ -120,11 +120,12 @@ def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
     )
 
 
-def test_external_backends_replace_the_own_ones_in_cortexs_layout() -> None:
+def test_external_backends_replace_the_own_ones_queried_under_prometheus() -> None:
     upstreams = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
     assert (upstreams.cortex_push, upstreams.cortex_query) == ("http://c:80", "http://c:80")
     assert (upstreams.loki_push, upstreams.loki_query) == ("http://l:3100", "http://l:3100")
-    assert upstreams.metrics_query_prefix == ""
+    # Where a stock Cortex, Mimir and Opstrace's own Cortex all serve the query API.
+    assert upstreams.metrics_query_prefix == "/prometheus"
 
 
 def test_every_preset_says_what_it_is_sized_for() -> None:

@@ -15,7 +15,7 @@ from components.rules.charts import (
     LOKI_HTTP_PORT,
     MIMIR,
     MIMIR_HTTP_PORT,
-    MIMIR_QUERY_PREFIX,
+    PROMETHEUS_API_PREFIX,
     Chart,
 )
 from components.rules.platform import SINGLE_BINARY, Size
@@ -30,7 +30,7 @@ class Upstreams:
     loki_push: str
     loki_query: str
     metrics_query_prefix: str
-    """The path prefix of the metrics backend's query API ("" for Cortex's layout)."""
+    """The path prefix of the metrics backend's Prometheus query API."""
 
 
 def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:
@@ -46,7 +46,9 @@ def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams
         cortex_query=cortex_url or service(MIMIR, "-query-frontend", MIMIR_HTTP_PORT),
         loki_push=loki_url or service(LOKI, "" if single else "-write", LOKI_HTTP_PORT),
         loki_query=loki_url or service(LOKI, "" if single else "-read", LOKI_HTTP_PORT),
-        metrics_query_prefix="" if cortex_url else MIMIR_QUERY_PREFIX,
+        # Mimir serves queries under /prometheus only, and so does a stock Cortex; a Cortex
+        # set up as Opstrace's (http_prefix "") serves them there too (tests/e2e checks all).
+        metrics_query_prefix=PROMETHEUS_API_PREFIX,
     )
 
 

@@ -148,5 +148,5 @@ STORAGE_CLASS: Final = "gp3"
 
 MIMIR_HTTP_PORT: Final = 8080
 LOKI_HTTP_PORT: Final = 3100
-MIMIR_QUERY_PREFIX: Final = "/prometheus"
-"""Where Mimir serves the Prometheus query API; push stays at `/api/v1/push`."""
+PROMETHEUS_API_PREFIX: Final = "/prometheus"
+"""Where Mimir and Cortex serve the Prometheus query API; push stays at `/api/v1/push`."""
