@@ -47,14 +47,8 @@ from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
 from tools import chart_wiring as wiring
 from tools.cluster.state import BIN, KUBECONFIG
-from tools.offline import (
-    PROJECT_DIR,
-    ProgramRun,
-    Registration,
-    cli_config,
-    run_program,
-    stack_config,
-)
+from tools.offline import ProgramRun, Registration, run_program
+from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
 HELM: Final = Path(os.environ.get("OPSTRACE_HELM", BIN / "helm"))
 KUBECTL: Final = BIN / "kubectl"
