@@ -166,6 +166,19 @@ def test_every_kubernetes_object_was_accepted_by_the_api_server(
     ]
 
 
+def test_dns_records_name_the_address_the_load_balancer_reported(
+    instance: Instance, cluster: kube_api.Api
+) -> None:
+    """The gateway's address comes from its Service's status, as the provider's await saw
+    it (the local stand-in's here; on EKS the NLB's, whose shape the mocks imitate)."""
+    services = cluster.list(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/services")["items"]
+    (service,) = [s for s in services if s["spec"]["type"] == "LoadBalancer"]
+    address = service["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert address == local_cluster.lb_hostname(service["metadata"]["name"], SYSTEM_NAMESPACE)
+    records = instance.workspace.outputs(STACK)["dns_records"]
+    assert sorted((r["type"], r["value"]) for r in records) == [("CNAME", address)] * 6
+
+
 def test_a_second_preview_and_a_refresh_find_no_changes(instance: Instance) -> None:
     instance.pulumi("preview", "--expect-no-changes")
     instance.pulumi("refresh", "--yes", "--expect-no-changes", "--skip-preview")
