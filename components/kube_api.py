@@ -490,11 +490,11 @@ class Api:
     ) -> dict[str, Any]:
         """Every object of a collection, fetched page by page; the result's
         `metadata.resourceVersion` is where a watch of the same collection starts."""
-        query: dict[str, Any] = {"limit": LIST_PAGE}
-        if label_selector:
-            query["labelSelector"] = label_selector
-        if field_selector:
-            query["fieldSelector"] = field_selector
+        query = {
+            "limit": LIST_PAGE,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+        }
         page = self.request("GET", path, query=query)
         listing = {**page, "items": list(page.get("items") or ())}
         while token := page.get("metadata", {}).get("continue"):
@@ -519,15 +519,14 @@ class Api:
         API server ends the watch (after `timeout_seconds`): watch again from the last
         event's `resource_version`. Gone (410) when that version is too old: list again.
         One object: its collection with `field_selector="metadata.name=<name>"`."""
-        query: dict[str, Any] = {"watch": "true", "timeoutSeconds": timeout_seconds}
-        if resource_version:
-            query["resourceVersion"] = resource_version
-        if label_selector:
-            query["labelSelector"] = label_selector
-        if field_selector:
-            query["fieldSelector"] = field_selector
-        if bookmarks:
-            query["allowWatchBookmarks"] = "true"
+        query = {
+            "watch": "true",
+            "timeoutSeconds": timeout_seconds,
+            "resourceVersion": resource_version or None,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "allowWatchBookmarks": "true" if bookmarks else None,
+        }
         shown = _shown(path, query)
         # The API server ends the watch after timeoutSeconds: wait that long for a line.
         timeout = timeout_seconds + self.timeout
@@ -612,7 +611,8 @@ class Api:
     def _target(self, path: str, query: Mapping[str, Any] | None) -> str:
         if not path.startswith("/"):
             raise ValueError(f"path {path!r}: expected an absolute API path")
-        encoded = urllib.parse.urlencode({k: v for k, v in (query or {}).items() if v is not None})
+        given = {k: v for k, v in (query or {}).items() if v is not None}  # None: not asked
+        encoded = urllib.parse.urlencode(given)
         separator = "&" if "?" in path else "?"
         return f"{self._prefix}{path}{separator + encoded if encoded else ''}"
 
