@@ -98,7 +98,7 @@ clean:
 engine:
 	bash engine/build.sh
 
-## cluster-up / cluster-down / cluster-status: the local test cluster (tools/cluster.py)
+## cluster-up / cluster-down / cluster-status: the local test cluster (tools/cluster/)
 cluster-up: venv engine
 	$(BIN)/python -m tools.cluster up
 

@@ -50,7 +50,6 @@ from tests.e2e.harness import (
     INSTANCE,
     Signer,
     bearer,
-    free_port,
     host,
     one_upstream,
     plain_request,
@@ -58,6 +57,7 @@ from tests.e2e.harness import (
     running_gateway,
     wait_until,
 )
+from tools.ports import free_port
 
 WRK: Final = shutil.which("wrk")
 PATH: Final = "/api/v1/push"

@@ -26,7 +26,8 @@ import pulumi
 from pulumi.runtime import rpc
 
 from bench import token_bench
-from tools.offline import ProgramRun, run_components, run_program, stack_config
+from tools.offline import ProgramRun, run_components, run_program
+from tools.stack_files import stack_config
 
 BASELINE_PROGRAM = """
 import pulumi

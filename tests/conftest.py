@@ -1,4 +1,12 @@
-"""Shared fixtures: the program run under Pulumi's mocks (see `tools.offline`)."""
+"""Shared fixtures: the program run under Pulumi's mocks.
+
+The tests' one Mocks class is `tools.offline.OfflineMocks`: the offline plan (a product
+feature) needs it, and a class here would be a second copy of it. What it and
+`tools.stack_files` copy from the CLI and pulumi-kubernetes (how a stack file is read,
+Pulumi.yaml's checks in the CLI's words, how config reaches the program, autonaming) is
+checked against the real CLI by tests/engine/test_cli_copies.py, and the load balancer's
+address as the program takes it by tests/engine/test_instance.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,8 @@ from typing import Any, Final
 
 import pytest
 
-from tools.offline import ProgramRun, run_program, stack_config
+from tools.offline import ProgramRun, run_program
+from tools.stack_files import stack_config
 
 pytest_plugins = ["tests.provider_host", "tests.strict_tools"]
 

@@ -21,14 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from components.rules import keys
 from components.rules.config import ConfigError
 from components.rules.stack import config_of_stack
-from tools.offline import (
-    PROJECT_DIR,
-    ProgramFailed,
-    ProgramRun,
-    cli_config,
-    run_program,
-    stack_config,
-)
+from tools.offline import ProgramFailed, ProgramRun, run_program
+from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
 BASE = {
     "aws:region": "eu-central-1",
@@ -566,7 +560,7 @@ def project(tmp_path: Path) -> Path:
 def refusal(project: Path, text: str) -> str:
     (project / "stacks" / "Pulumi.broken.yaml").write_text(text)
     with pytest.raises(ConfigError) as raised:
-        config_of_stack(cli_config(stack_config("broken", project)), project)
+        config_of_stack(cli_config(stack_config("broken", project), project), project)
     return str(raised.value)
 
 

@@ -16,7 +16,7 @@ from components.rules import schema
 from components.rules.config import ConfigError, parse_config, stack_settings
 from components.rules.schema import TrustedKey
 from components.rules.stack import config_of_stack
-from tools.offline import cli_config, stack_config
+from tools.stack_files import cli_config, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

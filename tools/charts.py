@@ -46,18 +46,12 @@ from components.rules.config import ConfigError
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
 from tools import chart_wiring as wiring
-from tools.offline import (
-    PROJECT_DIR,
-    ProgramRun,
-    Registration,
-    cli_config,
-    run_program,
-    stack_config,
-)
+from tools.cluster.state import BIN, KUBECONFIG
+from tools.offline import ProgramRun, Registration, run_program
+from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
-HELM: Final = Path(os.environ.get("OPSTRACE_HELM", PROJECT_DIR / ".engine" / "bin" / "helm"))
-KUBECTL: Final = PROJECT_DIR / ".engine" / "bin" / "kubectl"
-KUBECONFIG: Final = PROJECT_DIR / ".engine" / "kubeconfig"
+HELM: Final = Path(os.environ.get("OPSTRACE_HELM", BIN / "helm"))
+KUBECTL: Final = BIN / "kubectl"
 PULLED: Final = Path(
     os.environ.get("OPSTRACE_CHART_CACHE", Path.home() / ".cache" / "opstrace-charts")
 )

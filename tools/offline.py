@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 import runpy
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
@@ -35,13 +33,11 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from components import bail
-from components.rules.config import ConfigError, project_key
 from components.rules.errors import OpstraceError
 from components.rules.keys import key_id, stand_in_public_key
 from components.tokens import TokenProvider
+from tools.stack_files import PROJECT, PROJECT_DIR, cli_config
 
-PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
-PROJECT: Final = "opstrace"
 TOKEN_TYPE: Final = "pulumi-python:dynamic/opstrace:TenantToken"
 NAME_LOCK_TYPE: Final = "pulumi-python:dynamic/opstrace:NameLock"
 PLACEHOLDER_TOKEN: Final = "<minted by the token provider at deploy time>"
@@ -242,7 +238,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
     ) -> tuple[str, dict[str, Any]]:
         given = inputs.get("metadata")
         metadata = dict(given) if isinstance(given, dict) else {}
-        metadata.setdefault("name", f"{name}-{_digest(name)[:8]}")
+        metadata.setdefault("name", autoname(name))
         state = {**inputs, "metadata": metadata}
         if typ == "kubernetes:core/v1:Service":
             hostname = f"{metadata['name']}-{_digest(name)[:16]}.elb.{self.region}.amazonaws.com"
@@ -295,90 +291,6 @@ def _is_stack(urn: str) -> bool:
 
 def _deserialize_keep_secrets(struct: Any) -> dict[str, Any]:
     return dict(rpc.deserialize_properties(struct, keep_unknowns=True))
-
-
-def stack_config(
-    stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None
-) -> dict[str, Any]:
-    """The `config:` block of `Pulumi.<stack>.yaml` in `stacks_dir` (the project's
-    `stacks/`); ConfigError naming the file (and the line) when it cannot be read as
-    the CLI reads it."""
-    path = (stacks_dir or project_dir / "stacks") / f"Pulumi.{stack}.yaml"
-    shown = path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
-    if not path.is_file():
-        available = sorted(p.name.split(".")[1] for p in path.parent.glob("Pulumi.*.yaml"))
-        raise ConfigError(f"no stack file {shown}; stacks here: {', '.join(available)}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else str(shown)
-        raise ConfigError(f"{where}: not valid YAML: {error.problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{shown}: not valid YAML: {error}") from None
-    config = document.get("config") if isinstance(document, dict) else None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{shown}: expected a mapping with a `config:` mapping of settings")
-    settings = {project_key(str(key)): value for key, value in config.items()}
-    if problem := cli_config_problem(stack, settings, project_dir):
-        raise ConfigError(problem)
-    return settings
-
-
-def cli_config_problem(stack: str, config: Mapping[str, Any], project_dir: Path) -> str | None:
-    """What the Pulumi CLI says of a stack's config before the program starts, or None.
-
-    The CLI enforces `Pulumi.yaml`'s declarations: a declared setting without a default
-    is required, and a declared type is checked against the value as the CLI stores it
-    (scalars as text, lists as JSON). The messages are the CLI's own.
-    """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
-    declared: dict[str, Any] = project.get("config") or {}
-    missing = sorted(
-        key
-        for key, d in declared.items()
-        if "default" not in d and f"{PROJECT}:{key}" not in config
-    )
-    if missing:
-        quoted = [f"'{key}'" for key in missing]
-        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
-        values = "value" if len(missing) == 1 else "values"
-        return f"Stack '{stack}' is missing configuration {values} {listed}"
-    for key in sorted(declared):
-        value = config.get(f"{PROJECT}:{key}")
-        declaration = declared[key]
-        if value is not None and not _cli_type_matches(declaration, _as_the_cli_stores(value)):
-            items = declaration.get("items", {}).get("type")
-            type_name = f"array<{items}>" if items else declaration["type"]
-            return f"Stack '{stack}' with configuration key '{key}' must be of type '{type_name}'"
-    return None
-
-
-def _as_the_cli_stores(value: Any) -> Any:
-    """Strings, integers and booleans become text; anything else a JSON value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int)):
-        return str(value)
-    return json.loads(json.dumps(value))
-
-
-def _cli_type_matches(declaration: Mapping[str, Any], value: Any) -> bool:
-    kind = declaration["type"]
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "integer":
-        if isinstance(value, float):
-            return value.is_integer()
-        return isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value) is not None
-    if kind == "boolean":
-        return value in ("true", "false")
-    if kind == "array":
-        items = declaration.get("items")
-        return isinstance(value, list) and (
-            items is None or all(_cli_type_matches(items, item) for item in value)
-        )
-    return True
 
 
 def run_program(
@@ -475,12 +387,13 @@ def _cancel_leftovers() -> None:
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
 
 
-def cli_config(config: Mapping[str, Any]) -> dict[str, str]:
-    """Stack file values as the CLI hands them to a program: strings, lists and objects
-    (and numbers, booleans) as JSON text."""
-    return {
-        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
-    }
+AUTONAME_SUFFIX: Final = 8
+
+
+def autoname(name: str) -> str:
+    """The name pulumi-kubernetes gives an object without `metadata.name`: the logical
+    name, a dash and 8 random hex digits (here a digest of the name, so runs repeat)."""
+    return f"{name}-{_digest(name)[:AUTONAME_SUFFIX]}"
 
 
 def _digest(text: str) -> str:

@@ -23,7 +23,8 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.rules.errors import OpstraceError
-from tools.offline import UNKNOWN, ProgramRun, Registration, run_program, stack_config
+from tools.offline import UNKNOWN, ProgramRun, Registration, run_program
+from tools.stack_files import stack_config
 
 SECRET: Final = "[secret]"
 UNKNOWN_UNTIL_UP: Final = "[known after up]"

@@ -31,7 +31,7 @@ from typing import Final
 from components.rules.errors import OpstraceError
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
-from tools.offline import PROJECT_DIR, cli_config, stack_config
+from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
 EXIT_MISSING: Final = 2
 STS_TIMEOUT_SECONDS: Final = 30

@@ -25,9 +25,9 @@ from tests.e2e.harness import (
     CLIENT_TIMEOUT_SECONDS,
     PROMETHEUS,
     find_tool,
-    free_port,
     wait_until,
 )
+from tools.ports import free_port
 
 CORTEX_ENV: Final = "OPSTRACE_CORTEX"
 """Names the cortex binary to test (the last line `make cortex` prints)."""

@@ -6,8 +6,8 @@ directory swapped atomically) and per-tenant certificates from a test CA; upstre
 small Python HTTP servers that record what reached them. Clients speak HTTPS with the
 endpoint host as SNI and verify the gateway's certificate against the test CA. Every
 wait is a bounded poll for an event; output goes to files, never to pipes that nobody
-reads. Ports come from a range the kernel never hands out by itself and are reserved
-across test processes, so that suites running at once on one machine never share one.
+reads. Ports come from `tools.ports`: a range the kernel never hands out by itself,
+reserved across processes, so that suites running at once on one machine never share one.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from __future__ import annotations
 import atexit
 import base64
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import http.client
 import http.server
 import json
 import os
-import random
 import re
 import select
 import shutil
@@ -58,6 +56,7 @@ from components.gateway.settings import (
 )
 from components.rules import data_token, keys, names
 from tools import pki
+from tools.ports import free_port
 
 HAPROXY_ENV: Final = "OPSTRACE_HAPROXY"
 """Names the haproxy binary to test (e.g. the pinned LTS from `make haproxy`)."""
@@ -98,49 +97,6 @@ INSTANCE: Final = "acme"
 DOMAIN: Final = "example.com"
 TENANTS: Final = ("prod", "staging")
 BACKENDS: Final = ("cortex_push", "cortex_query", "loki_push", "loki_query")
-
-
-PORTS_DIR: Final = Path(tempfile.gettempdir()) / "opstrace-test-ports"
-"""One lock file per port: a test process holds the lock of each port it was given."""
-PORT_RANGE_SIZE: Final = 8192
-_held_ports: list[int] = []
-"""File descriptors of the port locks this process holds; released when it exits."""
-
-
-def _ports_below_the_ephemeral_range() -> range:
-    """Ports the kernel never picks by itself (`bind` to port 0 and `connect` choose from
-    `ip_local_port_range`): just below that range."""
-    try:
-        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        first = 32768
-    return range(max(1024, first - PORT_RANGE_SIZE), first)
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 for the caller to bind, reserved until this process exits.
-
-    A port the kernel handed out and that was closed again could be handed to another
-    process (another suite's HAProxy would then share it, SO_REUSEPORT) before the
-    caller binds it. These ports come from a range the kernel does not hand out, each
-    locked (`flock`) by the one test process using it, and free when chosen.
-    """
-    PORTS_DIR.mkdir(parents=True, exist_ok=True)
-    ports = _ports_below_the_ephemeral_range()
-    start = random.randrange(len(ports))
-    for offset in range(len(ports)):
-        port = ports[(start + offset) % len(ports)]
-        descriptor = os.open(PORTS_DIR / str(port), os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.bind(("127.0.0.1", port))
-        except OSError:
-            os.close(descriptor)  # another process's, or in use: try the next one
-            continue
-        _held_ports.append(descriptor)
-        return port
-    raise RuntimeError(f"no free port in {ports} (locks in {PORTS_DIR})")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTUP_SECONDS) -> None:

@@ -54,7 +54,6 @@ from tests.e2e.harness import (
     Response,
     bearer,
     connect_tunnel,
-    free_port,
     gateway_ca,
     host,
     on_loopback,
@@ -62,6 +61,7 @@ from tests.e2e.harness import (
     started_gateway,
     wait_until,
 )
+from tools.ports import free_port
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY, NEEDS_PROMETHEUS, NEEDS_CORTEX]
 

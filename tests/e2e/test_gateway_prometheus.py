@@ -24,12 +24,12 @@ from tests.e2e.harness import (
     TENANTS,
     Recorder,
     connect_tunnel,
-    free_port,
     gateway_ca,
     host,
     running_gateway,
     wait_until,
 )
+from tools.ports import free_port
 
 pytestmark = [
     pytest.mark.e2e,

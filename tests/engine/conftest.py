@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components import kube_api
 from tests.engine.harness import CLUSTER_TOOLS, PULUMI_TOOLS, Workspace, require_tools
 from tools import cluster as local_cluster
 
@@ -19,12 +20,12 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[local_cluster.Api]:
+def cluster() -> Iterator[kube_api.Api]:
     """The local cluster: a healthy one from `make cluster-up`, else one started (and
     stopped) for this session. Yields an admin client of its API server."""
     require_tools(CLUSTER_TOOLS)
     try:
-        with local_cluster.running() as (ports, _started_here):
-            yield local_cluster.Api(ports.apiserver)
+        with local_cluster.running() as api:
+            yield api
     except local_cluster.ClusterError as error:
         pytest.fail(f"the local cluster did not come up: {error}")

@@ -24,6 +24,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from components import kube_api
 from components.rules import config_maps, data_token, keys
 from tests.engine.harness import ROOT, VENV, Workspace
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
@@ -68,7 +69,7 @@ class Instance:
         return self.workspace.state_file(PROJECT, STACK).read_text()
 
 
-def trust_store(api: local_cluster.Api) -> dict[str, Any]:
+def trust_store(api: kube_api.Api) -> dict[str, Any]:
     found = api.get(
         f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{config_maps.TRUST_STORE_NAME}"
     )
@@ -76,7 +77,7 @@ def trust_store(api: local_cluster.Api) -> dict[str, Any]:
     return dict(found)
 
 
-def key_set(api: local_cluster.Api) -> dict[str, str]:
+def key_set(api: kube_api.Api) -> dict[str, str]:
     """The trust store as the API server holds it, checked as an authenticator loads it."""
     return keys.parse_key_set_json(trust_store(api)["data"][keys.KEYSET_ENV_NAME])
 
@@ -103,9 +104,7 @@ def copy_project(destination: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def instance(
-    tmp_path_factory: pytest.TempPathFactory, cluster: local_cluster.Api
-) -> Iterator[Instance]:
+def instance(tmp_path_factory: pytest.TempPathFactory, cluster: kube_api.Api) -> Iterator[Instance]:
     base = tmp_path_factory.mktemp("instance")
     workspace = Workspace(base / "project", base / "home", base / "backend")
     shutil.rmtree(workspace.project_dir)
@@ -134,7 +133,7 @@ def instance(
 
 
 def test_up_creates_the_trust_store_in_the_cluster(
-    instance: Instance, cluster: local_cluster.Api
+    instance: Instance, cluster: kube_api.Api
 ) -> None:
     instance.up()
     assert sorted(key_set(cluster)) == sorted(instance.workspace.outputs(STACK)["key_ids"])
@@ -142,7 +141,7 @@ def test_up_creates_the_trust_store_in_the_cluster(
 
 
 def test_each_token_is_accepted_for_its_own_tenant_only(
-    instance: Instance, cluster: local_cluster.Api
+    instance: Instance, cluster: kube_api.Api
 ) -> None:
     trusted = key_set(cluster)
     for tenant, by_name in instance.tokens.items():
@@ -153,7 +152,7 @@ def test_each_token_is_accepted_for_its_own_tenant_only(
 
 
 def test_every_kubernetes_object_was_accepted_by_the_api_server(
-    instance: Instance, cluster: local_cluster.Api
+    instance: Instance, cluster: kube_api.Api
 ) -> None:
     gateway = cluster.get(f"/apis/apps/v1/namespaces/{SYSTEM_NAMESPACE}/deployments")["items"]
     assert [d["status"].get("readyReplicas") for d in gateway] == [2]
@@ -165,6 +164,19 @@ def test_every_kubernetes_object_was_accepted_by_the_api_server(
         "cortex.staging.engine.example.com",
         "cortex.system.engine.example.com",
     ]
+
+
+def test_dns_records_name_the_address_the_load_balancer_reported(
+    instance: Instance, cluster: kube_api.Api
+) -> None:
+    """The gateway's address comes from its Service's status, as the provider's await saw
+    it (the local stand-in's here; on EKS the NLB's, whose shape the mocks imitate)."""
+    services = cluster.list(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/services")["items"]
+    (service,) = [s for s in services if s["spec"]["type"] == "LoadBalancer"]
+    address = service["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert address == local_cluster.lb_hostname(service["metadata"]["name"], SYSTEM_NAMESPACE)
+    records = instance.workspace.outputs(STACK)["dns_records"]
+    assert sorted((r["type"], r["value"]) for r in records) == [("CNAME", address)] * 6
 
 
 def test_a_second_preview_and_a_refresh_find_no_changes(instance: Instance) -> None:
@@ -218,7 +230,7 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
 
 
 def test_after_the_new_tenant_old_tokens_are_unchanged_and_all_are_valid(
-    instance: Instance, cluster: local_cluster.Api
+    instance: Instance, cluster: kube_api.Api
 ) -> None:
     before = instance.tokens
     trust_store_uid = trust_store(cluster)["metadata"]["uid"]
@@ -231,9 +243,7 @@ def test_after_the_new_tenant_old_tokens_are_unchanged_and_all_are_valid(
     assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
 
 
-def test_removing_a_tenant_revokes_its_token(
-    instance: Instance, cluster: local_cluster.Api
-) -> None:
+def test_removing_a_tenant_revokes_its_token(instance: Instance, cluster: kube_api.Api) -> None:
     qa_token = instance.tokens["qa"]["default"]
     instance.pulumi("config", "rm", "--path", "opstrace:tenants[2]")
     instance.up()
@@ -245,9 +255,7 @@ def test_removing_a_tenant_revokes_its_token(
     )
 
 
-def test_rotation_replaces_the_token_and_its_key(
-    instance: Instance, cluster: local_cluster.Api
-) -> None:
+def test_rotation_replaces_the_token_and_its_key(instance: Instance, cluster: kube_api.Api) -> None:
     old = instance.tokens["prod"]["default"]
     config = instance.config()
     config["opstrace:tenants"][0] = {"name": "prod", "rotation": "2026-12"}
@@ -319,7 +327,7 @@ def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
 
 
 def test_destroy_leaves_an_empty_stack_and_nothing_of_ours_in_the_cluster(
-    instance: Instance, cluster: local_cluster.Api
+    instance: Instance, cluster: kube_api.Api
 ) -> None:
     instance.pulumi("destroy", "--yes", "--skip-preview")
     exported = json.loads(instance.pulumi("stack", "export").stdout)

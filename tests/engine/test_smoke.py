@@ -3,7 +3,8 @@
 A throwaway program (not the project's) creates a Namespace, a ConfigMap, a Deployment
 of 2 replicas and a LoadBalancer Service through an explicit Kubernetes provider, plus
 one dynamic resource; then up, preview and refresh without changes, the outputs with
-secrets, destroy. The last tests pin engine behaviours that the mocks do not have.
+secrets, destroy. The last test pins an engine behaviour that the mocks do not have;
+what the offline tools copy from the CLI is checked in test_cli_copies.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 import pytest
 
+from components import kube_api
 from tests.engine.harness import Workspace
 from tools import cluster as local_cluster
 
@@ -92,13 +94,11 @@ SMOKE_PROVIDER: Final = """
 """
 
 
-def configmap(api: local_cluster.Api, namespace: str) -> Any:
+def configmap(api: kube_api.Api, namespace: str) -> Any:
     return api.get(f"/api/v1/namespaces/{namespace}/configmaps/settings")
 
 
-def test_up_preview_refresh_outputs_destroy(
-    workspace: Workspace, cluster: local_cluster.Api
-) -> None:
+def test_up_preview_refresh_outputs_destroy(workspace: Workspace, cluster: kube_api.Api) -> None:
     namespace = f"smoke-{secrets.token_hex(3)}"
     workspace.write_project("smoke", SMOKE_PROGRAM, files={"smoke_provider.py": SMOKE_PROVIDER})
     workspace.new_stack("test")
@@ -156,28 +156,3 @@ def test_installed_aws_package_without_aws_plugin(workspace: Workspace) -> None:
     assert re.search(r"package aws-[0-9.]+ \(\) is required by language host", result.stderr)
     assert re.search(r"plugin aws [0-9.]+ not installed", result.stderr)
     assert workspace.outputs("test") == {}  # the program ran; exports of None are dropped
-
-
-def test_config_types_are_enforced_by_the_cli(workspace: Workspace) -> None:
-    config = {"count": {"type": "integer", "default": 3}}
-    workspace.write_project("typed", NO_RESOURCES, config=config)
-    workspace.new_stack("test")
-    workspace.run("up", "--yes", "--skip-preview")
-    assert workspace.outputs("test")["count"] == 3  # the declared default reached the program
-
-    workspace.run("config", "set", "count", "many")
-    result = workspace.run("preview", check=False)
-    assert result.returncode != 0
-    assert "count" in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-
-
-def test_stack_file_key_without_namespace(workspace: Workspace) -> None:
-    """A stack-file key written without `project:` is read as the project's own key."""
-    workspace.write_project("plain", NO_RESOURCES)
-    workspace.new_stack("test")
-    (workspace.project_dir / "Pulumi.test.yaml").write_text("config:\n  greeting: hello\n")
-    result = workspace.run("up", "--yes", "--skip-preview", check=False)
-    combined = result.stdout + result.stderr
-    assert result.returncode == 0, combined
-    assert workspace.outputs("test")["greeting"] == "hello"

@@ -17,9 +17,9 @@ from typing import Any, Final
 
 import pytest
 
+from components import kube_api
 from tests.engine import upgrade
 from tests.engine.harness import ROOT, Workspace
-from tools import cluster as local_cluster
 
 pytestmark = pytest.mark.engine
 
@@ -43,7 +43,7 @@ def object_path(manifest: dict[str, Any]) -> str:
     return f"{base}{where}/{PLURALS[kind]}/{metadata['name']}"
 
 
-def restore_objects(api: local_cluster.Api, state: dict[str, Any]) -> None:
+def restore_objects(api: kube_api.Api, state: dict[str, Any]) -> None:
     """Apply every object the state's Kubernetes resources made, as their provider did
     (its inputs, its field manager), namespaces first."""
     resources = [
@@ -55,13 +55,13 @@ def restore_objects(api: local_cluster.Api, state: dict[str, Any]) -> None:
     for resource in resources:
         outputs = resource["outputs"]
         manifest = outputs["__inputs"]
-        path = f"{object_path(manifest)}?fieldManager={outputs['__fieldManager']}&force=true"
-        status, body = api.request("PATCH", path, manifest, "application/apply-patch+yaml")
-        assert status in (200, 201), f"apply {path}: {status} {body}"
+        api.apply(
+            object_path(manifest), manifest, field_manager=outputs["__fieldManager"], force=True
+        )
 
 
 @pytest.fixture
-def imported(tmp_path: Path, cluster: local_cluster.Api) -> Iterator[Workspace]:
+def imported(tmp_path: Path, cluster: kube_api.Api) -> Iterator[Workspace]:
     """The earlier release's stack, its objects in the cluster, this checkout's program."""
     workspace = Workspace(tmp_path / "project", tmp_path / "home", tmp_path / "backend")
     workspace.project_dir.rmdir()

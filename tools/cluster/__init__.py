@@ -1,0 +1,49 @@
+"""A local Kubernetes cluster for the engine tests, all on 127.0.0.1.
+
+    python -m tools.cluster up       # start it (or say that it is already up)
+    python -m tools.cluster status   # each process: pid, health
+    python -m tools.cluster down     # stop it and delete its state
+
+It runs the binaries that `make engine` built into `.engine/bin`: etcd, kube-apiserver
+with real authentication (client certificates from a CA generated at start, anonymous
+requests refused, RBAC), kube-controller-manager, kube-scheduler, and kwok, which fakes
+the nodes (`topology.kubernetes.io/zone` labelled) and makes their pods Running and Ready.
+One more process, `lb-controller`, runs stand-ins for two controllers a real cluster runs:
+the cloud's load balancer controller (every `type: LoadBalancer` Service gets
+`<name>-<namespace>.lb.local` as its address, so that pulumi-kubernetes' await completes)
+and cert-manager (its CRDs, a ClusterIssuer `test-issuer`, every Certificate issued from
+the test CA into its Secret and marked Ready). Clients use `components.kube_api`.
+
+One module per job:
+- `state`: where the files are (`.engine/cluster/`, the admin kubeconfig
+  `.engine/kubeconfig`), the ports (`tools.ports`: free, and reserved at start);
+- `supervisor`: the local processes: start, stop, alive, pid, logs, bounded waits;
+- `credentials`: the CA, the certificates, the kubeconfigs, clients;
+- `control_plane`: each component's flags and the order they start in;
+- `nodes`: the fake nodes; `load_balancer`, `cert_manager`: the two stand-ins;
+  `stand_ins`: their process, a watching controller each;
+- `lifecycle`: up, down, status, and `running` for a test session; `__main__`: the CLI.
+"""
+
+from __future__ import annotations
+
+from tools.cluster.cert_manager import TEST_ISSUER
+from tools.cluster.credentials import admin_api
+from tools.cluster.lifecycle import down, healthy, running, status, up
+from tools.cluster.load_balancer import lb_hostname
+from tools.cluster.state import KUBECONFIG, ClusterError, Ports, read_ports
+
+__all__ = [
+    "KUBECONFIG",
+    "TEST_ISSUER",
+    "ClusterError",
+    "Ports",
+    "admin_api",
+    "down",
+    "healthy",
+    "lb_hostname",
+    "read_ports",
+    "running",
+    "status",
+    "up",
+]

@@ -1,0 +1,58 @@
+"""Where the local cluster keeps its files, and the ports it was given.
+
+Everything lives under `.engine/` of the checkout: the binaries `make engine` built in
+`bin/`, the cluster's state in `cluster/` (certificates, etcd data, pid files, one log
+per component, the ports in `state.json`) and the admin kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent.parent
+ENGINE_DIR: Final = ROOT / ".engine"
+BIN: Final = ENGINE_DIR / "bin"
+STATE: Final = ENGINE_DIR / "cluster"
+KUBECONFIG: Final = ENGINE_DIR / "kubeconfig"
+"""The admin's kubeconfig (client certificate embedded): what tests and operators use."""
+PKI: Final = STATE / "pki"
+PORTS_FILE: Final = STATE / "state.json"
+
+
+class ClusterError(Exception):
+    """Raised when the cluster could not be started, reached or stopped; says what."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of one cluster on 127.0.0.1, chosen at `up`."""
+
+    etcd: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+
+def write_ports(ports: Ports) -> None:
+    PORTS_FILE.write_text(json.dumps({"ports": asdict(ports)}, indent=2) + "\n")
+
+
+def read_ports() -> Ports:
+    try:
+        return Ports(**json.loads(PORTS_FILE.read_text())["ports"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ClusterError(f"no cluster state in {STATE} (run `make cluster-up`)") from error
+
+
+def binary(name: str) -> str:
+    """The path of a binary `make engine` built; ClusterError if it is missing."""
+    path = BIN / name
+    if not os.access(path, os.X_OK):
+        raise ClusterError(f"{path} is missing: run `make engine` first")
+    return str(path)
