@@ -39,7 +39,9 @@ COPIED: Final = ("__main__.py", "components")
 def stack_config() -> dict[str, Any]:
     """A stack with every kind of resource the engine can run here: bound and shared
     keys, two credentials of one tenant, the gateway, the trust store, the name lock."""
-    trusted = Path(__file__).resolve().parent / "fixtures" / "trusted-public.pem"
+    # A public key's PEM as text (`*.pem` files are kept out of the repository, for
+    # exported private keys' sake).
+    trusted = Path(__file__).resolve().parent / "fixtures" / "trusted-public-key.txt"
     return {
         "opstrace:instanceName": "upgrade",
         "opstrace:domain": "example.com",
