@@ -81,7 +81,7 @@ cortex:
 e2e-haproxy: dev-venv
 	@lts="$$(bash tools/haproxy/build.sh | tail -n 1)"; \
 	for binary in /usr/sbin/haproxy "$$lts"; do \
-	  echo "== $$("$$binary" -v | head -n 1)"; \
+	  echo "== $$("$$binary" -v | sed -n 1p)"; \
 	  OPSTRACE_HAPROXY="$$binary" $(BIN)/pytest -q tests/e2e || exit 1; \
 	done
 

@@ -161,7 +161,7 @@ for part in "${PARTS[@]}"; do
   for f in "$dir"/bin/*; do ln -sf "$f" "$BIN/$(basename "$f")"; done
 done
 
-first() { "$@" 2>&1 | head -n 1; }
+first() { "$@" 2>&1 | sed -n 1p; }
 modversion() { go version -m "$1" | awk -v m="$2" '$2 == m {print $3}'; }
 echo "engine: binaries in $BIN:"
 if [ -x "$BIN/pulumi" ]; then

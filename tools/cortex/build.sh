@@ -28,7 +28,7 @@ flock 9
 
 if [ -f "$dest/.complete" ]; then
   touch "$dest"  # most recently used: kept by the pruning below
-  echo "cortex: $("$dest/cortex" -version 2>/dev/null | head -n 1); cached, warm in ${SECONDS}s" >&2
+  echo "cortex: $("$dest/cortex" -version 2>/dev/null | sed -n 1p); cached, warm in ${SECONDS}s" >&2
   echo "$dest/cortex"
   exit 0
 fi
@@ -57,5 +57,5 @@ touch "$dest/.complete"
 # the rest and any build left unfinished by a killed run.
 find "$CACHE" -maxdepth 1 -name '*.tmp.*' -mmin +120 -exec rm -rf {} +
 ls -1dt "$CACHE"/*/ | grep -v '\.tmp\.' | tail -n +4 | xargs -r rm -rf
-echo "cortex: $("$dest/cortex" -version 2>/dev/null | head -n 1); built, cold in ${SECONDS}s" >&2
+echo "cortex: $("$dest/cortex" -version 2>/dev/null | sed -n 1p); built, cold in ${SECONDS}s" >&2
 echo "$dest/cortex"

@@ -20,7 +20,7 @@ SECONDS=0
 
 is_wanted() { [[ "$("$DEST/haproxy" -v 2>/dev/null || true)" == *"version $VERSION"* ]]; }
 if is_wanted; then
-  "$DEST/haproxy" -vv | head -n 10 || true
+  "$DEST/haproxy" -vv | sed -n 1,10p
   echo "haproxy $VERSION: cached, warm in ${SECONDS}s"
   echo "$DEST/haproxy"
   exit 0
@@ -30,7 +30,7 @@ fi
 mirror=${OPSTRACE_DEBIAN_MIRROR:-}
 [ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
   /etc/apt/sources.list.d/*.sources 2>/dev/null |
-  grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | head -n 1 | tr -d '[:space:]') || true
+  grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | sed -n 1p | tr -d '[:space:]') || true
 [ -n "$mirror" ] || { echo "error: no Debian mirror configured; set OPSTRACE_DEBIAN_MIRROR" >&2; exit 1; }
 
 # A private apt state: the machine's own apt sources and state stay untouched.
@@ -79,7 +79,7 @@ else
     libssl3t64 libstdc++6 libzstd1 zlib1g
   route="binary packages, apt-verified: $(echo ./*.deb)"
   for deb in ./*.deb; do dpkg-deb -x "$deb" "$stage/root"; done
-  loader=$(cd "$stage" && find root -name 'ld-linux*.so.*' | head -n 1)
+  loader=$(cd "$stage" && find root -name 'ld-linux*.so.*' | sed -n 1p)
   mv "$stage/root/usr/sbin/haproxy" "$stage/haproxy"
   patchelf --set-interpreter "$DEST/$loader" --force-rpath \
     --set-rpath "$DEST/$(dirname "$loader")" "$stage/haproxy"
@@ -93,7 +93,7 @@ if [ -n "${loader:-}" ] &&
   echo "error: libraries resolved outside $DEST" >&2
   exit 1
 fi
-"$DEST/haproxy" -vv | head -n 10 || true
+"$DEST/haproxy" -vv | sed -n 1,10p
 is_wanted || { echo "error: $DEST/haproxy is not haproxy $VERSION" >&2; exit 1; }
 echo "haproxy $VERSION: installed, cold in ${SECONDS}s"
 echo "$DEST/haproxy"
