@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.bail import bail, quietly_after_the_engine_stops
 from components.cluster import Cluster, ClusterArgs
+from components.gateway.component import ClusterAccess
 from components.instance import Instance, InstanceArgs
 from components.rules.config import ConfigError
 from components.rules.schema import InstanceConfig
@@ -28,19 +29,26 @@ so it never changes (stacks from before it existed move to it without a replacem
 see the README)."""
 
 
-def kubernetes_provider(config: InstanceConfig, cluster: Cluster | None) -> k8s.Provider:
+def cluster_access(config: InstanceConfig, cluster: Cluster | None) -> ClusterAccess:
+    """How this machine reaches the instance's cluster: the cluster the program made
+    (eks), else `kubeconfig`/`kubeContext` when set (the path as written: it is expanded
+    where it is used), else the ambient configuration."""
+    if cluster is not None:
+        return ClusterAccess(kubeconfig=cluster.kubeconfig)
+    return ClusterAccess(kubeconfig_path=config.kubeconfig, context=config.kube_context)
+
+
+def kubernetes_provider(config: InstanceConfig, access: ClusterAccess) -> k8s.Provider:
     """The instance's one Kubernetes provider, registered whatever the config says.
 
-    For `cluster: eks`, from the cluster the program made. Otherwise from
-    `kubeconfig`/`kubeContext` when set (the path as written: the provider expands `~`),
-    else from the ambient configuration. `cluster_identifier` makes the cluster's
-    identity the instance's, so that pointing at the same cluster through another
-    kubeconfig later replaces nothing. ConfigMaps are updated in place (see TrustStore).
+    `cluster_identifier` makes the cluster's identity the instance's, so that pointing at
+    the same cluster through another kubeconfig later replaces nothing. ConfigMaps are
+    updated in place (see TrustStore).
     """
     return k8s.Provider(
         KUBERNETES_PROVIDER,
-        kubeconfig=cluster.kubeconfig if cluster else config.kubeconfig or None,
-        context=None if cluster else config.kube_context or None,
+        kubeconfig=access.kubeconfig or access.kubeconfig_path or None,
+        context=access.context or None,
         cluster_identifier=f"opstrace-{config.instance_name}",
         enable_config_map_mutable=True,
     )
@@ -53,10 +61,11 @@ def build(config: InstanceConfig) -> Instance:
         if config.platform.makes_cluster
         else None
     )
+    access = cluster_access(config, cluster)
     instance = Instance(
         config.instance_name,
-        InstanceArgs(config=config, cluster=cluster),
-        pulumi.ResourceOptions(providers=[kubernetes_provider(config, cluster)]),
+        InstanceArgs(config=config, cluster=cluster, cluster_access=access),
+        pulumi.ResourceOptions(providers=[kubernetes_provider(config, access)]),
     )
     pulumi.export("instance_dns_name", instance.dns_name)
     pulumi.export("tenants", instance.tenant_names)

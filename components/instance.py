@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -10,7 +10,7 @@ from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.backends import Backends, BackendsArgs
 from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
-from components.gateway.component import Gateway, GatewayArgs
+from components.gateway.component import ClusterAccess, Gateway, GatewayArgs
 from components.irsa import existing_cluster_oidc
 from components.name_lock import NameLock
 from components.rules import names
@@ -29,6 +29,8 @@ class InstanceArgs:
 
     config: InstanceConfig
     cluster: Cluster | None = None
+    cluster_access: ClusterAccess = field(default_factory=ClusterAccess)
+    """How the operator's machine reaches the cluster (as the Kubernetes provider does)."""
 
 
 class Instance(pulumi.ComponentResource):
@@ -129,11 +131,13 @@ class Instance(pulumi.ComponentResource):
                 settings=config.gateway,
                 keys=bound_keys,
                 namespace=system_namespace,
-                certificate_secrets={t: tenant.certificate_secret for t, tenant in tenants.items()},
+                cluster=args.cluster_access,
                 load_balancer=platform.load_balancer,
                 replicas=config.gateway_replicas,
                 image=config.gateway_image,
-                depends_on=(*(t.certificate for t in tenants.values()), *addons.load_balancer),
+                sync_image=config.gateway_sync_image,
+                certificates=tuple(t.certificate for t in tenants.values()),
+                depends_on=tuple(addons.load_balancer),
             ),
             child,
         )

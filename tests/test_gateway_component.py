@@ -12,7 +12,7 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.gateway import Gateway, GatewayArgs, manifests
+from components.gateway import Gateway, GatewayArgs, manifests, sync
 from components.gateway import files as gateway_files
 from components.gateway import settings as gateway_settings
 from components.gateway import upstreams as gateway_upstreams
@@ -52,6 +52,10 @@ class Deployed:
         spec: dict[str, Any] = self.manifest("kubernetes:apps/v1:Deployment")["spec"]
         return dict(spec["template"]["spec"])
 
+    def pod_metadata(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self.manifest("kubernetes:apps/v1:Deployment")["spec"]
+        return dict(spec["template"]["metadata"])
+
 
 def deploy(args: GatewayArgs) -> Deployed:
     """Construct a Gateway named `gw` under mocks and wait for every registration."""
@@ -84,7 +88,6 @@ def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
         settings=settings(),
         keys=[BoundKey(pem, None) for pem in key_set.values()],
         namespace="system-tenant",
-        certificate_secrets={"system": "system-endpoints-tls", "prod": "prod-endpoints-tls"},
     )
     return replace(args, **overrides)
 
@@ -101,6 +104,13 @@ def test_children_are_named_after_the_component_and_parented_to_it(deployed: Dep
     assert children == {
         ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-config"),
         ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-keys"),
+        ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-sync"),
+        ("opstrace:index:Gateway$kubernetes:core/v1:ServiceAccount", "gw-account"),
+        ("opstrace:index:Gateway$kubernetes:rbac.authorization.k8s.io/v1:Role", "gw-role"),
+        (
+            "opstrace:index:Gateway$kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+            "gw-role-binding",
+        ),
         ("opstrace:index:Gateway$kubernetes:apps/v1:Deployment", "gw-deployment"),
         ("opstrace:index:Gateway$kubernetes:policy/v1:PodDisruptionBudget", "gw-pdb"),
         ("opstrace:index:Gateway$kubernetes:core/v1:Service", "gw-service"),
@@ -118,10 +128,12 @@ def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     files = gateway_files.render_gateway_files(settings(), key_set)
     key_files = {name: content for name, content in files.items() if name.startswith("key-")}
     config_maps = deployed.config_maps()
+    checksum = {sync.CHECKSUM_KEY: gateway_files.config_checksum(files)}
     assert len(key_files) == len(key_set)
-    assert config_maps["gw-keys"]["data"] == key_files
+    assert config_maps["gw-keys"]["data"] == {**key_files, **checksum}
     assert config_maps["gw-config"]["data"] == {
-        name: content for name, content in files.items() if name not in key_files
+        **{name: content for name, content in files.items() if name not in key_files},
+        **checksum,
     }
 
 
@@ -141,63 +153,123 @@ def test_a_key_change_leaves_the_pod_template_alone(
     assert after.pod() == deployed.pod()
 
 
-def test_a_new_tenant_mounts_its_certificate(deployed: Deployed, key_set: dict[str, str]) -> None:
-    secrets = {"system": "system-endpoints-tls", "prod": "prod-endpoints-tls", "qa": "qa-tls"}
-    after = deploy(
-        gateway_args(
-            key_set, settings=settings(("system", "prod", "qa")), certificate_secrets=secrets
-        )
-    )
-    sources = after.pod()["volumes"][0]["projected"]["sources"]
-    assert {s["secret"]["name"] for s in sources if "secret" in s} == set(secrets.values())
+def test_a_new_tenant_leaves_the_pod_template_alone(
+    deployed: Deployed, key_set: dict[str, str]
+) -> None:
+    # Its certificate reaches the pods through the API server: adding a tenant rolls none.
+    after = deploy(gateway_args(key_set, settings=settings(("system", "prod", "qa"))))
+    assert after.outputs["checksum"] != deployed.outputs["checksum"]
+    assert after.pod() == deployed.pod()
 
 
-def test_pod_mounts_both_config_maps_and_every_certificate_in_one_directory(
+def test_no_process_namespace_is_shared_and_haproxy_has_no_credential(
     deployed: Deployed,
 ) -> None:
+    pod = deployed.pod()
+    (haproxy,) = pod["containers"]
+    token_mounts = [m for m in haproxy["volumeMounts"] if m["mountPath"] == manifests.TOKEN_DIR]
+    assert "shareProcessNamespace" not in pod
+    assert pod["automountServiceAccountToken"] is False
+    assert token_mounts == []
+
+
+def test_the_sidecar_starts_first_and_runs_beside_haproxy(deployed: Deployed) -> None:
+    pod = deployed.pod()
+    (sidecar,) = pod["initContainers"]
+    assert sidecar["name"] == "gateway-sync"
+    assert sidecar["restartPolicy"] == "Always"  # a native sidecar: it runs as long as the pod
+    # HAProxy starts only once a whole file set is written.
+    assert sidecar["startupProbe"]["httpGet"] == {"path": "/ready", "port": "sync"}
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "sync"}
+
+
+def test_the_sidecar_watches_the_gateways_own_config_maps_by_name(deployed: Deployed) -> None:
     names = [
         deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
         for name in ("gw-config", "gw-keys")
     ]
-    pod = deployed.pod()
-    volume = pod["volumes"][0]
-    certs = gateway_settings.CERTS_SUBDIR
-    assert volume["projected"]["sources"] == [
-        {"configMap": {"name": names[0]}},
-        {"configMap": {"name": names[1]}},
+    (sidecar,) = deployed.pod()["initContainers"]
+    assert f"--config-maps={','.join(names)}" in sidecar["args"]
+    assert f"--certificates={sync.CERTIFICATE_LABEL}=acme" in sidecar["args"]
+
+
+def test_haproxy_reads_the_sidecars_current_files_and_opens_its_master_socket(
+    deployed: Deployed,
+) -> None:
+    (haproxy,) = deployed.pod()["containers"]
+    (sidecar,) = deployed.pod()["initContainers"]
+    command = haproxy["command"]
+    assert command[command.index("-C") + 1] == f"{manifests.FILES_DIR}/{sync.CURRENT}"
+    assert command[command.index("-S") + 1] == f"{manifests.MASTER_SOCKET},mode,600"
+    assert f"--master-socket={manifests.MASTER_SOCKET}" in sidecar["args"]
+    assert f"--files={manifests.FILES_DIR}" in sidecar["args"]
+
+
+def test_the_sidecars_role_reads_its_config_maps_by_name_and_nothing_more(
+    deployed: Deployed,
+) -> None:
+    names = sorted(
+        deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
+        for name in ("gw-config", "gw-keys")
+    )
+    role = deployed.manifest("kubernetes:rbac.authorization.k8s.io/v1:Role", "gw-role")
+    assert role["rules"] == [
         {
-            "secret": {
-                "name": "prod-endpoints-tls",
-                "items": [
-                    {"key": "tls.crt", "path": f"{certs}/prod.pem"},
-                    {"key": "tls.key", "path": f"{certs}/prod.pem.key"},
-                ],
-            }
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": names,
+            "verbs": ["get", "list", "watch"],
         },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
         {
-            "secret": {
-                "name": "system-endpoints-tls",
-                "items": [
-                    {"key": "tls.crt", "path": f"{certs}/system.pem"},
-                    {"key": "tls.key", "path": f"{certs}/system.pem.key"},
-                ],
-            }
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "patch"],
         },
     ]
-    for container in pod["containers"]:
-        assert container["volumeMounts"][0] == {
-            "name": "config",
-            "mountPath": gateway_settings.DEFAULT_CONFIG_DIR,
-            "readOnly": True,
-        }
+    binding = deployed.manifest(
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "gw-role-binding"
+    )
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": manifests.SERVICE_ACCOUNT, "namespace": "system-tenant"}
+    ]
+    assert deployed.pod()["serviceAccountName"] == manifests.SERVICE_ACCOUNT
 
 
-def test_reloader_shares_the_pod_processes_and_the_image(deployed: Deployed) -> None:
-    pod = deployed.pod()
-    haproxy, reloader = pod["containers"]
-    assert pod["shareProcessNamespace"] is True
-    assert reloader["image"] == haproxy["image"]
-    assert reloader["command"][-1].endswith(gateway_settings.RELOAD_SCRIPT)
+def test_the_sidecars_code_is_this_checkouts_and_a_new_one_rolls_the_pods(
+    deployed: Deployed,
+) -> None:
+    code = deployed.manifest("kubernetes:core/v1:ConfigMap", "gw-sync")["data"]
+    shipped = Path(__file__).parent.parent / "components" / "gateway" / "sync.py"
+    assert code["components--gateway--sync.py"] == shipped.read_text()
+    annotations = deployed.pod_metadata()["annotations"]
+    assert annotations[manifests.CODE_ANNOTATION] == manifests.code_checksum(code)
+
+
+def test_up_waits_until_the_pods_serve_the_rendered_files(deployed: Deployed) -> None:
+    rollout = deployed.registration("pulumi-python:dynamic/opstrace:GatewayRollout")
+    deployment = deployed.registration("kubernetes:apps/v1:Deployment")
+    config_maps = [
+        deployed.registration("kubernetes:core/v1:ConfigMap", name).urn
+        for name in ("gw-config", "gw-keys")
+    ]
+    assert rollout.inputs["checksum"] == deployed.outputs["checksum"]
+    assert rollout.inputs["selector"] == manifests.labels("acme")
+    assert {deployment.urn, *config_maps} <= set(rollout.dependencies)
+
+
+def test_the_config_maps_change_only_after_the_certificates_are_issued(
+    key_set: dict[str, str],
+) -> None:
+    def program() -> None:
+        issued = pulumi.CustomResource("test:index:Certificate", "prod-certificate", {})
+        Gateway("gw", gateway_args(key_set, certificates=(issued,)))
+
+    run = run_components(program)
+    (certificate,) = [r for r in run.resources if r.name == "prod-certificate"]
+    for name in ("gw-config", "gw-keys"):
+        (config_map,) = [r for r in run.resources if r.name == name]
+        assert certificate.urn in config_map.dependencies, name
 
 
 def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: Deployed) -> None:
@@ -231,7 +303,7 @@ def test_every_registered_manifest_is_valid_against_the_kubernetes_schema(
     deployed: Deployed,
 ) -> None:
     objects = [r for r in deployed.run.resources if r.type.startswith("kubernetes:")]
-    assert len(objects) == 5
+    assert len(objects) == 9
     for resource in objects:
         manifest = {**resource.inputs, **api_version_and_kind(resource.type)}
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
@@ -248,7 +320,7 @@ def test_pod_runs_hardened(deployed: Deployed) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
-    for container in pod["containers"]:
+    for container in [*pod["initContainers"], *pod["containers"]]:
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

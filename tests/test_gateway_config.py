@@ -20,7 +20,6 @@ from components.gateway.settings import (
     HOSTS_MAP,
     KEYS_MAP,
     METHODS_MAP,
-    RELOAD_SCRIPT,
     ROUTES_MAP,
     GatewayConfigError,
     GatewaySettings,
@@ -79,7 +78,6 @@ def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
         ROUTES_MAP,
         METHODS_MAP,
         CRT_LIST,
-        RELOAD_SCRIPT,
     } | {f"key-{kid}.pem" for kid in KEYS}
 
 
@@ -186,12 +184,6 @@ def test_crt_list_names_each_tenants_certificate_for_its_two_hosts_system_first(
     )
 
 
-def test_certificates_dir_can_be_elsewhere() -> None:
-    files = render_gateway_files(settings(certs_dir="/tls"), KEYS)
-    assert files[CRT_LIST].splitlines()[0].startswith("/tls/system.pem ")
-    assert "certs_dir='/tls'" in files[RELOAD_SCRIPT]
-
-
 def test_data_api_listener_is_tls_with_http2_and_strict_sni() -> None:
     lines = [line.strip() for line in config_lines(render_gateway_files(SETTINGS, KEYS))]
     assert (
@@ -229,23 +221,6 @@ def test_the_verified_token_cache_is_bounded_and_shared_with_no_peer() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
     assert "stick-table type binary len 32 size 10000 expire 600s\n" in config
     assert not [line for line in config.splitlines() if line.split()[:1] == ["peers"]]
-
-
-def test_reload_script_watches_the_config_and_certificate_directories() -> None:
-    script = render_gateway_files(SETTINGS, KEYS)[RELOAD_SCRIPT]
-    assert script.startswith("#!/bin/sh\n")
-    assert "config_dir='/etc/gateway'\n" in script
-    assert "certs_dir='/etc/gateway/certs'\n" in script
-    assert 'config="$config_dir/haproxy.cfg"\n' in script
-    assert '"$haproxy" -c -f "$config"' in script
-    assert 'case $arguments in *" -f $config "*) ;; *) continue ;; esac' in script
-
-
-def test_reload_script_is_posix_sh(tmp_path: Path) -> None:
-    script = tmp_path / RELOAD_SCRIPT
-    script.write_text(render_gateway_files(SETTINGS, KEYS)[RELOAD_SCRIPT])
-    dash = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
-    assert (dash.returncode, dash.stderr) == (0, "")
 
 
 def test_key_files_are_named_in_the_config_only_by_their_computed_key_id() -> None:
@@ -296,7 +271,8 @@ def test_defaults_are_the_pods_listeners_and_directories() -> None:
         "0.0.0.0:8080",
         "0.0.0.0:8081",
     )
-    assert pod.certificates_dir == "/usr/local/etc/haproxy/certs"
+    # Relative to HAProxy's -C directory: the generation the sidecar made current.
+    assert (pod.config_dir, pod.certificates_dir) == (".", "./certs")
 
 
 def test_no_health_frontend_without_a_health_address() -> None:
@@ -403,8 +379,8 @@ NOT_A_LISTEN_ADDRESS = (
     "is not a listen address: use IPV4:PORT with a port from 1 to 65535 (e.g. 0.0.0.0:8080)"
 )
 NOT_A_CONFIG_DIR = (
-    "is not usable in the configuration: use an absolute path of letters, digits, '.', "
-    "'_', '-' and '/' without '..'"
+    "is not usable in the configuration: use '.' (HAProxy's -C directory) or an absolute "
+    "path of letters, digits, '.', '_', '-' and '/' without '..'"
 )
 LONG_DOMAIN = ("d" * 60 + ".") * 3 + "com"
 
@@ -495,8 +471,6 @@ LONG_DOMAIN = ("d" * 60 + ".") * 3 + "com"
         ({"config_dir": "etc/gateway"}, f"config_dir: 'etc/gateway' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/a b"}, f"config_dir: '/etc/a b' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/../tmp"}, f"config_dir: '/etc/../tmp' {NOT_A_CONFIG_DIR}"),
-        ({"certs_dir": "certs"}, f"certs_dir: 'certs' {NOT_A_CONFIG_DIR}"),
-        ({"certs_dir": "/tls/../etc"}, f"certs_dir: '/tls/../etc' {NOT_A_CONFIG_DIR}"),
     ],
 )
 def test_invalid_setting_is_refused_naming_the_field_and_the_rule(
@@ -602,7 +576,6 @@ def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
         "--metrics-query-prefix": "/prometheus",
         "--http-listen": "127.0.0.1:8080",
         "--health-listen": "127.0.0.1:8081",
-        "--certs-dir": "/tls",
         "--bindings": str(bindings),
     }
     assert cli.main(cli_args(keyset_file, out, **options)) == 0
@@ -614,7 +587,6 @@ def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
             metrics_query_prefix="/prometheus",
             http_listen="127.0.0.1:8080",
             health_listen="127.0.0.1:8081",
-            certs_dir="/tls",
         ),
         KEYS,
         {FIRST_KID: "prod"},

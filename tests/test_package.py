@@ -29,7 +29,7 @@ def test_importing_the_token_provider_does_not_import_cloud_sdks() -> None:
     assert result.stdout.strip() == "[]"
 
 
-PURE_PACKAGES = {"components.rules": (), "components.gateway": ("component",)}
+PURE_PACKAGES = {"components.rules": (), "components.gateway": ("component", "rollout")}
 """Packages of pure modules: importing them loads no Pulumi SDK (but the named modules,
 which register resources)."""
 

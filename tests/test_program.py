@@ -177,12 +177,14 @@ def test_extra_trusted_key_joins_the_trust_store() -> None:
     assert keys.key_id(extra) in run.stack_outputs["key_ids"]
 
 
-def test_gateway_image_setting_runs_both_gateway_containers_on_it() -> None:
-    image = "registry.example.org/mirror/haproxy:3.4.7@sha256:" + "0123456789abcdef" * 4
-    run = run_program(dev_config(gatewayImage=image), stack="dev")
-    deployment = named(run, "dev-acme-gateway-deployment").inputs
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert [c["image"] for c in containers] == [image, image]
+def test_gateway_image_settings_name_the_images_of_haproxy_and_its_sidecar() -> None:
+    digest = "@sha256:" + "0123456789abcdef" * 4
+    image = "registry.example.org/mirror/haproxy:3.4.7" + digest
+    sync_image = "registry.example.org/mirror/python:3.13.9-slim-trixie" + digest
+    run = run_program(dev_config(gatewayImage=image, gatewaySyncImage=sync_image), stack="dev")
+    pod = named(run, "dev-acme-gateway-deployment").inputs["spec"]["template"]["spec"]
+    assert [c["image"] for c in pod["containers"]] == [image]
+    assert [c["image"] for c in pod["initContainers"]] == [sync_image]
 
 
 def test_tenant_endpoint_records_alias_the_gateway_network_load_balancer(
@@ -499,11 +501,11 @@ KEY_DERIVED = {
     "dev-acme-trust-store-jwks",
     "dev-acme-gateway-config",
     "dev-acme-gateway-keys",
+    "dev-acme-gateway-rollout",
 }
-"""The trust store, and the gateway files rendered from it (reloaded in place): the only
-existing resources a key change may touch."""
-TENANT_DERIVED = {*KEY_DERIVED, "dev-acme-gateway-deployment"}
-"""What a tenant change may touch: also the gateway pods, which mount its certificate."""
+"""The trust store, the gateway files rendered from it (loaded in place by the pods'
+sidecar), and the wait for the pods to serve them: the only existing resources a key or
+tenant change may touch. Never the gateway's Deployment: no pod rolls."""
 
 STAGING = {"name": "staging", "tokens": ["default", "ci"]}
 
@@ -512,20 +514,20 @@ def test_appending_a_tenant_adds_its_resources_and_changes_only_key_derived_ones
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("prod", STAGING, "qa")
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
 
 
 def test_inserting_a_tenant_mid_list_changes_no_other_tenants_resources(
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("qa", "prod", STAGING)
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
 
 
 def test_removing_a_tenant_mid_list_removes_only_its_resources() -> None:
     before = run_with_tenants("prod", "qa", STAGING)
     after = run_with_tenants("prod", STAGING)
-    assert change(before, after) == Change(set(), tenant_resources("qa"), TENANT_DERIVED)
+    assert change(before, after) == Change(set(), tenant_resources("qa"), KEY_DERIVED)
 
 
 def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:

@@ -78,9 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
     )
-    render.add_argument(
-        "--certs-dir", help="absolute directory of the certificates (default: CONFIG_DIR/certs)"
-    )
     return parser
 
 
@@ -123,7 +120,6 @@ def _render(args: argparse.Namespace) -> int:
         http_listen=args.http_listen,
         health_listen=args.health_listen,
         config_dir=args.config_dir or str(out.resolve()),
-        certs_dir=args.certs_dir,
     )
     files = render_gateway_files(settings, trusted, _bindings(args.bindings))
     out.mkdir(parents=True, exist_ok=True)

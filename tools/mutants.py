@@ -42,6 +42,8 @@ class Mutant:
 
 HAPROXY = "components/gateway/haproxy.py"
 MANIFESTS = "components/gateway/manifests.py"
+SYNC = "components/gateway/sync.py"
+SYNC_TESTS = "tests/test_gateway_sync.py"
 E2E = "tests/e2e/test_gateway_haproxy.py"
 E2E_ROUTES = "tests/e2e/test_gateway_routes.py"
 E2E_TLS = "tests/e2e/test_gateway_tls.py"
@@ -246,18 +248,18 @@ MUTANTS: Final = (
         (E2E,),
     ),
     Mutant(
-        "reload_without_a_check",
-        "components/gateway/reload.py",
-        'if output=$("$haproxy" -c -f "$config" 2>&1); then',
-        "if output=$(true); then",
+        "refused_files_left_current",
+        SYNC,
+        "                point_current(self.options.files, previous)\n",
+        "                pass\n",
         (E2E_RELOAD,),
     ),
     Mutant(
-        "reload_signals_any_haproxy_master",
-        "components/gateway/reload.py",
-        '        case $arguments in *" -f $config "*) ;; *) continue ;; esac\n',
-        "",
-        (E2E_RELOAD,),
+        "half_a_render_loaded",
+        SYNC,
+        '    if len(checksums) != 1 or "" in checksums:\n',
+        '    if "" in checksums:\n',
+        (SYNC_TESTS,),
     ),
     Mutant(
         "private_key_in_an_output",
@@ -452,8 +454,8 @@ MUTANTS: Final = (
     Mutant(
         "probes_on_the_plain_http_port",
         MANIFESTS,
-        '    probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}\n',
-        '    probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}\n',
+        '    haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}\n',
+        '    haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}\n',
         (E2E_PROBES,),
     ),
     Mutant(

@@ -5,10 +5,13 @@ Pulumi import, a test checks):
 - `settings`: what a gateway is configured with, its file names, and the rules they keep;
 - `routes`: the data API routes that pass (Opstrace's allowlist);
 - `upstreams`: where pushes and queries go (the instance's own Mimir and Loki, or others);
-- `maps`, `haproxy`, `reload`: the lookup files, haproxy.cfg, the reloader's script;
+- `maps`, `haproxy`: the lookup files and haproxy.cfg;
 - `files`: all of them, rendered from settings and keys in one place;
-- `manifests`: the Kubernetes objects of the pods and their load balancer;
-- `component`: the `Gateway` component that registers them.
+- `sync`: the sidecar that loads them (and the tenants' certificates) from the API
+  server into HAProxy without a restart, and reports the set it serves;
+- `manifests`: the Kubernetes objects of the pods, their access and their load balancer;
+- `rollout` and `component`: the `Gateway` component that registers them and waits
+  until every pod serves what it registered (the only modules importing Pulumi).
 
 `Gateway` and `GatewayArgs` are exported lazily, so that the pure modules import no SDK.
 """

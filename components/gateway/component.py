@@ -5,14 +5,16 @@ checks the token against the instance's trust store and forwards to the metrics 
 backend with `X-Scope-OrgID: <tenant>`. The files come from `files`, the Kubernetes
 objects from `manifests`; this module only registers them.
 
-A key, trust store or certificate change updates the files in place and the pods reload
-themselves (no restart; see `manifests`): that is how a revocation takes effect.
+A key, trust store, tenant or certificate change updates the two ConfigMaps in place; the
+pods' sidecar loads them without a restart (see `manifests`), and `GatewayRollout` (see
+`rollout`) makes `pulumi up` wait until every pod serves them: that is how a revocation
+takes effect, and when `up` says done it has.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import pulumi
@@ -21,14 +23,27 @@ import pulumi_kubernetes as k8s
 from components.bail import reported
 from components.gateway import files as gateway_files
 from components.gateway import manifests
+from components.gateway.rollout import DEFAULT_TIMEOUT_SECONDS, GatewayRollout, GatewayRolloutArgs
 from components.gateway.settings import (
     DEFAULT_IMAGE,
+    DEFAULT_SYNC_IMAGE,
     GatewayConfigError,
     GatewaySettings,
     replicas_problem,
 )
 from components.rules import config_maps
 from components.trust_store import BoundKey
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """How the operator's machine reaches the cluster, as the Kubernetes provider does:
+    for `up` to wait until the pods serve what it rendered."""
+
+    kubeconfig: pulumi.Input[str] = ""
+    """A kubeconfig document (the eks cluster's), or "" for `kubeconfig_path`."""
+    kubeconfig_path: str = ""
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,17 +56,21 @@ class GatewayArgs:
     """The trust store's keys, each with the one tenant it signs for (or every tenant);
     removing one revokes its tokens."""
     namespace: pulumi.Input[str]
-    """The Kubernetes namespace the gateway runs in."""
-    certificate_secrets: Mapping[str, str]
-    """Tenant -> the Secret holding its endpoint certificate (in `namespace`)."""
+    """The Kubernetes namespace the gateway runs in (the tenants' certificates too)."""
+    cluster: ClusterAccess = field(default_factory=ClusterAccess)
     load_balancer: str = "aws"
     """`aws`: an NLB of the AWS Load Balancer Controller; `generic`: the cluster's own."""
     replicas: int = 2
     """Pods behind the load balancer; at least 2 so a node loss or a rollout keeps serving."""
     image: str = DEFAULT_IMAGE
     """The HAProxy image; keep a pinned, stock LTS image."""
+    sync_image: str = DEFAULT_SYNC_IMAGE
+    """The sidecar's stock Python image."""
+    certificates: Sequence[pulumi.Resource] = ()
+    """The tenants' certificates: the files naming one change once it is issued."""
     depends_on: Sequence[pulumi.Resource] = ()
-    """What the pods and the load balancer need first: the certificates, the controller."""
+    """What the pods and the load balancer need first: the load balancer controller."""
+    rollout_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 
 
 class Gateway(pulumi.ComponentResource):
@@ -60,7 +79,7 @@ class Gateway(pulumi.ComponentResource):
     load_balancer_hostname: pulumi.Output[str]
     """The load balancer's DNS name; tenant endpoint records point here."""
     config_checksum: pulumi.Output[str]
-    """SHA-256 of the rendered files; changes exactly when the pods reload."""
+    """SHA-256 of the rendered files; what every pod serves once `up` is done."""
 
     def __init__(
         self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -84,35 +103,75 @@ class Gateway(pulumi.ComponentResource):
             )
         )
         split = files.apply(gateway_files.config_map_data)
+        # After the certificates: a crt-list naming a tenant is loaded once its
+        # certificate exists (the sidecar waits for it, but need not wait long).
+        issued = pulumi.ResourceOptions(parent=self, depends_on=list(args.certificates))
         created = [
             k8s.core.v1.ConfigMap(
                 f"{name}-{role}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
                 data=split.apply(reported(partial(_config_map_data, role))),
-                opts=child,
+                opts=issued,
             )
             for role in gateway_files.CONFIG_MAP_ROLES
         ]
+        config_map_names = pulumi.Output.all(*(c.metadata.apply(lambda m: m.name) for c in created))
+        code = k8s.core.v1.ConfigMap(
+            f"{name}-sync",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            data=manifests.sync_code(),
+            opts=child,
+        )
+        account_doc = pulumi.Output.from_input(args.namespace).apply(
+            lambda namespace: manifests.service_account(namespace, instance)
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-account",
+            metadata=account_doc.apply(lambda doc: doc["metadata"]),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        role_doc = pulumi.Output.all(args.namespace, config_map_names).apply(
+            lambda values: manifests.role(values[0], instance, values[1])
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=role_doc.apply(lambda doc: doc["metadata"]),
+            rules=role_doc.apply(lambda doc: doc["rules"]),
+            opts=child,
+        )
+        binding_doc = pulumi.Output.from_input(args.namespace).apply(
+            lambda namespace: manifests.role_binding(namespace, instance)
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-role-binding",
+            metadata=binding_doc.apply(lambda doc: doc["metadata"]),
+            role_ref=binding_doc.apply(lambda doc: doc["roleRef"]),
+            subjects=binding_doc.apply(lambda doc: doc["subjects"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
+        )
         deployment_doc = pulumi.Output.all(
-            args.namespace,
-            pulumi.Output.all(*(c.metadata.apply(lambda m: m.name) for c in created)),
+            args.namespace, config_map_names, code.metadata.apply(lambda m: m.name)
         ).apply(
             lambda values: manifests.deployment(
                 values[0],
                 instance,
                 values[1],
-                args.certificate_secrets,
+                values[2],
                 args.replicas,
                 args.load_balancer,
                 args.image,
+                args.sync_image,
             )
         )
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        k8s.apps.v1.Deployment(
+        deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=deployment_doc.apply(lambda doc: doc["metadata"]),
             spec=deployment_doc.apply(lambda doc: doc["spec"]),
-            opts=after,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.depends_on, binding, *created]
+            ),
         )
         pdb_doc = pulumi.Output.from_input(args.namespace).apply(
             lambda namespace: manifests.pod_disruption_budget(namespace, instance)
@@ -134,9 +193,22 @@ class Gateway(pulumi.ComponentResource):
             spec=service_doc.apply(lambda doc: doc["spec"]),
             opts=after,
         )
+        self.config_checksum = files.apply(gateway_files.config_checksum)
+        GatewayRollout(
+            f"{name}-rollout",
+            GatewayRolloutArgs(
+                namespace=args.namespace,
+                selector=labels,
+                checksum=self.config_checksum,
+                kubeconfig=args.cluster.kubeconfig,
+                kubeconfig_path=args.cluster.kubeconfig_path,
+                context=args.cluster.context,
+                timeout_seconds=args.rollout_timeout_seconds,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[deployment, *created]),
+        )
 
         self.load_balancer_hostname = service.status.apply(reported(_load_balancer_hostname))
-        self.config_checksum = files.apply(gateway_files.config_checksum)
         self.register_outputs(
             {
                 "load_balancer_hostname": self.load_balancer_hostname,

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from components.gateway import haproxy, maps, reload
+from components.gateway import haproxy, maps, sync
 from components.gateway.settings import (
     BINDINGS_MAP,
     CRT_LIST,
@@ -20,7 +20,6 @@ from components.gateway.settings import (
     KEY_FILE_PREFIX,
     KEYS_MAP,
     METHODS_MAP,
-    RELOAD_SCRIPT,
     ROUTES_MAP,
     GatewaySettings,
     gateway_tenants,
@@ -36,13 +35,14 @@ def render_gateway_files(
     trusted: Mapping[str, str],
     bindings: Mapping[str, str] = data_token.NO_BINDINGS,
 ) -> dict[str, str]:
-    """File name -> content of everything HAProxy reads, and the reload script.
+    """File name -> content of everything HAProxy reads (but the certificates).
 
     `trusted` is the key set (key ID -> PEM); `bindings` maps a key ID to the one tenant
     whose endpoints accept its tokens (keys absent from it are instance-wide).
     Deterministic for equal inputs (sorted everywhere), so the checksum of the result
     changes exactly when the behaviour can change. The certificates are not among the
-    files: they come from each tenant's TLS Secret (see `certificates_dir`).
+    files: they come from each tenant's TLS Secret (the pod's sidecar writes them into
+    `certificates_dir` beside these).
     """
     checked = validate_keys(trusted)
     tenants = gateway_tenants(settings.tenants)
@@ -55,7 +55,6 @@ def render_gateway_files(
         ROUTES_MAP: maps.routes_map(),
         METHODS_MAP: maps.methods_map(),
         CRT_LIST: maps.crt_list(settings, tenants),
-        RELOAD_SCRIPT: reload.reload_script(settings),
     }
     files.update({key_file_name(kid): pem for kid, pem in checked.items()})
     return files
@@ -90,8 +89,13 @@ def gateway_files(
 
 
 def config_map_data(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Role (`config`, `keys`) -> ConfigMap data: the rendered files split in two."""
+    """Role (`config`, `keys`) -> ConfigMap data: the rendered files split in two, each
+    half carrying the checksum of the whole, so that the pods' sidecar loads the two
+    halves of one render only (`sync.CHECKSUM_KEY`)."""
+    checksum = config_checksum(files)
     split: dict[str, dict[str, str]] = {role: {} for role in CONFIG_MAP_ROLES}
     for name, content in sorted(files.items()):
         split["keys" if name.startswith(KEY_FILE_PREFIX) else "config"][name] = content
+    for data in split.values():
+        data[sync.CHECKSUM_KEY] = checksum
     return split

@@ -2,32 +2,36 @@
 
 Pure, no Pulumi: tests validate exactly the dicts the component registers.
 
-How a change reaches the pods without a restart: the rendered files (two ConfigMaps,
-updated in place) and every tenant's certificate Secret are one projected volume, which
-the kubelet swaps atomically when any of them changes; the reloader container (same
-image, same user) sees the new files and signals HAProxy's master, which starts new
-workers and lets the old ones finish their requests. Only a changed tenant list (a new
-certificate to mount) or image changes the pod template and rolls the pods, and then
-readiness gates, `minReadySeconds` and a draining `preStop` keep every request served.
+How a change reaches the pods without a restart: nothing of the trust store, the
+tenants or their certificates is in the pod template. The `gateway-sync` sidecar (a
+native sidecar: it starts, and has the files written, before HAProxy) watches the two
+gateway ConfigMaps and the tenants' certificate Secrets through the API server, writes
+each whole file set as a new generation and asks HAProxy's master, through its CLI
+socket, to reload (`components.gateway.sync`). So adding, removing or revoking rolls no
+pod; only a new image, a new sidecar program or a new replica count changes the
+template, and then readiness gates, `minReadySeconds` and a draining `preStop` keep
+every request served. No process namespace is shared: the sidecar reaches HAProxy's
+master through the socket only, and HAProxy has no credential for the API server.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
+from components.gateway import sync
 from components.gateway.haproxy import HARD_STOP_SECONDS
 from components.gateway.settings import (
-    CERTS_SUBDIR,
-    DEFAULT_CONFIG_DIR,
     DEFAULT_HEALTH_LISTEN,
     DEFAULT_HTTP_LISTEN,
     DEFAULT_IMAGE,
     DEFAULT_LISTEN,
+    DEFAULT_SYNC_IMAGE,
+    HAPROXY_CONFIG,
     HEALTH_PATH,
-    RELOAD_SCRIPT,
-    certificate_file_name,
-    private_key_file_name,
+    SYNC_STATUS_PORT,
 )
 
 Manifest = dict[str, Any]
@@ -75,57 +79,212 @@ def labels(instance: str) -> dict[str, str]:
     }
 
 
-def config_volume(
-    config_map_names: Sequence[str], certificate_secrets: Mapping[str, str]
-) -> Manifest:
-    """One projected volume: the rendered files, and `certs/<tenant>.pem` (+ `.key`)."""
-    sources: list[Manifest] = [{"configMap": {"name": name}} for name in config_map_names]
-    for tenant, secret in sorted(certificate_secrets.items()):
-        directory = CERTS_SUBDIR
-        sources.append(
+SERVICE_ACCOUNT: Final = "opstrace-gateway"
+"""The sidecar's identity; HAProxy's container gets no token."""
+FILES_DIR: Final = "/run/gateway"
+"""The sidecar's generations of files, and `current`: HAProxy's -C directory."""
+RUN_DIR: Final = "/run/haproxy"
+MASTER_SOCKET: Final = f"{RUN_DIR}/master.sock"
+CODE_DIR: Final = "/opt/opstrace"
+TOKEN_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_SECONDS: Final = 3600
+"""The sidecar's projected token's lifetime; the kubelet renews it, the client re-reads it."""
+CODE_ANNOTATION: Final = "opstrace.io/sync-code"
+"""On the pod template: the checksum of the sidecar's code, so that a new program rolls
+the pods (a running sidecar does not re-read its code)."""
+_PACKAGE_STUB: Final = '"""Shipped with the gateway\'s sidecar: only what it imports."""\n'
+_CODE: Final = ("components/kube_api.py", "components/gateway/sync.py")
+"""The sidecar's program, by path in this repository (standard library only)."""
+
+
+def sync_code() -> dict[str, str]:
+    """ConfigMap key -> content of the sidecar's program (keys cannot hold '/', so `--`
+    stands for it; the volume's `items` put the files back in place), with stub package
+    files so that `python -m components.gateway.sync` finds `components.kube_api`."""
+    root = Path(__file__).resolve().parent.parent.parent
+    code = {path: (root / path).read_text(encoding="utf-8") for path in _CODE}
+    code["components/__init__.py"] = _PACKAGE_STUB
+    code["components/gateway/__init__.py"] = _PACKAGE_STUB
+    return {_code_key(path): content for path, content in sorted(code.items())}
+
+
+def _code_key(path: str) -> str:
+    return path.replace("/", "--")
+
+
+def _code_path(key: str) -> str:
+    return key.replace("--", "/")
+
+
+def code_checksum(code: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for key, content in sorted(code.items()):
+        digest.update(f"{len(key)}:{key}{len(content)}:{content}".encode())
+    return digest.hexdigest()
+
+
+def service_account(namespace: str, instance: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels(instance)},
+        "automountServiceAccountToken": False,
+    }
+
+
+def role(namespace: str, instance: str, config_map_names: Sequence[str]) -> Manifest:
+    """Read-only: its two ConfigMaps by name, Secrets of its namespace (it selects the
+    certificates by label; no other Secret lives there), and its pods' status Leases."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels(instance)},
+        "rules": [
             {
-                "secret": {
-                    "name": secret,
-                    "items": [
-                        {
-                            "key": "tls.crt",
-                            "path": f"{directory}/{certificate_file_name(tenant)}",
-                        },
-                        {
-                            "key": "tls.key",
-                            "path": f"{directory}/{private_key_file_name(tenant)}",
-                        },
-                    ],
-                }
-            }
-        )
-    return {"name": "config", "projected": {"sources": sources}}
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": sorted(config_map_names),
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "create", "patch"],
+            },
+        ],
+    }
+
+
+def role_binding(namespace: str, instance: str) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels(instance)},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": SERVICE_ACCOUNT,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+    }
 
 
 def deployment(
     namespace: str,
     instance: str,
     config_map_names: Sequence[str],
-    certificate_secrets: Mapping[str, str],
+    code_config_map: str,
     replicas: int,
     load_balancer: str,
     image: str = DEFAULT_IMAGE,
+    sync_image: str = DEFAULT_SYNC_IMAGE,
 ) -> Manifest:
-    """The HAProxy Deployment with its reloader; never below `replicas` while rolling."""
+    """HAProxy and its sidecar; never below `replicas` while rolling."""
     selector = labels(instance)
-    config_dir = DEFAULT_CONFIG_DIR
-    probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
+    haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
     hardened = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    mounts = [
-        {"name": "config", "mountPath": config_dir, "readOnly": True},
-        # The pod's own scratch emptyDir, not a shared /tmp.
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-    ]
+    files = {"name": "files", "mountPath": FILES_DIR}
+    run = {"name": "run", "mountPath": RUN_DIR}
+    tmp = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 (the pod's own emptyDir)
+    code = sync_code()
+    sidecar = {
+        "name": "gateway-sync",
+        "image": sync_image,
+        # A native sidecar: started (and its startup probe passed: a whole file set
+        # written) before HAProxy, running as long as the pod.
+        "restartPolicy": "Always",
+        "command": ["python3", "-m", "components.gateway.sync"],
+        "args": [
+            "--namespace=$(POD_NAMESPACE)",
+            "--pod=$(POD_NAME)",
+            "--pod-uid=$(POD_UID)",
+            f"--config-maps={','.join(config_map_names)}",
+            f"--certificates={sync.CERTIFICATE_LABEL}={instance}",
+            f"--files={FILES_DIR}",
+            f"--master-socket={MASTER_SOCKET}",
+            f"--listen=0.0.0.0:{SYNC_STATUS_PORT}",
+            f"--service-account={TOKEN_DIR}",
+        ],
+        "env": [
+            *(
+                {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+                for name, path in (
+                    ("POD_NAMESPACE", "metadata.namespace"),
+                    ("POD_NAME", "metadata.name"),
+                    ("POD_UID", "metadata.uid"),
+                )
+            ),
+            {"name": "PYTHONPATH", "value": CODE_DIR},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+        ],
+        "ports": [{"name": "sync", "containerPort": SYNC_STATUS_PORT, "protocol": "TCP"}],
+        "startupProbe": {
+            "httpGet": {"path": "/ready", "port": "sync"},
+            "periodSeconds": 1,
+            # A new instance's certificates may still be on their way: wait for them.
+            "failureThreshold": 900,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": "sync"},
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "sync"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": dict(hardened),
+        "volumeMounts": [
+            files,
+            run,
+            tmp,
+            {"name": "code", "mountPath": CODE_DIR, "readOnly": True},
+            {"name": "api-token", "mountPath": TOKEN_DIR, "readOnly": True},
+        ],
+    }
+    haproxy = {
+        "name": "haproxy",
+        "image": image,
+        # -W: master-worker (reloads, clean stops), -db: foreground, -S: the master CLI
+        # the sidecar reloads through, -C: the generation of files the sidecar made current.
+        "command": [
+            "haproxy",
+            "-W",
+            "-db",
+            "-S",
+            f"{MASTER_SOCKET},mode,600",
+            "-C",
+            f"{FILES_DIR}/{sync.CURRENT}",
+            "-f",
+            HAPROXY_CONFIG,
+        ],
+        "ports": [
+            {"name": "https", "containerPort": TLS_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": PLAIN_PORT, "protocol": "TCP"},
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {**haproxy_probe, "periodSeconds": 5, "failureThreshold": 2},
+        "livenessProbe": {**haproxy_probe, "periodSeconds": 10, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "128Mi"},
+            "limits": {"cpu": "2", "memory": "512Mi"},
+        },
+        "securityContext": dict(hardened),
+        "volumeMounts": [{**files, "readOnly": True}, run, tmp],
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -139,16 +298,20 @@ def deployment(
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
             "template": {
-                "metadata": {"labels": dict(selector)},
+                "metadata": {
+                    "labels": dict(selector),
+                    "annotations": {CODE_ANNOTATION: code_checksum(code)},
+                },
                 "spec": {
+                    "serviceAccountName": SERVICE_ACCOUNT,
+                    # The sidecar alone gets a token (its projected volume).
                     "automountServiceAccountToken": False,
-                    # The reloader signals HAProxy's master in the other container.
-                    "shareProcessNamespace": True,
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + HARD_STOP_SECONDS + 10,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS_USER,
                         "runAsGroup": RUN_AS_USER,
+                        "fsGroup": RUN_AS_USER,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "topologySpreadConstraints": [
@@ -159,44 +322,51 @@ def deployment(
                             "labelSelector": {"matchLabels": dict(selector)},
                         }
                     ],
-                    "containers": [
-                        {
-                            "name": "haproxy",
-                            "image": image,
-                            # -W: master-worker (reloads, clean stops), -db: foreground.
-                            "command": ["haproxy", "-W", "-db", "-f", f"{config_dir}/haproxy.cfg"],
-                            "ports": [
-                                {"name": "https", "containerPort": TLS_PORT, "protocol": "TCP"},
-                                {"name": "http", "containerPort": PLAIN_PORT, "protocol": "TCP"},
-                                {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
-                            ],
-                            "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 2},
-                            "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
-                            "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-                            "resources": {
-                                "requests": {"cpu": "250m", "memory": "128Mi"},
-                                "limits": {"cpu": "2", "memory": "512Mi"},
-                            },
-                            "securityContext": dict(hardened),
-                            "volumeMounts": list(mounts),
-                        },
-                        {
-                            "name": "reloader",
-                            "image": image,
-                            # Reloads HAProxy when its files change (see gateway_config).
-                            "command": ["/bin/sh", f"{config_dir}/{RELOAD_SCRIPT}"],
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "32Mi"},
-                                "limits": {"cpu": "500m", "memory": "128Mi"},
-                            },
-                            "securityContext": dict(hardened),
-                            "volumeMounts": list(mounts),
-                        },
-                    ],
+                    "initContainers": [sidecar],
+                    "containers": [haproxy],
                     "volumes": [
-                        config_volume(config_map_names, certificate_secrets),
-                        # The root filesystem is read-only; /tmp is the one scratch path.
+                        # Certificates' private keys among them: memory, not a disk.
+                        {"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                        {
+                            "name": "code",
+                            "configMap": {
+                                "name": code_config_map,
+                                "items": [
+                                    {"key": key, "path": _code_path(key)} for key in sorted(code)
+                                ],
+                            },
+                        },
+                        {
+                            "name": "api-token",
+                            "projected": {
+                                "sources": [
+                                    {
+                                        "serviceAccountToken": {
+                                            "path": "token",
+                                            "expirationSeconds": TOKEN_SECONDS,
+                                        }
+                                    },
+                                    {
+                                        "configMap": {
+                                            "name": "kube-root-ca.crt",
+                                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                        }
+                                    },
+                                    {
+                                        "downwardAPI": {
+                                            "items": [
+                                                {
+                                                    "path": "namespace",
+                                                    "fieldRef": {"fieldPath": "metadata.namespace"},
+                                                }
+                                            ]
+                                        }
+                                    },
+                                ]
+                            },
+                        },
                     ],
                 },
             },

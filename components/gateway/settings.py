@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from components.gateway import routes
+from components.gateway import routes, sync
 from components.rules import keys, names
 from components.rules.errors import OpstraceError
 
@@ -26,18 +26,20 @@ BINDINGS_MAP: Final = "bindings.map"
 ROUTES_MAP: Final = "routes.map"
 METHODS_MAP: Final = "methods.map"
 CRT_LIST: Final = "crt-list"
-RELOAD_SCRIPT: Final = "reload-on-change.sh"
 KEY_FILE_PREFIX: Final = "key-"
 """Every trusted key file's name begins so (`key_file_name`); no other file's does."""
 HEALTH_PATH: Final = "/healthz"
 
-DEFAULT_CONFIG_DIR: Final = "/usr/local/etc/haproxy"
-"""Where the stock HAProxy image reads its configuration; the ConfigMaps are mounted here."""
+DEFAULT_CONFIG_DIR: Final = "."
+"""HAProxy's working directory (its `-C`): in the pod, the generation of files the sidecar
+made current, so that every path in the files is relative to it."""
 CERTS_SUBDIR: Final = "certs"
-"""The certificates' directory under the config directory, unless `certs_dir` says."""
+"""The certificates' directory under the config directory."""
 DEFAULT_LISTEN: Final = "0.0.0.0:8443"
 DEFAULT_HTTP_LISTEN: Final = "0.0.0.0:8080"
 DEFAULT_HEALTH_LISTEN: Final = "0.0.0.0:8081"
+SYNC_STATUS_PORT: Final = sync.STATUS_PORT
+"""The sidecar's probes and status (`components.gateway.sync` owns it)."""
 
 _KID_RE: Final = re.compile(r"^[0-9a-f]{40}$")
 _DIR_RE: Final = re.compile(r"^/[A-Za-z0-9._/-]*$")
@@ -99,10 +101,9 @@ class GatewaySettings:
     health_listen: str | None = DEFAULT_HEALTH_LISTEN
     """Address and port of the health endpoint for probes, or None for none."""
     config_dir: str = DEFAULT_CONFIG_DIR
-    """The absolute directory the rendered files live in when HAProxy reads them."""
-    certs_dir: str | None = None
-    """The absolute directory of `<tenant>.pem` (certificate chain) and `<tenant>.pem.key`
-    (private key) of every tenant; None: `<config_dir>/certs`."""
+    """The directory the rendered files live in when HAProxy reads them: "." (HAProxy's
+    `-C` directory, as in the pod) or an absolute path. The tenants' certificates are
+    `<config_dir>/certs/<tenant>.pem` (chain) and `<tenant>.pem.key` (private key)."""
 
     def __post_init__(self) -> None:
         # Checked once, here: every object of this class renders safely.
@@ -111,7 +112,7 @@ class GatewaySettings:
     @property
     def certificates_dir(self) -> str:
         """Where the tenants' certificates and private keys are read from."""
-        return self.certs_dir if self.certs_dir is not None else f"{self.config_dir}/{CERTS_SUBDIR}"
+        return f"{self.config_dir}/{CERTS_SUBDIR}"
 
 
 def gateway_tenants(tenants: Sequence[str]) -> tuple[str, ...]:
@@ -161,8 +162,6 @@ def validate_settings(settings: GatewaySettings) -> None:
         raise GatewayConfigError(f"metrics_query_prefix: {problem}")
     _check_listeners(settings)
     _check_dir("config_dir", settings.config_dir)
-    if settings.certs_dir is not None:
-        _check_dir("certs_dir", settings.certs_dir)
 
 
 def validate_keys(trusted: Mapping[str, str]) -> dict[str, str]:
@@ -259,10 +258,11 @@ def _check_listeners(settings: GatewaySettings) -> None:
 
 
 def _check_dir(field: str, directory: str) -> None:
-    if not _DIR_RE.fullmatch(directory) or "/../" in f"{directory}/":
+    if directory != "." and (not _DIR_RE.fullmatch(directory) or "/../" in f"{directory}/"):
         raise GatewayConfigError(
-            f"{field}: {directory!r} is not usable in the configuration: use "
-            "an absolute path of letters, digits, '.', '_', '-' and '/' without '..'"
+            f"{field}: {directory!r} is not usable in the configuration: use '.' (HAProxy's "
+            "-C directory) or an absolute path of letters, digits, '.', '_', '-' and '/' "
+            "without '..'"
         )
 
 
@@ -274,6 +274,10 @@ def _is_ipv4(text: str) -> bool:
     return True
 
 
+DEFAULT_SYNC_IMAGE: Final = "python:3.13.9-slim-trixie"
+"""The sidecar's image: the stock Python image, the sidecar's code from a ConfigMap. The
+tag is listed in docker-library/official-images library/python (commit 01732a42e52e);
+pin its digest too where a registry is reachable (docs/gateway.md)."""
 DEFAULT_IMAGE: Final = "haproxy:3.4.7"
 """Stock HAProxy LTS image, pinned to the release the end-to-end tests run (3.4 LTS, fixes
 CVE-2025-11230 and CVE-2025-32464); `tools/haproxy/build.sh` builds the same version.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from components.gateway import sync
 from components.rules import names
 
 Manifest = dict[str, Any]
@@ -16,7 +17,7 @@ Manifest = dict[str, Any]
 API_VERSION: Final = "cert-manager.io/v1"
 WAIT_FOR_READY: Final = {"pulumi.com/waitFor": "condition=Ready"}
 """`pulumi up` waits until the certificate is issued, and fails naming it if it is not:
-the gateway never mounts a certificate that does not exist."""
+the gateway's files name a certificate only once it exists."""
 
 
 def certificate_secret(tenant: str) -> str:
@@ -42,6 +43,10 @@ def tenant_certificate(
             "dnsNames": list(names.endpoint_hosts(tenant, instance, domain)),
             "issuerRef": {"kind": "ClusterIssuer", "name": issuer, "group": "cert-manager.io"},
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            # What the gateway pods' sidecar watches its certificates by.
+            "secretTemplate": {
+                "labels": {sync.CERTIFICATE_LABEL: instance, sync.TENANT_LABEL: tenant}
+            },
         },
     }
 

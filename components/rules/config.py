@@ -32,6 +32,7 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
       opstrace:lokiUrl: http://loki.loki.svc.cluster.local:3100
       opstrace:gatewayReplicas: 2
       opstrace:gatewayImage: haproxy:3.4.7@sha256:<digest>  # default haproxy:3.4.7
+      opstrace:gatewaySyncImage: python:3.13.9-slim-trixie  # the gateway's sidecar
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ def parse_config(
     image = settings.string(values, "gatewayImage")
     if problem := image_problem(image):
         raise ConfigError(f"gatewayImage: {problem}")
+    sync_image = settings.string(values, "gatewaySyncImage")
+    if problem := image_problem(sync_image):
+        raise ConfigError(f"gatewaySyncImage: {problem}")
     tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
     # The user tenants first, so that a long one is named; then the system tenant, whose
     # endpoints are the longest when every user tenant's name is shorter than `system`.
@@ -171,6 +175,7 @@ def parse_config(
         loki_url=loki_url,
         gateway_replicas=replicas,
         gateway_image=image,
+        gateway_sync_image=sync_image,
         gateway=gateway_upstreams.gateway_settings(
             instance,
             domain,

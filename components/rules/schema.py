@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.gateway.settings import DEFAULT_IMAGE, GatewaySettings
+from components.gateway.settings import DEFAULT_IMAGE, DEFAULT_SYNC_IMAGE, GatewaySettings
 from components.rules import names, platform
 from components.rules.platform import PlatformConfig
 
@@ -31,6 +31,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "lokiUrl": "",
     "gatewayReplicas": 2,
     "gatewayImage": DEFAULT_IMAGE,
+    "gatewaySyncImage": DEFAULT_SYNC_IMAGE,
     **platform.DEFAULTS,
 }
 """Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
@@ -101,6 +102,8 @@ class InstanceConfig:
     """An external logs backend, or "" for the instance's own Loki."""
     gateway_replicas: int
     gateway_image: str
+    gateway_sync_image: str
+    """The stock Python image the gateway's sidecar runs in, by version."""
     """The stock HAProxy image (2.6 or newer) by version, ideally with its digest."""
     gateway: GatewaySettings
     """What the gateway pods render their files from: built once, from the tenants and

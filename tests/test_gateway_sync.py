@@ -1,0 +1,215 @@
+"""The gateway pods' sidecar, its parts alone: which file sets it loads, how it writes
+them, what it reports; and the wait of `pulumi up` on its reports (`rollout.behind`).
+
+The sidecar against a real API server and a real HAProxy: tests/e2e/test_gateway_reload.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.gateway import manifests, sync
+from components.gateway.rollout import behind
+from components.gateway.sync import CHECKSUM_KEY, Incomplete, Loader, Options, Status, Watched
+
+CONFIG, KEYS = "gw-config", "gw-keys"
+CRT_LIST = (
+    "./certs/system.pem cortex.system.a.b loki.system.a.b\n./certs/prod.pem cortex.prod.a.b\n"
+)
+
+
+def config_maps(config_sum: str = "c1", keys_sum: str = "c1") -> dict[str, dict[str, str]]:
+    return {
+        CONFIG: {"haproxy.cfg": "global\n", "crt-list": CRT_LIST, CHECKSUM_KEY: config_sum},
+        KEYS: {"key-a.pem": "PEM", CHECKSUM_KEY: keys_sum},
+    }
+
+
+def secret(tenant: str, chain: str = "CHAIN", *, labelled: bool = True) -> dict[str, Any]:
+    labels = {sync.TENANT_LABEL: tenant, sync.CERTIFICATE_LABEL: "acme"} if labelled else {}
+    return {
+        "metadata": {"name": f"{tenant}-endpoints-tls", "labels": labels},
+        "data": {
+            "tls.crt": base64.b64encode(chain.encode()).decode(),
+            "tls.key": base64.b64encode(b"KEY").decode(),
+        },
+    }
+
+
+SECRETS = {f"{t}-endpoints-tls": secret(t) for t in ("system", "prod")}
+
+
+def test_a_whole_set_is_both_config_maps_and_every_certificate_the_crt_list_names() -> None:
+    checksum, files = sync.file_set(config_maps(), SECRETS, (CONFIG, KEYS))
+    assert checksum == "c1"
+    assert files == {
+        "haproxy.cfg": "global\n",
+        "crt-list": CRT_LIST,
+        "key-a.pem": "PEM",
+        "certs/system.pem": "CHAIN",
+        "certs/system.pem.key": "KEY",
+        "certs/prod.pem": "CHAIN",
+        "certs/prod.pem.key": "KEY",
+    }
+
+
+def test_the_two_halves_of_different_renders_are_not_a_set() -> None:
+    # Between the updates of the two ConfigMaps of one `pulumi up`.
+    with pytest.raises(Incomplete, match="from different renders"):
+        sync.file_set(config_maps("c2", "c1"), SECRETS, (CONFIG, KEYS))
+
+
+def test_a_config_map_not_seen_yet_is_named() -> None:
+    only = {CONFIG: config_maps()[CONFIG]}
+    with pytest.raises(Incomplete, match=f"^ConfigMap {KEYS} not seen yet$"):
+        sync.file_set(only, SECRETS, (CONFIG, KEYS))
+
+
+def test_a_tenant_whose_certificate_is_not_issued_yet_is_named() -> None:
+    with pytest.raises(Incomplete, match=r"^the certificate of tenant 'prod' is not issued yet$"):
+        sync.file_set(config_maps(), {"s": secret("system")}, (CONFIG, KEYS))
+
+
+def test_a_secret_without_the_tenant_label_is_no_tenants_certificate() -> None:
+    secrets = {"s": secret("system"), "p": secret("prod", labelled=False)}
+    with pytest.raises(Incomplete, match="tenant 'prod'"):
+        sync.file_set(config_maps(), secrets, (CONFIG, KEYS))
+
+
+SHOW_PROC_2_6 = (
+    "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
+    "31739           master          2 [failed: 1]   0d00h00m04s     2.6.12-1+deb12u4\n"
+    "# workers\n31839           worker          1               0d00h00m03s     2.6.12\n"
+)
+SHOW_PROC_3_4 = (
+    "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
+    "31504           master          1 [failed: 0]   0d00h00m03s     3.4.7-1        \n"
+    "# workers\n31602           worker          0               0d00h00m02s     3.4.7-1\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "counts"), [(SHOW_PROC_2_6, (2, 1)), (SHOW_PROC_3_4, (1, 0))], ids=["2.6", "3.4"]
+)
+def test_the_masters_reload_counts_are_read_from_show_proc(
+    answer: str, counts: tuple[int, int]
+) -> None:
+    assert sync.reload_counts(answer) == counts
+
+
+def test_a_generation_is_written_owner_only_and_made_current_in_one_rename(
+    tmp_path: Path,
+) -> None:
+    sync.write_generation(tmp_path, 1, {"haproxy.cfg": "one", "certs/prod.pem.key": "KEY"})
+    sync.write_generation(tmp_path, 2, {"haproxy.cfg": "two"})
+    current = tmp_path / sync.CURRENT
+    assert os.readlink(current) == "gen-2"
+    assert (current / "haproxy.cfg").read_text() == "two"
+    assert stat.S_IMODE((tmp_path / "gen-1" / "certs" / "prod.pem.key").stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sync.CURRENT, "gen-1", "gen-2"]
+
+
+def test_old_generations_go_but_the_newest_and_the_one_kept(tmp_path: Path) -> None:
+    for number in range(1, 6):
+        sync.write_generation(tmp_path, number, {"haproxy.cfg": str(number)})
+    sync.prune(tmp_path, keep=["gen-1"])
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-1", "gen-4", "gen-5"]
+
+
+def loader(tmp_path: Path, watched: Watched, reports: list[Status]) -> Loader:
+    options = Options(
+        namespace="system-tenant",
+        pod="gw-0",
+        pod_uid="uid",
+        config_maps=(CONFIG, KEYS),
+        certificates=f"{sync.CERTIFICATE_LABEL}=acme",
+        files=tmp_path,
+        master_socket=tmp_path / "no-haproxy-yet.sock",  # before HAProxy starts
+        listen=("127.0.0.1", 0),
+    )
+    return Loader(options, watched, reports.append, log=lambda line: None)
+
+
+def test_the_sidecar_reports_waiting_then_serving_and_is_ready_once_serving(
+    tmp_path: Path,
+) -> None:
+    watched, reports = Watched(), list[Status]()
+    load = loader(tmp_path, watched, reports)
+    watched.listed_config_map(CONFIG, [{"data": config_maps()[CONFIG]}])
+    load.step()
+    watched.listed_config_map(KEYS, [{"data": config_maps()[KEYS]}])
+    watched.listed_secrets([{**s, "metadata": {**s["metadata"]}} for s in SECRETS.values()])
+    load.step()
+    load.step()  # nothing new: nothing written, nothing reported
+    assert [(r.state, r.checksum, r.ready) for r in reports] == [
+        ("waiting", "", False),
+        ("serving", "c1", True),
+    ]
+    assert reports[0].message == f"ConfigMap {KEYS} not seen yet"
+    assert os.readlink(tmp_path / sync.CURRENT) == "gen-1"
+
+
+def test_a_deleted_config_map_makes_the_set_incomplete_again(tmp_path: Path) -> None:
+    watched, reports = Watched(), list[Status]()
+    load = loader(tmp_path, watched, reports)
+    for name, data in config_maps().items():
+        watched.listed_config_map(name, [{"data": data}])
+    watched.listed_secrets(list(SECRETS.values()))
+    load.step()
+    watched.listed_config_map(KEYS, [])
+    load.step()
+    assert [(r.state, r.checksum) for r in reports] == [("serving", "c1"), ("waiting", "c1")]
+
+
+def pod(name: str, *, deleting: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    return {"metadata": metadata}
+
+
+def lease(name: str, checksum: str, state: str = "serving", message: str = "") -> dict[str, Any]:
+    annotations = {
+        sync.SERVED_ANNOTATION: checksum,
+        sync.STATE_ANNOTATION: state,
+        sync.MESSAGE_ANNOTATION: message,
+    }
+    return {"metadata": {"name": f"{sync.LEASE_PREFIX}{name}", "annotations": annotations}}
+
+
+def test_up_is_done_when_every_live_pod_reports_the_checksum() -> None:
+    pods = [pod("a"), pod("b"), pod("old", deleting=True)]
+    assert behind(pods, [lease("a", "c2"), lease("b", "c2")], "c2") == []
+
+
+def test_up_names_each_pod_that_is_behind_and_what_its_sidecar_says() -> None:
+    pods = [pod("a"), pod("b"), pod("c")]
+    leases = [lease("a", "c2"), lease("b", "c1", "waiting", "the certificate of tenant 'qa'")]
+    assert behind(pods, leases, "c2") == [
+        "b: waiting (the certificate of tenant 'qa')",
+        "c: its sidecar has not reported yet",
+    ]
+
+
+def test_the_shipped_sidecar_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
+    # What the pod's code volume holds, run by a Python that sees no installed package.
+    for key, content in manifests.sync_code().items():
+        path = tmp_path / key.replace("--", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    probe = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import components.gateway.sync; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pulumi', 'yaml', 'cryptography'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "[]", "")
