@@ -1,4 +1,4 @@
-"""Shared fixtures: the program run under Pulumi's mocks.
+"""Shared fixtures: the program run under Pulumi's mocks, and the local cluster.
 
 The tests' one Mocks class is `tools.offline.OfflineMocks`: the offline plan (a product
 feature) needs it, and a class here would be a second copy of it. What it and
@@ -10,10 +10,14 @@ address as the program takes it by tests/engine/test_instance.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Final
 
 import pytest
 
+from components import kube_api
+from tests.engine.harness import CLUSTER_TOOLS, require_tools
+from tools import cluster as local_cluster
 from tools.offline import ProgramRun, run_program
 from tools.stack_files import stack_config
 
@@ -45,3 +49,15 @@ def dev_run() -> ProgramRun:
 def minted_dev_run() -> ProgramRun:
     """The dev stack with every token minted by the real provider, in process."""
     return run_program(dev_config(), stack="dev", tokens="minted")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[kube_api.Api]:
+    """The local cluster: a healthy one from `make cluster-up`, else one started (and
+    stopped) for this session. Yields an admin client of its API server."""
+    require_tools(CLUSTER_TOOLS)
+    try:
+        with local_cluster.running() as api:
+            yield api
+    except local_cluster.ClusterError as error:
+        pytest.fail(f"the local cluster did not come up: {error}")

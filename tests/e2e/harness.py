@@ -48,7 +48,6 @@ from components.gateway.files import render_gateway_files
 from components.gateway.settings import (
     CERTS_SUBDIR,
     HAPROXY_CONFIG,
-    RELOAD_SCRIPT,
     GatewaySettings,
     certificate_file_name,
     gateway_tenants,
@@ -662,11 +661,8 @@ class Gateway:
         """
 
         def reloaded() -> bool:
-            text = self.log_text()
-            started = [int(pid) for pid in _WORKER_STARTED.findall(text)]
             return (
-                text.count(_LOADED) > loads_before
-                and all(self._stopped_listening(pid, text) for pid in started[:-1])
+                reload_done(self.log_text(), self.files[HAPROXY_CONFIG], loads_before)
                 and self._master_handles_signals()
             )
 
@@ -675,38 +671,10 @@ class Gateway:
     def stopped_listening(self) -> bool:
         """Every worker has stopped listening (a soft stop) or exited."""
         text = self.log_text()
-        return all(self._stopped_listening(int(pid), text) for pid in _WORKER_STARTED.findall(text))
-
-    def _stopped_listening(self, pid: int, log_text: str) -> bool:
-        """The worker `pid` accepts no more connections: it has stopped every frontend
-        (soft stop) or exited."""
-        if f"Former worker ({pid}) exited" in log_text:
-            return True
-        frontends = re.findall(r"^frontend (\S+)$", self.files[HAPROXY_CONFIG], re.MULTILINE)
-        return all(f"({pid}) : Proxy {frontend} stopped" in log_text for frontend in frontends)
-
-    @contextmanager
-    def reloading_on_change(self, interval: float | None = None) -> Iterator[Path]:
-        """The rendered reload script running beside HAProxy, as the pod's sidecar does;
-        yields the script's log file."""
-        assert HAPROXY is not None
-        script_log = self.directory.parent / f"{self.directory.name}-reload.log"
-        arguments = [] if interval is None else [str(interval)]
-        with script_log.open("ab") as log:
-            script = subprocess.Popen(
-                ["sh", str(self.directory / RELOAD_SCRIPT), *arguments],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "HAPROXY": HAPROXY},
-            )
-        try:
-            # Logged once the script has hashed the files: a later change is one it sees.
-            wait_until(lambda: b"watching" in script_log.read_bytes(), "the reload script")
-            yield script_log
-        finally:
-            script.terminate()
-            script.wait(timeout=10)
+        return all(
+            stopped_listening(int(pid), text, self.files[HAPROXY_CONFIG])
+            for pid in _WORKER_STARTED.findall(text)
+        )
 
     def _master_handles_signals(self) -> bool:
         """The master catches SIGTERM, SIGUSR1 and SIGUSR2 (its SigCgt mask in /proc).
@@ -726,7 +694,7 @@ class Gateway:
 
     def loads(self) -> int:
         """How many times the master has loaded the configuration successfully."""
-        return self.log_text().count(_LOADED)
+        return loads_in(self.log_text())
 
     def stop(self) -> None:
         if self.process is None:
@@ -757,6 +725,33 @@ _LOADED: Final = "Loading success."
 _WORKER_STARTED: Final = re.compile(r"(?:New worker|Initializing new worker) \((\d+)\)")
 """What the master logs when it starts a worker: 2.6 `New worker (PID) forked`, 3.x
 `Initializing new worker (PID)`."""
+
+
+def reload_done(log_text: str, haproxy_cfg: str, loads_before: int) -> bool:
+    """From an HAProxy master's log: it loaded the files after `loads_before` loads, and
+    every earlier worker stopped listening.
+
+    The master reports the load before the old worker has closed its listeners: a
+    connection made in between may still be accepted (and answered with the old files)
+    by the old worker. Once this holds, every new connection reaches the new one."""
+    started = [int(pid) for pid in _WORKER_STARTED.findall(log_text)]
+    return log_text.count(_LOADED) > loads_before and all(
+        stopped_listening(pid, log_text, haproxy_cfg) for pid in started[:-1]
+    )
+
+
+def stopped_listening(pid: int, log_text: str, haproxy_cfg: str) -> bool:
+    """The worker `pid` accepts no more connections: it has stopped every frontend
+    (soft stop) or exited."""
+    if f"Former worker ({pid}) exited" in log_text:
+        return True
+    frontends = re.findall(r"^frontend (\S+)$", haproxy_cfg, re.MULTILINE)
+    return all(f"({pid}) : Proxy {frontend} stopped" in log_text for frontend in frontends)
+
+
+def loads_in(log_text: str) -> int:
+    """How many times an HAProxy master has loaded its configuration successfully."""
+    return log_text.count(_LOADED)
 
 
 def _port(address: str) -> int:

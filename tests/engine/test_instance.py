@@ -14,8 +14,11 @@ here (they are proven under mocks).
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +90,41 @@ def decision(token: str, tenant: str, trusted: dict[str, str]) -> data_token.Dec
     return data_token.authenticate(f"Bearer {token}", tenant, trusted, INSTANCE, now)
 
 
+GATEWAY: Final = ("127.0.0.1", 8443)
+"""Where the local cluster runs the gateway's pods (`tools.cluster.gateway_pods`)."""
+FORWARDED: Final = 503
+"""What the gateway answers a request it authenticated and forwarded: no backend runs at
+the stack's cortexUrl here, so HAProxy has no server to send it to."""
+
+
+def at_gateway(token: str, tenant: str) -> tuple[int, str]:
+    """(status, body) of a query with `token` at `tenant`'s metrics endpoint, through the
+    gateway pods the local cluster runs, over TLS checked against the cluster's test CA."""
+    endpoint = f"cortex.{tenant}.{INSTANCE}.example.com"
+    context = ssl.create_default_context(cafile=str(local_cluster.state.PKI / "ca.crt"))
+    connection = http.client.HTTPSConnection(*GATEWAY, context=context, timeout=30)
+    connection.sock = context.wrap_socket(
+        socket.create_connection(GATEWAY, timeout=30), server_hostname=endpoint
+    )
+    try:
+        connection.request(
+            "GET", "/api/v1/labels", headers={"Host": endpoint, "Authorization": f"Bearer {token}"}
+        )
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def gateway_pods(api: kube_api.Api) -> set[str]:
+    """The UIDs of the gateway's pods."""
+    pods = api.list(
+        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods",
+        label_selector="app.kubernetes.io/name=opstrace-gateway",
+    )["items"]
+    return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
 def copy_project(destination: Path) -> None:
     destination.mkdir(parents=True)
     for name in COPIED:
@@ -138,6 +176,18 @@ def test_up_creates_the_trust_store_in_the_cluster(
     instance.up()
     assert sorted(key_set(cluster)) == sorted(instance.workspace.outputs(STACK)["key_ids"])
     assert len(key_set(cluster)) == 3
+
+
+def test_when_up_is_done_the_gateway_pods_serve_every_tenants_token(
+    instance: Instance, cluster: kube_api.Api
+) -> None:
+    assert len(gateway_pods(cluster)) == 2
+    for tenant, by_name in instance.tokens.items():
+        assert at_gateway(by_name["default"], tenant)[0] == FORWARDED, tenant
+    assert at_gateway(instance.tokens["prod"]["default"], "staging") == (
+        401,
+        data_token.BAD_TOKEN,
+    )
 
 
 def test_each_token_is_accepted_for_its_own_tenant_only(
@@ -224,7 +274,7 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
             f"{INSTANCE}-trust-store-jwks",
             f"{INSTANCE}-gateway-config",
             f"{INSTANCE}-gateway-keys",
-            f"{INSTANCE}-gateway-deployment",
+            f"{INSTANCE}-gateway-rollout",
         },
     }
 
@@ -234,21 +284,31 @@ def test_after_the_new_tenant_old_tokens_are_unchanged_and_all_are_valid(
 ) -> None:
     before = instance.tokens
     trust_store_uid = trust_store(cluster)["metadata"]["uid"]
+    pods = gateway_pods(cluster)
     instance.up()
     assert {t: v for t, v in instance.tokens.items() if t != "qa"} == before
     trusted = key_set(cluster)
     for tenant, by_name in instance.tokens.items():
         assert decision(by_name["default"], tenant, trusted).status == 200
+    # Served by every gateway pod once `up` returns, and no pod rolled for it.
+    assert at_gateway(instance.tokens["qa"]["default"], "qa")[0] == FORWARDED
+    assert gateway_pods(cluster) == pods
     # Updated in place, never replaced: there was no moment without a trust store.
     assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
 
 
 def test_removing_a_tenant_revokes_its_token(instance: Instance, cluster: kube_api.Api) -> None:
     qa_token = instance.tokens["qa"]["default"]
+    pods = gateway_pods(cluster)
     instance.pulumi("config", "rm", "--path", "opstrace:tenants[2]")
     instance.up()
+    # Gone from the gateway the moment `up` returns (it waited for every pod): no pod
+    # offers a certificate for the host any more (strict SNI).
+    with pytest.raises(ssl.SSLError):
+        at_gateway(qa_token, "qa")
     trusted = key_set(cluster)
     assert decision(qa_token, "qa", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
+    assert gateway_pods(cluster) == pods
     assert (
         cluster.get("/api/v1/namespaces/qa-tenant") is None
         or cluster.get("/api/v1/namespaces/qa-tenant")["status"]["phase"] == "Terminating"
@@ -266,6 +326,9 @@ def test_rotation_replaces_the_token_and_its_key(instance: Instance, cluster: ku
     assert new != old
     assert decision(new, "prod", trusted).status == 200
     assert decision(old, "prod", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
+    # And so the gateway decides, as soon as `up` has returned.
+    assert at_gateway(new, "prod")[0] == FORWARDED
+    assert at_gateway(old, "prod") == (401, data_token.BAD_TOKEN)
 
 
 def test_renaming_the_instance_is_refused_at_preview_and_changes_nothing(

@@ -1,6 +1,6 @@
 """A stack made by an earlier release upgrades with no replacement: every URN, type
-token and provider reference the program registers is the one its state records, and
-what changed is updated in place.
+token and provider reference the program registered is still registered, and what
+changed is updated in place (what the new release adds is created beside it).
 
 The state is the one `tests/engine/upgrade.py record` exported (see `upgrade.RECORDED_AT`).
 The test puts the cluster back as that release left it (each object the state records,
@@ -31,7 +31,9 @@ PLURALS: Final = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "Certificate": "certificates",
 }
-REPLACING: Final = {"create", "delete", "replace", "create-replacement", "delete-replaced"}
+REPLACING: Final = {"delete", "replace", "create-replacement", "delete-replaced"}
+"""What must never happen to a resource the earlier release made. New resources (a new
+release's additions) are created; a renamed one would show as a create and a delete."""
 
 
 def object_path(manifest: dict[str, Any]) -> str:

@@ -12,7 +12,9 @@ One more process, `lb-controller`, runs stand-ins for two controllers a real clu
 the cloud's load balancer controller (every `type: LoadBalancer` Service gets
 `<name>-<namespace>.lb.local` as its address, so that pulumi-kubernetes' await completes)
 and cert-manager (its CRDs, a ClusterIssuer `test-issuer`, every Certificate issued from
-the test CA into its Secret and marked Ready). Clients use `components.kube_api`.
+the test CA into its Secret and marked Ready); and for the kubelet where it matters: the
+gateway's pods run for real, as local processes (`gateway_pods`). Clients use
+`components.kube_api`.
 
 One module per job:
 - `state`: where the files are (`.engine/cluster/`, the admin kubeconfig
@@ -21,6 +23,7 @@ One module per job:
 - `credentials`: the CA, the certificates, the kubeconfigs, clients;
 - `control_plane`: each component's flags and the order they start in;
 - `nodes`: the fake nodes; `load_balancer`, `cert_manager`: the two stand-ins;
+  `gateway_pods`: the gateway pods' containers as local processes;
   `stand_ins`: their process, a watching controller each;
 - `lifecycle`: up, down, status, and `running` for a test session; `__main__`: the CLI.
 """

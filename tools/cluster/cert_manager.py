@@ -95,7 +95,12 @@ def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": spec["secretName"], "namespace": namespace},
+        "metadata": {
+            "name": spec["secretName"],
+            "namespace": namespace,
+            # As cert-manager: the labels the Certificate asks its Secret to carry.
+            "labels": dict((spec.get("secretTemplate") or {}).get("labels") or {}),
+        },
         "type": "kubernetes.io/tls",
         "data": {
             "tls.crt": base64.b64encode(crt).decode(),

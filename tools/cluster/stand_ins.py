@@ -1,5 +1,6 @@
 """The stand-ins' process (`lb-controller`): the load balancer and cert-manager stand-ins
-as controllers, each watching its objects and acting on each as it appears or changes.
+as controllers, each watching its objects and acting on each as it appears or changes,
+and the gateway pods run as local processes (`gateway_pods`).
 
 A controller lists its objects, acts on each, then watches from the list's
 resourceVersion; when the watch ends it watches again from the last event, and when
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from components import kube_api
-from tools.cluster import cert_manager, credentials, load_balancer
+from tools.cluster import cert_manager, credentials, gateway_pods, load_balancer, state
 
 RETRY_SECONDS: Final = 1.0
 
@@ -59,7 +60,10 @@ def control(api: kube_api.Api, path: str, reconcile: Reconcile) -> None:
 
 def run() -> int:
     """Run every controller until the process is stopped; 1 if one of them failed."""
-    say("assigning <name>-<namespace>.lb.local to LoadBalancer Services, issuing Certificates")
+    say(
+        "assigning <name>-<namespace>.lb.local to LoadBalancer Services, issuing Certificates, "
+        "running gateway pods"
+    )
     api = credentials.admin_api()
     failed = threading.Event()
 
@@ -71,6 +75,14 @@ def run() -> int:
 
     for name, (path, reconcile) in CONTROLLERS.items():
         threading.Thread(target=serve, args=(path, reconcile), name=name, daemon=True).start()
+
+    def pods() -> None:
+        try:
+            gateway_pods.run(api, state.read_ports().apiserver, say)
+        finally:
+            failed.set()
+
+    threading.Thread(target=pods, name="gateway pods", daemon=True).start()
     failed.wait()
     say("a controller failed (its traceback is above): stopping")
     return 1
