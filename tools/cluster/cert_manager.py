@@ -85,10 +85,34 @@ def _ready(certificate: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
-    """Issue a Certificate that is not Ready yet; says what it did."""
-    if _ready(certificate):
+def _template_labels(spec: dict[str, Any]) -> dict[str, str]:
+    return dict((spec.get("secretTemplate") or {}).get("labels") or {})
+
+
+def _relabel(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
+    """As cert-manager: an issued Secret takes a changed `secretTemplate`'s labels, not
+    reissued."""
+    meta, spec = certificate["metadata"], certificate.get("spec", {})
+    path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{spec['secretName']}"
+    wanted = _template_labels(spec)
+    secret = api.get(path)
+    if secret is None or not wanted:
         return None
+    labels = secret["metadata"].get("labels") or {}
+    if all(labels.get(name) == value for name, value in wanted.items()):
+        return None
+    try:
+        api.merge_patch(path, {"metadata": {"labels": wanted}})
+    except kube_api.NotFound:
+        return None  # deleted meanwhile
+    return f"secret {meta['namespace']}/{spec['secretName']} labelled as its Certificate asks"
+
+
+def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
+    """Issue a Certificate that is not Ready yet (or bring an issued one's Secret to its
+    template); says what it did."""
+    if _ready(certificate):
+        return _relabel(api, certificate)
     meta, spec = certificate["metadata"], certificate.get("spec", {})
     namespace = meta["namespace"]
     crt, key = credentials.issue_from_test_ca(spec.get("dnsNames", []))
@@ -99,7 +123,7 @@ def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
             "name": spec["secretName"],
             "namespace": namespace,
             # As cert-manager: the labels the Certificate asks its Secret to carry.
-            "labels": dict((spec.get("secretTemplate") or {}).get("labels") or {}),
+            "labels": _template_labels(spec),
         },
         "type": "kubernetes.io/tls",
         "data": {

@@ -12,14 +12,21 @@ under a volume's mount point moved under the pod's own directory; nothing else d
 
 All pods share the host's network: HAProxy binds its listeners with SO_REUSEPORT (its
 default), as the sidecar binds its status port, so two pods listen on :8443 at once and
-the kernel spreads connections over them, as the NLB spreads them over the pods.
+the kernel spreads connections over them, as the NLB spreads them over the pods. For the
+same reason two clusters on one machine would serve each other's connections without a
+word: one cluster at a time runs gateway pods (`PORTS_LOCK`, held by the stand-ins'
+process; `up` refuses while another cluster holds it). A pod of an earlier release
+(volumes mounted from the ConfigMaps, no sidecar) is not run: nothing here would make a
+kubelet's projected volumes; the runner says so once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -38,6 +45,8 @@ HAPROXY_CANDIDATES: Final = (
     Path.home() / ".cache" / "opstrace-haproxy" / "3.4.7" / "haproxy",
     Path("/usr/sbin/haproxy"),
 )
+PORTS_LOCK: Final = Path(tempfile.gettempdir()) / "opstrace-gateway-pods.lock"
+"""Held by the one local cluster of the machine that runs gateway pods; names its state."""
 READY_SECONDS: Final = 600.0
 """How long the sidecar may wait for a whole file set (certificates being issued)."""
 _TOKEN_SECONDS: Final = 3600
@@ -54,6 +63,37 @@ def haproxy_binary() -> str:
     if found is None:
         raise ClusterError("no haproxy to run the gateway pods: set OPSTRACE_HAPROXY")
     return found
+
+
+def hold_ports() -> int | None:
+    """The lock on the gateway pods' ports, as an open descriptor (held until it is
+    closed or the process ends), or None while another cluster holds it."""
+    descriptor = os.open(PORTS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(STATE).encode())
+    return descriptor
+
+
+def ports_holder() -> str | None:
+    """The state folder of the other cluster that runs gateway pods on this machine."""
+    descriptor = hold_ports()
+    if descriptor is not None:
+        os.close(descriptor)
+        return None
+    try:
+        return PORTS_LOCK.read_text().strip() or "another local cluster"
+    except OSError:
+        return "another local cluster"
+
+
+def runs_here(pod: Mapping[str, Any]) -> bool:
+    """A pod of this release: its files come from its sidecar, which this runner runs."""
+    return any(c.get("name") == "gateway-sync" for c in pod["spec"].get("initContainers", []))
 
 
 class LocalPod:
@@ -221,9 +261,11 @@ class Runner:
         self.api = api
         self.apiserver_port = apiserver_port
         self.running: dict[str, LocalPod] = {}
+        self.not_run: set[str] = set()
 
     def reconcile(self, pods: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Start the pods not running yet, stop those gone or going; what it did."""
+        """Start the pods not running yet, stop those gone or going; what it did, and
+        each pod that failed to start (tried again with its next change)."""
         wanted = {
             str(p["metadata"]["uid"]): p for p in pods if not p["metadata"].get("deletionTimestamp")
         }
@@ -233,20 +275,32 @@ class Runner:
             pod.stop()
             done.append(f"gateway pod {pod.namespace}/{pod.name} stopped")
         for uid, manifest in sorted(wanted.items()):
-            if uid not in self.running:
-                pod = LocalPod(self.api, manifest, self.apiserver_port)
-                try:
-                    pod.start()
-                except (ClusterError, kube_api.KubeApiError):
-                    pod.stop()  # tried again with the pod's next change
-                    raise
-                self.running[uid] = pod
-                done.append(f"gateway pod {pod.namespace}/{pod.name} started")
+            name = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
+            if uid in self.running or uid in self.not_run:
+                continue
+            if not runs_here(manifest):
+                self.not_run.add(uid)
+                done.append(f"gateway pod {name} not run: an earlier release's (no gateway-sync)")
+                continue
+            pod = LocalPod(self.api, manifest, self.apiserver_port)
+            try:
+                pod.start()
+            except (ClusterError, kube_api.KubeApiError) as error:
+                pod.stop()
+                done.append(f"gateway pod {name} failed to start: {error}")
+                continue
+            self.running[uid] = pod
+            done.append(f"gateway pod {name} started")
         return done
 
 
 def run(api: kube_api.Api, apiserver_port: int, say: Callable[[str], None]) -> None:
     """Forever: the gateway pods of the cluster as listed and as they change, running."""
+    lock = hold_ports()  # held until the process ends
+    while lock is None:
+        say(f"gateway pods not run while {ports_holder()} runs its own on this machine's ports")
+        time.sleep(5.0)
+        lock = hold_ports()
     runner = Runner(api, apiserver_port)
     while True:
         try:

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Final
 
 from components import kube_api
-from tools.cluster import cert_manager, control_plane, credentials, nodes
+from tools.cluster import cert_manager, control_plane, credentials, gateway_pods, nodes
 from tools.cluster.state import (
     KUBECONFIG,
     ROOT,
@@ -59,6 +59,12 @@ def up(log: Callable[[str], None] = print) -> Ports:
     if STATE.exists():
         log("cluster: state found but not healthy: stopping it and starting afresh")
         down(log=lambda _: None)
+    holder = gateway_pods.ports_holder()
+    if holder is not None:
+        raise ClusterError(
+            f"another local cluster ({holder}) runs gateway pods on this machine's ports "
+            "(127.0.0.1:8443 and beside): stop it first (`make cluster-down` in its checkout)"
+        )
     started = time.monotonic()
     STATE.mkdir(parents=True)
     credentials.make_pki()
