@@ -48,9 +48,9 @@ SECRETS = {f"{t}-endpoints-tls": secret(t) for t in ("system", "prod")}
 
 
 def test_a_whole_set_is_both_config_maps_and_every_certificate_the_crt_list_names() -> None:
-    checksum, files = sync.file_set(config_maps(), SECRETS, (CONFIG, KEYS))
-    assert checksum == "c1"
-    assert files == {
+    found = sync.file_set(config_maps(), SECRETS, (CONFIG, KEYS))
+    assert (found.checksum, found.pending) == ("c1", ())
+    assert found.files == {
         "haproxy.cfg": "global\n",
         "crt-list": CRT_LIST,
         "key-a.pem": "PEM",
@@ -73,15 +73,25 @@ def test_a_config_map_not_seen_yet_is_named() -> None:
         sync.file_set(only, SECRETS, (CONFIG, KEYS))
 
 
-def test_a_tenant_whose_certificate_is_not_issued_yet_is_named() -> None:
-    with pytest.raises(Incomplete, match=r"^the certificate of tenant 'prod' is not issued yet$"):
-        sync.file_set(config_maps(), {"s": secret("system")}, (CONFIG, KEYS))
+def test_a_tenant_whose_certificate_is_not_issued_yet_is_left_out_and_named() -> None:
+    found = sync.file_set(config_maps(), {"s": secret("system")}, (CONFIG, KEYS))
+    assert found.pending == ("prod",)
+    assert found.files["crt-list"] == "./certs/system.pem cortex.system.a.b loki.system.a.b\n"
+    assert "certs/prod.pem" not in found.files
+    assert found.checksum == "c1"  # the render is served: its revocations hold at once
+
+
+def test_with_no_certificate_issued_at_all_there_is_nothing_to_serve_yet() -> None:
+    with pytest.raises(
+        Incomplete,
+        match=r"^no tenant's certificate is issued yet \(waiting for 'system', 'prod'\)$",
+    ):
+        sync.file_set(config_maps(), {}, (CONFIG, KEYS))
 
 
 def test_a_secret_without_the_tenant_label_is_no_tenants_certificate() -> None:
     secrets = {"s": secret("system"), "p": secret("prod", labelled=False)}
-    with pytest.raises(Incomplete, match="tenant 'prod'"):
-        sync.file_set(config_maps(), secrets, (CONFIG, KEYS))
+    assert sync.file_set(config_maps(), secrets, (CONFIG, KEYS)).pending == ("prod",)
 
 
 SHOW_PROC_2_6 = (

@@ -120,15 +120,28 @@ class Incomplete(Exception):
     """Raised when the objects seen so far do not make a whole file set (yet)."""
 
 
+@dataclass(frozen=True)
+class FileSet:
+    """One render's files, with the certificates issued so far."""
+
+    checksum: str
+    files: dict[str, str]
+    pending: tuple[str, ...]
+    """Tenants whose certificate is not issued yet: left out of the crt-list (their hosts
+    get no certificate, strict SNI) until it is, so that nothing else waits for them."""
+
+
 def file_set(
     config_maps: Mapping[str, Mapping[str, str]],
     secrets: Mapping[str, Mapping[str, Any]],
     wanted: Sequence[str],
-) -> tuple[str, dict[str, str]]:
-    """(checksum, file name -> content) of a whole set; Incomplete saying what is missing.
+) -> FileSet:
+    """The set to serve; Incomplete saying what is missing when there is none yet.
 
     `config_maps`: name -> data of the gateway's ConfigMaps seen; `secrets`: name -> the
-    certificate Secrets seen (their labels and base64 data)."""
+    certificate Secrets seen (their labels and base64 data). A tenant's certificate on
+    its way (cert-manager issues it after `up` created its Certificate) holds back only
+    that tenant: a revocation in the same `up` is served at once."""
     missing = [name for name in wanted if name not in config_maps]
     if missing:
         raise Incomplete(f"ConfigMap {missing[0]} not seen yet")
@@ -146,17 +159,27 @@ def file_set(
         data = secret.get("data") or {}
         if tenant and data.get("tls.crt") and data.get("tls.key"):
             certificates[tenant] = (_decoded(data["tls.crt"]), _decoded(data["tls.key"]))
+    served, pending = [], []
     for line in files.get("crt-list", "").splitlines():
         match = _CRT_LIST_FILE.match(line.strip())
         if match is None:
+            served.append(line)
             continue
         tenant = match["tenant"]
         if tenant not in certificates:
-            raise Incomplete(f"the certificate of tenant {tenant!r} is not issued yet")
+            pending.append(tenant)
+            continue
+        served.append(line)
         chain, key = certificates[tenant]
         files[f"certs/{tenant}.pem"] = chain
         files[f"certs/{tenant}.pem.key"] = key
-    return checksums.pop(), files
+    if pending and not any(_CRT_LIST_FILE.match(line.strip()) for line in served):
+        raise Incomplete(
+            f"no tenant's certificate is issued yet (waiting for {', '.join(map(repr, pending))})"
+        )
+    if pending:
+        files["crt-list"] = "".join(f"{line}\n" for line in served)
+    return FileSet(checksums.pop(), files, tuple(pending))
 
 
 def _decoded(text: str) -> str:
@@ -395,10 +418,11 @@ class Loader:
         """Load what is watched now, if it is whole and new."""
         config_maps, secrets = self.watched.snapshot()
         try:
-            checksum, files = file_set(config_maps, secrets, self.options.config_maps)
+            found = file_set(config_maps, secrets, self.options.config_maps)
         except Incomplete as why:
             self._set(replace(self.status, state="waiting", message=str(why)))
             return
+        checksum, files = found.checksum, found.files
         if self.loaded == (checksum, files):
             return
         previous = os.readlink(self.options.files / CURRENT) if self.loaded else None
@@ -415,11 +439,13 @@ class Loader:
         self.loaded = (checksum, files)
         self.log(f"gateway-sync: serving generation {self.generation} ({checksum[:12]})")
         prune(self.options.files, keep=[f"gen-{self.generation}"])
+        waiting = ", ".join(repr(tenant) for tenant in found.pending)
         self._set(
             Status(
                 state="serving",
                 checksum=checksum,
-                message=f"generation {self.generation}",
+                message=f"generation {self.generation}"
+                + (f"; the certificates of {waiting} are not issued yet" if waiting else ""),
                 generation=self.generation,
                 loaded_at=_now_micro(),
                 ready=True,

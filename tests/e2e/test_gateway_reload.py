@@ -222,41 +222,44 @@ def test_keys_and_a_certificate_change_under_load_without_a_failed_request(
     assert still_master == master  # reloaded, never restarted
 
 
-def test_a_new_tenant_is_served_once_its_certificate_exists_and_not_before(
+def test_a_new_tenant_waits_for_its_certificate_alone_and_a_revocation_beside_it_does_not(
     urls: dict[str, str],
 ) -> None:
-    signer = Signer.generate()
-    key_set = keys.key_set([signer.public_pem])
+    kept, revoked = Signer.generate(), Signer.generate()
+    key_set = keys.key_set([kept.public_pem, revoked.public_pem])
     newcomer = "newcomer"
     with running_pod(urls, key_set) as pod:
-        served = pod.checksum
+        assert status_of(pod, revoked.token("prod")) == 200
         loads = pod.loads()
-        # The gateway's files name the new tenant's certificate before cert-manager has
-        # issued it: the sidecar waits, everyone else is served as before.
+        # One `up`: a tenant added (cert-manager issues its certificate later) and a key
+        # revoked. The render is served at once, the new tenant's host without a
+        # certificate until it is issued.
         pod.settings = dataclasses.replace(pod.settings, tenants=(*TENANTS, newcomer))
-        pod.publish(key_set)
-        wait_until(
-            lambda: pod.lease().get(sync.STATE_ANNOTATION) == "waiting",
-            "the sidecar to wait for the certificate",
-            EFFECT_SECONDS_MAX,
-        )
+        pod.publish(keys.key_set([kept.public_pem]))
+        wait_until(lambda: pod.serves(pod.checksum), "the Lease's report", EFFECT_SECONDS_MAX)
+        pod.wait_reloaded(loads, EFFECT_SECONDS_MAX)
         waiting = pod.lease()
-        assert pod.loads() == loads
-        assert status_of(pod, signer.token("prod")) == 200
+        refused = request(pod.port, PROD_CORTEX, PATH, bearer(revoked.token("prod")))
+        assert status_of(pod, kept.token("prod")) == 200
         with pytest.raises(ssl.SSLError):
             peer_certificate(pod.port, host("cortex", newcomer))
 
+        loads = pod.loads()
         pod.issue(newcomer)
         pod.wait_reloaded(loads, EFFECT_SECONDS_MAX)
         newcomers = request(
-            pod.port, host("loki", newcomer), "/loki/api/v1/labels", bearer(signer.token(newcomer))
+            pod.port, host("loki", newcomer), "/loki/api/v1/labels", bearer(kept.token(newcomer))
         )
-        wait_until(lambda: pod.serves(pod.checksum), "the Lease's report", EFFECT_SECONDS_MAX)
-    assert waiting == {
-        sync.SERVED_ANNOTATION: served,
-        sync.STATE_ANNOTATION: "waiting",
-        sync.MESSAGE_ANNOTATION: f"the certificate of tenant {newcomer!r} is not issued yet",
-    }
+        wait_until(
+            lambda: "not issued" not in pod.lease().get(sync.MESSAGE_ANNOTATION, ""),
+            "the Lease's report of the whole set",
+            EFFECT_SECONDS_MAX,
+        )
+    assert (refused.status, refused.body) == (401, data_token.BAD_TOKEN)
+    assert waiting[sync.STATE_ANNOTATION] == "serving"
+    assert waiting[sync.MESSAGE_ANNOTATION].endswith(
+        f"; the certificates of {newcomer!r} are not issued yet"
+    )
     assert newcomers.status == 200
 
 
