@@ -85,10 +85,12 @@ e2e-haproxy: dev-venv
 	  OPSTRACE_HAPROXY="$$binary" $(BIN)/pytest -q tests/e2e || exit 1; \
 	done
 
-## bench: benchmark figures (program scale, tokens, gateway); SMOKE=1: tiny sizes, that it runs
-bench: dev-venv
+## bench: benchmark figures (program scale, tokens, gateway, tenant changes through the
+## engine on the local cluster); SMOKE=1: tiny sizes, that it runs
+bench: dev-venv engine
 	$(BIN)/python -m bench.program_bench $(if $(SMOKE),--smoke)
 	$(BIN)/python -m bench.gateway_bench $(if $(SMOKE),--smoke)
+	$(BIN)/python -m bench.tenant_change_bench $(if $(SMOKE),--smoke)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

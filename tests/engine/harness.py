@@ -15,9 +15,13 @@ OPSTRACE_REQUIRE_TOOLS=1 (CI), so that CI never passes by skipping.
 
 from __future__ import annotations
 
+import http.client
 import importlib.metadata
 import json
 import os
+import shutil
+import socket
+import ssl
 import subprocess
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -28,11 +32,15 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from tools import cluster as local_cluster
+
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
 ENGINE_BIN: Final = ROOT / ".engine" / "bin"
 VENV: Final = ROOT / ".venv"
 PASSPHRASE: Final = "engine-tests-passphrase"
 COMMAND_TIMEOUT: Final = 900.0
+PROGRAM_FILES: Final = ("__main__.py", "components")
+"""What of the checkout a copy of the project needs to run the program."""
 KUBERNETES_PROVIDER_VERSION: Final = importlib.metadata.version("pulumi-kubernetes")
 """The provider release the program's SDK asks the engine for (engine/build.sh builds it)."""
 
@@ -167,3 +175,42 @@ class Workspace:
     def state_file(self, project: str, stack: str) -> Path:
         """The file backend's checkpoint of a stack (project-scoped layout)."""
         return self.backend / ".pulumi" / "stacks" / project / f"{stack}.json"
+
+
+def copy_project(destination: Path, source: Path = ROOT) -> None:
+    """The program of `source` (a checkout: this one unless told) as a project on this
+    checkout's venv, with an empty stacks/ folder."""
+    destination.mkdir(parents=True)
+    for name in PROGRAM_FILES:
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, destination / name)
+    project = yaml.safe_load((source / "Pulumi.yaml").read_text())
+    project["runtime"]["options"]["virtualenv"] = str(VENV)
+    (destination / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (destination / "stacks").mkdir()
+
+
+GATEWAY: Final = ("127.0.0.1", 8443)
+"""Where the local cluster runs the gateway's pods (`tools.cluster.gateway_pods`)."""
+
+
+def at_gateway(token: str, tenant: str, instance: str) -> tuple[int, str]:
+    """(status, body) of a query with `token` at `tenant`'s metrics endpoint, through the
+    gateway pods the local cluster runs, over TLS checked against the cluster's test CA."""
+    endpoint = f"cortex.{tenant}.{instance}.example.com"
+    context = ssl.create_default_context(cafile=str(local_cluster.state.PKI / "ca.crt"))
+    connection = http.client.HTTPSConnection(*GATEWAY, context=context, timeout=30)
+    connection.sock = context.wrap_socket(
+        socket.create_connection(GATEWAY, timeout=30), server_hostname=endpoint
+    )
+    try:
+        connection.request(
+            "GET", "/api/v1/labels", headers={"Host": endpoint, "Authorization": f"Bearer {token}"}
+        )
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()

@@ -14,10 +14,8 @@ here (they are proven under mocks).
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ import yaml
 
 from components import kube_api
 from components.rules import config_maps, data_token, keys
-from tests.engine.harness import ROOT, VENV, Workspace
+from tests.engine import harness
+from tests.engine.harness import Workspace, copy_project
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools import cluster as local_cluster
 
@@ -39,7 +38,6 @@ PROJECT: Final = "opstrace"
 STACK: Final = "engine"
 INSTANCE: Final = "engine"
 SYSTEM_NAMESPACE: Final = "system-tenant"
-COPIED: Final = ("__main__.py", "components")
 
 
 @dataclass
@@ -90,30 +88,13 @@ def decision(token: str, tenant: str, trusted: dict[str, str]) -> data_token.Dec
     return data_token.authenticate(f"Bearer {token}", tenant, trusted, INSTANCE, now)
 
 
-GATEWAY: Final = ("127.0.0.1", 8443)
-"""Where the local cluster runs the gateway's pods (`tools.cluster.gateway_pods`)."""
 FORWARDED: Final = 503
 """What the gateway answers a request it authenticated and forwarded: no backend runs at
 the stack's cortexUrl here, so HAProxy has no server to send it to."""
 
 
 def at_gateway(token: str, tenant: str) -> tuple[int, str]:
-    """(status, body) of a query with `token` at `tenant`'s metrics endpoint, through the
-    gateway pods the local cluster runs, over TLS checked against the cluster's test CA."""
-    endpoint = f"cortex.{tenant}.{INSTANCE}.example.com"
-    context = ssl.create_default_context(cafile=str(local_cluster.state.PKI / "ca.crt"))
-    connection = http.client.HTTPSConnection(*GATEWAY, context=context, timeout=30)
-    connection.sock = context.wrap_socket(
-        socket.create_connection(GATEWAY, timeout=30), server_hostname=endpoint
-    )
-    try:
-        connection.request(
-            "GET", "/api/v1/labels", headers={"Host": endpoint, "Authorization": f"Bearer {token}"}
-        )
-        response = connection.getresponse()
-        return response.status, response.read().decode(errors="replace")
-    finally:
-        connection.close()
+    return harness.at_gateway(token, tenant, INSTANCE)
 
 
 def gateway_pods(api: kube_api.Api) -> set[str]:
@@ -123,22 +104,6 @@ def gateway_pods(api: kube_api.Api) -> set[str]:
         label_selector="app.kubernetes.io/name=opstrace-gateway",
     )["items"]
     return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
-
-
-def copy_project(destination: Path) -> None:
-    destination.mkdir(parents=True)
-    for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy(source, destination / name)
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    project["runtime"]["options"]["virtualenv"] = str(VENV)
-    (destination / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    (destination / "stacks").mkdir()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from components import kube_api
 from tests.engine import upgrade
-from tests.engine.harness import ROOT, Workspace
+from tests.engine.harness import Workspace, copy_project
 
 pytestmark = pytest.mark.engine
 
@@ -67,7 +67,7 @@ def imported(tmp_path: Path, cluster: kube_api.Api) -> Iterator[Workspace]:
     """The earlier release's stack, its objects in the cluster, this checkout's program."""
     workspace = Workspace(tmp_path / "project", tmp_path / "home", tmp_path / "backend")
     workspace.project_dir.rmdir()
-    upgrade.copy_project(ROOT, workspace.project_dir)
+    copy_project(workspace.project_dir)
     upgrade.write_stack(workspace.project_dir)
     workspace.new_stack(upgrade.STACK)
     state = upgrade.restored(upgrade.FIXTURE.read_text())

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import yaml
 
-from tests.engine.harness import VENV, Workspace
+from tests.engine.harness import Workspace, copy_project
 from tools import cluster as local_cluster
 
 FIXTURE: Final = Path(__file__).resolve().parent / "fixtures" / "state-before-gateway-package.json"
@@ -33,7 +33,6 @@ RECORDED_AT: Final = "001ebc1 + issue 14 (main before components/gateway/ became
 PROJECT: Final = "opstrace"
 STACK: Final = "upgrade"
 KUBECONFIG_PLACEHOLDER: Final = "@KUBECONFIG@"
-COPIED: Final = ("__main__.py", "components")
 
 
 def stack_config() -> dict[str, Any]:
@@ -58,20 +57,6 @@ def stack_config() -> dict[str, Any]:
     }
 
 
-def copy_project(source: Path, destination: Path) -> None:
-    """The program of `source` (a checkout) as a project using this checkout's venv."""
-    destination.mkdir(parents=True)
-    for name in COPIED:
-        path = source / name
-        if path.is_dir():
-            shutil.copytree(path, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(path, destination / name)
-    project = yaml.safe_load((source / "Pulumi.yaml").read_text())
-    project["runtime"]["options"]["virtualenv"] = str(VENV)
-    (destination / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-
-
 def write_stack(project_dir: Path) -> None:
     stacks = project_dir / "stacks"
     stacks.mkdir(exist_ok=True)
@@ -91,7 +76,7 @@ def record(checkout: Path) -> None:
         base = Path(scratch)
         workspace = Workspace(base / "project", base / "home", base / "backend")
         shutil.rmtree(workspace.project_dir)
-        copy_project(checkout, workspace.project_dir)
+        copy_project(workspace.project_dir, checkout)
         write_stack(workspace.project_dir)
         workspace.new_stack(STACK)
         workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
