@@ -36,13 +36,12 @@ from typing import Any, Final
 import yaml
 
 from components import kube_api
-from tests.engine.harness import Workspace, at_gateway, copy_project
+from tests.engine.harness import Workspace, at_gateway, copy_project, gateway_pods, local_stack
 from tools import cluster as local_cluster
 from tools.ports import free_port
 
 INSTANCE: Final = "bench"
 STACK: Final = "bench"
-SYSTEM_NAMESPACE: Final = "system-tenant"
 STEADY: Final = "steady"
 """The tenant whose valid requests run through every change."""
 DEADLINE: Final = 120.0
@@ -139,14 +138,6 @@ def seconds_until(condition: Callable[[], bool]) -> float:
     return float("inf")
 
 
-def gateway_pods(api: kube_api.Api) -> set[str]:
-    pods = api.list(
-        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods",
-        label_selector="app.kubernetes.io/name=opstrace-gateway",
-    )["items"]
-    return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
-
-
 @dataclass(frozen=True)
 class Change:
     name: str
@@ -161,19 +152,7 @@ def measure(count: int, api: kube_api.Api, base: Path, backend_url: str) -> None
     stack = Stack(workspace)
     others = [f"tenant{index}" for index in range(count - 1)]
     stack.write(
-        {
-            "opstrace:instanceName": INSTANCE,
-            "opstrace:domain": "example.com",
-            "opstrace:dns": "none",
-            "opstrace:cluster": "existing",
-            "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
-            "opstrace:loadBalancer": "generic",
-            "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
-            "opstrace:cortexUrl": backend_url,
-            "opstrace:lokiUrl": backend_url,
-            "opstrace:telemetry": False,
-            "opstrace:tenants": [STEADY, *others],
-        }
+        local_stack(INSTANCE, [STEADY, *others], cortex_url=backend_url, loki_url=backend_url)
     )
     workspace.new_stack(STACK)
     try:

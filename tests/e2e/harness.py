@@ -765,7 +765,14 @@ def gateway_settings(
     metrics_query_prefix: str = "",
 ) -> GatewaySettings:
     """The pod's settings, with listeners on free loopback ports and files in `directory`."""
-    settings = GatewaySettings(
+    return on_loopback(base_settings(upstreams, tenants, metrics_query_prefix), directory)
+
+
+def base_settings(
+    upstreams: Upstreams, tenants: tuple[str, ...] = TENANTS, metrics_query_prefix: str = ""
+) -> GatewaySettings:
+    """The test instance's settings for `tenants` in front of `upstreams`."""
+    return GatewaySettings(
         instance=INSTANCE,
         domain=DOMAIN,
         tenants=tenants,
@@ -775,17 +782,17 @@ def gateway_settings(
         loki_query_url=upstreams["loki_query"],
         metrics_query_prefix=metrics_query_prefix,
     )
-    return on_loopback(settings, directory)
 
 
-def on_loopback(settings: GatewaySettings, directory: Path) -> GatewaySettings:
-    """`settings` with the pod's listeners moved to free loopback ports, files in `directory`."""
+def on_loopback(settings: GatewaySettings, directory: Path | None = None) -> GatewaySettings:
+    """`settings` with the pod's listeners moved to free loopback ports, and its files in
+    `directory` when given (a pod's sidecar keeps them where the pod's settings say)."""
     return dataclasses.replace(
         settings,
         listen=f"127.0.0.1:{free_port()}",
         http_listen=f"127.0.0.1:{free_port()}",
         health_listen=f"127.0.0.1:{free_port()}",
-        config_dir=str(directory),
+        config_dir=settings.config_dir if directory is None else str(directory),
     )
 
 

@@ -20,7 +20,7 @@ import base64
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
@@ -30,13 +30,14 @@ from components.gateway import files as gateway_files
 from components.gateway import manifests, sync
 from components.gateway.settings import HAPROXY_CONFIG, GatewaySettings
 from tests.e2e.harness import (
-    DOMAIN,
     HAPROXY,
     INSTANCE,
     TENANTS,
     Upstreams,
+    base_settings,
     gateway_ca,
     loads_in,
+    on_loopback,
     plain_request,
     reload_done,
     wait_until,
@@ -191,21 +192,7 @@ def running_pod(
     """The objects, the pod, its processes; all gone on exit."""
     api = admin_api()
     namespace = f"e2e-gateway-{secrets.token_hex(4)}"
-    base = GatewaySettings(
-        instance=INSTANCE,
-        domain=DOMAIN,
-        tenants=tenants,
-        cortex_push_url=upstreams["cortex_push"],
-        cortex_query_url=upstreams["cortex_query"],
-        loki_push_url=upstreams["loki_push"],
-        loki_query_url=upstreams["loki_query"],
-    )
-    settings = replace(
-        base,
-        listen=f"127.0.0.1:{free_port()}",
-        http_listen=f"127.0.0.1:{free_port()}",
-        health_listen=f"127.0.0.1:{free_port()}",
-    )
+    settings = on_loopback(base_settings(upstreams, tenants))
     pod = GatewayPod(api, namespace, settings)
     api.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
     try:

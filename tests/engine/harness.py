@@ -32,6 +32,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from components import kube_api
 from tools import cluster as local_cluster
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
@@ -214,3 +215,37 @@ def at_gateway(token: str, tenant: str, instance: str) -> tuple[int, str]:
         return response.status, response.read().decode(errors="replace")
     finally:
         connection.close()
+
+
+def local_stack(
+    instance: str,
+    tenants: list[Any],
+    *,
+    cortex_url: str = "http://127.0.0.1:9009",
+    loki_url: str = "http://127.0.0.1:3100",
+) -> dict[str, Any]:
+    """A stack the engine can run on the local cluster: `existing` mode with `dns: none`, a
+    generic load balancer, the cluster's stand-in issuer, external backends, no telemetry:
+    no AWS resource and no Helm chart."""
+    return {
+        "opstrace:instanceName": instance,
+        "opstrace:domain": "example.com",
+        "opstrace:dns": "none",
+        "opstrace:cluster": "existing",
+        "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
+        "opstrace:loadBalancer": "generic",
+        "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
+        "opstrace:cortexUrl": cortex_url,
+        "opstrace:lokiUrl": loki_url,
+        "opstrace:telemetry": False,
+        "opstrace:tenants": tenants,
+    }
+
+
+def gateway_pods(api: kube_api.Api, namespace: str = "system-tenant") -> set[str]:
+    """The UIDs of the gateway's live pods."""
+    pods = api.list(
+        f"/api/v1/namespaces/{namespace}/pods",
+        label_selector="app.kubernetes.io/name=opstrace-gateway",
+    )["items"]
+    return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}

@@ -28,7 +28,7 @@ import yaml
 from components import kube_api
 from components.rules import config_maps, data_token, keys
 from tests.engine import harness
-from tests.engine.harness import Workspace, copy_project
+from tests.engine.harness import Workspace, copy_project, gateway_pods, local_stack
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools import cluster as local_cluster
 
@@ -97,15 +97,6 @@ def at_gateway(token: str, tenant: str) -> tuple[int, str]:
     return harness.at_gateway(token, tenant, INSTANCE)
 
 
-def gateway_pods(api: kube_api.Api) -> set[str]:
-    """The UIDs of the gateway's pods."""
-    pods = api.list(
-        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods",
-        label_selector="app.kubernetes.io/name=opstrace-gateway",
-    )["items"]
-    return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
-
-
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory, cluster: kube_api.Api) -> Iterator[Instance]:
     base = tmp_path_factory.mktemp("instance")
@@ -115,19 +106,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory, cluster: kube_api.Api) ->
     keys_dir = base / "keys"
     deployed = Instance(workspace, keys_dir, {})
     deployed.write_config(
-        {
-            "opstrace:instanceName": INSTANCE,
-            "opstrace:domain": "example.com",
-            "opstrace:dns": "none",
-            "opstrace:cluster": "existing",
-            "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
-            "opstrace:loadBalancer": "generic",
-            "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
-            "opstrace:cortexUrl": "http://127.0.0.1:9009",
-            "opstrace:lokiUrl": "http://127.0.0.1:3100",
-            "opstrace:telemetry": False,
-            "opstrace:tenants": ["prod", {"name": "staging", "exportKeysTo": str(keys_dir)}],
-        }
+        local_stack(INSTANCE, ["prod", {"name": "staging", "exportKeysTo": str(keys_dir)}])
     )
     workspace.new_stack(STACK)
     yield deployed

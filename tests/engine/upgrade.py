@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import yaml
 
-from tests.engine.harness import Workspace, copy_project
+from tests.engine.harness import Workspace, copy_project, local_stack
 from tools import cluster as local_cluster
 
 FIXTURE: Final = Path(__file__).resolve().parent / "fixtures" / "state-before-gateway-package.json"
@@ -42,17 +42,7 @@ def stack_config() -> dict[str, Any]:
     # exported private keys' sake).
     trusted = Path(__file__).resolve().parent / "fixtures" / "trusted-public-key.txt"
     return {
-        "opstrace:instanceName": "upgrade",
-        "opstrace:domain": "example.com",
-        "opstrace:dns": "none",
-        "opstrace:cluster": "existing",
-        "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
-        "opstrace:loadBalancer": "generic",
-        "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
-        "opstrace:cortexUrl": "http://127.0.0.1:9009",
-        "opstrace:lokiUrl": "http://127.0.0.1:3100",
-        "opstrace:telemetry": False,
-        "opstrace:tenants": ["prod", {"name": "staging", "tokens": ["default", "ci"]}],
+        **local_stack("upgrade", ["prod", {"name": "staging", "tokens": ["default", "ci"]}]),
         "opstrace:trustedKeys": [{"key": trusted.read_text(), "tenant": "prod"}],
     }
 
