@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components import kube_api
+from components.gateway import manifests
 from tools.cluster import gateway_pods
 from tools.cluster.state import STATE
 
@@ -48,3 +50,24 @@ def test_while_one_cluster_runs_gateway_pods_another_is_told_whose_they_are(
     finally:
         os.close(held)
     assert gateway_pods.ports_holder() is None
+
+
+def test_a_pods_master_socket_fits_haproxys_limit_wherever_the_checkout_is() -> None:
+    # HAProxy refuses a master socket path over 97 bytes; a CI checkout's path is long.
+    uid = "0123abcd-4567-89ef-0123-456789abcdef"
+    run = {"name": "run", "mountPath": manifests.RUN_DIR}
+    pod = {
+        "metadata": {"uid": uid, "name": "gateway-1", "namespace": "system-tenant"},
+        "spec": {
+            "initContainers": [{"name": "gateway-sync", "volumeMounts": [run]}],
+            "containers": [{"name": "haproxy", "volumeMounts": [run]}],
+            "volumes": [{"name": "run", "emptyDir": {}}],
+        },
+    }
+    local = gateway_pods.LocalPod(kube_api.Api("https://127.0.0.1:1"), pod, apiserver_port=1)
+    try:
+        socket = local.mounts[manifests.RUN_DIR] / Path(manifests.MASTER_SOCKET).name
+        assert not socket.is_relative_to(STATE.parent)
+        assert len(str(socket).encode()) <= 97
+    finally:
+        shutil.rmtree(local.root)

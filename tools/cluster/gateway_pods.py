@@ -40,7 +40,10 @@ from tools.cluster.supervisor import Supervisor
 
 SELECTOR: Final = "app.kubernetes.io/name=opstrace-gateway"
 PODS: Final = "/api/v1/pods"
-ROOT: Final = STATE / "pods"
+ROOT: Final = Path(tempfile.gettempdir())
+"""Where each pod's processes keep their logs, pids and volumes (`opstrace-pod-<uid>`), not
+under the checkout: HAProxy refuses a master socket path longer than 97 bytes (a unix
+socket's address holds 108), and a checkout's own path may leave no room for it."""
 HAPROXY_CANDIDATES: Final = (
     Path.home() / ".cache" / "opstrace-haproxy" / "3.4.7" / "haproxy",
     Path("/usr/sbin/haproxy"),
@@ -97,7 +100,8 @@ def runs_here(pod: Mapping[str, Any]) -> bool:
 
 
 class LocalPod:
-    """One gateway pod's containers as processes under `ROOT/<pod uid>`."""
+    """One gateway pod's containers as processes under `ROOT/opstrace-pod-<pod uid>` (the
+    supervisor knows them as its own by that path in their command lines)."""
 
     def __init__(
         self,
@@ -112,7 +116,7 @@ class LocalPod:
         self.uid = str(pod["metadata"]["uid"])
         self.name = str(pod["metadata"]["name"])
         self.namespace = str(pod["metadata"]["namespace"])
-        self.root = ROOT / self.uid
+        self.root = ROOT / f"opstrace-pod-{self.uid}"
         self.apiserver_port = apiserver_port
         self.supervisor = Supervisor(self.root)
         spec = pod["spec"]
