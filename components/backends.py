@@ -37,6 +37,8 @@ class Backends(pulumi.ComponentResource):
 
     bucket_names: dict[str, pulumi.Output[str]]
     """`metrics`/`logs` -> bucket name, for the stack outputs."""
+    namespaces: dict[str, pulumi.Output[str]]
+    """Each backend's namespace -> itself, once its release (which makes it) exists."""
 
     def __init__(
         self, name: str, args: BackendsArgs, opts: pulumi.ResourceOptions | None = None
@@ -46,6 +48,7 @@ class Backends(pulumi.ComponentResource):
         storage_class = charts.STORAGE_CLASS if platform.makes_cluster else ""
         after_cluster = pulumi.ResourceOptions(parent=self, depends_on=list(args.cluster_ready))
         self.bucket_names = {}
+        self.namespaces = {}
         wanted = [
             (
                 "metrics",
@@ -79,8 +82,9 @@ class Backends(pulumi.ComponentResource):
             release_values = pulumi.Output.all(bucket.bucket_name, bucket.role_arn).apply(
                 partial(_values, values, platform, retention, storage_class)
             )
-            helm_release(f"{name}-{purpose}", chart, release_values, after_cluster)
+            release = helm_release(f"{name}-{purpose}", chart, release_values, after_cluster)
             self.bucket_names[purpose] = bucket.bucket_name
+            self.namespaces[chart.namespace] = release.namespace.apply(lambda ns: ns or "")
         self.register_outputs({"bucket_names": self.bucket_names})
 
 

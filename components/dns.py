@@ -4,8 +4,12 @@ The zone comes first (cert-manager answers the certificates' DNS-01 challenges i
 the records last (they point at the gateway's load balancer): `Dns` makes the zone when
 constructed and the records in `point_endpoints_at`, once the gateway exists.
 
-The zone is `force_destroy`: validation records and anything else in it are deleted with
-it, so `pulumi destroy` is never blocked by records the program did not make.
+The zone is not `force_destroy`: `pulumi destroy` deletes the records the program made,
+then the zone, and stops with Route53's refusal (HostedZoneNotEmpty) if the zone still
+holds a record someone else made (one added by hand, a validation record cert-manager
+left behind), so that nothing the program did not make is deleted without a word. List
+them with `aws route53 list-resource-record-sets --hosted-zone-id <zone>`, delete or
+move what you want to keep, and run `destroy` again.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class Dns(pulumi.ComponentResource):
             f"{name}-zone",
             name=zone_name,
             comment=f"Opstrace instance {args.instance}: tenant data API endpoints",
-            force_destroy=True,
+            force_destroy=False,
             opts=child,
         )
         if args.parent_zone_id:

@@ -12,8 +12,9 @@ from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
 from components.gateway.component import ClusterAccess, Gateway, GatewayArgs
 from components.irsa import existing_cluster_oidc
+from components.isolation import EnforcementCheck, Isolation, IsolationArgs
 from components.name_lock import NameLock
-from components.rules import names
+from components.rules import charts, names, network_policies
 from components.rules.schema import InstanceConfig
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
@@ -142,6 +143,7 @@ class Instance(pulumi.ComponentResource):
             child,
         )
         self.bucket_names = {}
+        namespaces = {names.tenant_namespace(t): tenant.namespace for t, tenant in tenants.items()}
         if not (config.cortex_url and config.loki_url):
             oidc_arn, oidc_host = (
                 (cluster.oidc_provider_arn, cluster.oidc_issuer_host)
@@ -161,8 +163,9 @@ class Instance(pulumi.ComponentResource):
                 child,
             )
             self.bucket_names = backends.bucket_names
+            namespaces.update(backends.namespaces)
         if platform.telemetry:
-            Telemetry(
+            telemetry = Telemetry(
                 f"{name}-telemetry",
                 TelemetryArgs(
                     instance=config.instance_name,
@@ -174,6 +177,20 @@ class Instance(pulumi.ComponentResource):
                 ),
                 child,
             )
+            namespaces[charts.ALLOY.namespace] = telemetry.namespace
+        Isolation(
+            f"{name}-isolation",
+            IsolationArgs(
+                layout=_layout(config),
+                namespaces=namespaces,
+                enforcement=None
+                if platform.makes_cluster
+                else EnforcementCheck(
+                    config.kubeconfig, config.kube_context, platform.network_policy_risk_accepted
+                ),
+            ),
+            child,
+        )
         self.name_servers = None
         if dns is not None:
             dns.point_endpoints_at(
@@ -209,3 +226,16 @@ class Instance(pulumi.ComponentResource):
                 "bucket_names": self.bucket_names,
             }
         )
+
+
+def _layout(config: InstanceConfig) -> network_policies.Layout:
+    """Where the instance's pods run, as its NetworkPolicies see it."""
+    return network_policies.Layout(
+        instance=config.instance_name,
+        gateway_namespace=names.tenant_namespace(names.SYSTEM_TENANT),
+        tenant_namespaces=tuple(names.tenant_namespace(t.name) for t in config.user_tenants),
+        backends=network_policies.own_backends(
+            config.platform.size, metrics=not config.cortex_url, logs=not config.loki_url
+        ),
+        telemetry_namespace=charts.ALLOY.namespace if config.platform.telemetry else None,
+    )

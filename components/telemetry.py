@@ -32,6 +32,9 @@ class TelemetryArgs:
 class Telemetry(pulumi.ComponentResource):
     """Alloy as a DaemonSet, shipping to the system tenant."""
 
+    namespace: pulumi.Output[str]
+    """The collector's namespace, once it exists."""
+
     def __init__(
         self, name: str, args: TelemetryArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -63,4 +66,5 @@ class Telemetry(pulumi.ComponentResource):
             values,
             pulumi.ResourceOptions(parent=self, depends_on=[namespace, secret]),
         )
-        self.register_outputs({})
+        self.namespace = namespace.metadata.apply(lambda m: m.name or "")
+        self.register_outputs({"namespace": self.namespace})

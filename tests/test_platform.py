@@ -22,6 +22,9 @@ from tools.offline import ProgramRun, Registration, run_program
 from tools.plan import redact
 
 BUCKET = "aws:s3/bucket:Bucket"
+ADDON = "aws:eks/addon:Addon"
+OFFICE = "198.51.100.0/24, 203.0.113.7/32"
+"""The networks an operator lets reach the API (documentation networks, RFC 5737)."""
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
@@ -42,7 +45,8 @@ def release(run: ProgramRun, chart: charts.Chart) -> Registration:
 @pytest.fixture(scope="module")
 def production_run() -> ProgramRun:
     """Production sizing, keeping data on destroy (the default)."""
-    return run_program(dev_config(sizing="production", keepDataOnDestroy=None), stack="prod")
+    config = dev_config(sizing="production", keepDataOnDestroy=None, apiAllowedCidrs=OFFICE)
+    return run_program(config, stack="prod")
 
 
 # The cluster -----------------------------------------------------------------------
@@ -67,11 +71,91 @@ def test_small_sizing_has_one_nat_gateway_and_production_one_per_zone(
 
 
 def test_eks_cluster_has_its_oidc_provider_and_the_ebs_csi_add_on(dev_run: ProgramRun) -> None:
-    addon = of_type(dev_run, "aws:eks/addon:Addon")[0].inputs
+    (addon,) = [r.inputs for r in of_type(dev_run, ADDON) if r.name == "dev-acme-cluster-ebs-csi"]
     oidc = of_type(dev_run, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")[0].inputs
     assert addon["addonName"] == "aws-ebs-csi-driver"
     assert addon["serviceAccountRoleArn"]
     assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+# Hardening -------------------------------------------------------------------------
+
+
+def test_the_vpc_cni_add_on_enforces_network_policies_with_its_own_role(
+    dev_run: ProgramRun,
+) -> None:
+    (addon,) = [r for r in of_type(dev_run, ADDON) if r.inputs["addonName"] == "vpc-cni"]
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+    assert addon.inputs["resolveConflictsOnUpdate"] == "OVERWRITE"
+    roles = {r.state["arn"]: r.name for r in of_type(dev_run, "aws:iam/role:Role")}
+    assert roles[addon.inputs["serviceAccountRoleArn"]] == "dev-acme-cluster-vpc-cni"
+
+
+def test_nodes_join_after_the_cni_can_give_their_pods_addresses(dev_run: ProgramRun) -> None:
+    (nodes,) = of_type(dev_run, "aws:eks/nodeGroup:NodeGroup")
+    (cni,) = [r for r in of_type(dev_run, ADDON) if r.inputs["addonName"] == "vpc-cni"]
+    assert cni.urn in nodes.dependencies
+
+
+def test_nodes_require_imdsv2_with_a_hop_limit_that_stops_at_the_pods(
+    dev_run: ProgramRun,
+) -> None:
+    (nodes,) = of_type(dev_run, "aws:eks/nodeGroup:NodeGroup")
+    (template,) = of_type(dev_run, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert nodes.inputs["launchTemplate"] == {
+        "id": template.id,
+        "version": str(int(template.state["latestVersion"])),
+    }
+    assert template.inputs["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+    }
+
+
+def test_the_api_endpoint_is_private_and_public_only_to_the_allowed_networks(
+    production_run: ProgramRun,
+) -> None:
+    (cluster,) = of_type(production_run, "aws:eks/cluster:Cluster")
+    access = cluster.inputs["vpcConfig"]
+    assert (access["endpointPrivateAccess"], access["endpointPublicAccess"]) == (True, True)
+    assert access["publicAccessCidrs"] == ["198.51.100.0/24", "203.0.113.7/32"]
+
+
+def test_a_small_cluster_without_allowed_networks_keeps_eks_default_of_every_address(
+    dev_run: ProgramRun,
+) -> None:
+    (cluster,) = of_type(dev_run, "aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["publicAccessCidrs"] == ["0.0.0.0/0"]
+
+
+def test_secrets_are_encrypted_with_a_rotated_key_made_for_the_cluster(
+    dev_run: ProgramRun,
+) -> None:
+    (cluster,) = of_type(dev_run, "aws:eks/cluster:Cluster")
+    (key,) = of_type(dev_run, "aws:kms/key:Key")
+    assert cluster.inputs["encryptionConfig"] == {
+        "provider": {"keyArn": key.state["arn"]},
+        "resources": ["secrets"],
+    }
+    assert key.inputs["enableKeyRotation"] is True
+    assert "policy" not in key.inputs  # KMS's default: the account's IAM decides
+
+
+def test_secrets_are_encrypted_with_the_given_key_and_no_key_is_made() -> None:
+    arn = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    run = run_program(dev_config(secretsKeyArn=arn), stack="dev")
+    (cluster,) = of_type(run, "aws:eks/cluster:Cluster")
+    assert cluster.inputs["encryptionConfig"]["provider"] == {"keyArn": arn}
+    assert of_type(run, "aws:kms/key:Key") == []
+
+
+def test_destroy_leaves_a_zone_that_holds_records_the_program_did_not_make(
+    dev_run: ProgramRun,
+) -> None:
+    (zone,) = of_type(dev_run, "aws:route53/zone:Zone")
+    assert zone.inputs["forceDestroy"] is False
 
 
 def test_kubeconfig_stack_output_is_a_secret(dev_run: ProgramRun) -> None:
@@ -198,6 +282,7 @@ def test_managed_policies_are_only_the_eks_ones(production_run: ProgramRun) -> N
     allowed = {
         *iam.MANAGED_CLUSTER_POLICIES,
         *iam.MANAGED_NODE_POLICIES,
+        iam.MANAGED_CNI_POLICY,
         iam.MANAGED_EBS_CSI_POLICY,
     }
     assert attached == allowed
@@ -317,6 +402,7 @@ def test_each_role_is_assumed_by_exactly_its_service_or_service_account(
         "dev-acme-cluster-control-plane": service_trust("eks.amazonaws.com"),
         "dev-acme-cluster-nodes": service_trust("ec2.amazonaws.com"),
         "dev-acme-cluster-ebs-csi": irsa_trust(production_run, "kube-system:ebs-csi-controller-sa"),
+        "dev-acme-cluster-vpc-cni": irsa_trust(production_run, "kube-system:aws-node"),
         "dev-acme-addons-lbc": irsa_trust(
             production_run, "kube-system:aws-load-balancer-controller"
         ),
@@ -337,7 +423,7 @@ def test_each_role_has_exactly_its_managed_policies(production_run: ProgramRun) 
         ("dev-acme-cluster-ebs-csi", "service-role/AmazonEBSCSIDriverPolicy"),
         ("dev-acme-cluster-nodes", "AmazonEC2ContainerRegistryReadOnly"),
         ("dev-acme-cluster-nodes", "AmazonEKSWorkerNodePolicy"),
-        ("dev-acme-cluster-nodes", "AmazonEKS_CNI_Policy"),
+        ("dev-acme-cluster-vpc-cni", "AmazonEKS_CNI_Policy"),
     ]
 
 

@@ -52,6 +52,7 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
         ("opstrace:index:Gateway", "dev-acme-gateway", "dev-acme"),
         ("opstrace:index:Backends", "dev-acme-backends", "dev-acme"),
         ("opstrace:index:Telemetry", "dev-acme-telemetry", "dev-acme"),
+        ("opstrace:index:Isolation", "dev-acme-isolation", "dev-acme"),
     }
     for tenant in TENANTS:
         component = f"dev-acme-tenant-{tenant}"
@@ -79,6 +80,7 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
             "opstrace:index:DataBucket",
             "opstrace:index:Telemetry",
             "opstrace:index:Gateway",
+            "opstrace:index:Isolation",
         }
     }
     assert {t for t in tree - expected if t[2] not in platform_parents} == {
@@ -484,7 +486,7 @@ def run_with_tenants(*tenants: Any) -> ProgramRun:
 
 def tenant_resources(tenant: str) -> set[str]:
     """Everything a user tenant with one token adds: component, namespace, token,
-    certificate, and its two DNS records."""
+    certificate, its two DNS records, and the policy that closes its namespace."""
     component = f"dev-acme-tenant-{tenant}"
     return {
         component,
@@ -493,6 +495,7 @@ def tenant_resources(tenant: str) -> set[str]:
         f"{component}-certificate",
         f"dev-acme-dns-{tenant}-cortex",
         f"dev-acme-dns-{tenant}-loki",
+        f"dev-acme-isolation-{tenant}-tenant-deny-ingress",
     }
 
 
@@ -545,7 +548,7 @@ KUBERNETES_VERSION = "1.33.0"
 """An EKS-supported Kubernetes version the manifests are checked against."""
 
 
-BUILT_IN_GROUPS = ("core/", "apps/", "policy/", "storage.k8s.io/")
+BUILT_IN_GROUPS = ("core/", "apps/", "policy/", "storage.k8s.io/", "networking.k8s.io/")
 """API groups the Kubernetes schema describes (not Helm releases or cert-manager's CRDs)."""
 
 
@@ -561,6 +564,13 @@ def test_every_built_in_kubernetes_object_is_valid_for_every_supported_version(
         if r.custom and r.type.removeprefix("kubernetes:").startswith(BUILT_IN_GROUPS)
     ]
     kinds = {r.type.split(":")[-1] for r in objects}
-    assert kinds >= {"Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
+    assert kinds >= {
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
     for resource in objects:
         kubernetes_validate.validate(plain(resource.inputs), f"{version}.0", strict=True)

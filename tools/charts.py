@@ -58,6 +58,8 @@ PULLED: Final = Path(
 RELEASE_TYPE: Final = "kubernetes:helm.sh/v3:Release"
 STAND_IN_DOMAIN: Final = "observability.acme.dev"
 """Rendered in place of a stack's placeholder domain (example.com), which the program refuses."""
+STAND_IN_API_CIDRS: Final = "203.0.113.0/24"
+"""An eks stack's API networks where it sets none (a documentation network, RFC 5737)."""
 FIELD_MANAGER: Final = "opstrace-chart-check"
 
 
@@ -165,6 +167,9 @@ def cases(stacks: Sequence[str], sizings: Sequence[str]) -> Iterator[Case]:
             config["opstrace:sizing"] = sizing
             if names.reserved_domain_problem(str(config.get("opstrace:domain", ""))):
                 config["opstrace:domain"] = STAND_IN_DOMAIN
+            if config.get("opstrace:cluster", "eks") == "eks":
+                # Production sizing requires them; the dev stack leaves them unset.
+                config.setdefault("opstrace:apiAllowedCidrs", STAND_IN_API_CIDRS)
             run = run_program(config, stack=stack, tokens="stand-in")
             yield Case(stack, sizing, config_of_stack(cli_config(config), PROJECT_DIR), run)
 

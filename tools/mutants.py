@@ -440,8 +440,8 @@ MUTANTS: Final = (
     Mutant(
         "nodes_before_their_routes",
         "components/cluster.py",
-        "            opts=pulumi.ResourceOptions(parent=self, depends_on=network.routing),\n",
-        "            opts=child,\n",
+        "depends_on=[*network.routing, vpc_cni]",
+        "depends_on=[vpc_cni]",
         (PLATFORM_TESTS,),
     ),
     Mutant(

@@ -119,6 +119,14 @@ AWS_OUTPUTS: Final[dict[str, Outputs]] = {
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, inputs, region: {
         "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{oidc_issuer(region).removeprefix('https://')}",
     },
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs, region: {
+        "arn": f"arn:aws:ec2:{region}:{ACCOUNT}:launch-template/lt-{_digest(name)[:17]}",
+        "latestVersion": 1,
+    },
+    "aws:kms/key:Key": lambda name, inputs, region: {
+        "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{_uuid(name)}",
+        "keyId": _uuid(name),
+    },
     "aws:s3/bucket:Bucket": lambda name, inputs, region: {
         "bucket": f"{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
         "arn": f"arn:aws:s3:::{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
@@ -394,6 +402,11 @@ def autoname(name: str) -> str:
     """The name pulumi-kubernetes gives an object without `metadata.name`: the logical
     name, a dash and 8 random hex digits (here a digest of the name, so runs repeat)."""
     return f"{name}-{_digest(name)[:AUTONAME_SUFFIX]}"
+
+
+def _uuid(text: str) -> str:
+    digest = _digest(text)
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 def _digest(text: str) -> str:

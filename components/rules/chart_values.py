@@ -51,6 +51,12 @@ them (a test keeps every value non-null), so the chart's Kafka client settings s
 the rendered configuration, unused, and the distributors keep the chart's timeout."""
 
 
+def runs_rollout_operator(size: Size) -> bool:
+    """Whether Mimir's chart runs its rollout operator: for zone-aware ingesters and store
+    gateways, whose StatefulSets it rolls one zone at a time."""
+    return size.metrics.zone_aware
+
+
 def mimir_values(
     size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
 ) -> Values:
@@ -79,7 +85,7 @@ def mimir_values(
     return {
         "minio": {"enabled": False},
         "kafka": classic["kafka"],
-        "rollout_operator": {"enabled": metrics.zone_aware},
+        "rollout_operator": {"enabled": runs_rollout_operator(size)},
         "alertmanager": {"enabled": False},
         "ruler": {"enabled": False},
         "gateway": {"enabledNonEnterprise": False},

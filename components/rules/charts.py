@@ -147,6 +147,17 @@ STORAGE_CLASS: Final = "gp3"
 """The encrypted gp3 class the program makes default in eks mode."""
 
 MIMIR_HTTP_PORT: Final = 8080
+MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT: Final = 8443
+"""Where Mimir's rollout operator serves its admission webhooks (its `https` container
+port, `-server-tls.enabled`, as mimir-distributed 6.x renders it). The chart registers
+them with `failurePolicy: Fail` for StatefulSet changes and pod evictions in Mimir's
+namespace, so the API server must reach this port, or those changes are refused."""
+MIMIR_ROLLOUT_OPERATOR_LABELS: Final = {
+    "app.kubernetes.io/name": "rollout-operator",
+    "app.kubernetes.io/instance": MIMIR.release,
+}
+"""The rollout operator's pods, as its subchart's helpers label them (its name, the
+release's)."""
 LOKI_HTTP_PORT: Final = 3100
 PROMETHEUS_API_PREFIX: Final = "/prometheus"
 """Where Mimir and Cortex serve the Prometheus query API; push stays at `/api/v1/push`."""

@@ -18,9 +18,12 @@ VERSION: Final = "2012-10-17"
 MANAGED_CLUSTER_POLICIES: Final = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
 MANAGED_NODE_POLICIES: Final = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
+"""What the kubelet needs; not the CNI's network permissions, which every pod that
+reaches the node's credentials would have too."""
+MANAGED_CNI_POLICY: Final = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+"""The VPC CNI's (ENIs and addresses), for its own service account only (IRSA)."""
 MANAGED_EBS_CSI_POLICY: Final = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 
 

@@ -21,6 +21,11 @@ Settings (namespace `opstrace`, all optional; see `Pulumi.yaml`)::
     opstrace:logsRetention: 30d
     opstrace:keepDataOnDestroy: true       # false: `destroy` deletes the buckets too
     opstrace:telemetry: true               # ship the cluster's metrics and logs to `system`
+    opstrace:apiAllowedCidrs: 203.0.113.7/32  # eks: who may reach the API's public endpoint
+                                           # (comma-separated; required for production)
+    opstrace:secretsKeyArn: ""             # eks: KMS key of the Secrets; "": one made here
+    opstrace:networkPolicyRiskAccepted: false  # existing: go on without a NetworkPolicy
+                                           # enforcer in the cluster
 
 Pure: parses and checks values, holds the presets and their reasons. No Pulumi.
 """
@@ -52,6 +57,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "logsRetention": "30d",
     "keepDataOnDestroy": True,
     "telemetry": True,
+    "apiAllowedCidrs": "",
+    "secretsKeyArn": "",
+    "networkPolicyRiskAccepted": False,
 }
 """Every platform setting's default (`Pulumi.yaml` declares the same)."""
 
@@ -76,6 +84,15 @@ _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _EKS_CLUSTER_RE: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 """EKS's rule for cluster names: 1 to 100 letters, digits, hyphens and underscores,
 starting with a letter or digit."""
+EVERY_ADDRESS: Final = "0.0.0.0/0"
+"""The API endpoint's public access without `apiAllowedCidrs` (EKS's own default), for
+`small` sizing only: every request still needs IAM credentials the cluster accepts."""
+ADDRESS_HINT: Final = "`curl -s https://checkip.amazonaws.com` prints yours"
+_KMS_KEY_ARN_RE: Final = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:kms:(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]):[0-9]{12}:"
+    r"(?:key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$"
+)
+"""A KMS key (or alias) ARN, as EKS's encryption configuration takes it."""
 PRIVATE_NETWORKS: Final = tuple(
     ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
@@ -195,6 +212,13 @@ class PlatformConfig:
     logs_retention_days: int
     keep_data_on_destroy: bool
     telemetry: bool
+    api_allowed_cidrs: tuple[str, ...]
+    """eks: the networks that may reach the API server's public endpoint (the private
+    endpoint serves the VPC)."""
+    secrets_key_arn: str
+    """eks: the KMS key that encrypts Kubernetes Secrets; "": the program makes one."""
+    network_policy_risk_accepted: bool
+    """existing: go on when the cluster enforces no NetworkPolicy this program knows."""
     aws_region: str
     """`aws:region`; required whenever the program makes AWS resources."""
 
@@ -299,8 +323,80 @@ def parse_platform(
         logs_retention_days=_retention(values, "logsRetention"),
         keep_data_on_destroy=settings.boolean(values, "keepDataOnDestroy"),
         telemetry=settings.boolean(values, "telemetry"),
+        api_allowed_cidrs=_api_allowed_cidrs(values, cluster, size),
+        secrets_key_arn=_secrets_key_arn(values, cluster, aws_region),
+        network_policy_risk_accepted=_network_policy_risk_accepted(values, cluster),
         aws_region=aws_region,
     )
+
+
+def _api_allowed_cidrs(values: Mapping[str, Any], cluster: str, size: Size) -> tuple[str, ...]:
+    written = settings.string(values, "apiAllowedCidrs")
+    if cluster != "eks":
+        if written:
+            raise ConfigError(
+                "apiAllowedCidrs: is set, but cluster is 'existing': the program does not "
+                "manage that cluster's API endpoint; remove it and limit the endpoint where "
+                "the cluster is managed"
+            )
+        return ()
+    if not written.strip():
+        if size.name != "small":
+            raise ConfigError(
+                f"apiAllowedCidrs: required with sizing {size.name!r}: list the networks that "
+                "may reach the cluster's API endpoint, comma-separated, e.g. 203.0.113.7/32 "
+                f"({ADDRESS_HINT}; {EVERY_ADDRESS} opens it to every address)"
+            )
+        return (EVERY_ADDRESS,)
+    networks = []
+    for entry in (part.strip() for part in written.split(",")):
+        try:
+            network = ipaddress.IPv4Network(entry)
+        except ValueError:
+            raise ConfigError(
+                f"apiAllowedCidrs: {entry!r} is not an IPv4 network: write ADDRESS/PREFIX with "
+                f"the host bits zero, e.g. 203.0.113.7/32 ({ADDRESS_HINT})"
+            ) from None
+        if any(network.subnet_of(block) for block in PRIVATE_NETWORKS):
+            raise ConfigError(
+                f"apiAllowedCidrs: {entry!r} is a private network, which never reaches the "
+                "public endpoint (the VPC uses the private one): list public networks"
+            )
+        networks.append(network)
+    return tuple(str(network) for network in sorted(set(networks)))
+
+
+def _secrets_key_arn(values: Mapping[str, Any], cluster: str, aws_region: str) -> str:
+    arn = settings.string(values, "secretsKeyArn")
+    if not arn:
+        return ""
+    if cluster != "eks":
+        raise ConfigError(
+            "secretsKeyArn: is set, but cluster is 'existing': the program does not manage "
+            "that cluster's encryption; remove it"
+        )
+    match = _KMS_KEY_ARN_RE.fullmatch(arn)
+    if not match:
+        raise ConfigError(
+            f"secretsKeyArn: {arn!r} is not a KMS key ARN: use "
+            "arn:aws:kms:<region>:<account>:key/<key id> (or :alias/<name>)"
+        )
+    if match["region"] != aws_region:
+        raise ConfigError(
+            f"secretsKeyArn: the key is in {match['region']}, the cluster in {aws_region} "
+            "(aws:region): EKS needs a key in the cluster's region"
+        )
+    return arn
+
+
+def _network_policy_risk_accepted(values: Mapping[str, Any], cluster: str) -> bool:
+    accepted = settings.boolean(values, "networkPolicyRiskAccepted")
+    if accepted and cluster == "eks":
+        raise ConfigError(
+            "networkPolicyRiskAccepted: is for cluster existing; with cluster eks the program "
+            "turns NetworkPolicy enforcement on itself (the vpc-cni add-on): remove it"
+        )
+    return accepted
 
 
 def _retention(values: Mapping[str, Any], key: str) -> int:

@@ -1,0 +1,211 @@
+"""Isolation holds: under the program's NetworkPolicies, only the gateway reaches a backend.
+
+Not that policies exist, but what they allow, computed by np-guard's netpol-analyzer
+(`tests.reachability`) from what the program registers (its NetworkPolicies, namespaces
+and gateway Deployment) beside stand-ins for every pod the charts run and for pods that
+are none of the instance's. For each shipped layout: the dev stack (eks, small), the
+same at production sizing (Loki scalable, Mimir's rollout operator), and an existing
+cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from components.rules import charts, network_policies
+from components.rules.schema import InstanceConfig
+from components.rules.stack import config_of_stack
+from tests.conftest import OPERATOR_DOMAIN, dev_config
+from tests.reachability import (
+    NEEDS_ANALYZER,
+    OUTSIDE,
+    Cluster,
+    Connection,
+    Workload,
+    allowed_ports,
+    cluster_of,
+    connections,
+    reachable_ports,
+    sources,
+)
+from tools.offline import run_program
+from tools.stack_files import PROJECT_DIR, cli_config, stack_config
+
+
+def existing_stack() -> dict[str, Any]:
+    config = stack_config("example-existing")
+    config["opstrace:domain"] = OPERATOR_DOMAIN
+    return config
+
+
+STACKS = {
+    "dev": lambda: dev_config(),
+    "production": lambda: dev_config(sizing="production", apiAllowedCidrs="203.0.113.0/24"),
+    "existing": existing_stack,
+}
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A stack's cluster as the analyzer sees it, and every connection it allows."""
+
+    config: InstanceConfig
+    cluster: Cluster
+    found: list[Connection]
+
+    @property
+    def gateway(self) -> Workload:
+        return self.cluster.workloads[0]
+
+    def workload(self, namespace: str, name: str) -> Workload:
+        (found,) = [w for w in self.cluster.workloads if (w.namespace, w.name) == (namespace, name)]
+        return found
+
+    def targets(self) -> list[tuple[Workload, int]]:
+        """Each backend pod the gateway forwards pushes or queries to, and the port."""
+        settings = self.config.gateway
+        urls = {
+            settings.cortex_push_url,
+            settings.cortex_query_url,
+            settings.loki_push_url,
+            settings.loki_query_url,
+        }
+        found = []
+        for url in sorted(urls):
+            parts = urlsplit(url)
+            assert parts.hostname is not None
+            assert parts.port is not None
+            service, namespace = parts.hostname.split(".")[:2]
+            found.append((self.workload(namespace, service), parts.port))
+        return found
+
+    def in_namespace(self, namespace: str) -> set[str]:
+        return {w.peer for w in self.cluster.workloads if w.namespace == namespace}
+
+
+def analyse(stack: str, directory: Path, *, with_policies: bool = True) -> Analysed:
+    settings = STACKS[stack]()
+    config = config_of_stack(cli_config(settings), PROJECT_DIR)
+    cluster = cluster_of(run_program(settings, stack=stack), config, with_policies=with_policies)
+    return Analysed(config, cluster, connections(cluster, directory))
+
+
+@pytest.fixture(scope="module", params=list(STACKS))
+def analysed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Analysed:
+    return analyse(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@NEEDS_ANALYZER
+def test_no_namespace_but_the_gateways_reaches_a_backends_push_or_query_port(
+    analysed: Analysed,
+) -> None:
+    targets = analysed.targets()
+    own = [t for t in targets if t[0].namespace in network_policies_namespaces(analysed)]
+    assert own or analysed.config.cortex_url
+    for pod, port in own:
+        neighbours = analysed.in_namespace(pod.namespace) - {pod.peer}
+        assert sources(analysed.found, pod.peer, port) == {analysed.gateway.peer, *neighbours}
+
+
+@NEEDS_ANALYZER
+def test_the_gateway_reaches_each_backend_it_forwards_to_on_that_port_only(
+    analysed: Analysed,
+) -> None:
+    for pod, port in analysed.targets():
+        assert reachable_ports(analysed.found, analysed.gateway.peer, pod.peer) == {port}, pod
+
+
+@NEEDS_ANALYZER
+def test_from_outside_the_cluster_only_the_gateways_listeners_and_webhooks_are_reachable(
+    analysed: Analysed,
+) -> None:
+    for pod in analysed.cluster.workloads:
+        if pod == analysed.gateway:
+            expected = set(network_policies.GATEWAY_PORTS)
+        elif pod.labels == charts.MIMIR_ROLLOUT_OPERATOR_LABELS:
+            expected = {charts.MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT}
+        elif pod.namespace in ("default", "kube-system"):
+            continue  # not the instance's: no policy of ours selects them
+        else:
+            expected = set()
+        assert reachable_ports(analysed.found, OUTSIDE, pod.peer) == expected, pod.peer
+
+
+@NEEDS_ANALYZER
+def test_pods_reach_the_gateway_on_its_listeners_only(analysed: Analysed) -> None:
+    gateway = analysed.gateway.peer
+    for source in {c.src for c in analysed.found if c.dst == gateway}:
+        assert reachable_ports(analysed.found, source, gateway) == set(
+            network_policies.GATEWAY_PORTS
+        ), source
+
+
+@NEEDS_ANALYZER
+def test_nothing_reaches_a_tenants_namespace_or_the_collector(analysed: Analysed) -> None:
+    closed = [
+        *(n for n in network_policies_namespaces(analysed) if n.endswith("-tenant")),
+        charts.ALLOY.namespace,
+    ]
+    for pod in analysed.cluster.workloads:
+        if pod.namespace in closed and pod != analysed.gateway:
+            assert {c.src for c in analysed.found if c.dst == pod.peer} == set(), pod.peer
+
+
+@NEEDS_ANALYZER
+def test_a_backends_pods_reach_each_other_on_every_port(analysed: Analysed) -> None:
+    for backend in (charts.MIMIR, charts.LOKI):
+        pods = sorted(analysed.in_namespace(backend.namespace))
+        for source in pods:
+            for target in set(pods) - {source}:
+                assert reachable_ports(analysed.found, source, target) == set(range(1, 65536)), (
+                    source,
+                    target,
+                )
+
+
+@NEEDS_ANALYZER
+def test_without_the_policies_any_pod_reaches_the_backends(tmp_path: Path) -> None:
+    """The analysis can tell: without the policies, what they stop is reachable."""
+    open_cluster = analyse("dev", tmp_path, with_policies=False)
+    anywhere = open_cluster.workload("default", "anything").peer
+    for pod, port in open_cluster.targets():
+        assert anywhere in sources(open_cluster.found, pod.peer, port)
+
+
+def network_policies_namespaces(analysed: Analysed) -> set[str]:
+    """The namespaces the program puts NetworkPolicies in."""
+    return {
+        m["metadata"]["namespace"]
+        for m in analysed.cluster.manifests
+        if m["kind"] == "NetworkPolicy"
+    }
+
+
+# The analyzer's connection strings --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conn", "ports"),
+    [
+        ("All Connections", set(range(1, 65536))),
+        ("No Connections", set()),
+        ("TCP 8080", {8080}),
+        ("TCP 8080,8443", {8080, 8443}),
+        ("TCP 8080-8082,8443", {8080, 8081, 8082, 8443}),
+        ("SCTP 1-65535,TCP 443,UDP 53", {443}),
+        ("UDP 53", set()),
+    ],
+)
+def test_an_analyzer_connection_string_gives_its_tcp_ports(conn: str, ports: set[int]) -> None:
+    assert allowed_ports(conn) == ports
+
+
+@pytest.mark.parametrize("conn", ["8080", "TCP", "TCP 80 443", ""])
+def test_an_unknown_connection_string_is_refused_not_read_as_nothing(conn: str) -> None:
+    with pytest.raises(ValueError, match="not an analyzer connection string"):
+        allowed_ports(conn)
