@@ -508,6 +508,61 @@ def broken_stacks(project: str) -> list[Broken]:
             "Stack 'broken' with configuration key 'keepDataOnDestroy' must be of type 'boolean'",
         ),
         Broken(
+            "api_networks_left_open_in_production",
+            stack(sizing="production"),
+            "apiAllowedCidrs: required with sizing 'production': list the networks that may "
+            "reach the cluster's API endpoint, comma-separated, e.g. 203.0.113.7/32 (`curl -s "
+            "https://checkip.amazonaws.com` prints yours; 0.0.0.0/0 opens it to every address)",
+        ),
+        Broken(
+            "api_network_with_host_bits",
+            stack(apiAllowedCidrs="198.51.100.0/24, 203.0.113.7/24"),
+            "apiAllowedCidrs: '203.0.113.7/24' is not an IPv4 network: write ADDRESS/PREFIX with "
+            "the host bits zero, e.g. 203.0.113.7/32 (`curl -s https://checkip.amazonaws.com` "
+            "prints yours)",
+        ),
+        Broken(
+            "api_network_private",
+            stack(apiAllowedCidrs="203.0.113.7/32,10.0.0.0/8"),
+            "apiAllowedCidrs: '10.0.0.0/8' is a private network, which never reaches the public "
+            "endpoint (the VPC uses the private one): list public networks",
+        ),
+        Broken(
+            "api_networks_for_an_existing_cluster",
+            stack(
+                cluster="existing",
+                certificateIssuer="letsencrypt",
+                eksClusterName="platform",
+                apiAllowedCidrs="203.0.113.7/32",
+            ),
+            "apiAllowedCidrs: is set, but cluster is 'existing': the program does not manage that "
+            "cluster's API endpoint; remove it and limit the endpoint where the cluster is managed",
+        ),
+        Broken(
+            "secrets_key_not_an_arn",
+            stack(secretsKeyArn="alias/eks-secrets"),
+            "secretsKeyArn: 'alias/eks-secrets' is not a KMS key ARN: use "
+            "arn:aws:kms:<region>:<account>:key/<key id> (or :alias/<name>)",
+        ),
+        Broken(
+            "secrets_key_in_another_region",
+            stack(secretsKeyArn="arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd"),
+            "secretsKeyArn: the key is in us-east-1, the cluster in eu-central-1 (aws:region): EKS "
+            "needs a key in the cluster's region",
+        ),
+        Broken(
+            "network_policy_risk_accepted_for_eks",
+            stack(networkPolicyRiskAccepted=True),
+            "networkPolicyRiskAccepted: is for cluster existing; with cluster eks the program "
+            "turns NetworkPolicy enforcement on itself (the vpc-cni add-on): remove it",
+        ),
+        Broken(
+            "network_policy_risk_accepted_not_a_boolean",
+            stack(networkPolicyRiskAccepted="accepted"),
+            "Stack 'broken' with configuration key 'networkPolicyRiskAccepted' must be of type "
+            "'boolean'",
+        ),
+        Broken(
             "aws_region_missing",
             stack(**{"aws:region": ...}),
             "aws:region: required for cluster eks: set it with `pulumi config set aws:region "

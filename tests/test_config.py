@@ -375,6 +375,41 @@ def test_a_value_at_a_limit_is_accepted(overrides: dict[str, Any], field: str, v
     assert operator.attrgetter(field)(parse(**overrides)) == value
 
 
+def test_api_networks_are_kept_in_one_order_without_repeats() -> None:
+    written = "203.0.113.7/32, 198.51.100.0/24,203.0.113.7"
+    assert parse(apiAllowedCidrs=written).platform.api_allowed_cidrs == (
+        "198.51.100.0/24",
+        "203.0.113.7/32",
+    )
+
+
+def test_every_address_may_reach_the_api_when_written_out_for_production() -> None:
+    config = parse(sizing="production", apiAllowedCidrs="0.0.0.0/0")
+    assert config.platform.api_allowed_cidrs == ("0.0.0.0/0",)
+
+
+def test_a_small_cluster_without_api_networks_keeps_eks_default_of_every_address() -> None:
+    assert parse().platform.api_allowed_cidrs == ("0.0.0.0/0",)
+
+
+def test_an_existing_cluster_has_no_api_networks_and_checks_its_enforcer() -> None:
+    platform = parse(**EXISTING).platform
+    assert (platform.api_allowed_cidrs, platform.network_policy_risk_accepted) == ((), False)
+    assert parse(**EXISTING, networkPolicyRiskAccepted="true").platform.network_policy_risk_accepted
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+        "arn:aws:kms:eu-central-1:123456789012:alias/eks/secrets",
+    ],
+)
+def test_a_kms_key_or_alias_of_the_clusters_region_encrypts_the_secrets(arn: str) -> None:
+    assert parse(secretsKeyArn=arn).platform.secrets_key_arn == arn
+
+
 def test_a_token_name_of_63_characters_is_accepted() -> None:
     tenant = parse(tenants=[{"name": "ci", "tokens": ["a" * 63]}]).tenants[1]
     assert [token.name for token in tenant.tokens] == ["a" * 63]

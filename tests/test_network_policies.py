@@ -1,0 +1,85 @@
+"""The NetworkPolicy rules: which policies each layout gets. What they allow is proven by
+reachability in test_isolation.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+from components.gateway import manifests as gateway_manifests
+from components.rules import charts, network_policies, platform
+from components.rules.network_policies import Layout, instance_policies, own_backends
+
+SMALL, PRODUCTION = platform.SIZES["small"], platform.SIZES["production"]
+
+
+BASE = Layout(
+    instance="acme",
+    gateway_namespace="system-tenant",
+    tenant_namespaces=("prod-tenant", "dev-tenant"),
+    backends=own_backends(SMALL, metrics=True, logs=True),
+    telemetry_namespace=charts.ALLOY.namespace,
+)
+
+
+def layout(**changes: Any) -> Layout:
+    return dataclasses.replace(BASE, **changes)
+
+
+def placed(policies: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies)
+
+
+def test_every_namespace_of_the_instance_denies_ingress_that_no_policy_allows() -> None:
+    denied = {
+        ns for ns, name in placed(instance_policies(layout())) if name == "opstrace-deny-ingress"
+    }
+    assert denied == set(layout().namespaces)
+
+
+def test_each_policy_has_a_name_of_its_own_in_its_namespace() -> None:
+    counts = Counter(
+        placed(
+            instance_policies(layout(backends=own_backends(PRODUCTION, metrics=True, logs=True)))
+        )
+    )
+    assert [place for place, count in counts.items() if count > 1] == []
+
+
+def test_external_backends_get_no_policy_and_no_telemetry_no_collector_policy() -> None:
+    policies = instance_policies(layout(backends=(), telemetry_namespace=None))
+    assert placed(policies) == [
+        ("dev-tenant", "opstrace-deny-ingress"),
+        ("prod-tenant", "opstrace-deny-ingress"),
+        ("system-tenant", "opstrace-deny-ingress"),
+        ("system-tenant", "opstrace-gateway-listeners"),
+    ]
+
+
+def test_only_mimir_with_its_rollout_operator_opens_a_webhook_port() -> None:
+    def webhooks(size: platform.Size) -> list[tuple[str, str]]:
+        policies = instance_policies(layout(backends=own_backends(size, metrics=True, logs=True)))
+        return [place for place in placed(policies) if place[1] == network_policies.WEBHOOKS]
+
+    assert (webhooks(SMALL), webhooks(PRODUCTION)) == (
+        [],
+        [(charts.MIMIR.namespace, "opstrace-webhooks")],
+    )
+
+
+def test_every_port_the_gateway_pods_declare_is_one_of_its_listeners() -> None:
+    deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], {}, 2, "aws")
+    declared = {
+        port["containerPort"]
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for port in container.get("ports", ())
+    }
+    assert declared <= set(network_policies.GATEWAY_PORTS)
+
+
+def test_the_load_balancers_health_checks_reach_a_gateway_listener() -> None:
+    health = gateway_manifests.NLB_ANNOTATIONS[
+        "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port"
+    ]
+    assert int(health) in network_policies.GATEWAY_PORTS
