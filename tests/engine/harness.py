@@ -226,7 +226,8 @@ def local_stack(
 ) -> dict[str, Any]:
     """A stack the engine can run on the local cluster: `existing` mode with `dns: none`, a
     generic load balancer, the cluster's stand-in issuer, external backends, no telemetry:
-    no AWS resource and no Helm chart."""
+    no AWS resource and no Helm chart. The local cluster enforces no NetworkPolicy, so the
+    stack accepts that risk (a key an earlier release ignores)."""
     return {
         "opstrace:instanceName": instance,
         "opstrace:domain": "example.com",
@@ -238,6 +239,7 @@ def local_stack(
         "opstrace:cortexUrl": cortex_url,
         "opstrace:lokiUrl": loki_url,
         "opstrace:telemetry": False,
+        "opstrace:networkPolicyRiskAccepted": True,
         "opstrace:tenants": tenants,
     }
 

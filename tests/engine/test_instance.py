@@ -9,7 +9,9 @@ cluster, the tokens from `pulumi stack output --show-secrets`, the state file.
 The stack is the `existing` mode with `dns: none`, a generic load balancer (the local
 cluster's stand-in assigns addresses), the local cluster's stand-in issuer, external
 backends and no telemetry: no AWS resource and no Helm chart, which cannot be reached
-here (they are proven under mocks).
+here (they are proven under mocks). The local cluster enforces no NetworkPolicy (kwok's
+nodes run nothing), so the stack accepts that risk; one step shows the preview refusing
+it without that, another that a recognized enforcer lets it through.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pytest
 import yaml
 
 from components import kube_api
-from components.rules import config_maps, data_token, keys
+from components.rules import config_maps, data_token, enforcers, keys
 from tests.engine import harness
 from tests.engine.harness import Workspace, copy_project, gateway_pods, local_stack
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
@@ -212,6 +214,7 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
             f"{tenant}-namespace",
             f"{tenant}-token-default",
             f"{tenant}-certificate",
+            f"{INSTANCE}-isolation-qa-tenant-deny-ingress",
         },
         "update": {
             f"{INSTANCE}-trust-store-keys",
@@ -331,6 +334,88 @@ def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
         "or remove signingKeyFile to mint with a new key"
     )
     assert "Traceback" not in output
+
+
+def test_the_network_policies_close_every_namespace_and_open_the_gateways_listeners(
+    instance: Instance, cluster: kube_api.Api
+) -> None:
+    policies = cluster.list("/apis/networking.k8s.io/v1/networkpolicies")["items"]
+    placed = sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies)
+    assert placed == [
+        ("prod-tenant", "opstrace-deny-ingress"),
+        ("staging-tenant", "opstrace-deny-ingress"),
+        (SYSTEM_NAMESPACE, "opstrace-deny-ingress"),
+        (SYSTEM_NAMESPACE, "opstrace-gateway-listeners"),
+    ]
+
+
+ENFORCEMENT: Final = f"{INSTANCE}-isolation-enforcement"
+ENFORCEMENT_TYPE: Final = "pulumi-python:dynamic/opstrace:NetworkPolicyEnforcement"
+
+
+def preview_without_the_risk_accepted(instance: Instance) -> Any:
+    config = instance.config()
+    instance.write_config({**config, "opstrace:networkPolicyRiskAccepted": False})
+    try:
+        return instance.pulumi("preview", check=False)
+    finally:
+        instance.write_config(config)
+
+
+def test_without_an_enforcer_the_preview_is_refused_in_one_line_naming_the_fix(
+    instance: Instance,
+) -> None:
+    state = instance.state()
+    result = preview_without_the_risk_accepted(instance)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert diagnostics(output) == (
+        f"  {ENFORCEMENT_TYPE} ({ENFORCEMENT}):\n"
+        f"    error: {ENFORCEMENT_TYPE} resource '{ENFORCEMENT}': property risk_accepted value "
+        f"{{false}} has a problem: {enforcers.verdict([]).problem}"
+    )
+    assert instance.state() == state
+
+
+@pytest.fixture
+def calico(cluster: kube_api.Api) -> Iterator[None]:
+    """A DaemonSet where Calico's operator puts its agent, its pods ready on every node."""
+    namespace = "calico-system"
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    labels = {"k8s-app": "calico-node"}
+    collection = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
+    created = cluster.create(
+        collection,
+        {
+            "metadata": {"name": "calico-node"},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "calico-node", "image": "stand-in:1"}]},
+                },
+            },
+        },
+    )
+    try:
+        version = created["metadata"]["resourceVersion"]
+        for event in cluster.watch(
+            collection, resource_version=version, field_selector="metadata.name=calico-node"
+        ):
+            if int(event.object.get("status", {}).get("numberReady") or 0) > 0:
+                break
+        else:
+            pytest.fail("no calico-node pod became ready before the watch ended")
+        yield
+    finally:
+        cluster.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def test_a_recognized_enforcer_lets_the_preview_through_without_the_risk_accepted(
+    instance: Instance, calico: None
+) -> None:
+    result = preview_without_the_risk_accepted(instance)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_destroy_leaves_an_empty_stack_and_nothing_of_ours_in_the_cluster(

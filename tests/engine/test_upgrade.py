@@ -34,6 +34,16 @@ PLURALS: Final = {
 REPLACING: Final = {"delete", "replace", "create-replacement", "delete-replaced"}
 """What must never happen to a resource the earlier release made. New resources (a new
 release's additions) are created; a renamed one would show as a create and a delete."""
+ADDED_SINCE: Final = {
+    "opstrace:index:Isolation",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "pulumi-python:dynamic/opstrace:NetworkPolicyEnforcement",
+}
+"""Types the recorded release did not have: the upgrade creates resources of theirs."""
+
+
+def urn_type(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]
 
 
 def object_path(manifest: dict[str, Any]) -> str:
@@ -88,6 +98,8 @@ def test_a_stack_of_the_earlier_release_upgrades_with_no_replacement(
     steps = json.loads(preview.stdout)["steps"]
     replaced = [(step["op"], step["urn"]) for step in steps if step["op"] in REPLACING]
     assert replaced == []
+    created = {urn_type(step["urn"]) for step in steps if step["op"] == "create"}
+    assert ADDED_SINCE <= created
     imported.run("up", "--yes", "--skip-preview", "--stack", upgrade.STACK)
     after = imported.run("preview", "--expect-no-changes", "--stack", upgrade.STACK, check=False)
     assert after.returncode == 0, after.stdout + after.stderr
