@@ -167,9 +167,9 @@ def gateway_of(run: ProgramRun) -> Workload:
     (deployment,) = [r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment"]
     inputs = plain(deployment.inputs)
     template = inputs["spec"]["template"]
-    ports = tuple(
-        p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", ())
-    )
+    pod = template["spec"]
+    containers = (*pod.get("initContainers", ()), *pod["containers"])  # the sidecar's first
+    ports = tuple(p["containerPort"] for c in containers for p in c.get("ports", ()))
     return Workload(
         inputs["metadata"]["namespace"],
         deployment.state["metadata"]["name"],

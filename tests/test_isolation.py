@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from components.gateway.settings import SYNC_STATUS_PORT
 from components.rules import charts, network_policies
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
@@ -143,6 +144,15 @@ def test_pods_reach_the_gateway_on_its_listeners_only(analysed: Analysed) -> Non
         assert reachable_ports(analysed.found, source, gateway) == set(
             network_policies.GATEWAY_PORTS
         ), source
+
+
+@NEEDS_ANALYZER
+def test_no_pod_and_nothing_outside_reaches_the_sync_sidecars_status_port(
+    analysed: Analysed,
+) -> None:
+    """Only the kubelet probes it (a pod's node needs no policy)."""
+    assert SYNC_STATUS_PORT in analysed.gateway.ports
+    assert sources(analysed.found, analysed.gateway.peer, SYNC_STATUS_PORT) == set()
 
 
 @NEEDS_ANALYZER

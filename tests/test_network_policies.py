@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from components.gateway import manifests as gateway_manifests
+from components.gateway.settings import SYNC_STATUS_PORT
 from components.rules import charts, network_policies, platform
 from components.rules.network_policies import Layout, instance_policies, own_backends
 
@@ -68,14 +69,19 @@ def test_only_mimir_with_its_rollout_operator_opens_a_webhook_port() -> None:
     )
 
 
-def test_every_port_the_gateway_pods_declare_is_one_of_its_listeners() -> None:
-    deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], {}, 2, "aws")
+def test_the_gateway_pods_declare_their_listeners_and_the_sidecars_status_port_only() -> None:
+    deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], "code", 2, "aws")
+    pod = deployment["spec"]["template"]["spec"]
     declared = {
         port["containerPort"]
-        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for container in (*pod["initContainers"], *pod["containers"])
         for port in container.get("ports", ())
     }
-    assert declared <= set(network_policies.GATEWAY_PORTS)
+    assert declared == {*network_policies.GATEWAY_PORTS, SYNC_STATUS_PORT}
+
+
+def test_the_sidecars_status_port_is_not_among_the_ports_the_policies_open() -> None:
+    assert SYNC_STATUS_PORT not in network_policies.GATEWAY_PORTS
 
 
 def test_the_load_balancers_health_checks_reach_a_gateway_listener() -> None:

@@ -14,10 +14,12 @@ recognizes lets a pod's own node reach it (Kubernetes documents that a pod canno
 its node; the AWS network policy agent allows the node's IP since VPC CNI 1.15.1,
 aws/aws-network-policy-agent#65; Calico and Cilium allow the local host by default).
 The NLB's health checks come from its own addresses, hence the gateway's health port
-among its listeners. Egress is not restricted.
+among its listeners; the sync sidecar's status port is probed by the kubelet alone, so
+no policy opens it. Egress is not restricted: the sidecar reaches the API server (its
+Service's ClusterIP, DNAT'd to the control plane's addresses, which no selector names).
 
 Every port and label named here comes from its owner: the gateway's from its settings
-and manifests, the backends' from `charts`.
+(through the manifests' container ports), the backends' from `charts`.
 """
 
 from __future__ import annotations
@@ -33,13 +35,11 @@ from components.rules.platform import Size
 
 Manifest = dict[str, Any]
 
-SYNC_STATUS_PORT: Final = 8082
-"""PLACEHOLDER until `components.gateway.settings.SYNC_STATUS_PORT` is on main (the
-gateway sidecar's probe and status port): import it from there at rebase."""
-
-GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT, SYNC_STATUS_PORT)
-"""What the gateway pods listen on: the data API (TLS), the plain-HTTP refusal, the
-health endpoint the NLB and the kubelet probe, and the sidecar's status."""
+GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT)
+"""What the gateway pods accept from anywhere: the data API (TLS), the plain-HTTP refusal
+and the health endpoint the NLB checks. Not the sidecar's status port
+(`settings.SYNC_STATUS_PORT`): only the kubelet probes it, and a pod's node needs no
+policy (see the module doc), so no other pod and no tenant reaches it."""
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 """Set by the API server on every namespace (Kubernetes 1.21 and later): a namespace
 selector on it names exactly one namespace."""

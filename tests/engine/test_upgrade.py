@@ -99,7 +99,7 @@ def test_a_stack_of_the_earlier_release_upgrades_with_no_replacement(
     replaced = [(step["op"], step["urn"]) for step in steps if step["op"] in REPLACING]
     assert replaced == []
     created = {urn_type(step["urn"]) for step in steps if step["op"] == "create"}
-    assert ADDED_SINCE <= created
+    assert created >= ADDED_SINCE
     imported.run("up", "--yes", "--skip-preview", "--stack", upgrade.STACK)
     after = imported.run("preview", "--expect-no-changes", "--stack", upgrade.STACK, check=False)
     assert after.returncode == 0, after.stdout + after.stderr
