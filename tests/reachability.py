@@ -23,6 +23,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from components.gateway import manifests as gateway_manifests
 from components.rules import charts, names
 from components.rules.network_policies import NAMESPACE_NAME_LABEL
 from components.rules.platform import SINGLE_BINARY
@@ -149,12 +150,16 @@ def chart_stand_ins(config: InstanceConfig) -> list[Workload]:
 
 
 def bystanders(config: InstanceConfig) -> list[Workload]:
-    """Pods that are none of the instance's: one in each tenant's namespace, one in
+    """Pods that are none of the instance's: one in each tenant's namespace, one there
+    carrying the gateway's labels (anyone who may run a pod may label it so), one in
     `default` and one in `kube-system` (anything else the cluster runs)."""
     pods = [
         Workload(names.tenant_namespace(t.name), "app", "Deployment", {"app": t.name}, (8080,))
         for t in config.tenants
     ]
+    impostor_namespace = names.tenant_namespace(config.user_tenants[0].name)
+    gateway_labels = gateway_manifests.labels(config.instance_name)
+    pods.append(Workload(impostor_namespace, "impostor", "Deployment", gateway_labels, (8080,)))
     pods += [
         Workload("default", "anything", "Deployment", {"app": "anything"}, (8080,)),
         Workload("kube-system", "coredns", "Deployment", {"k8s-app": "kube-dns"}, (53,)),

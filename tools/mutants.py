@@ -58,6 +58,8 @@ CHART_VALUES = "components/rules/chart_values.py"
 CHART_TESTS = "tests/test_chart_values.py"
 IAM = "components/rules/iam.py"
 IAM_UPSTREAM_TESTS = "tests/test_iam_upstream.py"
+NETWORK_POLICIES = "components/rules/network_policies.py"
+ISOLATION_TESTS = "tests/test_isolation.py"
 
 MUTANTS: Final = (
     Mutant(
@@ -436,6 +438,27 @@ MUTANTS: Final = (
         'aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)',
         'aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[0].id)',
         (PLATFORM_TESTS,),
+    ),
+    Mutant(
+        "sidecar_status_port_opened",
+        NETWORK_POLICIES,
+        "GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT)",
+        "GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT, 8082)",
+        (ISOLATION_TESTS,),
+    ),
+    Mutant(
+        "backends_open_to_every_namespace",
+        NETWORK_POLICIES,
+        '"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: layout.gateway_namespace}},',
+        '"namespaceSelector": {},',
+        (ISOLATION_TESTS,),
+    ),
+    Mutant(
+        "tenant_namespaces_left_open",
+        NETWORK_POLICIES,
+        "policies += [_deny_ingress(namespace) for namespace in layout.tenant_namespaces]",
+        "policies += []",
+        (ISOLATION_TESTS,),
     ),
     Mutant(
         "nodes_before_their_routes",
