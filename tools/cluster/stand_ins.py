@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -70,6 +71,8 @@ def run() -> int:
     def serve(path: str, reconcile: Reconcile) -> None:
         try:
             control(api, path, reconcile)
+        except BaseException:
+            traceback.print_exc()  # before `failed` lets the process exit without it
         finally:
             failed.set()  # only an unexpected exception ends a controller
 
@@ -79,6 +82,8 @@ def run() -> int:
     def pods() -> None:
         try:
             gateway_pods.run(api, state.read_ports().apiserver, say)
+        except BaseException:
+            traceback.print_exc()
         finally:
             failed.set()
 
