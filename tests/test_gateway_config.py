@@ -45,8 +45,11 @@ SETTINGS = GatewaySettings(
     tenants=("prod",),
     cortex_push_url="http://distributor.mimir.svc.cluster.local:8080",
     cortex_query_url="http://query-frontend.mimir.svc.cluster.local:8080",
+    cortex_ruler_url="http://ruler.mimir.svc.cluster.local:8080",
+    cortex_alertmanager_url="http://alertmanager.mimir.svc.cluster.local:8080",
     loki_push_url="http://loki-distributor.loki.svc.cluster.local",
     loki_query_url="http://loki-query-frontend.loki.svc.cluster.local:3100",
+    loki_ruler_url="http://loki-backend.loki.svc.cluster.local:3100",
     listen="127.0.0.1:18443",
     http_listen="127.0.0.1:18080",
     health_listen="127.0.0.1:18081",
@@ -100,11 +103,17 @@ def test_methods_map_names_the_backend_of_each_route_and_method() -> None:
     assert "POST:loki:/loki/api/v1/push loki_push" in lines
 
 
-def test_label_names_become_the_placeholder_before_the_route_lookup() -> None:
+def test_label_and_rule_names_become_the_placeholder_before_the_route_lookup() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    name = "[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+    config_api = "/prometheus/config/v1/rules"
     assert (
         "http-request set-var(txn.path) "
-        "path,regsub(/label/[A-Za-z_][A-Za-z0-9_]*/values$,/label/_/values)\n"
+        "path,regsub(/label/[A-Za-z_][A-Za-z0-9_]*/values$,/label/_/values)"
+        f",regsub(^{config_api}/{name}/{name}$,{config_api}/_/_)"
+        f",regsub(^{config_api}/{name}$,{config_api}/_)"
+        f",regsub(^/loki/api/v1/rules/{name}/{name}$,/loki/api/v1/rules/_/_)"
+        f",regsub(^/loki/api/v1/rules/{name}$,/loki/api/v1/rules/_)\n"
     ) in config
 
 
@@ -212,9 +221,26 @@ def test_no_plain_http_frontend_without_a_plain_http_address() -> None:
 def test_metrics_queries_are_rewritten_to_the_configured_prefix() -> None:
     cortex = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
     mimir = render_gateway_files(settings(metrics_query_prefix="/prometheus"), KEYS)[HAPROXY_CONFIG]
-    rewrite = "http-request set-path /prometheus%[path] if { var(txn.backend) -m str cortex_query }"
+    rewrite = "http-request set-path /prometheus%[path] if metrics_api !ruler_config_api\n"
+    assert "acl metrics_api var(txn.backend) -m str cortex_query cortex_ruler\n" in mimir
     assert rewrite not in cortex
     assert rewrite in mimir
+
+
+def test_the_ruler_configuration_api_is_rewritten_for_cortex_only() -> None:
+    cortex = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    mimir = render_gateway_files(settings(ruler_config_prefix="/prometheus/config/v1/rules"), KEYS)[
+        HAPROXY_CONFIG
+    ]
+    rewrite = (
+        "http-request set-path %[path,regsub(^/prometheus/config/v1/rules,/api/v1/rules)] "
+        "if ruler_config_api\n"
+    )
+    assert "acl ruler_config_api var(txn.route) -m beg cortex:/prometheus/config/v1/rules\n" in (
+        cortex
+    )
+    assert rewrite in cortex
+    assert "set-path %[path,regsub(^/prometheus/config" not in mimir
 
 
 def test_the_verified_token_cache_is_bounded_and_shared_with_no_peer() -> None:
@@ -330,8 +356,11 @@ def haproxy_check(directory: Path, trusted: dict[str, str], **overrides: Any) ->
     local = {
         "cortex_push_url": "http://127.0.0.1:9009",
         "cortex_query_url": "http://127.0.0.1:9010",
+        "cortex_ruler_url": "http://127.0.0.1:9011",
+        "cortex_alertmanager_url": "http://127.0.0.1:9012",
         "loki_push_url": "http://127.0.0.1:3100",
         "loki_query_url": "http://127.0.0.1:3101",
+        "loki_ruler_url": "http://127.0.0.1:3102",
     }
     chosen = settings(config_dir=str(directory), **{**local, **overrides})
     files = render_gateway_files(chosen, trusted)
@@ -539,8 +568,11 @@ def cli_settings(out: Path) -> GatewaySettings:
         tenants=("prod", "staging"),
         cortex_push_url="http://127.0.0.1:9009",
         cortex_query_url="http://127.0.0.1:9009",
+        cortex_ruler_url="http://127.0.0.1:9009",
+        cortex_alertmanager_url="http://127.0.0.1:9009",
         loki_push_url="http://127.0.0.1:3100",
         loki_query_url="http://127.0.0.1:3100",
+        loki_ruler_url="http://127.0.0.1:3100",
         listen="127.0.0.1:8443",
         http_listen=None,
         health_listen=None,
@@ -562,7 +594,7 @@ def test_cli_writes_exactly_the_rendered_files(tmp_path: Path, keyset_file: Path
     assert {p.name: p.read_text() for p in out.iterdir()} == expected
 
 
-def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
+def test_cli_takes_an_upstream_per_backend_bindings_and_the_pods_listeners(
     tmp_path: Path, keyset_file: Path
 ) -> None:
     out = tmp_path / "out"
@@ -572,8 +604,12 @@ def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
         "--cortex-url": "",
         "--cortex-push-url": "http://127.0.0.1:9009",
         "--cortex-query-url": "http://127.0.0.1:9010",
+        "--cortex-ruler-url": "http://127.0.0.1:9011",
+        "--cortex-alertmanager-url": "http://127.0.0.1:9012",
         "--loki-query-url": "http://127.0.0.1:3101",
+        "--loki-ruler-url": "http://127.0.0.1:3102",
         "--metrics-query-prefix": "/prometheus",
+        "--ruler-config-prefix": "/prometheus/config/v1/rules",
         "--http-listen": "127.0.0.1:8080",
         "--health-listen": "127.0.0.1:8081",
         "--bindings": str(bindings),
@@ -583,8 +619,12 @@ def test_cli_takes_four_upstreams_bindings_and_the_pods_listeners(
         dataclasses.replace(
             cli_settings(out),
             cortex_query_url="http://127.0.0.1:9010",
+            cortex_ruler_url="http://127.0.0.1:9011",
+            cortex_alertmanager_url="http://127.0.0.1:9012",
             loki_query_url="http://127.0.0.1:3101",
+            loki_ruler_url="http://127.0.0.1:3102",
             metrics_query_prefix="/prometheus",
+            ruler_config_prefix="/prometheus/config/v1/rules",
             http_listen="127.0.0.1:8080",
             health_listen="127.0.0.1:8081",
         ),

@@ -111,21 +111,41 @@ def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
     assert gateway_upstreams.upstreams(small) == gateway_upstreams.Upstreams(
         cortex_push="http://mimir-distributor.opstrace-metrics.svc.cluster.local:8080",
         cortex_query="http://mimir-query-frontend.opstrace-metrics.svc.cluster.local:8080",
+        cortex_ruler="http://mimir-ruler.opstrace-metrics.svc.cluster.local:8080",
+        cortex_alertmanager="http://mimir-alertmanager.opstrace-metrics.svc.cluster.local:8080",
         loki_push="http://loki.opstrace-logs.svc.cluster.local:3100",
         loki_query="http://loki.opstrace-logs.svc.cluster.local:3100",
+        loki_ruler="http://loki.opstrace-logs.svc.cluster.local:3100",
         metrics_query_prefix="/prometheus",
+        ruler_config_prefix="/prometheus/config/v1/rules",
     )
-    assert gateway_upstreams.upstreams(production).loki_push == (
-        "http://loki-write.opstrace-logs.svc.cluster.local:3100"
+    scalable = gateway_upstreams.upstreams(production)
+    assert (scalable.loki_push, scalable.loki_query, scalable.loki_ruler) == (
+        "http://loki-write.opstrace-logs.svc.cluster.local:3100",
+        "http://loki-read.opstrace-logs.svc.cluster.local:3100",
+        "http://loki-backend.opstrace-logs.svc.cluster.local:3100",
     )
+
+
+def test_the_rulers_send_alerts_to_the_tenants_alertmanager() -> None:
+    own = gateway_upstreams.upstreams(platform.SIZES["small"])
+    external = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80")
+    assert own.alertmanager == (
+        "http://mimir-alertmanager.opstrace-metrics.svc.cluster.local:8080/alertmanager"
+    )
+    assert external.alertmanager == "http://c:80/alertmanager"
 
 
 def test_external_backends_replace_the_own_ones_queried_under_prometheus() -> None:
     upstreams = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
-    assert (upstreams.cortex_push, upstreams.cortex_query) == ("http://c:80", "http://c:80")
-    assert (upstreams.loki_push, upstreams.loki_query) == ("http://l:3100", "http://l:3100")
+    cortex = ("cortex_push", "cortex_query", "cortex_ruler", "cortex_alertmanager")
+    assert {getattr(upstreams, name) for name in cortex} == {"http://c:80"}
+    loki = ("loki_push", "loki_query", "loki_ruler")
+    assert {getattr(upstreams, name) for name in loki} == {"http://l:3100"}
     # Where a stock Cortex, Mimir and Opstrace's own Cortex all serve the query API.
     assert upstreams.metrics_query_prefix == "/prometheus"
+    # An external metrics backend has Cortex's layout: its ruler configuration API too.
+    assert upstreams.ruler_config_prefix == "/api/v1/rules"
 
 
 def test_every_preset_says_what_it_is_sized_for() -> None:

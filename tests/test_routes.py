@@ -10,12 +10,14 @@ from components.gateway.routes import (
     METHOD_NOT_ALLOWED,
     ROUTE_NOT_FOUND,
     ROUTES,
+    UPSTREAMS,
     Refusal,
     Route,
     metrics_query_prefix_problem,
     path_pattern,
     route,
 )
+from components.gateway.settings import UPSTREAM_FIELDS
 from components.rules import names
 
 NOT_A_ROUTE = Refusal(404, ROUTE_NOT_FOUND)
@@ -99,11 +101,116 @@ def test_no_path_is_listed_twice_for_a_service() -> None:
         assert len(paths) == len(set(paths)), service
 
 
-def test_every_route_belongs_to_a_service_and_an_upstream() -> None:
+def test_every_route_belongs_to_a_service_and_an_upstream_the_settings_name() -> None:
+    backends = {field.removesuffix("_url") for field in UPSTREAM_FIELDS}
     for rule in ROUTES:
         assert rule.service in names.ENDPOINT_SERVICES
-        assert rule.upstream in ("push", "query")
-        assert set(rule.methods) <= {"GET", "POST"}
+        assert rule.upstream in UPSTREAMS
+        assert rule.backend in backends
+        assert set(rule.methods) <= {"GET", "POST", "DELETE"}
+    assert {rule.backend for rule in ROUTES} == backends
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "expected"),
+    [
+        (
+            "/prometheus/config/v1/rules",
+            "/prometheus/config/v1/rules",
+            "/prometheus/config/v1/rules",
+        ),
+        (
+            "/prometheus/config/v1/rules",
+            "/prometheus/config/v1/rules/ns",
+            "/prometheus/config/v1/rules/ns",
+        ),
+        ("/api/v1/rules", "/prometheus/config/v1/rules", "/api/v1/rules"),
+        (
+            "/api/v1/rules",
+            "/prometheus/config/v1/rules/ns/node.rules",
+            "/api/v1/rules/ns/node.rules",
+        ),
+    ],
+)
+def test_the_ruler_configuration_api_reaches_the_ruler_at_its_own_path(
+    prefix: str, path: str, expected: str
+) -> None:
+    assert route("cortex", "GET", path, "/prometheus", prefix) == Route("cortex_ruler", expected)
+
+
+@pytest.mark.parametrize("prefix", ["", "/prometheus"])
+def test_the_rulers_prometheus_api_is_rewritten_as_the_query_api(prefix: str) -> None:
+    for path in ("/api/v1/rules", "/prometheus/api/v1/rules"):
+        assert route("cortex", "GET", path, prefix) == Route(
+            "cortex_ruler", f"{prefix}/api/v1/rules"
+        )
+    assert route("cortex", "GET", "/prometheus/api/v1/alerts", prefix) == Route(
+        "cortex_ruler", f"{prefix}/api/v1/alerts"
+    )
+
+
+def test_api_v1_alerts_is_the_alertmanager_configuration_in_every_method() -> None:
+    for method in ("GET", "POST", "DELETE"):
+        assert route("cortex", method, "/api/v1/alerts", "/prometheus") == Route(
+            "cortex_alertmanager", "/api/v1/alerts"
+        )
+    assert route("cortex", "PUT", "/api/v1/alerts") == Refusal(
+        405, METHOD_NOT_ALLOWED, "GET, POST, DELETE"
+    )
+
+
+def test_the_alertmanager_alerts_api_takes_and_lists_alerts_only() -> None:
+    assert route("cortex", "POST", "/alertmanager/api/v2/alerts") == Route(
+        "cortex_alertmanager", "/alertmanager/api/v2/alerts"
+    )
+    assert route("cortex", "GET", "/alertmanager/api/v2/alerts/groups") == Route(
+        "cortex_alertmanager", "/alertmanager/api/v2/alerts/groups"
+    )
+    for path in ("/alertmanager/api/v2/silences", "/alertmanager/api/v2/status", "/alertmanager"):
+        assert route("cortex", "GET", path) == NOT_A_ROUTE
+
+
+def test_a_rule_group_is_set_and_deleted_by_namespace_and_removed_alone() -> None:
+    config = "/prometheus/config/v1/rules"
+    assert route("cortex", "POST", f"{config}/ns") == Route("cortex_ruler", "/api/v1/rules/ns")
+    assert route("cortex", "POST", f"{config}/ns/group") == Refusal(
+        405, METHOD_NOT_ALLOWED, "GET, DELETE"
+    )
+    assert route("loki", "DELETE", "/loki/api/v1/rules/ns/group") == Route(
+        "loki_ruler", "/loki/api/v1/rules/ns/group"
+    )
+
+
+def test_rule_names_are_letters_digits_and_inner_punctuation_never_dots_alone() -> None:
+    pattern = path_pattern("/loki/api/v1/rules/{name}")
+    for name in ("ns", "node.rules", "team-a_1", "_", "-x", "a..b"):
+        assert re.fullmatch(pattern, f"/loki/api/v1/rules/{name}"), name
+    for name in ("", ".", "..", ".hidden", "a/b", "a%2fb", "a b", "a:b", "ä"):
+        assert not re.fullmatch(pattern, f"/loki/api/v1/rules/{name}"), name
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("cortex", "/ruler/rule_groups"),
+        ("cortex", "/ruler/ring"),
+        ("cortex", "/ruler/delete_tenant_config"),
+        ("cortex", "/multitenant_alertmanager/configs"),
+        ("cortex", "/multitenant_alertmanager/status"),
+        ("cortex", "/multitenant_alertmanager/delete_tenant_config"),
+        ("cortex", "/api/v1/rules/ns"),
+        ("cortex", "/api/prom/rules"),
+        ("cortex", "/config/v1/rules"),
+        ("cortex", "/prometheus/config/v1/rules/a/b/c"),
+        ("cortex", "/prometheus/config/v1/rules/../../ruler/rule_groups"),
+        ("loki", "/api/prom/rules"),
+        ("loki", "/loki/api/v1/rules/a/b/c"),
+        ("loki", "/prometheus/config/v1/rules"),
+    ],
+)
+def test_admin_and_other_spellings_of_the_rules_apis_are_no_route(service: str, path: str) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        assert route(service, method, path) == NOT_A_ROUTE
 
 
 @pytest.mark.parametrize("prefix", ["", "/prometheus", "/api/prom", "/a-b/c_d/0"])

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from components.gateway import routes
 from components.gateway.files import render_gateway_files
 from components.gateway.settings import GatewayConfigError, GatewaySettings
 from components.rules import keys
@@ -60,16 +61,20 @@ def _parser() -> argparse.ArgumentParser:
         "--bindings", type=Path, help="JSON object key ID -> tenant (default: every key unbound)"
     )
     for service, what in (("cortex", "metrics"), ("loki", "logs")):
-        render.add_argument(
-            f"--{service}-url", help=f"the {what} backend for pushes and queries alike"
-        )
-        for role in ("push", "query"):
+        render.add_argument(f"--{service}-url", help=f"the {what} backend for every request")
+        for role in _roles(service):
             render.add_argument(
                 f"--{service}-{role}-url",
                 help=f"the {what} {role} backend (default: --{service}-url)",
             )
     render.add_argument(
         "--metrics-query-prefix", default="", help="'/prometheus' for Mimir (default: '')"
+    )
+    render.add_argument(
+        "--ruler-config-prefix",
+        default=routes.CORTEX_RULER_CONFIG_PATH,
+        help=f"'{routes.RULER_CONFIG_PATH}' for Mimir (default: Cortex's "
+        f"'{routes.CORTEX_RULER_CONFIG_PATH}')",
     )
     render.add_argument("--listen", required=True, help="IPV4:PORT of the data API (HTTPS)")
     render.add_argument("--http-listen", help="IPV4:PORT refusing plain HTTP (default: none)")
@@ -79,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
     )
     return parser
+
+
+def _roles(service: str) -> list[str]:
+    """The upstreams of `service` in the route allowlist (`push`, `query`, ...)."""
+    return sorted({rule.upstream for rule in routes.ROUTES if rule.service == service})
 
 
 def _upstream(args: argparse.Namespace, service: str, role: str) -> str:
@@ -111,11 +121,13 @@ def _render(args: argparse.Namespace) -> int:
         instance=args.instance,
         domain=args.domain,
         tenants=[tenant for tenant in args.tenants.split(",") if tenant],
-        cortex_push_url=_upstream(args, "cortex", "push"),
-        cortex_query_url=_upstream(args, "cortex", "query"),
-        loki_push_url=_upstream(args, "loki", "push"),
-        loki_query_url=_upstream(args, "loki", "query"),
+        **{
+            f"{service}_{role}_url": _upstream(args, service, role)
+            for service in ("cortex", "loki")
+            for role in _roles(service)
+        },
         metrics_query_prefix=args.metrics_query_prefix,
+        ruler_config_prefix=args.ruler_config_prefix,
         listen=args.listen,
         http_listen=args.http_listen,
         health_listen=args.health_listen,

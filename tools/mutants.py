@@ -179,8 +179,8 @@ MUTANTS: Final = (
     Mutant(
         "admin_status_page_allowlisted",
         "components/gateway/routes.py",
-        '            "/api/v1/status/buildinfo",\n',
-        '            "/api/v1/status/buildinfo",\n            "/api/v1/status/config",\n',
+        '        "/api/v1/status/buildinfo",\n',
+        '        "/api/v1/status/buildinfo",\n        "/api/v1/status/config",\n',
         (E2E_ROUTES,),
     ),
     Mutant(

@@ -128,15 +128,33 @@ def _quoted(text: str) -> str:
 
 
 def _path_rewrite(settings: GatewaySettings) -> str:
-    """The metrics query API reaches its upstream as `<metrics_query_prefix>/api/v1/...`."""
-    query = "{ var(txn.backend) -m str cortex_query }"
-    lines = [
+    """The Prometheus API (queries, the ruler's rules and alerts) reaches the metrics
+    backend as `<metrics_query_prefix>/api/v1/...`, the ruler's configuration API as
+    `<ruler_config_prefix>/...` (where Cortex and Mimir differ)."""
+    config_api = maps.route_key("cortex", routes.RULER_CONFIG_PATH)
+    metrics = sorted({rule.backend for rule in routes.ROUTES if rule.rewrite == routes.METRICS_API})
+    # Every other route of these backends is the ruler's configuration API.
+    assert all(
+        rule.rewrite == routes.METRICS_API
+        or rule.client_paths()[0].startswith(routes.RULER_CONFIG_PATH)
+        for rule in routes.ROUTES
+        if rule.backend in metrics
+    )
+    lines = [f"    acl ruler_config_api var(txn.route) -m beg {config_api}\n"]
+    if settings.ruler_config_prefix != routes.RULER_CONFIG_PATH:
+        lines.append(
+            f"    http-request set-path %[path,regsub(^{routes.RULER_CONFIG_PATH},"
+            f"{settings.ruler_config_prefix})] if ruler_config_api\n"
+        )
+    lines += [
+        f"    acl metrics_api var(txn.backend) -m str {' '.join(metrics)}\n",
         "    http-request set-path %[path,regsub(^/prometheus/,/)] "
-        f"if {query} {{ path -m beg /prometheus/ }}\n"
+        "if metrics_api !ruler_config_api { path -m beg /prometheus/ }\n",
     ]
     if settings.metrics_query_prefix:
         lines.append(
-            f"    http-request set-path {settings.metrics_query_prefix}%[path] if {query}\n"
+            f"    http-request set-path {settings.metrics_query_prefix}%[path] "
+            "if metrics_api !ruler_config_api\n"
         )
     return "".join(lines)
 
@@ -227,6 +245,10 @@ def _tenant_and_route_rules(settings: GatewaySettings) -> str:
     d = settings.config_dir
     label_segment = routes.path_pattern(maps.LABEL_SEGMENT).removeprefix("^")
     label_placeholder = maps.LABEL_SEGMENT.replace(routes.LABEL_NAME, maps.LABEL_PLACEHOLDER)
+    names = "".join(
+        f",regsub({routes.path_pattern(path)},{maps.route_key('', path).removeprefix(':')})"
+        for path in maps.named_paths()
+    )
     no_route = f"http-request return status 404 {_TEXT} string {_quoted(routes.ROUTE_NOT_FOUND)}"
     wrong_method = (
         f"http-request return status 405 {_TEXT} string {_quoted(routes.METHOD_NOT_ALLOWED)}"
@@ -240,10 +262,10 @@ def _tenant_and_route_rules(settings: GatewaySettings) -> str:
     http-request return status 404 {_TEXT} string {_quoted(NOT_FOUND_BODY)} unless known_host
 
     # 2. Route: only the data API paths of the endpoint's service ({ROUTES_MAP}, from
-    # components/gateway/routes.py), looked up exactly as sent (a label name becomes
-    # "{maps.LABEL_PLACEHOLDER}"), and only with the methods {METHODS_MAP} lists for them; refused
-    # before any credential is looked at.
-    http-request set-var(txn.path) path,regsub({label_segment},{label_placeholder})
+    # components/gateway/routes.py), looked up exactly as sent (a label name, a rule
+    # namespace or group name becomes "{maps.LABEL_PLACEHOLDER}"), and only with the methods
+    # {METHODS_MAP} lists for them; refused before any credential is looked at.
+    http-request set-var(txn.path) path,regsub({label_segment},{label_placeholder}){names}
     http-request set-var(txn.route) var(txn.host),field(1,.),concat(:,txn.path)
     http-request set-var(txn.allow) var(txn.route),map_str({d}/{ROUTES_MAP})
     http-request set-var(txn.backend) method,concat(:,txn.route),map_str({d}/{METHODS_MAP})

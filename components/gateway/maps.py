@@ -43,14 +43,22 @@ def crt_list(settings: GatewaySettings, tenants: Sequence[str]) -> str:
 
 LABEL_SEGMENT: Final = f"/label/{routes.LABEL_NAME}/values"
 LABEL_PLACEHOLDER: Final = "_"
-"""Every label name in a path becomes this before the route lookup; being a label name
-itself, it cannot reach the maps any other way than through that rewrite."""
+"""Every label name and rule namespace or group name in a path becomes this before the
+route lookup; being such a name itself, it cannot reach the maps any other way than
+through that rewrite."""
+
+
+def named_paths() -> tuple[str, ...]:
+    """The route paths with rule namespace or group names in them, longest first."""
+    paths = {p for rule in routes.ROUTES for p in rule.client_paths() if routes.NAME in p}
+    return tuple(sorted(paths, key=lambda p: (-len(p), p)))
 
 
 def route_key(service: str, path: str) -> str:
-    """The key of a route path in the route maps: `<service>:<path>`, label names as `_`."""
-    assert routes.is_literal(path) or path.endswith(LABEL_SEGMENT), path
-    return f"{service}:{path.replace(routes.LABEL_NAME, LABEL_PLACEHOLDER)}"
+    """The key of a route path in the route maps: `<service>:<path>`, names as `_`."""
+    assert routes.is_literal(path) or path.endswith(LABEL_SEGMENT) or path in named_paths(), path
+    placeholders = path.replace(routes.LABEL_NAME, LABEL_PLACEHOLDER)
+    return f"{service}:{placeholders.replace(routes.NAME, LABEL_PLACEHOLDER)}"
 
 
 def routes_map() -> str:

@@ -48,7 +48,19 @@ _UPSTREAM_RULE: Final = (
     "use http://HOST[:PORT] with a DNS name or IPv4 address, no path, query, "
     "credentials or TLS (e.g. http://cortex-gateway.cortex.svc.cluster.local:80)"
 )
-UPSTREAM_FIELDS: Final = ("cortex_push_url", "cortex_query_url", "loki_push_url", "loki_query_url")
+UPSTREAM_FIELDS: Final = tuple(
+    f"{service}_{upstream}_url"
+    for service, upstream in (
+        ("cortex", "push"),
+        ("cortex", "query"),
+        ("cortex", "ruler"),
+        ("cortex", "alertmanager"),
+        ("loki", "push"),
+        ("loki", "query"),
+        ("loki", "ruler"),
+    )
+)
+"""One upstream per backend of the route allowlist (`routes.ROUTES`: `<service>_<upstream>`)."""
 
 MIN_REPLICAS: Final = 2
 """So that one gateway pod can restart (rollout, node drain) while another serves."""
@@ -91,9 +103,18 @@ class GatewaySettings:
     """Where log pushes go (Loki distributor), `http://host[:port]`."""
     loki_query_url: str
     """Where log queries and tails go (Loki query frontend), `http://host[:port]`."""
+    cortex_ruler_url: str
+    """Where the metrics ruler's APIs go (rules, alerts, rule configuration)."""
+    cortex_alertmanager_url: str
+    """Where the Alertmanager's APIs go (its configuration, its alerts)."""
+    loki_ruler_url: str
+    """Where Loki's ruler APIs go (Loki's backend target, or the single binary)."""
     metrics_query_prefix: str = ""
     """Path prefix of the metrics backend's query API: "" for Cortex's `/api/v1/...`
     (Opstrace's layout), "/prometheus" for Grafana Mimir (`/prometheus/api/v1/...`)."""
+    ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH
+    """Where the metrics ruler serves its configuration API: Cortex's `/api/v1/rules`,
+    or Mimir's `/prometheus/config/v1/rules` (what clients send, either way)."""
     listen: str = DEFAULT_LISTEN
     """IPv4 address and port of the data API listener (HTTPS)."""
     http_listen: str | None = DEFAULT_HTTP_LISTEN
@@ -160,6 +181,8 @@ def validate_settings(settings: GatewaySettings) -> None:
         _check_upstream(field, getattr(settings, field))
     if problem := routes.metrics_query_prefix_problem(settings.metrics_query_prefix):
         raise GatewayConfigError(f"metrics_query_prefix: {problem}")
+    if problem := routes.ruler_config_prefix_problem(settings.ruler_config_prefix):
+        raise GatewayConfigError(f"ruler_config_prefix: {problem}")
     _check_listeners(settings)
     _check_dir("config_dir", settings.config_dir)
 

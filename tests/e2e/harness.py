@@ -44,10 +44,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from components.gateway import routes
 from components.gateway.files import render_gateway_files
 from components.gateway.settings import (
     CERTS_SUBDIR,
     HAPROXY_CONFIG,
+    UPSTREAM_FIELDS,
     GatewaySettings,
     certificate_file_name,
     gateway_tenants,
@@ -95,7 +97,7 @@ POLL_SECONDS: Final = 0.05
 INSTANCE: Final = "acme"
 DOMAIN: Final = "example.com"
 TENANTS: Final = ("prod", "staging")
-BACKENDS: Final = ("cortex_push", "cortex_query", "loki_push", "loki_query")
+BACKENDS: Final = tuple(field.removesuffix("_url") for field in UPSTREAM_FIELDS)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTUP_SECONDS) -> None:
@@ -413,6 +415,9 @@ class Recorder:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self._answer(self.rfile.read(length))
+
+            def do_DELETE(self) -> None:
+                self._answer(b"")
 
             def _record(self) -> None:
                 recorder.requests.append(
@@ -763,24 +768,28 @@ def gateway_settings(
     upstreams: Upstreams,
     tenants: tuple[str, ...] = TENANTS,
     metrics_query_prefix: str = "",
+    ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
 ) -> GatewaySettings:
     """The pod's settings, with listeners on free loopback ports and files in `directory`."""
-    return on_loopback(base_settings(upstreams, tenants, metrics_query_prefix), directory)
+    return on_loopback(
+        base_settings(upstreams, tenants, metrics_query_prefix, ruler_config_prefix), directory
+    )
 
 
 def base_settings(
-    upstreams: Upstreams, tenants: tuple[str, ...] = TENANTS, metrics_query_prefix: str = ""
+    upstreams: Upstreams,
+    tenants: tuple[str, ...] = TENANTS,
+    metrics_query_prefix: str = "",
+    ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
 ) -> GatewaySettings:
     """The test instance's settings for `tenants` in front of `upstreams`."""
     return GatewaySettings(
         instance=INSTANCE,
         domain=DOMAIN,
         tenants=tenants,
-        cortex_push_url=upstreams["cortex_push"],
-        cortex_query_url=upstreams["cortex_query"],
-        loki_push_url=upstreams["loki_push"],
-        loki_query_url=upstreams["loki_query"],
+        **{f"{backend}_url": upstreams[backend] for backend in BACKENDS},
         metrics_query_prefix=metrics_query_prefix,
+        ruler_config_prefix=ruler_config_prefix,
     )
 
 
@@ -805,10 +814,13 @@ def running_gateway(
     *,
     bindings: Mapping[str, str] | None = None,
     metrics_query_prefix: str = "",
+    ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
     quiet: bool = False,
 ) -> Iterator[Gateway]:
     """A started gateway in `directory`; stopped (and waited for) on exit."""
-    settings = gateway_settings(directory, upstreams, tenants, metrics_query_prefix)
+    settings = gateway_settings(
+        directory, upstreams, tenants, metrics_query_prefix, ruler_config_prefix
+    )
     with started_gateway(settings, trusted, bindings=bindings, quiet=quiet) as gateway:
         yield gateway
 

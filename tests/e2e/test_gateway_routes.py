@@ -42,6 +42,20 @@ def query(path: str) -> routes.Route:
     return routes.Route("cortex_query", METRICS_QUERY_PREFIX + path)
 
 
+def ruler(path: str) -> routes.Route:
+    """The ruler's Prometheus API as the shared gateway's metrics backend gets it."""
+    return routes.Route("cortex_ruler", METRICS_QUERY_PREFIX + path)
+
+
+def ruler_config(path: str) -> routes.Route:
+    """The ruler's configuration API as the shared gateway's backend (Cortex's layout)
+    gets it."""
+    return routes.Route("cortex_ruler", routes.CORTEX_RULER_CONFIG_PATH + path)
+
+
+CONFIG_API = routes.RULER_CONFIG_PATH
+
+
 CORTEX_ROWS: list[tuple[str, str, Expected]] = [
     ("POST", "/api/v1/push", to("cortex_push", "/api/v1/push")),
     ("GET", "/api/v1/push", allowed_only("POST")),
@@ -67,14 +81,51 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
             "label/U__http_2e_method/values",
             "metadata",
             "status/buildinfo",
-            "rules",
-            "alerts",
         )
         for alias in ("", "/prometheus")
     ],
     ("POST", "/api/v1/label/job/values", allowed_only("GET")),
     ("POST", "/prometheus/api/v1/metadata", allowed_only("GET")),
+    # The ruler: its Prometheus-compatible rules and alerts, and its configuration API.
+    ("GET", "/api/v1/rules", ruler("/api/v1/rules")),
+    ("GET", "/prometheus/api/v1/rules", ruler("/api/v1/rules")),
+    ("GET", "/prometheus/api/v1/alerts", ruler("/api/v1/alerts")),
     ("DELETE", "/api/v1/rules", allowed_only("GET")),
+    ("POST", "/prometheus/api/v1/alerts", allowed_only("GET")),
+    ("GET", CONFIG_API, ruler_config("")),
+    ("POST", CONFIG_API, allowed_only("GET")),
+    *[
+        (method, f"{CONFIG_API}/{namespace}", ruler_config(f"/{namespace}"))
+        for method in ("GET", "POST", "DELETE")
+        for namespace in ("opstrace", "team-a_1", "node.rules", "_")
+    ],
+    *[
+        (method, f"{CONFIG_API}/opstrace/{group}", ruler_config(f"/opstrace/{group}"))
+        for method in ("GET", "DELETE")
+        for group in ("latency", "node.rules", "x")
+    ],
+    ("POST", f"{CONFIG_API}/opstrace/latency", allowed_only("GET", "DELETE")),
+    ("PUT", f"{CONFIG_API}/opstrace", allowed_only("GET", "POST", "DELETE")),
+    # The tenant's Alertmanager: its configuration (unprefixed /api/v1/alerts) and alerts.
+    *[
+        (method, "/api/v1/alerts", to("cortex_alertmanager", "/api/v1/alerts"))
+        for method in ("GET", "POST", "DELETE")
+    ],
+    ("PUT", "/api/v1/alerts", allowed_only("GET", "POST", "DELETE")),
+    *[
+        (
+            method,
+            "/alertmanager/api/v2/alerts",
+            to("cortex_alertmanager", "/alertmanager/api/v2/alerts"),
+        )
+        for method in ("GET", "POST")
+    ],
+    ("DELETE", "/alertmanager/api/v2/alerts", allowed_only("GET", "POST")),
+    (
+        "GET",
+        "/alertmanager/api/v2/alerts/groups",
+        to("cortex_alertmanager", "/alertmanager/api/v2/alerts/groups"),
+    ),
     ("POST", "/api/v1/read", query("/api/v1/read")),
     ("POST", "/prometheus/api/v1/read", query("/api/v1/read")),
     ("GET", "/api/v1/read", allowed_only("POST")),
@@ -100,16 +151,34 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
             "/store-gateway/ring",
             "/ruler/ring",
             "/ruler/rule_groups",
+            "/ruler/delete_tenant_config",
+            "/ruler/tenants",
             "/multitenant_alertmanager/status",
+            "/multitenant_alertmanager/configs",
+            "/multitenant_alertmanager/ring",
+            "/multitenant_alertmanager/delete_tenant_config",
+            "/alertmanager",
+            "/alertmanager/",
             "/alertmanager/api/v2/status",
+            "/alertmanager/api/v2/silences",
+            "/alertmanager/api/v2/receivers",
+            "/alertmanager/api/v1/alerts",
+            "/api/v1/alertmanager",
+            "/api/v1/multitenant_alertmanager/status",
+            "/api/prom/rules",
+            "/api/prom/rules/opstrace",
+            "/config/v1/rules",
+            "/prometheus/config/v1/rules/opstrace/latency/x",
+            "/api/v1/grafana/config",
+            "/api/v1/user_limits",
             "/debug/pprof/heap",
             "/api/v1/status/config",
             "/api/v1/status/flags",
             "/api/v1/targets",
             "/api/v1/admin/tsdb/delete_series",
             "/prometheus/api/v1/status/config",
-            "/prometheus/config/v1/rules",
             "/api/v1/rules/namespace",
+            "/api/v1/rules/namespace/group",
             "/api/prom/push",
             "/api/prom/api/v1/query",
             "/api/v1/user_stats",
@@ -156,6 +225,31 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
             "/prom/api/v1/query",
         )
     ],
+    *[
+        (method, path, NOT_A_ROUTE)
+        for method in ("GET", "POST", "DELETE")
+        for path in (
+            f"{CONFIG_API}/",
+            f"{CONFIG_API}/opstrace/",
+            f"{CONFIG_API}//opstrace",
+            f"{CONFIG_API}/.",
+            f"{CONFIG_API}/..",
+            f"{CONFIG_API}/../../../ruler/rule_groups",
+            f"{CONFIG_API}/opstrace/..",
+            f"{CONFIG_API}/.hidden",
+            f"{CONFIG_API}/a%2fb",
+            f"{CONFIG_API}/a%2e%2e",
+            f"{CONFIG_API}/a%20b",
+            f"{CONFIG_API}/a:b",
+            f"{CONFIG_API}/opstrace/latency/..",
+            "/api/v1/alerts/",
+            "/api//v1/alerts",
+            "/alertmanager/api/v2/alerts/",
+            "/alertmanager/api/v2/alerts/../status",
+            "/alertmanager/api/v2/alerts/groups/",
+            "/prometheus/config/v1/Rules",
+        )
+    ],
     ("POST", "/api/v1/push/", NOT_A_ROUTE),
     ("POST", "/api/v1/push/../push", NOT_A_ROUTE),
     ("POST", "//api/v1/push", NOT_A_ROUTE),
@@ -192,13 +286,46 @@ LOKI_ROWS: list[tuple[str, str, Expected]] = [
         for name in ("query_range", "series")
         for method in ("DELETE", "PUT", "HEAD")
     ],
+    # Loki's ruler: its Prometheus-compatible rules and alerts, and its configuration.
+    *[
+        ("GET", f"/prometheus/api/v1/{name}", to("loki_ruler", f"/prometheus/api/v1/{name}"))
+        for name in ("rules", "alerts")
+    ],
+    ("POST", "/prometheus/api/v1/rules", allowed_only("GET")),
+    ("GET", "/loki/api/v1/rules", to("loki_ruler", "/loki/api/v1/rules")),
+    ("DELETE", "/loki/api/v1/rules", allowed_only("GET")),
+    *[
+        (
+            method,
+            f"/loki/api/v1/rules/{namespace}",
+            to("loki_ruler", f"/loki/api/v1/rules/{namespace}"),
+        )
+        for method in ("GET", "POST", "DELETE")
+        for namespace in ("opstrace", "app.logs")
+    ],
+    *[
+        (
+            method,
+            "/loki/api/v1/rules/opstrace/errors",
+            to("loki_ruler", "/loki/api/v1/rules/opstrace/errors"),
+        )
+        for method in ("GET", "DELETE")
+    ],
+    ("POST", "/loki/api/v1/rules/opstrace/errors", allowed_only("GET", "DELETE")),
     *[
         (method, path, NOT_A_ROUTE)
         for path in (
             "/loki/api/v1/delete",
             "/loki/api/v1/cache/generation_numbers",
-            "/loki/api/v1/rules",
             "/loki/api/v1/status/buildinfo",
+            "/api/prom/rules",
+            "/api/prom/rules/opstrace",
+            "/api/v1/rules",
+            "/api/v1/alerts",
+            "/prometheus/config/v1/rules",
+            "/ruler/rule_groups",
+            "/ruler/ring",
+            "/loki/api/v1/rules/a/b/c",
             "/loki/api/v1/format_query",
             "/api/prom/push",
             "/api/prom/query",
@@ -236,6 +363,11 @@ LOKI_ROWS: list[tuple[str, str, Expected]] = [
             "/loki/api/v1/tail/",
             "/loki/api/v1\\tail",
             "/Loki/api/v1/query",
+            "/loki/api/v1/rules/",
+            "/loki/api/v1/rules/..",
+            "/loki/api/v1/rules/opstrace/",
+            "/loki/api/v1/rules/../../../ruler/rule_groups",
+            "/loki/api/v1/rules/a%2fb",
         )
     ],
     ("POST", "/loki/api/v1/push/", NOT_A_ROUTE),
@@ -335,5 +467,61 @@ def test_every_route_of_the_allowlist_has_a_row() -> None:
     for rule in routes.ROUTES:
         for path in rule.client_paths():
             concrete = path.replace(routes.LABEL_NAME, "job" if rule.service == "cortex" else "app")
+            concrete = concrete.replace(routes.NAME, "opstrace", 1)
+            concrete = concrete.replace(
+                routes.NAME, "latency" if rule.service == "cortex" else "errors"
+            )
             for method in rule.methods:
                 assert (rule.service, method, concrete) in covered, (rule.service, method, path)
+
+
+RULES_AND_ALERTS = sorted(
+    {
+        (rule.service, method, path.replace(routes.NAME, "opstrace"))
+        for rule in routes.ROUTES
+        if rule.upstream in ("ruler", "alertmanager")
+        for path in rule.client_paths()
+        for method in rule.methods
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path"),
+    RULES_AND_ALERTS,
+    ids=[f"{service} {method} {path}" for service, method, path in RULES_AND_ALERTS],
+)
+def test_a_tenants_token_never_reaches_another_tenants_rules_or_alerts(
+    service: str,
+    method: str,
+    path: str,
+    gateway: Gateway,
+    minted: dict[str, Minted],
+    upstreams: dict[str, Recorder],
+) -> None:
+    before = {backend: len(recorder.requests) for backend, recorder in upstreams.items()}
+    body = b"{}" if method == "POST" else None
+    other = request(
+        gateway.port,
+        host(service, "staging"),
+        path,
+        bearer(minted["prod"].token),
+        method=method,
+        body=body,
+    )
+    assert (other.status, other.body) == (401, data_token.BAD_TOKEN), other
+    assert {b: len(r.requests) for b, r in upstreams.items()} == before
+    probe = unique_path(path)
+    own = request(
+        gateway.port,
+        host(service, "staging"),
+        probe,
+        bearer(minted["staging"].token),
+        method=method,
+        body=body,
+    )
+    assert own.status == 200, own
+    expected = routes.route(service, method, path, METRICS_QUERY_PREFIX)
+    assert isinstance(expected, routes.Route)
+    arrived = upstreams[expected.backend].arrived(expected.path + probe.removeprefix(path))
+    assert arrived.values("X-Scope-OrgID") == ["staging"]
