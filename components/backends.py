@@ -7,7 +7,8 @@ the settings (`cortexUrl`, `lokiUrl`) is external: nothing is installed for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 
 import pulumi
@@ -30,6 +31,9 @@ class BackendsArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_host: pulumi.Input[str]
     cluster_ready: tuple[pulumi.Resource, ...] = ()
+    policies: Mapping[str, chart_values.TenantPolicy] = field(default_factory=dict)
+    """`metrics`/`logs` -> what that backend is told of its tenants (limits, retention,
+    where alerts go)."""
 
 
 class Backends(pulumi.ComponentResource):
@@ -79,8 +83,9 @@ class Backends(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
+            policy = args.policies.get(purpose, chart_values.TenantPolicy())
             release_values = pulumi.Output.all(bucket.bucket_name, bucket.role_arn).apply(
-                partial(_values, values, platform, retention, storage_class)
+                partial(_values, values, platform, retention, storage_class, policy)
             )
             release = helm_release(f"{name}-{purpose}", chart, release_values, after_cluster)
             self.bucket_names[purpose] = bucket.bucket_name
@@ -93,9 +98,10 @@ def _values(
     platform: PlatformConfig,
     retention_days: int,
     storage_class: str,
+    policy: chart_values.TenantPolicy,
     bucket_and_role: list[str],
 ) -> chart_values.Values:
     bucket, role_arn = bucket_and_role
     return build(
-        platform.size, bucket, platform.aws_region, role_arn, retention_days, storage_class
+        platform.size, bucket, platform.aws_region, role_arn, retention_days, storage_class, policy
     )

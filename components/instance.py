@@ -159,6 +159,7 @@ class Instance(pulumi.ComponentResource):
                     oidc_provider_arn=oidc_arn,
                     oidc_issuer_host=oidc_host,
                     cluster_ready=ready,
+                    policies=config.backend_policies(),
                 ),
                 child,
             )

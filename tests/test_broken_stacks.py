@@ -55,6 +55,14 @@ def stack(**settings: Any) -> str:
     return yaml.safe_dump({"config": config}, sort_keys=False)
 
 
+def rule_file(
+    name: str = "latency", groups: int = 1, rule: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An inline rule file of `groups` copies of one group holding `rule`."""
+    chosen = rule if rule is not None else {"alert": "Slow", "expr": "up == 0"}
+    return {"groups": [{"name": name, "rules": [chosen]}] * groups}
+
+
 @dataclass(frozen=True)
 class Broken:
     """A stack file and the one line it must be refused with."""
@@ -185,7 +193,7 @@ def broken_stacks(project: str) -> list[Broken]:
             "tenant_unknown_option",
             stack(tenants=[{"name": "ci", "colour": "red"}]),
             "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
-            "signingKeyFile",
+            "signingKeyFile, limits, metricsRetention, logsRetention, rules, alertmanagerConfig",
         ),
         Broken(
             "tenant_tokens_empty",
@@ -588,6 +596,152 @@ def broken_stacks(project: str) -> list[Broken]:
             "kubeconfig_a_list",
             stack(kubeconfig=["a"]),
             "Stack 'broken' with configuration key 'kubeconfig' must be of type 'string'",
+        ),
+        Broken(
+            "limits_unknown_limit",
+            stack(limits={"metrics": {"maxSeries": 1000}}),
+            "limits.metrics.maxSeries: unknown limit: the metrics limits are ingestionRate, "
+            "ingestionBurstSize, maxGlobalSeriesPerUser, maxLabelNamesPerSeries, "
+            "maxQueryLookback, maxFetchedSeriesPerQuery, maxFetchedChunksPerQuery",
+        ),
+        Broken(
+            "limits_unknown_group",
+            stack(limits={"traces": {"maxSpans": 1}}),
+            "limits.traces: unknown limit group: use metrics or logs",
+        ),
+        Broken(
+            "limits_a_list",
+            stack(limits=["metrics"]),
+            "limits: expected a mapping of metrics and logs limits, got ['metrics']",
+        ),
+        Broken(
+            "tenant_limit_unknown",
+            stack(tenants=[{"name": "prod", "limits": {"metrics": {"maxGlobalSeries": 5}}}]),
+            "tenants[0].limits.metrics.maxGlobalSeries (tenant 'prod'): unknown limit; did you "
+            "mean maxGlobalSeriesPerUser? The metrics limits are ingestionRate, "
+            "ingestionBurstSize, maxGlobalSeriesPerUser, maxLabelNamesPerSeries, "
+            "maxQueryLookback, maxFetchedSeriesPerQuery, maxFetchedChunksPerQuery",
+        ),
+        Broken(
+            "tenant_limit_negative",
+            stack(tenants=[{"name": "prod", "limits": {"metrics": {"ingestionRate": -5}}}]),
+            "tenants[0].limits.metrics.ingestionRate (tenant 'prod'): -5 is negative: use a "
+            "number of samples per second above zero (e.g. 25000)",
+        ),
+        Broken(
+            "tenant_limit_zero",
+            stack(tenants=[{"name": "prod", "limits": {"logs": {"maxGlobalStreamsPerUser": 0}}}]),
+            "tenants[0].limits.logs.maxGlobalStreamsPerUser (tenant 'prod'): 0 is no limit: use "
+            "a number of streams above zero (e.g. 10000), or leave the limit out for the "
+            "backend's default",
+        ),
+        Broken(
+            "tenant_limit_not_whole",
+            stack(
+                tenants=[{"name": "prod", "limits": {"metrics": {"maxGlobalSeriesPerUser": 1.5}}}]
+            ),
+            "tenants[0].limits.metrics.maxGlobalSeriesPerUser (tenant 'prod'): 1.5 is not a "
+            "whole number of series (e.g. 500000)",
+        ),
+        Broken(
+            "tenant_limit_number_with_a_unit",
+            stack(tenants=[{"name": "prod", "limits": {"logs": {"ingestionRateMb": "4MB"}}}]),
+            "tenants[0].limits.logs.ingestionRateMb (tenant 'prod'): '4MB' is not a number of "
+            "MB per second: write the number alone (e.g. 8)",
+        ),
+        Broken(
+            "tenant_limit_duration_in_words",
+            stack(
+                tenants=[{"name": "prod", "limits": {"metrics": {"maxQueryLookback": "90 days"}}}]
+            ),
+            "tenants[0].limits.metrics.maxQueryLookback (tenant 'prod'): '90 days' is not in "
+            "hours or days: write a whole number and its unit (e.g. 90d)",
+        ),
+        Broken(
+            "tenant_limit_size_without_a_unit",
+            stack(tenants=[{"name": "prod", "limits": {"logs": {"maxLineSize": 262144}}}]),
+            "tenants[0].limits.logs.maxLineSize (tenant 'prod'): 262144 is not in bytes (B, KB, "
+            "MB, KiB or MiB): write a whole number and its unit (e.g. 256KB)",
+        ),
+        Broken(
+            "tenant_retention_in_hours",
+            stack(tenants=[{"name": "prod", "metricsRetention": "2160h"}]),
+            "tenants[0].metricsRetention (tenant 'prod'): '2160h' is not a retention: use a "
+            "number of days from 1d to 3650d (e.g. 30d)",
+        ),
+        Broken(
+            "tenant_rules_missing_file",
+            stack(tenants=[{"name": "prod", "rules": "rules/prod.yaml"}]),
+            f"tenants[0].rules (tenant 'prod'): cannot read {project}/rules/prod.yaml: No such "
+            "file or directory",
+        ),
+        Broken(
+            "tenant_rules_not_a_rule_file",
+            stack(tenants=[{"name": "prod", "rules": {"rules": []}}]),
+            "tenants[0].rules (tenant 'prod'): inline: expected a rule file: a mapping with only "
+            "`groups:`, a list of groups",
+        ),
+        Broken(
+            "tenant_rules_group_name_with_a_slash",
+            stack(tenants=[{"name": "prod", "rules": rule_file(name="a/b")}]),
+            "tenants[0].rules (tenant 'prod'): inline: groups[0].name: 'a/b' is not a group "
+            "name: use letters, digits, '_', '-' and '.', not starting with '.' (the ruler's API "
+            "has it in its paths)",
+        ),
+        Broken(
+            "tenant_rules_group_twice",
+            stack(tenants=[{"name": "prod", "rules": rule_file(groups=2)}]),
+            "tenants[0].rules (tenant 'prod'): inline: groups[1].name: group 'latency' is "
+            "listed twice",
+        ),
+        Broken(
+            "tenant_rules_rule_without_expr",
+            stack(tenants=[{"name": "prod", "rules": rule_file(rule={"alert": "Down"})}]),
+            "tenants[0].rules (tenant 'prod'): inline: groups[0].rules[0].expr: expected the "
+            "rule's PromQL expression as text",
+        ),
+        Broken(
+            "tenant_rules_label_not_text",
+            stack(
+                tenants=[
+                    {
+                        "name": "prod",
+                        "rules": rule_file(
+                            rule={"alert": "Down", "expr": "up == 0", "labels": {"page": True}}
+                        ),
+                    }
+                ]
+            ),
+            "tenants[0].rules (tenant 'prod'): inline: groups[0].rules[0].labels.page: expected "
+            "text, got True: quote it",
+        ),
+        Broken(
+            "tenant_rules_not_yaml",
+            stack(tenants=[{"name": "prod", "rules": "groups:\n  - name: [a\n"}]),
+            "tenants[0].rules (tenant 'prod'): inline:3: not valid YAML: expected ',' or ']', "
+            "but got '<stream end>'",
+        ),
+        Broken(
+            "tenant_alertmanager_route_to_no_receiver",
+            stack(
+                tenants=[
+                    {
+                        "name": "prod",
+                        "alertmanagerConfig": {
+                            "route": {"receiver": "pager"},
+                            "receivers": [{"name": "slack"}],
+                        },
+                    }
+                ]
+            ),
+            "tenants[0].alertmanagerConfig (tenant 'prod'): inline: route.receiver: 'pager' is "
+            "not one of the receivers (slack)",
+        ),
+        Broken(
+            "tenant_alertmanager_without_receivers",
+            stack(tenants=[{"name": "prod", "alertmanagerConfig": {"route": {"receiver": "x"}}}]),
+            "tenants[0].alertmanagerConfig (tenant 'prod'): inline: receivers: expected a "
+            "non-empty list of receivers",
         ),
         Broken(
             "too_many_credentials",

@@ -11,19 +11,31 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
-from components.rules import chart_values, charts, platform
+from components.rules import alerting, chart_values, charts, platform
 
 SMALL, PRODUCTION = platform.SIZES["small"], platform.SIZES["production"]
 BUCKET, REGION, ROLE = "acme-metrics-1", "us-east-1", "arn:aws:iam::123456789012:role/r"
+ALERTMANAGER = "http://mimir-alertmanager.opstrace-metrics.svc.cluster.local:8080/alertmanager"
+NO_POLICY = chart_values.TenantPolicy()
+LOKI_POLICY = chart_values.TenantPolicy(alertmanager_url=ALERTMANAGER)
 
 
-def mimir(size: platform.Size = SMALL, retention_days: int = 30) -> dict[str, Any]:
-    return chart_values.mimir_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
+def mimir(
+    size: platform.Size = SMALL,
+    retention_days: int = 30,
+    policy: chart_values.TenantPolicy = NO_POLICY,
+) -> dict[str, Any]:
+    return chart_values.mimir_values(size, BUCKET, REGION, ROLE, retention_days, "gp3", policy)
 
 
-def loki(size: platform.Size = SMALL, retention_days: int = 30) -> dict[str, Any]:
-    return chart_values.loki_values(size, BUCKET, REGION, ROLE, retention_days, "gp3")
+def loki(
+    size: platform.Size = SMALL,
+    retention_days: int = 30,
+    policy: chart_values.TenantPolicy = LOKI_POLICY,
+) -> dict[str, Any]:
+    return chart_values.loki_values(size, BUCKET, REGION, ROLE, retention_days, "gp3", policy)
 
 
 def mimir_config(size: platform.Size = SMALL) -> dict[str, Any]:
@@ -107,13 +119,49 @@ def test_production_mimir_keeps_three_copies_one_per_zone() -> None:
     assert values["rollout_operator"] == {"enabled": True}
 
 
-def test_mimir_runs_no_minio_alertmanager_ruler_or_gateway_of_its_own() -> None:
+def test_mimir_runs_no_minio_or_gateway_of_its_own() -> None:
     values = mimir()
-    assert [values[k] for k in ("minio", "alertmanager", "ruler")] == [{"enabled": False}] * 3
+    assert values["minio"] == {"enabled": False}
     assert values["gateway"] == {"enabledNonEnterprise": False}
 
 
-@pytest.mark.parametrize("component", ["ingester", "store_gateway", "compactor"])
+@pytest.mark.parametrize(
+    ("size", "rulers", "alertmanagers"),
+    [(SMALL, 1, 1), (PRODUCTION, 2, 3)],
+    ids=["small", "production"],
+)
+def test_mimir_runs_its_ruler_and_alertmanager(
+    size: platform.Size, rulers: int, alertmanagers: int
+) -> None:
+    values = mimir(size)
+    assert values["ruler"] == {"enabled": True, "replicas": rulers}
+    assert values["alertmanager"]["enabled"] is True
+    assert values["alertmanager"]["replicas"] == alertmanagers
+    # One Service (mimir-alertmanager) reaches every replica, as the gateway expects.
+    assert values["alertmanager"]["zoneAwareReplication"] == {"enabled": False}
+
+
+def test_every_tenant_starts_with_opstraces_alertmanager_configuration() -> None:
+    fallback = yaml.safe_load(mimir()["alertmanager"]["fallbackConfig"])
+    assert fallback == {"route": {"receiver": "blackhole"}, "receivers": [{"name": "blackhole"}]}
+    assert mimir()["alertmanager"]["fallbackConfig"] == alerting.DEFAULT_ALERTMANAGER_CONFIG
+
+
+def test_mimirs_ruler_and_alertmanager_keep_their_state_in_the_bucket() -> None:
+    config = mimir_config()
+    assert config["ruler_storage"] == {"storage_prefix": "ruler"}
+    assert config["alertmanager_storage"] == {"storage_prefix": "alertmanager"}
+    assert config["common"]["storage"]["backend"] == "s3"
+
+
+def test_the_tenants_overrides_are_mimirs_runtime_configuration() -> None:
+    overrides = {"prod": {"max_global_series_per_user": 1000000}}
+    values = mimir(policy=chart_values.TenantPolicy(overrides))
+    assert values["runtimeConfig"] == {"overrides": overrides}
+    assert mimir()["runtimeConfig"] == {"overrides": {}}
+
+
+@pytest.mark.parametrize("component", ["ingester", "store_gateway", "compactor", "alertmanager"])
 def test_mimirs_disks_go_with_their_pods_and_survive_a_scale_down(component: str) -> None:
     volume = mimir()[component]["persistentVolume"]
     assert (volume["enableRetentionPolicy"], volume["whenDeleted"], volume["whenScaled"]) == (
@@ -179,15 +227,22 @@ def test_loki_runs_no_gateway_canary_test_or_minio_of_its_own() -> None:
     ] * 4
 
 
+def test_lokis_ruler_serves_its_api_and_alerts_the_tenants_alertmanager() -> None:
+    assert loki()["loki"]["rulerConfig"] == {"enable_api": True, "alertmanager_url": ALERTMANAGER}
+
+
+def test_the_tenants_overrides_are_lokis_runtime_configuration() -> None:
+    overrides = {"prod": {"retention_period": "336h", "ingestion_rate_mb": 8}}
+    values = loki(policy=chart_values.TenantPolicy(overrides, ALERTMANAGER))
+    assert values["loki"]["runtimeConfig"] == {"overrides": overrides}
+
+
 def test_an_existing_cluster_gets_its_default_disk_class() -> None:
-    values = chart_values.loki_values(SMALL, BUCKET, REGION, ROLE, 30, "")
+    values = chart_values.loki_values(SMALL, BUCKET, REGION, ROLE, 30, "", NO_POLICY)
     assert "storageClass" not in values["singleBinary"]["persistence"]
-    assert (
-        "storageClass"
-        not in chart_values.mimir_values(SMALL, BUCKET, REGION, ROLE, 30, "")["ingester"][
-            "persistentVolume"
-        ]
-    )
+    mimir_values = chart_values.mimir_values(SMALL, BUCKET, REGION, ROLE, 30, "", NO_POLICY)
+    for component in ("ingester", "alertmanager"):
+        assert "storageClass" not in mimir_values[component]["persistentVolume"]
 
 
 # The add-ons and the collector --------------------------------------------------------

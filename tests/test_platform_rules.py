@@ -127,13 +127,16 @@ def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
     )
 
 
-def test_the_rulers_send_alerts_to_the_tenants_alertmanager() -> None:
-    own = gateway_upstreams.upstreams(platform.SIZES["small"])
-    external = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80")
-    assert own.alertmanager == (
+def test_the_rulers_send_alerts_to_the_alertmanager_tenants_reach() -> None:
+    def alertmanager(cortex_url: str = "") -> str:
+        to = gateway_upstreams.upstreams(platform.SIZES["small"], cortex_url)
+        settings = gateway_upstreams.gateway_settings("acme", "acme.dev", ["prod"], to)
+        return gateway_upstreams.rulers_alertmanager(settings)
+
+    assert alertmanager() == (
         "http://mimir-alertmanager.opstrace-metrics.svc.cluster.local:8080/alertmanager"
     )
-    assert external.alertmanager == "http://c:80/alertmanager"
+    assert alertmanager("http://c:80") == "http://c:80/alertmanager"
 
 
 def test_external_backends_replace_the_own_ones_queried_under_prometheus() -> None:

@@ -38,11 +38,6 @@ class Upstreams:
     ruler_config_prefix: str
     """Where the metrics ruler serves its configuration API."""
 
-    @property
-    def alertmanager(self) -> str:
-        """Where the rulers send their alerts: the tenants' Alertmanager API."""
-        return self.cortex_alertmanager + routes.ALERTMANAGER_PREFIX
-
 
 def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:
     """The in-cluster services of the instance's own backends, or the external ones."""
@@ -90,3 +85,9 @@ def gateway_settings(
         metrics_query_prefix=to.metrics_query_prefix,
         ruler_config_prefix=to.ruler_config_prefix,
     )
+
+
+def rulers_alertmanager(settings: GatewaySettings) -> str:
+    """Where the rulers send their alerts: the Alertmanager the gateway sends tenants to
+    (Mimir's, or the external backend's), at its tenants' API."""
+    return settings.cortex_alertmanager_url + routes.ALERTMANAGER_PREFIX

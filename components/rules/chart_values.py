@@ -8,9 +8,11 @@ renders the real charts with them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from components.rules.alerting import DEFAULT_ALERTMANAGER_CONFIG
 from components.rules.charts import (
     CERT_MANAGER_SERVICE_ACCOUNT,
     IRSA_ANNOTATION,
@@ -18,11 +20,27 @@ from components.rules.charts import (
     LOKI_SERVICE_ACCOUNT,
     MIMIR_SERVICE_ACCOUNT,
 )
+from components.rules.limits import runtime_config
 from components.rules.platform import SINGLE_BINARY, Size
 
 Values = dict[str, Any]
-ValuesBuilder = Callable[[Size, str, str, str, int, str], Values]
-"""(size, bucket, region, role ARN, retention days, storage class) -> a backend's values."""
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """What a backend is told of its tenants beyond the instance's defaults."""
+
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Tenant -> the backend's limit -> value (`limits.overrides`): its runtime
+    configuration, which it reloads without a restart."""
+    alertmanager_url: str = ""
+    """Where its ruler sends alerts (the tenants' Alertmanager API); "" for Mimir, whose
+    ruler the chart points at Mimir's own Alertmanager."""
+
+
+ValuesBuilder = Callable[[Size, str, str, str, int, str, TenantPolicy], Values]
+"""(size, bucket, region, role ARN, retention days, storage class, tenant policy) -> a
+backend's values."""
 
 
 def _service_account(name: str, role_arn: str) -> Values:
@@ -58,10 +76,18 @@ def runs_rollout_operator(size: Size) -> bool:
 
 
 def mimir_values(
-    size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
+    size: Size,
+    bucket: str,
+    region: str,
+    role_arn: str,
+    retention_days: int,
+    storage_class: str,
+    policy: TenantPolicy,
 ) -> Values:
     """Mimir on one S3 bucket (a prefix per store), multi-tenant, no gateway, in the
-    classic architecture.
+    classic architecture, with its ruler and Alertmanager (their state in the bucket's
+    `ruler` and `alertmanager` prefixes) and the tenants' limits in its runtime
+    configuration.
 
     mimir-distributed 6.x defaults to ingest storage: distributors write to Kafka,
     ingesters read from it, and the chart's config turns the ingesters' gRPC push method
@@ -86,8 +112,19 @@ def mimir_values(
         "minio": {"enabled": False},
         "kafka": classic["kafka"],
         "rollout_operator": {"enabled": runs_rollout_operator(size)},
-        "alertmanager": {"enabled": False},
-        "ruler": {"enabled": False},
+        "alertmanager": {
+            "enabled": True,
+            "replicas": metrics.alertmanagers,
+            # One Service the gateway reaches every tenant's Alertmanager through; the
+            # replicas share each tenant's state by their own ring.
+            "zoneAwareReplication": {"enabled": False},
+            # Every tenant's configuration until it uploads its own.
+            "fallbackConfig": DEFAULT_ALERTMANAGER_CONFIG,
+            "persistentVolume": {"size": "1Gi", **persistent},
+        },
+        "ruler": {"enabled": True, "replicas": metrics.rulers},
+        # Reloaded by every component every few seconds: a change restarts nothing.
+        "runtimeConfig": runtime_config(policy.overrides),
         "gateway": {"enabledNonEnterprise": False},
         "serviceAccount": _service_account(MIMIR_SERVICE_ACCOUNT, role_arn),
         "mimir": {
@@ -136,9 +173,17 @@ def mimir_values(
 
 
 def loki_values(
-    size: Size, bucket: str, region: str, role_arn: str, retention_days: int, storage_class: str
+    size: Size,
+    bucket: str,
+    region: str,
+    role_arn: str,
+    retention_days: int,
+    storage_class: str,
+    policy: TenantPolicy,
 ) -> Values:
-    """Loki on one S3 bucket, multi-tenant (`auth_enabled`), no gateway, canary or tests."""
+    """Loki on one S3 bucket, multi-tenant (`auth_enabled`), no gateway, canary or tests;
+    its ruler (rules in the bucket, alerts to the tenants' Alertmanager) with its API,
+    and the tenants' limits in its runtime configuration."""
     logs = size.logs
     single = logs.mode == SINGLE_BINARY
     # Disks go with the pods when the chart is uninstalled (the data is in S3).
@@ -173,6 +218,10 @@ def loki_values(
             },
             "limits_config": {"retention_period": f"{retention_days * 24}h"},
             "compactor": {"retention_enabled": True, "delete_request_store": "s3"},
+            # The chart adds the storage (the bucket's ruler prefix) to these.
+            "rulerConfig": {"enable_api": True, "alertmanager_url": policy.alertmanager_url},
+            # Reloaded every few seconds: a change restarts nothing.
+            "runtimeConfig": runtime_config(policy.overrides),
         },
         "serviceAccount": _service_account(LOKI_SERVICE_ACCOUNT, role_arn),
         "gateway": {"enabled": False},

@@ -33,6 +33,16 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
       opstrace:gatewayReplicas: 2
       opstrace:gatewayImage: haproxy:3.4.7@sha256:<digest>  # default haproxy:3.4.7
       opstrace:gatewaySyncImage: python:3.13.9-slim-trixie  # the gateway's sidecar
+      opstrace:limits:                       # every tenant's (runtime overrides)
+        metrics: {maxGlobalSeriesPerUser: 300000}
+        logs: {ingestionRateMb: 8}
+      opstrace:tenants:                      # a tenant's own policy
+        - name: prod
+          limits: {metrics: {maxGlobalSeriesPerUser: 1000000}}  # wins over limits
+          metricsRetention: 90d              # default: the instance's
+          logsRetention: 14d
+          rules: rules/prod.yaml             # a Prometheus rule file (or inline YAML)
+          alertmanagerConfig: alertmanager/prod.yaml  # default: notify nobody
 """
 
 from __future__ import annotations
@@ -41,13 +51,15 @@ import difflib
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+import yaml
 
 from components.gateway import upstreams as gateway_upstreams
 from components.gateway.settings import image_problem, replicas_problem, upstream_problem
-from components.rules import keys, names, platform, settings
+from components.rules import alerting, keys, limits, names, platform, settings
 from components.rules.schema import (
     DEFAULTS,
     DNS_MODES,
@@ -63,6 +75,8 @@ from components.rules.schema import (
     TrustedKey,
 )
 from components.rules.settings import ConfigError
+
+_Document = TypeVar("_Document")
 
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
@@ -183,6 +197,7 @@ def parse_config(
             gateway_upstreams.upstreams(platform_config.size, cortex_url, loki_url),
         ),
         platform=platform_config,
+        limits=limits.parse_limits("limits", values["limits"]),
     )
     served = {tenant.name for tenant in tenants}
     for index, trusted in enumerate(config.trusted_keys):
@@ -338,7 +353,58 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         if token_name in {t.name for t in tokens}:
             raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
         tokens.append(TokenSpec(token_name, rotation, export_to, signing_file))
-    return TenantSpec(name, tuple(tokens))
+    owner = f" (tenant {name!r})"
+    return TenantSpec(
+        name,
+        tuple(tokens),
+        limits=limits.parse_limits(f"{field}.limits", entry.get("limits", {}), owner),
+        retention_days={
+            group: platform.retention_days(f"{field}.{key}", entry[key], owner)
+            for group, key in (
+                (limits.METRICS, "metricsRetention"),
+                (limits.LOGS, "logsRetention"),
+            )
+            if key in entry
+        },
+        rules=_optional_document(
+            f"{field}.rules", entry.get("rules"), base_dir, owner, alerting.rule_groups
+        ),
+        alertmanager_config=_optional_document(
+            f"{field}.alertmanagerConfig",
+            entry.get("alertmanagerConfig"),
+            base_dir,
+            owner,
+            alerting.alertmanager_config,
+        ),
+    )
+
+
+def _optional_document(
+    field: str,
+    raw: Any,
+    base_dir: Path,
+    owner: str,
+    check: Callable[[str, Any, str, str], _Document],
+) -> _Document | None:
+    """A tenant's YAML document, checked by `check`: a file path (relative to the project
+    directory), YAML text (a value with a line break), or the mapping itself; None when
+    absent. Files are read whenever the program runs: their content is what `up` applies."""
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return check(field, raw, "inline", owner)
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{field}{owner}: expected a file path or YAML, got {raw!r}")
+    source = "inline" if "\n" in raw else _path(raw, field)
+    text = raw if source == "inline" else _read_text(f"{field}{owner}", resolve(source, base_dir))
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{field}{owner}: {where}: not valid YAML: {problem}") from None
+    return check(field, document, source, owner)
 
 
 def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:

@@ -112,6 +112,8 @@ class MetricsSize:
     queriers: int
     query_frontends: int
     store_gateways: int
+    rulers: int
+    alertmanagers: int
 
 
 SINGLE_BINARY: Final = "SingleBinary"
@@ -158,6 +160,8 @@ SIZES: Final[Mapping[str, Size]] = {
             queriers=1,
             query_frontends=1,
             store_gateways=1,
+            rulers=1,
+            alertmanagers=1,
         ),
         logs=LogsSize(mode=SINGLE_BINARY, replicas=1, replication_factor=1),
         sized_for=(
@@ -180,6 +184,9 @@ SIZES: Final[Mapping[str, Size]] = {
             queriers=3,
             query_frontends=2,
             store_gateways=3,
+            rulers=2,
+            # Mimir's Alertmanager keeps each tenant's state on 3 replicas by default.
+            alertmanagers=3,
         ),
         logs=LogsSize(mode="SimpleScalable", replicas=3, replication_factor=3),
         sized_for=(
@@ -400,11 +407,15 @@ def _network_policy_risk_accepted(values: Mapping[str, Any], cluster: str) -> bo
 
 
 def _retention(values: Mapping[str, Any], key: str) -> int:
-    value = settings.string(values, key)
-    match = _RETENTION_RE.fullmatch(value)
+    return retention_days(key, values[key])
+
+
+def retention_days(field: str, value: Any, owner: str = "") -> int:
+    """The days of a retention setting (`<n>d`, 1d to 3650d); `owner` names a tenant."""
+    match = _RETENTION_RE.fullmatch(value) if isinstance(value, str) else None
     if not match or not 1 <= int(match.group(1)) <= RETENTION_DAYS_MAX:
         raise ConfigError(
-            f"{key}: {value!r} is not a retention: use a number of days from 1d to "
+            f"{field}{owner}: {value!r} is not a retention: use a number of days from 1d to "
             f"{RETENTION_DAYS_MAX}d (e.g. 30d)"
         )
     return int(match.group(1))

@@ -9,11 +9,15 @@ YAML is in `config`'s docstring.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from components.gateway.settings import DEFAULT_IMAGE, DEFAULT_SYNC_IMAGE, GatewaySettings
-from components.rules import names, platform
+from components.gateway.upstreams import rulers_alertmanager
+from components.rules import limits, names, platform
+from components.rules.alerting import AlertmanagerConfig, RuleGroups
+from components.rules.chart_values import TenantPolicy
+from components.rules.limits import NO_LIMITS, Limits
 from components.rules.platform import PlatformConfig
 
 PROJECT: Final = "opstrace"
@@ -32,18 +36,30 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "gatewayReplicas": 2,
     "gatewayImage": DEFAULT_IMAGE,
     "gatewaySyncImage": DEFAULT_SYNC_IMAGE,
+    "limits": {},
     **platform.DEFAULTS,
 }
 """Every optional setting's default; `Pulumi.yaml` declares the same (a test checks)."""
 
 REQUIRED: Final = ("instanceName", "domain", "tenants")
 SETTINGS: Final = (*REQUIRED, *DEFAULTS)
-STRUCTURED: Final = ("tenants", "trustedKeys")
+STRUCTURED: Final = ("tenants", "trustedKeys", "limits")
+"""Settings whose values are lists or objects: the CLI hands them over as JSON text."""
 TRUSTED_KEY_OPTIONS: Final = ("key", "tenant")
-"""Settings whose values are lists: the CLI hands them to the program as JSON text."""
 
 DNS_MODES: Final = ("route53", "none")
-TENANT_OPTIONS: Final = ("name", "tokens", "rotation", "exportKeysTo", "signingKeyFile")
+TENANT_OPTIONS: Final = (
+    "name",
+    "tokens",
+    "rotation",
+    "exportKeysTo",
+    "signingKeyFile",
+    "limits",
+    "metricsRetention",
+    "logsRetention",
+    "rules",
+    "alertmanagerConfig",
+)
 
 
 @dataclass(frozen=True)
@@ -61,10 +77,18 @@ class TokenSpec:
 
 @dataclass(frozen=True)
 class TenantSpec:
-    """A tenant and its credentials."""
+    """A tenant, its credentials and its policy."""
 
     name: str
     tokens: tuple[TokenSpec, ...]
+    limits: Limits = field(default_factory=lambda: NO_LIMITS)
+    """Its own limits (`components.rules.limits`), over the instance's."""
+    retention_days: Mapping[str, int] = field(default_factory=dict)
+    """`metrics`/`logs` -> days, where the tenant keeps its data for its own time."""
+    rules: RuleGroups | None = None
+    """Its metrics rule groups, uploaded to the ruler by `up`."""
+    alertmanager_config: AlertmanagerConfig | None = None
+    """Its Alertmanager configuration; None: the instance's default (blackhole)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,22 @@ class InstanceConfig:
     """What the gateway pods render their files from: built once, from the tenants and
     the backends (`components.gateway.upstreams.gateway_settings`)."""
     platform: PlatformConfig
+    limits: Limits = field(default_factory=lambda: NO_LIMITS)
+    """Every tenant's limits (`limits`); a tenant's own win key by key."""
+
+    def overrides(self, group: str) -> dict[str, dict[str, Any]]:
+        """The runtime overrides of the `metrics` or `logs` backend: every tenant's
+        limits and retention, as that backend names them."""
+        return limits.overrides(group, self.limits, self.tenants)
+
+    def backend_policies(self) -> dict[str, TenantPolicy]:
+        """`metrics`/`logs` -> what the instance's own backend is told of its tenants:
+        their overrides, and (Loki) where its ruler sends alerts."""
+        alertmanager = rulers_alertmanager(self.gateway)
+        return {
+            limits.METRICS: TenantPolicy(self.overrides(limits.METRICS)),
+            limits.LOGS: TenantPolicy(self.overrides(limits.LOGS), alertmanager),
+        }
 
     @property
     def user_tenants(self) -> tuple[TenantSpec, ...]:

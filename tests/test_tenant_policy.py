@@ -1,0 +1,177 @@
+"""Tenant limits and retention: from the stack file to the backends' runtime overrides.
+
+A table of stacks, each read as the CLI hands it to the program, with the overrides
+each backend is given; then the whole program under the mocks, where a changed limit
+or retention changes nothing but the runtime configuration in the Helm releases' values
+(which Mimir and Loki reload without a restart; `make charts` checks that the charts
+render that as a change of the runtime ConfigMap alone).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from components.rules import limits
+from components.rules.stack import config_of_stack
+from tests.conftest import dev_config
+from tools.charts import plain
+from tools.offline import ProgramRun, run_program
+from tools.stack_files import PROJECT_DIR, cli_config
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    settings: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    logs: dict[str, dict[str, Any]]
+
+
+ROWS = [
+    Row("no_policy", {}, {}, {}),
+    Row(
+        "instance_limits_hold_for_every_tenant",
+        {"limits": {"metrics": {"maxGlobalSeriesPerUser": 300000}, "logs": {"ingestionRateMb": 8}}},
+        {t: {"max_global_series_per_user": 300000} for t in ("prod", "staging", "system")},
+        {t: {"ingestion_rate_mb": 8} for t in ("prod", "staging", "system")},
+    ),
+    Row(
+        "a_tenants_own_limit_wins_key_by_key",
+        {
+            "limits": {"metrics": {"maxGlobalSeriesPerUser": 300000, "ingestionRate": 20000}},
+            "tenants": [
+                {"name": "prod", "limits": {"metrics": {"maxGlobalSeriesPerUser": 1000000}}},
+                "staging",
+            ],
+        },
+        {
+            "prod": {"ingestion_rate": 20000, "max_global_series_per_user": 1000000},
+            "staging": {"ingestion_rate": 20000, "max_global_series_per_user": 300000},
+            "system": {"ingestion_rate": 20000, "max_global_series_per_user": 300000},
+        },
+        {},
+    ),
+    Row(
+        "a_tenants_own_retention_in_each_backends_unit",
+        {"tenants": [{"name": "prod", "metricsRetention": "90d", "logsRetention": "14d"}]},
+        {"prod": {"compactor_blocks_retention_period": "90d"}},
+        {"prod": {"retention_period": "336h"}},
+    ),
+    Row(
+        "every_kind_of_limit_as_the_backend_reads_it",
+        {
+            "tenants": [
+                {
+                    "name": "prod",
+                    "limits": {
+                        "metrics": {
+                            "ingestionRate": 12500.5,
+                            "ingestionBurstSize": 2.5e5,
+                            "maxQueryLookback": "2160h",
+                        },
+                        "logs": {"maxLineSize": "256KB", "maxQuerySeries": 500},
+                    },
+                }
+            ]
+        },
+        {
+            "prod": {
+                "ingestion_rate": 12500.5,
+                "ingestion_burst_size": 250000,
+                "max_query_lookback": "2160h",
+            }
+        },
+        {"prod": {"max_line_size": "256KB", "max_query_series": 500}},
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_the_stack_gives_each_backend_its_tenants_overrides(row: Row) -> None:
+    config = config_of_stack(cli_config(dev_config(**row.settings)), PROJECT_DIR)
+    assert config.overrides(limits.METRICS) == row.metrics
+    assert config.overrides(limits.LOGS) == row.logs
+
+
+def test_each_limit_is_named_as_its_backend_names_it_in_camel_case() -> None:
+    for group in limits.GROUPS:
+        for limit in limits.LIMITS[group]:
+            assert re.sub(r"([A-Z])", r"_\1", limit.key).lower() == limit.backend_key, limit
+
+
+def test_a_limit_is_set_once_per_group() -> None:
+    for group in limits.GROUPS:
+        keys = [limit.key for limit in limits.LIMITS[group]]
+        assert len(keys) == len(set(keys)), group
+
+
+# The whole program: a changed policy restarts nothing ---------------------------------
+
+
+def prod(**policy: Any) -> list[Any]:
+    return [{"name": "prod", **policy}, {"name": "staging", "tokens": ["default", "ci"]}]
+
+
+def changed_inputs(before: ProgramRun, after: ProgramRun) -> dict[str, list[str]]:
+    """Resource name -> the paths of its inputs that differ between two runs."""
+    old = {r.name: plain(r.inputs) for r in before.resources}
+    new = {r.name: plain(r.inputs) for r in after.resources}
+    assert set(old) == set(new)
+    return {name: paths for name in old if (paths := differences(old[name], new[name]))}
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            p
+            for key in sorted(set(old) | set(new))
+            for p in differences(old.get(key), new.get(key), f"{path}.{key}")
+        ]
+    return [] if old == new else [path]
+
+
+@pytest.fixture(scope="module")
+def before() -> ProgramRun:
+    return run_program(dev_config(tenants=prod(limits={"metrics": {"ingestionRate": 10000}})))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (
+            {"limits": {"metrics": {"ingestionRate": 50000}}},
+            {"dev-acme-backends-metrics": [".values.runtimeConfig.overrides.prod.ingestion_rate"]},
+        ),
+        (
+            {
+                "limits": {
+                    "metrics": {"ingestionRate": 10000},
+                    "logs": {"maxLineSize": "512KB"},
+                }
+            },
+            {"dev-acme-backends-logs": [".values.loki.runtimeConfig.overrides.prod"]},
+        ),
+        (
+            {"limits": {"metrics": {"ingestionRate": 10000}}, "metricsRetention": "90d"},
+            {
+                "dev-acme-backends-metrics": [
+                    ".values.runtimeConfig.overrides.prod.compactor_blocks_retention_period"
+                ]
+            },
+        ),
+    ],
+    ids=["a_metrics_limit", "a_logs_limit", "a_retention"],
+)
+def test_a_changed_policy_changes_only_the_runtime_configuration(
+    before: ProgramRun, policy: dict[str, Any], expected: dict[str, list[str]]
+) -> None:
+    after = run_program(dev_config(tenants=prod(**policy)))
+    assert changed_inputs(before, after) == expected
+    releases = [r.name for r in after.resources if r.type == RELEASE]
+    assert set(expected) <= set(releases)
