@@ -76,10 +76,12 @@ class Dns(pulumi.ComponentResource):
         self.zone_id = zone.zone_id
         self.name_servers = zone.name_servers
 
-    def point_endpoints_at(self, target: pulumi.Input[str], *, network_load_balancer: bool) -> None:
+    def point_endpoints_at(
+        self, target: pulumi.Input[str], *, network_load_balancer: bool
+    ) -> dict[str, list[aws.route53.Record]]:
         """Every tenant endpoint points at `target`, the gateway's load balancer hostname:
         an alias A record for an AWS NLB (no extra lookup, health-aware), else a CNAME.
-        Call once, last."""
+        Call once, last. Returns each tenant's records."""
         # A record of one type cannot be created next to one of another for the same name:
         # a changed type (a CNAME made before aliases were used) is deleted first.
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
@@ -92,31 +94,37 @@ class Dns(pulumi.ComponentResource):
             if network_load_balancer
             else None
         )
+        records: dict[str, list[aws.route53.Record]] = {}
         for tenant in args.tenants:
             for service in names.ENDPOINT_SERVICES:
                 host = names.endpoint_host(service, tenant, args.instance, args.domain)
                 record = f"{self._name}-{tenant}-{service}"
                 if nlb_zone is None:
+                    records.setdefault(tenant, []).append(
+                        aws.route53.Record(
+                            record,
+                            zone_id=self.zone_id,
+                            name=host,
+                            type="CNAME",
+                            ttl=RECORD_TTL,
+                            records=[target],
+                            opts=child,
+                        )
+                    )
+                    continue
+                records.setdefault(tenant, []).append(
                     aws.route53.Record(
                         record,
                         zone_id=self.zone_id,
                         name=host,
-                        type="CNAME",
-                        ttl=RECORD_TTL,
-                        records=[target],
+                        type="A",
+                        aliases=[
+                            aws.route53.RecordAliasArgs(
+                                name=target, zone_id=nlb_zone, evaluate_target_health=True
+                            )
+                        ],
                         opts=child,
                     )
-                    continue
-                aws.route53.Record(
-                    record,
-                    zone_id=self.zone_id,
-                    name=host,
-                    type="A",
-                    aliases=[
-                        aws.route53.RecordAliasArgs(
-                            name=target, zone_id=nlb_zone, evaluate_target_health=True
-                        )
-                    ],
-                    opts=child,
                 )
         self.register_outputs({"zone_id": self.zone_id, "name_servers": self.name_servers})
+        return records

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.alerting import (
+    TenantAlertmanagerConfig,
+    TenantAlertmanagerConfigArgs,
+    TenantRules,
+    TenantRulesArgs,
+)
 from components.backends import Backends, BackendsArgs
 from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
@@ -15,7 +22,7 @@ from components.irsa import existing_cluster_oidc
 from components.isolation import EnforcementCheck, Isolation, IsolationArgs
 from components.name_lock import NameLock
 from components.rules import charts, names, network_policies
-from components.rules.schema import InstanceConfig
+from components.rules.schema import InstanceConfig, TenantSpec
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
 from components.trust_store import BoundKey, TrustStore, TrustStoreArgs
@@ -144,6 +151,7 @@ class Instance(pulumi.ComponentResource):
         )
         self.bucket_names = {}
         namespaces = {names.tenant_namespace(t): tenant.namespace for t, tenant in tenants.items()}
+        backends: Backends | None = None
         if not (config.cortex_url and config.loki_url):
             oidc_arn, oidc_host = (
                 (cluster.oidc_provider_arn, cluster.oidc_issuer_host)
@@ -193,12 +201,17 @@ class Instance(pulumi.ComponentResource):
             child,
         )
         self.name_servers = None
+        records: Mapping[str, Sequence[pulumi.Resource]] = {}
         if dns is not None:
-            dns.point_endpoints_at(
+            records = dns.point_endpoints_at(
                 gateway.load_balancer_hostname,
                 network_load_balancer=platform.load_balancer == "aws",
             )
             self.name_servers = dns.name_servers.apply(list)
+        for spec in config.user_tenants:
+            # Uploaded through the tenant's own endpoint, once everything on its way is up.
+            on_the_way = [gateway, *([backends] if backends else []), *records.get(spec.name, [])]
+            _tenant_alerting(f"{name}-tenant-{spec.name}", tenants[spec.name], spec, on_the_way)
         self.dns_name = names.instance_dns_name(config.instance_name, config.domain)
         self.tenant_names = tenant_names
         self.endpoints = {tenant: t.endpoints for tenant, t in tenants.items()}
@@ -240,3 +253,28 @@ def _layout(config: InstanceConfig) -> network_policies.Layout:
         ),
         telemetry_namespace=charts.ALLOY.namespace if config.platform.telemetry else None,
     )
+
+
+def _tenant_alerting(
+    prefix: str, tenant: Tenant, spec: TenantSpec, on_the_way: Sequence[pulumi.Resource]
+) -> None:
+    """The tenant's rules and Alertmanager configuration from the stack file, uploaded
+    with its first credential's token (the one every tenant has)."""
+    if spec.rules is None and spec.alertmanager_config is None:
+        return
+    endpoint = tenant.endpoints["cortex"]
+    first = spec.tokens[0].name
+    token = tenant.tokens.apply(lambda tokens: tokens[first])
+    opts = pulumi.ResourceOptions(parent=tenant, depends_on=[*on_the_way, tenant.certificate])
+    if spec.rules is not None:
+        TenantRules(
+            f"{prefix}-rules",
+            TenantRulesArgs(endpoint, spec.name, token, spec.rules.groups),
+            opts,
+        )
+    if spec.alertmanager_config is not None:
+        TenantAlertmanagerConfig(
+            f"{prefix}-alertmanager-config",
+            TenantAlertmanagerConfigArgs(endpoint, spec.name, token, spec.alertmanager_config.text),
+            opts,
+        )

@@ -127,7 +127,8 @@ def _deserialize(struct: Any, *, keep_unknowns: bool = False) -> dict[str, Any]:
 
 
 class ProviderHost:
-    """One running `python -m pulumi.dynamic` process serving `TokenProvider`.
+    """One running `python -m pulumi.dynamic` process serving `TokenProvider` (or, see
+    `serving`, another of the project's providers).
 
     Properties given to the methods are plain inputs or outputs; the serialized
     provider is added to each request and removed from each response, as the
@@ -145,8 +146,14 @@ class ProviderHost:
         """The provider exactly as the SDK records it in `__provider` (base64 dill)."""
 
     @classmethod
-    def start(cls, timeout: float = STARTUP_TIMEOUT_SECONDS) -> ProviderHost:
-        """Start a host in the project root with no PYTHONPATH and configure it."""
+    def start(
+        cls,
+        timeout: float = STARTUP_TIMEOUT_SECONDS,
+        environment: Mapping[str, str] | None = None,
+    ) -> ProviderHost:
+        """Start a host in the project root with no PYTHONPATH and configure it;
+        `environment` adds to (or replaces in) the test's environment, as an operator's
+        shell would (a proxy, the CAs to trust)."""
         logs = tempfile.TemporaryDirectory(prefix="provider-host-")
         stdout_path = Path(logs.name) / "stdout"
         stderr_path = Path(logs.name) / "stderr"
@@ -155,7 +162,7 @@ class ProviderHost:
             process = subprocess.Popen(
                 [sys.executable, "-u", "-m", "pulumi.dynamic"],
                 cwd=PROJECT_ROOT,
-                env=_host_environment(),
+                env={**_host_environment(), **(environment or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,

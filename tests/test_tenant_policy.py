@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 
-from components.rules import limits
+from components.rules import alerting, limits
 from components.rules.stack import config_of_stack
 from tests.conftest import dev_config
 from tools.charts import plain
@@ -175,3 +176,86 @@ def test_a_changed_policy_changes_only_the_runtime_configuration(
     assert changed_inputs(before, after) == expected
     releases = [r.name for r in after.resources if r.type == RELEASE]
     assert set(expected) <= set(releases)
+
+
+# The uploads: what `up` registers for a tenant's rules and Alertmanager configuration ----
+
+RULES_TYPE = "pulumi-python:dynamic/opstrace:TenantRules"
+ALERTMANAGER_TYPE = "pulumi-python:dynamic/opstrace:TenantAlertmanagerConfig"
+RULE_FILE = {"groups": [{"name": "latency", "rules": [{"alert": "Down", "expr": "up == 0"}]}]}
+RECEIVERS = {"route": {"receiver": "team"}, "receivers": [{"name": "team"}]}
+
+
+@pytest.fixture(scope="module")
+def uploading() -> ProgramRun:
+    return run_program(dev_config(tenants=prod(rules=RULE_FILE, alertmanagerConfig=RECEIVERS)))
+
+
+def test_a_tenant_without_rules_or_receivers_uploads_nothing(before: ProgramRun) -> None:
+    assert not [r for r in before.resources if r.type in (RULES_TYPE, ALERTMANAGER_TYPE)]
+
+
+def test_a_tenants_rules_and_receivers_go_to_its_own_endpoint_with_its_token(
+    uploading: ProgramRun,
+) -> None:
+    by_urn = uploading.by_urn()
+    for typ, name in (
+        (RULES_TYPE, "dev-acme-tenant-prod-rules"),
+        (ALERTMANAGER_TYPE, "dev-acme-tenant-prod-alertmanager-config"),
+    ):
+        (upload,) = [r for r in uploading.resources if r.type == typ]
+        assert upload.name == name
+        assert by_urn[upload.parent].name == "dev-acme-tenant-prod"
+        inputs = plain(upload.inputs)
+        assert inputs["endpoint"] == "https://cortex.prod.dev-acme.observability.acme.dev"
+        assert inputs["tenant"] == "prod"
+        prod_token = next(
+            r for r in uploading.resources if r.name == "dev-acme-tenant-prod-token-default"
+        )
+        assert inputs["token"] == prod_token.state["token"]
+        assert rpc.is_rpc_secret(upload.inputs["token"])
+        assert "token" in upload.additional_secret_outputs
+
+
+def test_the_rules_are_each_groups_canonical_text_in_the_stacks_namespace(
+    uploading: ProgramRun,
+) -> None:
+    (rules,) = [r for r in uploading.resources if r.type == RULES_TYPE]
+    assert rules.inputs["namespace"] == "opstrace"
+    assert rules.inputs["groups"] == [alerting.canonical(RULE_FILE["groups"][0])]
+
+
+def test_the_alertmanager_configuration_is_a_secret(uploading: ProgramRun) -> None:
+    (upload,) = [r for r in uploading.resources if r.type == ALERTMANAGER_TYPE]
+    assert rpc.is_rpc_secret(upload.inputs["config"])
+    assert plain(upload.inputs)["config"] == alerting.canonical(RECEIVERS)
+    assert set(upload.additional_secret_outputs) == {"token", "config"}
+
+
+def descendants(run: ProgramRun, name: str) -> set[str]:
+    """The custom resources under the component `name` (what depending on it means)."""
+    by_urn = run.by_urn()
+
+    def under(resource: Any) -> bool:
+        parent = by_urn.get(resource.parent)
+        return parent is not None and (parent.name == name or under(parent))
+
+    return {r.urn for r in run.resources if r.custom and under(r)}
+
+
+def test_uploads_wait_for_everything_on_the_tenants_way_and_go_first_on_destroy(
+    uploading: ProgramRun,
+) -> None:
+    names = {r.urn: r.name for r in uploading.resources}
+    on_the_way = descendants(uploading, "dev-acme-gateway") | descendants(
+        uploading, "dev-acme-backends"
+    )
+    assert any(r.type == RELEASE and r.urn in on_the_way for r in uploading.resources)
+    for upload in (r for r in uploading.resources if r.type in (RULES_TYPE, ALERTMANAGER_TYPE)):
+        after = set(upload.dependencies)
+        assert on_the_way <= after, upload.name
+        assert {
+            "dev-acme-dns-prod-cortex",
+            "dev-acme-dns-prod-loki",
+            "dev-acme-tenant-prod-certificate",
+        } <= {names[urn] for urn in after}, upload.name

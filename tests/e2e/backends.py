@@ -21,6 +21,8 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from components.gateway import routes
+from components.rules import alerting, limits
 from tests.e2e.harness import (
     CLIENT_TIMEOUT_SECONDS,
     PROMETHEUS,
@@ -147,7 +149,10 @@ def cortex_config(
     Every address is 127.0.0.1 (no interface lookup). The rings live in memory, except
     the ingester ring with `gossip`: then it is shared with the other processes by
     memberlist on 127.0.0.1. The Alertmanager's cluster port is off. The Prometheus API is
-    under `CORTEX_PROMETHEUS_PREFIX`; the ruler API is on, as it is in Mimir.
+    under `CORTEX_PROMETHEUS_PREFIX`; the ruler's and the Alertmanager's configuration
+    APIs are on, their stores buckets in `directory`, as in Mimir: the ruler alerts the
+    Alertmanager, which runs the program's default for a tenant without a configuration;
+    the tenants' limits come from a runtime configuration file reloaded every second.
     """
     ring = {"kvstore": {"store": "inmemory"}}
     local = {"instance_addr": "127.0.0.1", **ring}
@@ -182,15 +187,32 @@ def cortex_config(
         "store_gateway": {"sharding_ring": local},
         "frontend_worker": {"match_max_concurrent": True},
         "querier": {"active_query_tracker_dir": str(directory / "active-query-tracker")},
-        "ruler": {"enable_api": True, "rule_path": str(directory / "ruler"), "ring": local},
-        "ruler_storage": {"backend": "local", "local": {"directory": str(directory / "rules")}},
+        "ruler": {
+            "enable_api": True,
+            "rule_path": str(directory / "ruler"),
+            "ring": local,
+            # Rules uploaded through the API are loaded within a second, not a minute.
+            "poll_interval": "1s",
+            "alertmanager_url": f"http://127.0.0.1:{http_port}{routes.ALERTMANAGER_PREFIX}",
+        },
+        # Bucket stores, writable through the APIs as the program's S3 is (`local` is not).
+        "ruler_storage": {"backend": "filesystem", "filesystem": {"dir": str(directory / "rules")}},
         "alertmanager": {
             "data_dir": str(directory / "alertmanager"),
-            "external_url": "http://127.0.0.1/alertmanager",
+            "external_url": f"http://127.0.0.1{routes.ALERTMANAGER_PREFIX}",
             "cluster": {"listen_address": ""},
             "sharding_ring": local,
+            "enable_api": True,
+            # Every tenant's configuration until it uploads its own, as the program's.
+            "fallback_config_file": str(directory / "alertmanager-fallback.yaml"),
+            "poll_interval": "1s",
         },
-        "alertmanager_storage": {"backend": "local", "local": {"path": str(directory / "alerts")}},
+        "alertmanager_storage": {
+            "backend": "filesystem",
+            "filesystem": {"dir": str(directory / "alerts")},
+        },
+        # The tenants' overrides as the program renders them for Mimir (`runtime_overrides`).
+        "runtime_config": {"file": str(directory / RUNTIME_CONFIG), "period": "1s"},
     }
     if target != "all":
         # Only `all` finds its own store-gateway by itself.
@@ -222,6 +244,17 @@ class Cortex:
         return get(self.port, path, {} if org_id is None else {"X-Scope-OrgID": org_id})
 
 
+RUNTIME_CONFIG: Final = "runtime.yaml"
+
+
+def write_runtime_config(
+    directory: Path, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """The runtime configuration file of the Cortex in `directory` (reloaded every second)."""
+    document = limits.runtime_config(overrides or {})
+    (directory / RUNTIME_CONFIG).write_text(yaml.safe_dump(document), encoding="utf-8")
+
+
 @contextmanager
 def cortex(
     directory: Path,
@@ -229,10 +262,11 @@ def cortex(
     target: str = "all",
     gossip: Gossip | None = None,
     http_prefix: str | None = None,
+    runtime_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Cortex]:
     """A Cortex with `cortex_config` (and `http_prefix`, the prefix of its legacy routes,
-    when given), ready: its `/ready` answers 200 (every module running, and an ingester
-    it runs active in its ring)."""
+    when given; `runtime_overrides`, the tenants' limits), ready: its `/ready` answers 200
+    (every module running, and an ingester it runs active in its ring)."""
     assert CORTEX is not None
     directory.mkdir(parents=True)
     port = free_port()
@@ -241,6 +275,10 @@ def cortex(
         config["http_prefix"] = http_prefix
     for store in ("rules", "alerts"):
         (directory / store).mkdir()
+    (directory / "alertmanager-fallback.yaml").write_text(
+        alerting.DEFAULT_ALERTMANAGER_CONFIG, encoding="utf-8"
+    )
+    write_runtime_config(directory, runtime_overrides)
     config_file = directory / "cortex.yaml"
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     log = directory / "cortex.log"

@@ -146,12 +146,18 @@ def program_settings(
         assert push_url == query_url
         upstreams = gateway_upstreams.upstreams(size, push_url, logs_url)
     else:
+        # The one place Cortex differs from Mimir here: where its ruler serves its
+        # configuration API (Cortex's /api/v1/rules, Mimir's under /prometheus/config).
         upstreams = dataclasses.replace(
             gateway_upstreams.upstreams(size),
             cortex_push=push_url,
             cortex_query=query_url,
+            cortex_ruler=query_url,
+            cortex_alertmanager=query_url,
             loki_push=logs_url,
             loki_query=logs_url,
+            loki_ruler=logs_url,
+            ruler_config_prefix=routes.CORTEX_RULER_CONFIG_PATH,
         )
     return gateway_upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS, upstreams)
 
@@ -287,9 +293,9 @@ def test_cortex_itself_requires_an_org_id_and_has_none_for_the_system_tenant(
 
 
 def _cortex_routes() -> list[tuple[str, str]]:
-    """(method, path) of every metrics route of the allowlist, a label name filled in."""
+    """(method, path) of every metrics route of the allowlist, names filled in."""
     return [
-        (method, path.replace(routes.LABEL_NAME, "job"))
+        (method, path.replace(routes.LABEL_NAME, "job").replace(routes.NAME, "probe"))
         for rule in routes.ROUTES
         if rule.service == "cortex"
         for path in rule.client_paths()

@@ -26,6 +26,7 @@ from tests.e2e.harness import (
     connect_tunnel,
     gateway_ca,
     host,
+    one_upstream,
     running_gateway,
     wait_until,
 )
@@ -61,12 +62,7 @@ def test_remote_write_over_https_through_the_gateway_arrives_with_the_tokens_ten
             running_gateway(
                 tmp_path / "gateway",
                 trusted,
-                {
-                    "cortex_push": tenant_recorder.url,
-                    "cortex_query": queries.url,
-                    "loki_push": queries.url,
-                    "loki_query": queries.url,
-                },
+                {**one_upstream(queries.url), "cortex_push": tenant_recorder.url},
                 TENANTS,
                 bindings=bindings,
             ) as gateway,
