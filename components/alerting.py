@@ -66,6 +66,19 @@ class ConfigApiError(Exception):
     tenant, what was asked and what it answered."""
 
 
+class EndpointGone(ConfigApiError):
+    """Raised when a delete finds the tenant's endpoint gone: the tenant left the
+    instance in the same update, before its configuration could be deleted."""
+
+    def __init__(self, tenant: str, what: str, answer: str) -> None:
+        super().__init__(
+            f"tenant {tenant!r}: {what}: {answer}: the tenant's endpoint is gone (the tenant "
+            "was removed in this update), so its rules and Alertmanager configuration stay "
+            "in the backend: put the tenant back, remove its rules and alertmanagerConfig, "
+            "`up`, then remove the tenant"
+        )
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -90,11 +103,13 @@ def call(
     *,
     tenant: str,
     settle_seconds: float = SETTLE_SECONDS,
-    wait_for_the_gateway: bool = True,
+    patient: bool = True,
 ) -> Answer:
     """One request to the tenant's endpoint, repeated while the answer is one `up` is
-    still bringing about: no connection or TLS yet, a 5xx, or (`wait_for_the_gateway`)
-    the gateway's own refusal of a host or key it has not loaded yet."""
+    still bringing about: no connection yet, a 5xx and, `patient`, no TLS yet or the
+    gateway's own refusal of a host or key it has not loaded yet. Impatient (a delete,
+    of what was uploaded through this endpoint before), a TLS refusal or the gateway's
+    not knowing the host means the endpoint is gone: `EndpointGone` at once."""
     url = endpoint.rstrip("/") + path
     deadline = time.monotonic() + settle_seconds
     delay = _FIRST_DELAY_SECONDS
@@ -103,9 +118,14 @@ def call(
         try:
             answer = _once(url, token, method, body)
         except OSError as error:
-            problem = f"no answer: {getattr(error, 'reason', None) or error}"
+            reason = getattr(error, "reason", None) or error
+            if not patient and isinstance(reason, ssl.SSLError):
+                raise EndpointGone(tenant, f"{method} {url}", f"TLS refused: {reason}") from None
+            problem = f"no answer: {reason}"
         else:
-            waiting = answer.status >= 500 or (wait_for_the_gateway and _from_the_gateway(answer))
+            if not patient and (answer.status, answer.body) == (404, NOT_FOUND_BODY):
+                raise EndpointGone(tenant, f"{method} {url}", f"404 {NOT_FOUND_BODY}")
+            waiting = answer.status >= 500 or (patient and _from_the_gateway(answer))
             if not waiting:
                 return answer
             problem = f"{answer.status} {_first_line(answer.body)}"
@@ -227,7 +247,7 @@ class RulesProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         path = _namespace_path(props)
-        answer = _rules_call(props, "DELETE", path, wait_for_the_gateway=False)
+        answer = _rules_call(props, "DELETE", path, patient=False)
         _gone_or(answer, f"DELETE {path}", props["tenant"])
 
     def _upload(self, props: Mapping[str, Any], old_groups: Sequence[str]) -> dict[str, Any]:
@@ -248,7 +268,7 @@ def _rules_call(
     path: str,
     body: str | None = None,
     *,
-    wait_for_the_gateway: bool = True,
+    patient: bool = True,
 ) -> Answer:
     return call(
         props["endpoint"],
@@ -257,21 +277,13 @@ def _rules_call(
         path,
         body,
         tenant=props["tenant"],
-        wait_for_the_gateway=wait_for_the_gateway,
+        patient=patient,
     )
 
 
 def _gone_or(answer: Answer, what: str, tenant: str) -> None:
     """A delete's answer: done, or the backend had none (404 of the backend, not the
-    gateway's). The gateway's own 404 means the tenant left the instance in this very
-    update, before its configuration could be deleted: say how to do it."""
-    if answer.status == 404 and answer.body == NOT_FOUND_BODY:
-        raise ConfigApiError(
-            f"tenant {tenant!r}: {what}: the tenant's endpoint is gone (removed in this "
-            "update), so its rules and Alertmanager configuration stay in the backend: put "
-            "the tenant back, remove its rules and alertmanagerConfig, `up`, then remove "
-            "the tenant"
-        )
+    gateway's)."""
     if not _backend_has_none(answer):
         _expect(answer, (200, 202, 204), what, tenant)
 
@@ -371,7 +383,7 @@ class AlertmanagerConfigProvider(ResourceProvider):
         return ReadResult(id_, {**_plain(props, _ALERTMANAGER_INPUTS), "config": config})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        answer = _alertmanager_call(props, "DELETE", wait_for_the_gateway=False)
+        answer = _alertmanager_call(props, "DELETE", patient=False)
         _gone_or(answer, f"DELETE {ALERTMANAGER_CONFIG_PATH}", props["tenant"])
 
     def _upload(self, props: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from tests.e2e.harness import (
     started_gateway,
     wait_until,
 )
-from tests.provider_host import ProviderHost, ResourceState
+from tests.provider_host import ProviderHost, ProviderHostError, ResourceState
 from tools.stack_files import PROJECT_DIR, cli_config
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY, NEEDS_CORTEX]
@@ -340,3 +340,21 @@ def test_no_route_of_the_rules_apis_reaches_an_admin_page_of_cortex(
     for path in ("/ruler/rule_groups", "/multitenant_alertmanager/configs", "/runtime_config"):
         refused = deployment.ask("prod", path)
         assert (refused.status, refused.body) == (404, routes.ROUTE_NOT_FOUND)
+
+
+def test_a_delete_at_an_endpoint_that_is_gone_says_so_at_once(deployment: Deployment) -> None:
+    # As after the tenant's removal: the gateway has no certificate for its host any more.
+    state = upload_rules(deployment, "prod", RULE_FILE)
+    gone = {**state.properties, "endpoint": endpoint("removed"), "tenant": "removed"}
+    try:
+        with pytest.raises(ProviderHostError) as raised:
+            deployment.rules.delete(state.id, gone)
+        assert (
+            "tenant 'removed': DELETE https://cortex.removed.acme.example.com"
+            f"{CONFIG_API}/{NAMESPACE}: TLS refused: "
+        ) in raised.value.details
+        assert "the tenant's endpoint is gone (the tenant was removed in this update)" in (
+            raised.value.details
+        )
+    finally:
+        deployment.rules.delete(state.id, state.properties)
