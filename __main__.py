@@ -77,6 +77,7 @@ def build(config: InstanceConfig) -> Instance:
     if instance.name_servers is not None:
         pulumi.export("name_servers", instance.name_servers)
     pulumi.export("bucket_names", instance.bucket_names)
+    pulumi.export("tenant_policy", config.tenant_policy())
     if cluster is not None:
         pulumi.export("kubeconfig", cluster.kubeconfig)
     return instance

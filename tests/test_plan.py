@@ -81,6 +81,34 @@ def test_plan_prints_every_tenant_endpoint(tree: str) -> None:
     assert f"  staging              loki    https://loki.staging.dev-acme.{OPERATOR_DOMAIN}" in tree
 
 
+@pytest.fixture(scope="module")
+def prod_tree(stacks_dir: Path) -> str:
+    result = run_plan("--stack", "prod", "--stacks-dir", str(stacks_dir))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_plan_prints_each_tenants_limits_retention_rules_and_alertmanager(prod_tree: str) -> None:
+    policy = prod_tree.split("\ntenant policy ")[1].split("\n\n")[0].splitlines()[1:]
+    prod = [line for line in policy if line.startswith("  prod ")]
+    assert prod == [
+        "  prod                 metrics compactor_blocks_retention_period=395d "
+        "ingestion_rate=100000 max_global_series_per_user=1500000",
+        "  prod                 logs    ingestion_rate_mb=8 retention_period=2160h",
+        "  prod                 rules   availability, job.rules; "
+        "alertmanager stacks/alertmanager/prod.yaml",
+    ]
+    assert "  staging              rules   none; alertmanager default" in policy
+
+
+def test_plan_says_defaults_for_a_tenant_that_sets_no_policy(tree: str) -> None:
+    assert [line for line in tree.splitlines() if line.startswith("  staging  ")][-3:] == [
+        "  staging              metrics defaults",
+        "  staging              logs    defaults",
+        "  staging              rules   none; alertmanager default",
+    ]
+
+
 def test_plan_lists_the_stack_outputs_with_secrets_and_unknowns_marked(tree: str) -> None:
     outputs = tree.split("\nstack outputs:\n")[1].splitlines()
     assert '  tokens: "[secret]"' in outputs

@@ -76,6 +76,20 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
     for tenant in outputs.get("tenants", []):
         for service, url in sorted(endpoints[tenant].items()):
             print(f"  {tenant:<20} {service:<7} {url}", file=out)
+    policy = outputs.get("tenant_policy", {})
+    if policy:
+        print(
+            "\ntenant policy (the backends' runtime overrides; rule groups; Alertmanager):",
+            file=out,
+        )
+        for tenant, chosen in sorted(policy.items()):
+            for group in ("metrics", "logs"):
+                settings = " ".join(f"{k}={v}" for k, v in sorted(chosen[group].items()))
+                print(f"  {tenant:<20} {group:<7} {settings or 'defaults'}", file=out)
+            rules = ", ".join(chosen["rules"]) or "none"
+            print(
+                f"  {tenant:<20} rules   {rules}; alertmanager {chosen['alertmanager']}", file=out
+            )
     print("\nstack outputs:", file=out)
     for name, value in sorted(outputs.items()):
         print(f"  {name}: {json.dumps(value, sort_keys=True)}", file=out)

@@ -141,6 +141,23 @@ class InstanceConfig:
         limits and retention, as that backend names them."""
         return limits.overrides(group, self.limits, self.tenants)
 
+    def tenant_policy(self) -> dict[str, dict[str, Any]]:
+        """Tenant -> what it sets for itself, for the plan and the stack outputs: its
+        limits and retention as each backend reads them, its rule groups, and whose
+        Alertmanager configuration it runs (no configuration text: receivers hold
+        credentials)."""
+        by_backend = {group: self.overrides(group) for group in limits.GROUPS}
+        return {
+            spec.name: {
+                **{group: by_backend[group].get(spec.name, {}) for group in limits.GROUPS},
+                "rules": list(spec.rules.names) if spec.rules else [],
+                "alertmanager": (
+                    spec.alertmanager_config.source if spec.alertmanager_config else "default"
+                ),
+            }
+            for spec in self.tenants
+        }
+
     def backend_policies(self) -> dict[str, TenantPolicy]:
         """`metrics`/`logs` -> what the instance's own backend is told of its tenants:
         their overrides, and (Loki) where its ruler sends alerts."""
