@@ -6,9 +6,11 @@ program's own plan, and that is checked here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from components.rules import charts
+from components.rules import charts, limits
 from tools import charts as check
 
 
@@ -56,3 +58,27 @@ def test_each_chart_has_its_local_copy_variable() -> None:
         "OPSTRACE_CHART_AWS_LOAD_BALANCER_CONTROLLER",
         "OPSTRACE_CHART_CERT_MANAGER",
     ]
+
+
+@pytest.mark.parametrize("chart", [charts.MIMIR, charts.LOKI], ids=lambda c: c.name)
+def test_the_policy_check_changes_the_runtime_configuration_where_the_program_puts_it(
+    dev_cases: list[check.Case], chart: charts.Chart
+) -> None:
+    case = dev_cases[0]
+    release = next(r for r in check.releases(case) if r.chart == chart)
+    backend = check.BACKENDS[chart.name]
+
+    def runtime(values: dict[str, Any]) -> Any:
+        for key in backend.runtime_config_at:
+            values = values[key]
+        return values
+
+    assert runtime(release.values) == limits.runtime_config(case.config.overrides(backend.group))
+    variant = check.with_changed_policy(case, release)
+    assert runtime(variant.values) != runtime(release.values)
+    for values in (variant.values, release.values):
+        holder = values
+        for key in backend.runtime_config_at[:-1]:
+            holder = holder[key]
+        holder.pop(backend.runtime_config_at[-1])
+    assert variant.values == release.values

@@ -174,6 +174,10 @@ common:
     backend: s3
     s3: {bucket_name: b, region: us-east-1, endpoint: s3.us-east-1.amazonaws.com}
 limits: {compactor_blocks_retention_period: 90d}
+ruler_storage: {storage_prefix: ruler}
+alertmanager_storage: {storage_prefix: alertmanager}
+alertmanager: {fallback_config_file: /configs/alertmanager_fallback_config.yaml}
+runtime_config: {file: /var/mimir/runtime.yaml}
 """
 
 
@@ -223,6 +227,38 @@ def test_single_tenant_mimir_another_bucket_and_region_are_each_named() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            ("ruler_storage: {storage_prefix: ruler}", ""),
+            "mimir: ruler_storage.storage_prefix (rule groups in the bucket) is None, "
+            "expected 'ruler'",
+        ),
+        (
+            ("{storage_prefix: alertmanager}", "{storage_prefix: ruler}"),
+            "mimir: alertmanager_storage.storage_prefix (Alertmanager state in the bucket) "
+            "is 'ruler', expected 'alertmanager'",
+        ),
+        (
+            ("fallback_config_file: /configs/alertmanager_fallback_config.yaml", "data_dir: /d"),
+            "mimir: alertmanager.fallback_config_file set (every tenant's default "
+            "configuration) is False, expected True",
+        ),
+        (
+            ("runtime_config: {file: /var/mimir/runtime.yaml}", ""),
+            "mimir: runtime_config.file set (tenants' limits reloaded without a restart) is "
+            "False, expected True",
+        ),
+    ],
+    ids=["no_ruler_prefix", "alertmanager_state_elsewhere", "no_fallback", "no_runtime_config"],
+)
+def test_mimirs_ruler_alertmanager_and_runtime_configuration_are_checked(
+    change: tuple[str, str], problem: str
+) -> None:
+    assert mimir(MIMIR_YAML.replace(*change)) == [problem]
+
+
 def test_a_render_without_the_mimir_config_is_named() -> None:
     assert wiring.mimir_problems(None, "b", "r", "1d", 1) == [
         "mimir: no ConfigMap with mimir.yaml in the render"
@@ -234,13 +270,18 @@ auth_enabled: true
 common: {replication_factor: 1, storage: {s3: {bucketnames: b, region: us-east-1}}}
 limits_config: {retention_period: 720h}
 compactor: {retention_enabled: true, delete_request_store: s3}
-ruler: {storage: {type: s3, s3: {bucketnames: b, region: us-east-1}}}
+ruler:
+  storage: {type: s3, s3: {bucketnames: b, region: us-east-1}}
+  enable_api: true
+  alertmanager_url: http://am.opstrace-metrics.svc.cluster.local:8080/alertmanager
+runtime_config: {file: /etc/loki/runtime-config/runtime-config.yaml}
 """
+ALERTMANAGER = "http://am.opstrace-metrics.svc.cluster.local:8080/alertmanager"
 
 
 def loki(text: str = LOKI_YAML) -> list[str]:
     config = wiring.config_document([config_map("config.yaml", text)], "config.yaml")
-    return wiring.loki_problems(config, "b", "us-east-1", "720h", 1)
+    return wiring.loki_problems(config, "b", "us-east-1", "720h", 1, ALERTMANAGER)
 
 
 def test_a_multi_tenant_loki_deleting_old_logs_from_its_bucket_passes() -> None:
@@ -270,12 +311,75 @@ def test_a_multi_tenant_loki_deleting_old_logs_from_its_bucket_passes() -> None:
             ),
             "loki: common.storage.s3.bucketnames is 'c', expected 'b'",
         ),
+        (
+            ("enable_api: true", "enable_api: false"),
+            "loki: ruler.enable_api (the tenants' rules API) is False, expected True",
+        ),
+        (
+            ("  alertmanager_url: http://am", "  alertmanager_url: http://other"),
+            "loki: ruler.alertmanager_url is "
+            "'http://other.opstrace-metrics.svc.cluster.local:8080/alertmanager', "
+            f"expected {ALERTMANAGER!r}",
+        ),
+        (
+            ("runtime_config: {file: /etc/loki/runtime-config/runtime-config.yaml}", ""),
+            "loki: runtime_config.file set (tenants' limits reloaded without a restart) is "
+            "False, expected True",
+        ),
     ],
 )
 def test_each_loki_setting_that_changes_what_loki_does_is_caught(
     change: tuple[str, str], problem: str
 ) -> None:
     assert loki(LOKI_YAML.replace(*change)) == [problem]
+
+
+# A tenant policy change -------------------------------------------------------------
+
+RUNTIME = {
+    "kind": "ConfigMap",
+    "metadata": {"name": "mimir-runtime"},
+    "data": {"runtime.yaml": "overrides: {}\n"},
+}
+MAIN = config_map("mimir.yaml", MIMIR_YAML)
+INGESTERS = workload("StatefulSet", "mimir-ingester", {"app": "ingester"}, [])
+
+
+def changed(obj: dict[str, Any], key: str, text: str) -> dict[str, Any]:
+    return {**obj, "data": {key: text}}
+
+
+def restarts(after: list[dict[str, Any]]) -> list[str]:
+    return wiring.restart_problems("mimir", [RUNTIME, MAIN, INGESTERS], after, "m", "mimir.yaml")
+
+
+def test_a_policy_change_of_the_runtime_configuration_alone_restarts_nothing() -> None:
+    runtime = changed(RUNTIME, "runtime.yaml", "overrides: {prod: {ingestion_rate: 1}}\n")
+    assert restarts([runtime, MAIN, INGESTERS]) == []
+
+
+def test_a_policy_change_of_the_main_configuration_restarts_its_pods() -> None:
+    main = changed(MAIN, "mimir.yaml", MIMIR_YAML + "extra: 1\n")
+    assert restarts([RUNTIME, main, INGESTERS]) == [
+        "mimir: a tenant policy change changes ConfigMap/c, not only the runtime "
+        "configuration (its pods restart)"
+    ]
+
+
+def test_a_policy_change_of_a_pod_template_restarts_its_pods() -> None:
+    ingester = workload("StatefulSet", "mimir-ingester", {"app": "ingester", "rev": "2"}, [])
+    assert restarts([RUNTIME, MAIN, ingester]) == [
+        "mimir: a tenant policy change changes StatefulSet/mimir-ingester, not only the "
+        "runtime configuration (its pods restart)"
+    ]
+
+
+def test_an_object_a_policy_change_adds_or_removes_is_named() -> None:
+    extra = workload("Deployment", "mimir-extra", {}, [])
+    assert restarts([RUNTIME, MAIN, extra]) == [
+        "mimir: a tenant policy change: Deployment/mimir-extra appears",
+        "mimir: a tenant policy change: StatefulSet/mimir-ingester goes",
+    ]
 
 
 # The collector and the controller ------------------------------------------------------

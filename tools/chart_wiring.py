@@ -204,15 +204,38 @@ def mimir_problems(
             _at(config, "ingester.ring.replication_factor"),
             replication,
         ),
+        "ruler_storage.storage_prefix (rule groups in the bucket)": (
+            _at(config, "ruler_storage.storage_prefix"),
+            "ruler",
+        ),
+        "alertmanager_storage.storage_prefix (Alertmanager state in the bucket)": (
+            _at(config, "alertmanager_storage.storage_prefix"),
+            "alertmanager",
+        ),
+        "alertmanager.fallback_config_file set (every tenant's default configuration)": (
+            bool(_at(config, "alertmanager.fallback_config_file")),
+            True,
+        ),
+        **_runtime_config(config),
     }
     return _mismatches("mimir", facts)
 
 
+def _runtime_config(config: Any) -> dict[str, tuple[Any, Any]]:
+    return {
+        "runtime_config.file set (tenants' limits reloaded without a restart)": (
+            bool(_at(config, "runtime_config.file")),
+            True,
+        )
+    }
+
+
 def loki_problems(
-    config: Any, bucket: str, region: str, retention: str, replication: int
+    config: Any, bucket: str, region: str, retention: str, replication: int, alertmanager: str
 ) -> list[str]:
     """Loki's rendered configuration: multi-tenant, on the bucket in the region, the
-    compactor deleting what is older than the retention."""
+    compactor deleting what is older than the retention, its ruler's API on (the
+    gateway's rules routes) sending alerts to `alertmanager`."""
     if not isinstance(config, dict):
         return ["loki: no ConfigMap with config.yaml in the render"]
     s3 = _at(config, "common.storage.s3", {})
@@ -233,8 +256,47 @@ def loki_problems(
             _at(config, "ruler.storage.s3.bucketnames", bucket),
             bucket,
         ),
+        "ruler.enable_api (the tenants' rules API)": (
+            _at(config, "ruler.enable_api", False),
+            True,
+        ),
+        "ruler.alertmanager_url": (_at(config, "ruler.alertmanager_url"), alertmanager),
+        **_runtime_config(config),
     }
     return _mismatches("loki", facts)
+
+
+def _identity(obj: Object, namespace: str) -> tuple[str, str, str]:
+    return (str(obj.get("kind")), namespace_of(obj, namespace), str(obj["metadata"]["name"]))
+
+
+def restart_problems(
+    backend: str,
+    before: Sequence[Object],
+    after: Sequence[Object],
+    namespace: str,
+    config_key: str,
+) -> list[str]:
+    """A tenant policy change must render as a change of ConfigMaps that the backend
+    reloads (its runtime configuration), not of its main configuration (`config_key`,
+    whose checksum the pods carry) nor of any other object (a changed pod template
+    restarts its pods): one line per object that differs, or appears or goes."""
+    old = {_identity(o, namespace): o for o in before}
+    new = {_identity(o, namespace): o for o in after}
+    problems = []
+    for key in sorted(old.keys() | new.keys()):
+        kind, _, name = key
+        if old.get(key) == new.get(key):
+            continue
+        if key not in old or key not in new:
+            change = "appears" if key in new else "goes"
+            problems.append(f"{backend}: a tenant policy change: {kind}/{name} {change}")
+        elif kind != "ConfigMap" or config_key in (new[key].get("data") or {}):
+            problems.append(
+                f"{backend}: a tenant policy change changes {kind}/{name}, not only the "
+                "runtime configuration (its pods restart)"
+            )
+    return problems
 
 
 def collector_problems(

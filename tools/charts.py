@@ -10,9 +10,11 @@ the chart's values.schema.json enforced, for the stack's Kubernetes version. Eve
 rendered object is checked against that version's schema (kubernetes-validate), then
 the wiring only a render shows (`tools.chart_wiring`): the Services and ports the
 gateway forwards to, the IRSA annotations against the roles' trust, multi-tenancy, the
-bucket and region, the collector's endpoints and token. Last, the rendered objects are
-applied to the local cluster (`make cluster-up`; server-side, CRDs first) and removed
-again.
+bucket and region, the rulers' and the Alertmanager's storage and APIs, the runtime
+configuration, the collector's endpoints and token; and that a tenant policy change
+renders as a change of the backends' runtime configuration alone (no pod restarts).
+Last, the rendered objects are applied to the local cluster (`make cluster-up`;
+server-side, CRDs first) and removed again.
 
 Where a chart comes from: `OPSTRACE_CHART_<NAME>` (the chart's name upper-cased, `-` as
 `_`, e.g. OPSTRACE_CHART_MIMIR_DISTRIBUTED) naming a chart folder (with its `charts/`
@@ -25,6 +27,7 @@ Not part of CI: no chart repository is reachable there.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,7 +44,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import telemetry as telemetry_component
-from components.rules import charts, names, platform, telemetry
+from components.rules import charts, limits, names, platform, telemetry
 from components.rules.config import ConfigError
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
@@ -239,6 +242,58 @@ def render(case: Case, release: Release, source: Path) -> Render:
     return result
 
 
+@dataclass(frozen=True)
+class Backend:
+    """What the policy-change check knows of a backend's chart."""
+
+    group: str
+    """Its limit group (`components.rules.limits`)."""
+    runtime_config_at: tuple[str, ...]
+    """Where its values hold the runtime configuration (`components.rules.chart_values`)."""
+    config_key: str
+    """The main configuration's key in its ConfigMap (its pods carry its checksum)."""
+
+
+BACKENDS: Final = {
+    charts.MIMIR.name: Backend(limits.METRICS, ("runtimeConfig",), "mimir.yaml"),
+    charts.LOKI.name: Backend(limits.LOGS, ("loki", "runtimeConfig"), "config.yaml"),
+}
+
+
+def with_changed_policy(case: Case, release: Release) -> Release:
+    """The release as the program registers it once every tenant keeps its data a day
+    longer than the instance: its tenant policy changed, nothing else."""
+    backend = BACKENDS[release.chart.name]
+    days = {
+        limits.METRICS: case.config.platform.metrics_retention_days + 1,
+        limits.LOGS: case.config.platform.logs_retention_days + 1,
+    }
+    changed = replace(
+        case.config, tenants=tuple(replace(t, retention_days=days) for t in case.config.tenants)
+    )
+    values = copy.deepcopy(release.values)
+    *parents, last = backend.runtime_config_at
+    holder = values
+    for key in parents:
+        holder = holder[key]
+    holder[last] = limits.runtime_config(changed.overrides(backend.group))
+    return replace(release, values=values)
+
+
+def policy_change_problems(case: Case, rendered: Render, source: Path) -> list[str]:
+    """What a tenant policy change changes in the backend's render besides its runtime
+    configuration (`chart_wiring.restart_problems`)."""
+    backend = BACKENDS[rendered.release.chart.name]
+    after = render(case, with_changed_policy(case, rendered.release), source)
+    return wiring.restart_problems(
+        rendered.release.chart.name,
+        rendered.objects,
+        after.objects,
+        rendered.release.namespace,
+        backend.config_key,
+    )
+
+
 def _registrations(run: ProgramRun, typ: str) -> list[Registration]:
     return [r for r in run.resources if r.type == typ]
 
@@ -290,7 +345,9 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
     settings = case.config.platform
     size = settings.size
     if charts.MIMIR.name in rendered:
-        mimir = wiring.config_document(rendered[charts.MIMIR.name].objects, "mimir.yaml")
+        mimir = wiring.config_document(
+            rendered[charts.MIMIR.name].objects, BACKENDS[charts.MIMIR.name].config_key
+        )
         problems += wiring.mimir_problems(
             mimir,
             buckets["metrics"],
@@ -301,13 +358,16 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
         kafka = [o for o in rendered[charts.MIMIR.name].objects if "kafka" in o["metadata"]["name"]]
         problems += [f"mimir: renders {o['kind']}/{o['metadata']['name']}" for o in kafka]
     if charts.LOKI.name in rendered:
-        loki = wiring.config_document(rendered[charts.LOKI.name].objects, "config.yaml")
+        loki = wiring.config_document(
+            rendered[charts.LOKI.name].objects, BACKENDS[charts.LOKI.name].config_key
+        )
         problems += wiring.loki_problems(
             loki,
             buckets["logs"],
             case.region,
             f"{settings.logs_retention_days * 24}h",
             size.logs.replication_factor,
+            case.config.backend_policies()[limits.LOGS].alertmanager_url,
         )
     if charts.ALLOY.name in rendered:
         endpoints = telemetry.push_urls(case.config.instance_name, case.config.domain)
@@ -494,6 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
             problems, unchecked = wiring_problems(case, rendered)
+            for name, r in rendered.items():
+                if name in BACKENDS:
+                    problems += policy_change_problems(case, r, sources[name])
             if unchecked:
                 print(f"  {case.label:<28} not checked (chart left out): {', '.join(unchecked)}")
             for problem in problems:
