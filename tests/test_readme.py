@@ -1,4 +1,4 @@
-"""What the README tells operators to run does what it says."""
+"""What the README tells operators to run does what it says, and lists what the code defines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from components.rules import keys
+from components.rules import keys, limits
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -24,3 +24,16 @@ def test_the_key_id_shell_command_gives_the_key_id(tmp_path: Path) -> None:
 def test_the_readme_names_both_newcomer_commands() -> None:
     assert re.search(r"^make up +#", README, re.MULTILINE)
     assert re.search(r"^make test +#", README, re.MULTILINE)
+
+
+def test_the_readme_lists_every_limit_a_stack_may_set_with_its_backend_name() -> None:
+    rows = re.findall(
+        r"^\| `(metrics|logs)` \| `(\w+)` \| `(\w+)` \| ([^|]+) \| `([^`]+)` \|$",
+        README,
+        re.MULTILINE,
+    )
+    assert rows == [
+        (group, limit.key, limit.backend_key, limit.unit, limit.example)
+        for group in limits.GROUPS
+        for limit in limits.LIMITS[group]
+    ]
