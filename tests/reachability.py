@@ -96,7 +96,15 @@ def _chart_pod(chart: charts.Chart, app: str, component: str, ports: tuple[int, 
 
 GRPC_PORT: Final = 9095
 MEMBERLIST_PORT: Final = 7946
-STATEFUL: Final = ("ingester", "store-gateway", "compactor", "", "write", "backend")
+STATEFUL: Final = (
+    "ingester",
+    "store-gateway",
+    "compactor",
+    "alertmanager",
+    "",
+    "write",
+    "backend",
+)
 MIMIR_COMPONENTS: Final = (
     "distributor",
     "ingester",
@@ -105,6 +113,8 @@ MIMIR_COMPONENTS: Final = (
     "query-scheduler",
     "store-gateway",
     "compactor",
+    "ruler",
+    "alertmanager",
 )
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import pytest
 
-from components.gateway.settings import SYNC_STATUS_PORT
+from components.gateway.settings import SYNC_STATUS_PORT, UPSTREAM_FIELDS
 from components.rules import charts, network_policies
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
@@ -36,6 +36,9 @@ from tests.reachability import (
 )
 from tools.offline import run_program
 from tools.stack_files import PROJECT_DIR, cli_config, stack_config
+
+DATA_PATH: Final = ("cortex_push_url", "cortex_query_url", "loki_push_url", "loki_query_url")
+"""The upstreams of tenants' data: no pod but the gateway's may reach them."""
 
 
 def existing_stack() -> dict[str, Any]:
@@ -67,15 +70,10 @@ class Analysed:
         (found,) = [w for w in self.cluster.workloads if (w.namespace, w.name) == (namespace, name)]
         return found
 
-    def targets(self) -> list[tuple[Workload, int]]:
-        """Each backend pod the gateway forwards pushes or queries to, and the port."""
-        settings = self.config.gateway
-        urls = {
-            settings.cortex_push_url,
-            settings.cortex_query_url,
-            settings.loki_push_url,
-            settings.loki_query_url,
-        }
+    def targets(self, fields: tuple[str, ...] = DATA_PATH) -> list[tuple[Workload, int]]:
+        """Each backend pod the gateway forwards to (by default, pushes and queries), and
+        the port."""
+        urls = {getattr(self.config.gateway, field) for field in fields}
         found = []
         for url in sorted(urls):
             parts = urlsplit(url)
@@ -117,8 +115,34 @@ def test_no_namespace_but_the_gateways_reaches_a_backends_push_or_query_port(
 def test_the_gateway_reaches_each_backend_it_forwards_to_on_that_port_only(
     analysed: Analysed,
 ) -> None:
-    for pod, port in analysed.targets():
+    """Rulers and Alertmanagers included: every upstream of the gateway."""
+    for pod, port in analysed.targets(UPSTREAM_FIELDS):
         assert reachable_ports(analysed.found, analysed.gateway.peer, pod.peer) == {port}, pod
+
+
+@NEEDS_ANALYZER
+def test_lokis_pods_reach_mimirs_alertmanager_on_its_port_and_nothing_else_of_mimirs(
+    analysed: Analysed,
+) -> None:
+    """Loki's ruler sends its tenants' alerts there (which Loki pod runs it depends on the
+    mode); a push or query port stays closed to them. With external backends, no such
+    opening at all."""
+    if analysed.config.cortex_url or analysed.config.loki_url:
+        opened = [m for m in analysed.cluster.manifests if m["kind"] == "NetworkPolicy"]
+        assert network_policies.ALERTS_FROM_RULER not in {m["metadata"]["name"] for m in opened}
+        return
+    alertmanager = analysed.workload(charts.MIMIR.namespace, f"{charts.MIMIR.release}-alertmanager")
+    for loki in analysed.in_namespace(charts.LOKI.namespace):
+        for mimir in analysed.cluster.workloads:
+            if mimir.namespace != charts.MIMIR.namespace:
+                continue
+            if mimir == alertmanager:
+                expected = {charts.MIMIR_HTTP_PORT}
+            elif mimir.labels == charts.MIMIR_ROLLOUT_OPERATOR_LABELS:
+                expected = {charts.MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT}  # open to all
+            else:
+                expected = set()
+            assert reachable_ports(analysed.found, loki, mimir.peer) == expected, (loki, mimir)
 
 
 @NEEDS_ANALYZER

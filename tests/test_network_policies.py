@@ -69,6 +69,17 @@ def test_only_mimir_with_its_rollout_operator_opens_a_webhook_port() -> None:
     )
 
 
+def test_mimirs_alertmanager_accepts_lokis_ruler_only_where_the_instance_runs_both() -> None:
+    def alert_paths(metrics: bool, logs: bool) -> list[tuple[str, str]]:
+        policies = instance_policies(
+            layout(backends=own_backends(SMALL, metrics=metrics, logs=logs))
+        )
+        return [p for p in placed(policies) if p[1] == network_policies.ALERTS_FROM_RULER]
+
+    assert alert_paths(True, True) == [(charts.MIMIR.namespace, "opstrace-alerts-from-ruler")]
+    assert alert_paths(True, False) == alert_paths(False, True) == []
+
+
 def test_the_gateway_pods_declare_their_listeners_and_the_sidecars_status_port_only() -> None:
     deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], "code", 2, "aws")
     pod = deployment["spec"]["template"]["spec"]

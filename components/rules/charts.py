@@ -158,6 +158,13 @@ MIMIR_ROLLOUT_OPERATOR_LABELS: Final = {
 }
 """The rollout operator's pods, as its subchart's helpers label them (its name, the
 release's)."""
+MIMIR_ALERTMANAGER_LABELS: Final = {
+    "app.kubernetes.io/name": "mimir",
+    "app.kubernetes.io/instance": MIMIR.release,
+    "app.kubernetes.io/component": "alertmanager",
+}
+"""Mimir's Alertmanager pods, as mimir-distributed's helpers label them (its selector
+labels: the chart's name, the release's, the component's)."""
 LOKI_HTTP_PORT: Final = 3100
 PROMETHEUS_API_PREFIX: Final = "/prometheus"
 """Where Mimir and Cortex serve the Prometheus query API; push stays at `/api/v1/push`."""

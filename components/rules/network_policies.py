@@ -4,7 +4,9 @@ Pure, no Pulumi: `instance_policies` renders every NetworkPolicy of an instance 
 where things run (`Layout`); `components.isolation` registers them. Mimir and Loki
 believe whatever `X-Scope-OrgID` a request carries, so a pod that can reach them can
 read and write any tenant's data: their namespaces accept only the gateway pods (on the
-HTTP port the gateway forwards to) and their own pods (which talk to each other). Every
+HTTP port the gateway forwards to) and their own pods (which talk to each other); where
+the instance runs both, Mimir's Alertmanager also accepts Loki's pods (Loki's ruler sends
+its tenants' alerts there, `X-Scope-OrgID` and all), on that port and nothing else. Every
 tenant namespace and the collector's namespace accept nothing; the gateway's namespace
 accepts only the gateway's listeners, from anywhere (the NLB sends to pod IPs from its
 own addresses, which no selector names).
@@ -53,6 +55,7 @@ WITHIN_NAMESPACE: Final = "opstrace-within-namespace"
 FROM_GATEWAY: Final = "opstrace-from-gateway"
 GATEWAY_LISTENERS: Final = "opstrace-gateway-listeners"
 WEBHOOKS: Final = "opstrace-webhooks"
+ALERTS_FROM_RULER: Final = "opstrace-alerts-from-ruler"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,15 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """A backend's Alertmanager, which another backend's ruler sends alerts to."""
+
+    pods: Mapping[str, str]
+    from_namespace: str
+    """The ruler's namespace (its pods are picked by the chart's mode: any of them)."""
+
+
+@dataclass(frozen=True)
 class Backend:
     """A backend's namespace: where its pods run and the port the gateway sends to."""
 
@@ -72,6 +84,8 @@ class Backend:
     port: int
     webhook: Webhook | None = None
     """An admission webhook served in the namespace (Mimir's rollout operator)."""
+    alerts: Alerts | None = None
+    """Its Alertmanager, when another backend's ruler sends to it (Loki's, to Mimir's)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ def own_backends(size: Size, *, metrics: bool, logs: bool) -> tuple[Backend, ...
         charts.MIMIR.namespace,
         charts.MIMIR_HTTP_PORT,
         rollout_operator if chart_values.runs_rollout_operator(size) else None,
+        alerts=Alerts(charts.MIMIR_ALERTMANAGER_LABELS, charts.LOKI.namespace) if logs else None,
     )
     loki = Backend(charts.LOKI.namespace, charts.LOKI_HTTP_PORT)
     return (*((mimir,) if metrics else ()), *((loki,) if logs else ()))
@@ -144,6 +159,18 @@ def instance_policies(layout: Layout) -> list[Manifest]:
         if (webhook := backend.webhook) is not None:
             policies.append(
                 _policy(WEBHOOKS, namespace, webhook.pods, [{"ports": _tcp((webhook.port,))}])
+            )
+        if (alerts := backend.alerts) is not None:
+            ruler = {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: alerts.from_namespace}}
+            }
+            policies.append(
+                _policy(
+                    ALERTS_FROM_RULER,
+                    namespace,
+                    alerts.pods,
+                    [{"from": [ruler], "ports": _tcp((backend.port,))}],
+                )
             )
     if layout.telemetry_namespace:
         policies.append(_deny_ingress(layout.telemetry_namespace))
