@@ -58,6 +58,9 @@ REQUEST_TIMEOUT_SECONDS: Final = 60.0
 _FIRST_DELAY_SECONDS: Final = 0.5
 _LONGEST_DELAY_SECONDS: Final = 10.0
 ALERTMANAGER_CONFIG_PATH: Final = "/api/v1/alerts"
+RULER_APIS: Final = (routes.RULER_CONFIG_PATH, routes.LOKI_RULER_CONFIG_PATH)
+"""The rulers' configuration APIs, as the gateway serves them at a tenant's endpoints:
+the metrics ruler's (Mimir's spelling) and Loki's."""
 """The Alertmanager configuration API (Cortex's, Mimir's and Opstrace's spelling)."""
 
 
@@ -202,7 +205,7 @@ def _changes(olds: Mapping[str, Any], news: Mapping[str, Any], inputs: Sequence[
 
 # Rules -----------------------------------------------------------------------------------
 
-_RULES_INPUTS: Final = ("endpoint", "tenant", "token", "namespace", "groups")
+_RULES_INPUTS: Final = ("endpoint", "api", "tenant", "token", "namespace", "groups")
 
 
 def _group_name(group: str) -> str:
@@ -210,7 +213,7 @@ def _group_name(group: str) -> str:
 
 
 def _namespace_path(props: Mapping[str, Any]) -> str:
-    return f"{routes.RULER_CONFIG_PATH}/{props['namespace']}"
+    return f"{props['api']}/{props['namespace']}"
 
 
 class RulesProvider(ResourceProvider):
@@ -218,11 +221,22 @@ class RulesProvider(ResourceProvider):
     pickled into state."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _check(news, ("endpoint", "tenant", "token", "namespace"), ("groups",))
+        checked = _check(news, ("endpoint", "tenant", "token", "namespace"), ("groups",))
+        api = news.get("api")
+        if _is_known(api) and api not in RULER_APIS:
+            checked.failures.append(
+                CheckFailure(
+                    "api",
+                    f"{api!r} is not a ruler's configuration API: use one of "
+                    f"{', '.join(RULER_APIS)}",
+                )
+            )
+        return checked
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # The endpoint is only the way in: the groups live in the tenant's ruler.
-        replaces = [k for k in ("tenant", "namespace") if olds.get(k) != news.get(k)]
+        # The endpoint is only the way in: the groups live in the tenant's ruler (which
+        # `api` names: another ruler holds other groups).
+        replaces = [k for k in ("api", "tenant", "namespace") if olds.get(k) != news.get(k)]
         return DiffResult(
             changes=_changes(olds, news, _RULES_INPUTS),
             replaces=replaces,
@@ -302,12 +316,15 @@ class TenantRulesArgs:
     """A tenant's rule groups, and the way to its ruler."""
 
     endpoint: str
-    """The tenant's metrics endpoint, `https://cortex.<tenant>.<instance>.<domain>`."""
+    """The tenant's endpoint of the ruler's service: metrics,
+    `https://cortex.<tenant>.<instance>.<domain>`, or logs (`loki.`)."""
     tenant: str
     token: pulumi.Input[str]
     """The tenant's own data API token (a secret)."""
     groups: Sequence[str]
     """Each group's canonical YAML (`alerting.RuleGroups.groups`)."""
+    api: str = routes.RULER_CONFIG_PATH
+    """The ruler's configuration API at that endpoint (`RULER_APIS`)."""
     namespace: str = alerting.RULES_NAMESPACE
 
 
@@ -324,6 +341,7 @@ class TenantRules(Resource, module="opstrace", name="TenantRules"):
     ) -> None:
         props: dict[str, Any] = {
             "endpoint": args.endpoint,
+            "api": args.api,
             "tenant": args.tenant,
             "token": args.token,
             "namespace": args.namespace,

@@ -17,6 +17,7 @@ from components.alerting import (
 from components.backends import Backends, BackendsArgs
 from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
+from components.gateway import routes
 from components.gateway.component import ClusterAccess, Gateway, GatewayArgs
 from components.irsa import existing_cluster_oidc
 from components.isolation import EnforcementCheck, Isolation, IsolationArgs
@@ -259,8 +260,9 @@ def _tenant_alerting(
     prefix: str, tenant: Tenant, spec: TenantSpec, on_the_way: Sequence[pulumi.Resource]
 ) -> None:
     """The tenant's rules and Alertmanager configuration from the stack file, uploaded
-    with its first credential's token (the one every tenant has)."""
-    if spec.rules is None and spec.alertmanager_config is None:
+    with its first credential's token (the one every tenant has), each to its ruler
+    through the tenant's endpoint of that ruler's service."""
+    if spec.rules is None and spec.log_rules is None and spec.alertmanager_config is None:
         return
     endpoint = tenant.endpoints["cortex"]
     first = spec.tokens[0].name
@@ -270,6 +272,18 @@ def _tenant_alerting(
         TenantRules(
             f"{prefix}-rules",
             TenantRulesArgs(endpoint, spec.name, token, spec.rules.groups),
+            opts,
+        )
+    if spec.log_rules is not None:
+        TenantRules(
+            f"{prefix}-log-rules",
+            TenantRulesArgs(
+                tenant.endpoints["loki"],
+                spec.name,
+                token,
+                spec.log_rules.groups,
+                api=routes.LOKI_RULER_CONFIG_PATH,
+            ),
             opts,
         )
     if spec.alertmanager_config is not None:

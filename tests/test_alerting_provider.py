@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from components.alerting import AlertmanagerConfigProvider, RulesProvider
+from components.gateway import routes
 from components.rules import alerting
 from tests.provider_host import DiffChanges, ProviderHost
 
 RULES = {
     "endpoint": "https://cortex.prod.acme.example.com",
+    "api": routes.RULER_CONFIG_PATH,
     "tenant": "prod",
     "token": "t0k3n",
     "namespace": alerting.RULES_NAMESPACE,
@@ -44,6 +46,17 @@ def test_check_refuses_groups_that_are_not_texts(rules: ProviderHost) -> None:
     assert checked.failures == (("groups", "groups must be a list of texts, got [{'name': 'a'}]"),)
 
 
+def test_check_refuses_an_api_that_is_no_rulers(rules: ProviderHost) -> None:
+    checked = rules.check({**RULES, "api": "/api/v1/push"})
+    assert checked.failures == (
+        (
+            "api",
+            "'/api/v1/push' is not a ruler's configuration API: use one of "
+            "/prometheus/config/v1/rules, /loki/api/v1/rules",
+        ),
+    )
+
+
 def test_check_passes_the_inputs_on_unchanged(rules: ProviderHost) -> None:
     checked = rules.check(RULES)
     assert (checked.inputs, checked.failures) == (RULES, ())
@@ -59,10 +72,12 @@ def test_check_passes_the_inputs_on_unchanged(rules: ProviderHost) -> None:
         # The endpoint is only the way in: the groups stay where they are.
         ({"endpoint": "https://cortex.prod.acme.example.org"}, DiffChanges.SOME, ()),
         ({"namespace": "other"}, DiffChanges.SOME, ("namespace",)),
+        # Another ruler holds other groups.
+        ({"api": routes.LOKI_RULER_CONFIG_PATH}, DiffChanges.SOME, ("api",)),
     ],
-    ids=["nothing", "groups", "token", "endpoint", "namespace"],
+    ids=["nothing", "groups", "token", "endpoint", "namespace", "ruler"],
 )
-def test_preview_plans_an_update_unless_the_namespace_changes(
+def test_preview_plans_an_update_unless_the_namespace_or_the_ruler_changes(
     rules: ProviderHost, change: dict[str, Any], changes: DiffChanges, replaces: tuple[str, ...]
 ) -> None:
     planned = rules.diff("prod/opstrace", RULES, {**RULES, **change})

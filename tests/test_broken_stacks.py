@@ -193,7 +193,8 @@ def broken_stacks(project: str) -> list[Broken]:
             "tenant_unknown_option",
             stack(tenants=[{"name": "ci", "colour": "red"}]),
             "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
-            "signingKeyFile, limits, metricsRetention, logsRetention, rules, alertmanagerConfig",
+            "signingKeyFile, limits, metricsRetention, logsRetention, rules, logRules, "
+            "alertmanagerConfig",
         ),
         Broken(
             "tenant_tokens_empty",
@@ -674,6 +675,12 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(tenants=[{"name": "prod", "rules": "rules/prod.yaml"}]),
             f"tenants[0].rules (tenant 'prod'): cannot read {project}/rules/prod.yaml: No such "
             "file or directory",
+        ),
+        Broken(
+            "tenant_log_rules_missing_file",
+            stack(tenants=[{"name": "prod", "logRules": "rules/prod-logs.yaml"}]),
+            f"tenants[0].logRules (tenant 'prod'): cannot read {project}/rules/prod-logs.yaml: "
+            "No such file or directory",
         ),
         Broken(
             "tenant_rules_not_a_rule_file",

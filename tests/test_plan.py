@@ -95,17 +95,17 @@ def test_plan_prints_each_tenants_limits_retention_rules_and_alertmanager(prod_t
         "  prod                 metrics compactor_blocks_retention_period=395d "
         "ingestion_rate=100000 max_global_series_per_user=1500000",
         "  prod                 logs    ingestion_rate_mb=8 retention_period=2160h",
-        "  prod                 rules   availability, job.rules; "
+        "  prod                 rules   availability, job.rules; log rules log.errors; "
         "alertmanager stacks/alertmanager/prod.yaml",
     ]
-    assert "  staging              rules   none; alertmanager default" in policy
+    assert "  staging              rules   none; log rules none; alertmanager default" in policy
 
 
 def test_plan_says_defaults_for_a_tenant_that_sets_no_policy(tree: str) -> None:
     assert [line for line in tree.splitlines() if line.startswith("  staging  ")][-3:] == [
         "  staging              metrics defaults",
         "  staging              logs    defaults",
-        "  staging              rules   none; alertmanager default",
+        "  staging              rules   none; log rules none; alertmanager default",
     ]
 
 

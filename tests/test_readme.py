@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 from components.rules import keys, limits
+from tests.test_broken_stacks import broken_stacks
+from tools.mutants import MUTANTS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -37,3 +39,9 @@ def test_the_readme_lists_every_limit_a_stack_may_set_with_its_backend_name() ->
         for group in limits.GROUPS
         for limit in limits.LIMITS[group]
     ]
+
+
+def test_the_readme_counts_the_broken_stacks_and_the_mutants_there_are() -> None:
+    (stacks,) = re.findall(r"hold a table of (\d+) broken stacks", README)
+    (mutants,) = re.findall(r"# plant (\d+) known bugs", README)
+    assert (int(stacks), int(mutants)) == (len(broken_stacks("project")), len(MUTANTS))

@@ -221,8 +221,25 @@ def test_the_rules_are_each_groups_canonical_text_in_the_stacks_namespace(
     uploading: ProgramRun,
 ) -> None:
     (rules,) = [r for r in uploading.resources if r.type == RULES_TYPE]
+    assert rules.inputs["api"] == "/prometheus/config/v1/rules"
     assert rules.inputs["namespace"] == "opstrace"
     assert rules.inputs["groups"] == [alerting.canonical(RULE_FILE["groups"][0])]
+
+
+def test_log_rules_go_to_lokis_ruler_at_the_tenants_logs_endpoint() -> None:
+    run = run_program(dev_config(tenants=prod(logRules=RULE_FILE)))
+    (rules,) = [r for r in run.resources if r.type == RULES_TYPE]
+    assert rules.name == "dev-acme-tenant-prod-log-rules"
+    inputs = {k: v for k, v in plain(rules.inputs).items() if k != "__provider"}
+    assert inputs | {"token": "-"} == {
+        "endpoint": "https://loki.prod.dev-acme.observability.acme.dev",
+        "api": "/loki/api/v1/rules",
+        "tenant": "prod",
+        "token": "-",
+        "namespace": "opstrace",
+        "groups": [alerting.canonical(RULE_FILE["groups"][0])],
+    }
+    assert rpc.is_rpc_secret(rules.inputs["token"])
 
 
 def test_the_alertmanager_configuration_is_a_secret(uploading: ProgramRun) -> None:

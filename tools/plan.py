@@ -86,9 +86,11 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
             for group in ("metrics", "logs"):
                 settings = " ".join(f"{k}={v}" for k, v in sorted(chosen[group].items()))
                 print(f"  {tenant:<20} {group:<7} {settings or 'defaults'}", file=out)
-            rules = ", ".join(chosen["rules"]) or "none"
+            rules, log_rules = (", ".join(chosen[k]) or "none" for k in ("rules", "logRules"))
             print(
-                f"  {tenant:<20} rules   {rules}; alertmanager {chosen['alertmanager']}", file=out
+                f"  {tenant:<20} rules   {rules}; log rules {log_rules}; "
+                f"alertmanager {chosen['alertmanager']}",
+                file=out,
             )
     print("\nstack outputs:", file=out)
     for name, value in sorted(outputs.items()):

@@ -46,6 +46,8 @@ RULER_CONFIG_PATH: Final = "/prometheus/config/v1/rules"
 mimirtool, Grafana and Alloy use); it reaches the ruler at `ruler_config_prefix`."""
 CORTEX_RULER_CONFIG_PATH: Final = "/api/v1/rules"
 """Where Cortex (and Opstrace's config API) serve the ruler's configuration API."""
+LOKI_RULER_CONFIG_PATH: Final = "/loki/api/v1/rules"
+"""Loki's ruler configuration API, as clients send it and Loki serves it."""
 ALERTMANAGER_PREFIX: Final = "/alertmanager"
 """Where Mimir and Cortex serve each tenant's Alertmanager (`alertmanager_http_prefix`)."""
 
@@ -160,7 +162,7 @@ ROUTES: Final = (
     ),
     # Loki's ruler: its Prometheus-compatible rules and alerts, and its configuration.
     RouteRule("loki", "ruler", ("GET",), ("/prometheus/api/v1/rules", "/prometheus/api/v1/alerts")),
-    *_rules_api("loki", "/loki/api/v1/rules"),
+    *_rules_api("loki", LOKI_RULER_CONFIG_PATH),
 )
 """The allowlist, by service; no path appears twice within a service."""
 

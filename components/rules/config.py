@@ -42,6 +42,7 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
           metricsRetention: 90d              # default: the instance's
           logsRetention: 14d
           rules: rules/prod.yaml             # a Prometheus rule file (or inline YAML)
+          logRules: rules/prod-logs.yaml     # the same format, LogQL, for Loki's ruler
           alertmanagerConfig: alertmanager/prod.yaml  # default: notify nobody
 """
 
@@ -368,6 +369,9 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         },
         rules=_optional_document(
             f"{field}.rules", entry.get("rules"), base_dir, owner, alerting.rule_groups
+        ),
+        log_rules=_optional_document(
+            f"{field}.logRules", entry.get("logRules"), base_dir, owner, alerting.rule_groups
         ),
         alertmanager_config=_optional_document(
             f"{field}.alertmanagerConfig",

@@ -58,6 +58,7 @@ TENANT_OPTIONS: Final = (
     "metricsRetention",
     "logsRetention",
     "rules",
+    "logRules",
     "alertmanagerConfig",
 )
 
@@ -86,7 +87,9 @@ class TenantSpec:
     retention_days: Mapping[str, int] = field(default_factory=dict)
     """`metrics`/`logs` -> days, where the tenant keeps its data for its own time."""
     rules: RuleGroups | None = None
-    """Its metrics rule groups, uploaded to the ruler by `up`."""
+    """Its metrics rule groups (PromQL), uploaded to the metrics ruler by `up`."""
+    log_rules: RuleGroups | None = None
+    """Its logs rule groups (LogQL), uploaded to Loki's ruler by `up`."""
     alertmanager_config: AlertmanagerConfig | None = None
     """Its Alertmanager configuration; None: the instance's default (blackhole)."""
 
@@ -151,6 +154,7 @@ class InstanceConfig:
             spec.name: {
                 **{group: by_backend[group].get(spec.name, {}) for group in limits.GROUPS},
                 "rules": list(spec.rules.names) if spec.rules else [],
+                "logRules": list(spec.log_rules.names) if spec.log_rules else [],
                 "alertmanager": (
                     spec.alertmanager_config.source if spec.alertmanager_config else "default"
                 ),

@@ -87,6 +87,8 @@ NAMESPACE = alerting.RULES_NAMESPACE
 class Deployment:
     cortex: Cortex
     gateway: Gateway
+    logs: Recorder
+    """Loki's stand-in (Loki is AGPL, not built here): it records what reaches it."""
     tokens: Mapping[str, str]
     rules: ProviderHost
     alertmanager: ProviderHost
@@ -104,8 +106,8 @@ class Deployment:
         return request(self.gateway.port, host("cortex", tenant), path, sent, **options)
 
 
-def endpoint(tenant: str) -> str:
-    return f"https://{host('cortex', tenant)}"
+def endpoint(tenant: str, service: str = "cortex") -> str:
+    return f"https://{host(service, tenant)}"
 
 
 def groups(text: str) -> list[str]:
@@ -153,15 +155,19 @@ def deployment(
         yield Deployment(
             backend,
             gateway,
+            logs,
             {tenant: minted[tenant].token for tenant in ("system", *TENANTS)},
             host_process.serving(RulesProvider()),
             host_process.serving(AlertmanagerConfigProvider()),
         )
 
 
-def upload_rules(deployment: Deployment, tenant: str, rule_file: str) -> ResourceState:
+def upload_rules(
+    deployment: Deployment, tenant: str, rule_file: str, service: str = "cortex"
+) -> ResourceState:
     inputs = {
-        "endpoint": endpoint(tenant),
+        "endpoint": endpoint(tenant, service),
+        "api": CONFIG_API if service == "cortex" else routes.LOKI_RULER_CONFIG_PATH,
         "tenant": tenant,
         "token": deployment.tokens[tenant],
         "namespace": NAMESPACE,
@@ -248,6 +254,31 @@ def test_delete_leaves_the_ruler_with_no_group_of_the_stack(deployment: Deployme
     assert stored_groups(deployment, state) == []
     gone = deployment.ask("prod", f"{CONFIG_API}/{NAMESPACE}")
     assert gone.status == 404, gone
+
+
+def test_log_rules_reach_lokis_ruler_as_the_tenants_and_each_change_is_sent_there(
+    deployment: Deployment,
+) -> None:
+    """Through the tenant's logs endpoint: Loki's configuration API, the tenant from the
+    host, its token gone; an update deletes the dropped group, delete the namespace."""
+    logs_api = f"{routes.LOKI_RULER_CONFIG_PATH}/{NAMESPACE}"
+    deployment.logs.requests.clear()
+    state = upload_rules(deployment, "prod", RULE_FILE, service="loki")
+    first = groups(RULE_FILE)[:1]
+    news = {**state.properties, "groups": first}
+    deployment.rules.update(state.id, state.properties, news)
+    deployment.rules.delete(state.id, news)
+    sent = [(r.method, r.path) for r in deployment.logs.requests]
+    assert sent == [
+        ("POST", logs_api),
+        ("POST", logs_api),
+        ("POST", logs_api),
+        ("DELETE", f"{logs_api}/node.rules"),
+        ("DELETE", logs_api),
+    ]
+    for recorded in deployment.logs.requests:
+        assert recorded.values("X-Scope-OrgID") == ["prod"]
+        assert recorded.values("Authorization") == []
 
 
 # The Alertmanager ----------------------------------------------------------------------
