@@ -26,8 +26,8 @@ import yaml
 from components.gateway import manifests as gateway_manifests
 from components.rules import charts, names
 from components.rules.network_policies import NAMESPACE_NAME_LABEL
-from components.rules.platform import SINGLE_BINARY
 from components.rules.schema import InstanceConfig
+from components.rules.sizes import SINGLE_BINARY
 from tools.charts import plain
 from tools.offline import ProgramRun
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.rules import alerting, chart_values, charts, platform
+from components.rules import alerting, chart_values, charts, sizes
 
-SMALL, PRODUCTION = platform.SIZES["small"], platform.SIZES["production"]
+SMALL, PRODUCTION = sizes.SIZES["small"], sizes.SIZES["production"]
 BUCKET, REGION, ROLE = "acme-metrics-1", "us-east-1", "arn:aws:iam::123456789012:role/r"
 ALERTMANAGER = "http://mimir-alertmanager.opstrace-metrics.svc.cluster.local:8080/alertmanager"
 NO_POLICY = chart_values.TenantPolicy()
@@ -23,7 +23,7 @@ LOKI_POLICY = chart_values.TenantPolicy(alertmanager_url=ALERTMANAGER)
 
 
 def mimir(
-    size: platform.Size = SMALL,
+    size: sizes.Size = SMALL,
     retention_days: int = 30,
     policy: chart_values.TenantPolicy = NO_POLICY,
 ) -> dict[str, Any]:
@@ -31,14 +31,14 @@ def mimir(
 
 
 def loki(
-    size: platform.Size = SMALL,
+    size: sizes.Size = SMALL,
     retention_days: int = 30,
     policy: chart_values.TenantPolicy = LOKI_POLICY,
 ) -> dict[str, Any]:
     return chart_values.loki_values(size, BUCKET, REGION, ROLE, retention_days, "gp3", policy)
 
 
-def mimir_config(size: platform.Size = SMALL) -> dict[str, Any]:
+def mimir_config(size: sizes.Size = SMALL) -> dict[str, Any]:
     config: dict[str, Any] = mimir(size)["mimir"]["structuredConfig"]
     return config
 
@@ -47,7 +47,7 @@ def mimir_config(size: platform.Size = SMALL) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("size", [SMALL, PRODUCTION], ids=["small", "production"])
-def test_mimir_distributors_push_to_the_ingesters_without_kafka(size: platform.Size) -> None:
+def test_mimir_distributors_push_to_the_ingesters_without_kafka(size: sizes.Size) -> None:
     values, config = mimir(size), mimir_config(size)
     assert values["kafka"] == {"enabled": False}
     assert config["ingest_storage"] == {"enabled": False}
@@ -65,7 +65,7 @@ def nulls(value: Any, path: str = "") -> list[str]:
 
 @pytest.mark.parametrize("size", [SMALL, PRODUCTION], ids=["small", "production"])
 def test_no_value_is_null_since_pulumi_drops_nulls_before_helm_sees_them(
-    size: platform.Size,
+    size: sizes.Size,
 ) -> None:
     every = [
         mimir(size),
@@ -131,7 +131,7 @@ def test_mimir_runs_no_minio_or_gateway_of_its_own() -> None:
     ids=["small", "production"],
 )
 def test_mimir_runs_its_ruler_and_alertmanager(
-    size: platform.Size, rulers: int, alertmanagers: int
+    size: sizes.Size, rulers: int, alertmanagers: int
 ) -> None:
     values = mimir(size)
     assert values["ruler"] == {"enabled": True, "replicas": rulers}

@@ -18,7 +18,7 @@ from components.gateway import settings as gateway_settings
 from components.gateway import upstreams as gateway_upstreams
 from components.gateway.haproxy import HARD_STOP_SECONDS
 from components.gateway.settings import GatewaySettings
-from components.rules import keys, platform
+from components.rules import keys, sizes
 from components.trust_store import BoundKey
 from tools.offline import ProgramRun, Registration, run_components
 
@@ -78,7 +78,7 @@ def key_set() -> dict[str, str]:
 
 def settings(tenants: tuple[str, ...] = ("system", "prod")) -> GatewaySettings:
     return gateway_upstreams.gateway_settings(
-        "acme", "example.com", tenants, gateway_upstreams.upstreams(platform.SIZES["small"])
+        "acme", "example.com", tenants, gateway_upstreams.upstreams(sizes.SIZES["small"])
     )
 
 

@@ -28,7 +28,7 @@ from components.gateway.settings import (
     validate_keys,
     validate_settings,
 )
-from components.rules import keys, platform
+from components.rules import keys, sizes
 from components.rules.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
@@ -290,7 +290,7 @@ def test_listeners_come_from_the_settings() -> None:
 
 def test_defaults_are_the_pods_listeners_and_directories() -> None:
     pod = gateway_upstreams.gateway_settings(
-        "acme", "example.com", (), gateway_upstreams.upstreams(platform.SIZES["small"])
+        "acme", "example.com", (), gateway_upstreams.upstreams(sizes.SIZES["small"])
     )
     assert (pod.listen, pod.http_listen, pod.health_listen) == (
         "0.0.0.0:8443",

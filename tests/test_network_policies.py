@@ -9,10 +9,10 @@ from typing import Any
 
 from components.gateway import manifests as gateway_manifests
 from components.gateway.settings import SYNC_STATUS_PORT
-from components.rules import charts, network_policies, platform
+from components.rules import charts, network_policies, sizes
 from components.rules.network_policies import Layout, instance_policies, own_backends
 
-SMALL, PRODUCTION = platform.SIZES["small"], platform.SIZES["production"]
+SMALL, PRODUCTION = sizes.SIZES["small"], sizes.SIZES["production"]
 
 
 BASE = Layout(
@@ -59,7 +59,7 @@ def test_external_backends_get_no_policy_and_no_telemetry_no_collector_policy() 
 
 
 def test_only_mimir_with_its_rollout_operator_opens_a_webhook_port() -> None:
-    def webhooks(size: platform.Size) -> list[tuple[str, str]]:
+    def webhooks(size: sizes.Size) -> list[tuple[str, str]]:
         policies = instance_policies(layout(backends=own_backends(size, metrics=True, logs=True)))
         return [place for place in placed(policies) if place[1] == network_policies.WEBHOOKS]
 

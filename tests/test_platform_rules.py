@@ -9,7 +9,17 @@ import pytest
 import yaml
 
 from components.gateway import upstreams as gateway_upstreams
-from components.rules import certificates, charts, iam, keys, names, network, platform, telemetry
+from components.rules import (
+    certificates,
+    charts,
+    iam,
+    keys,
+    names,
+    network,
+    platform,
+    sizes,
+    telemetry,
+)
 from components.rules.kubeconfig import eks_kubeconfig
 
 # Address plan ------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def test_every_chart_is_pinned_to_one_exact_version() -> None:
 
 
 def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
-    small, production = platform.SIZES["small"], platform.SIZES["production"]
+    small, production = sizes.SIZES["small"], sizes.SIZES["production"]
     assert gateway_upstreams.upstreams(small) == gateway_upstreams.Upstreams(
         cortex_push="http://mimir-distributor.opstrace-metrics.svc.cluster.local:8080",
         cortex_query="http://mimir-query-frontend.opstrace-metrics.svc.cluster.local:8080",
@@ -129,7 +139,7 @@ def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
 
 def test_the_rulers_send_alerts_to_the_alertmanager_tenants_reach() -> None:
     def alertmanager(cortex_url: str = "") -> str:
-        to = gateway_upstreams.upstreams(platform.SIZES["small"], cortex_url)
+        to = gateway_upstreams.upstreams(sizes.SIZES["small"], cortex_url)
         settings = gateway_upstreams.gateway_settings("acme", "acme.dev", ["prod"], to)
         return gateway_upstreams.rulers_alertmanager(settings)
 
@@ -140,7 +150,7 @@ def test_the_rulers_send_alerts_to_the_alertmanager_tenants_reach() -> None:
 
 
 def test_external_backends_replace_the_own_ones_queried_under_prometheus() -> None:
-    upstreams = gateway_upstreams.upstreams(platform.SIZES["small"], "http://c:80", "http://l:3100")
+    upstreams = gateway_upstreams.upstreams(sizes.SIZES["small"], "http://c:80", "http://l:3100")
     cortex = ("cortex_push", "cortex_query", "cortex_ruler", "cortex_alertmanager")
     assert {getattr(upstreams, name) for name in cortex} == {"http://c:80"}
     loki = ("loki_push", "loki_query", "loki_ruler")
@@ -152,14 +162,14 @@ def test_external_backends_replace_the_own_ones_queried_under_prometheus() -> No
 
 
 def test_every_preset_says_what_it_is_sized_for() -> None:
-    for size in platform.SIZES.values():
+    for size in sizes.SIZES.values():
         assert "series" in size.sized_for
         assert "logs" in size.sized_for
         assert size.node_count >= 2
 
 
 def test_production_preset_survives_a_zone() -> None:
-    production = platform.SIZES["production"]
+    production = sizes.SIZES["production"]
     assert production.metrics.zone_aware
     assert production.metrics.replication_factor == 3
     assert production.logs.replication_factor == 3

@@ -44,7 +44,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import telemetry as telemetry_component
-from components.rules import charts, limits, names, platform, telemetry
+from components.rules import charts, limits, names, sizes, telemetry
 from components.rules.config import ConfigError
 from components.rules.schema import InstanceConfig
 from components.rules.stack import config_of_stack
@@ -515,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--stack", action="append", choices=stacks, help="only this stack (repeatable)"
     )
     parser.add_argument(
-        "--sizing", action="append", choices=sorted(platform.SIZES), help="only this preset"
+        "--sizing", action="append", choices=sorted(sizes.SIZES), help="only this preset"
     )
     parser.add_argument(
         "--chart",
@@ -539,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         totals = {"cases": 0, "renders": 0, "objects": 0}
         failed = False
-        for case in cases(options.stack or stacks, options.sizing or sorted(platform.SIZES)):
+        for case in cases(options.stack or stacks, options.sizing or sorted(sizes.SIZES)):
             t0 = time.monotonic()
             rendered: dict[str, Render] = {}
             for release in releases(case):

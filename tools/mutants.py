@@ -49,6 +49,8 @@ E2E_ROUTES = "tests/e2e/test_gateway_routes.py"
 E2E_TLS = "tests/e2e/test_gateway_tls.py"
 E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
 CONFIG = "components/rules/config.py"
+TENANT_CONFIG = "components/rules/tenant_config.py"
+LOCAL_FILES = "components/rules/local_files.py"
 PROGRAM_TESTS = "tests/test_program.py"
 PLATFORM = "components/rules/platform.py"
 PLATFORM_TESTS = "tests/test_platform.py"
@@ -64,7 +66,7 @@ ISOLATION_TESTS = "tests/test_isolation.py"
 MUTANTS: Final = (
     Mutant(
         "token_inputs_depend_on_tenant_position",
-        CONFIG,
+        TENANT_CONFIG,
         "        specs.append(spec)\n",
         "        specs.append(TenantSpec(spec.name, tuple(TokenSpec(t.name, t.rotation + "
         "str(index), t.export_keys_to, t.signing_key_file) for t in spec.tokens)))\n",
@@ -100,14 +102,14 @@ MUTANTS: Final = (
     ),
     Mutant(
         "paths_not_normalized",
-        CONFIG,
+        LOCAL_FILES,
         "    return posixpath.normpath(value)\n",
         "    return value\n",
         ("tests/test_config.py",),
     ),
     Mutant(
         "system_tenant_missing",
-        CONFIG,
+        TENANT_CONFIG,
         "    specs = [system]\n",
         "    specs = []\n",
         (PROGRAM_TESTS,),

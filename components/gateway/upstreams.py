@@ -19,7 +19,7 @@ from components.rules.charts import (
     PROMETHEUS_API_PREFIX,
     Chart,
 )
-from components.rules.platform import SINGLE_BINARY, Size
+from components.rules.sizes import SINGLE_BINARY, Size
 
 
 @dataclass(frozen=True)

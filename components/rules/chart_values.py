@@ -21,7 +21,7 @@ from components.rules.charts import (
     MIMIR_SERVICE_ACCOUNT,
 )
 from components.rules.limits import runtime_config
-from components.rules.platform import SINGLE_BINARY, Size
+from components.rules.sizes import SINGLE_BINARY, Size
 
 Values = dict[str, Any]
 

@@ -50,17 +50,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
-
-import yaml
+from typing import Any, Final
 
 from components.gateway import upstreams as gateway_upstreams
 from components.gateway.settings import image_problem, replicas_problem, upstream_problem
-from components.rules import alerting, keys, limits, names, platform, settings
+from components.rules import keys, limits, names, platform, settings, tenant_config
+from components.rules.local_files import path_setting, read_text, resolve
 from components.rules.schema import (
     DEFAULTS,
     DNS_MODES,
@@ -68,16 +66,11 @@ from components.rules.schema import (
     REQUIRED,
     SETTINGS,
     STRUCTURED,
-    TENANT_OPTIONS,
     TRUSTED_KEY_OPTIONS,
     InstanceConfig,
-    TenantSpec,
-    TokenSpec,
     TrustedKey,
 )
 from components.rules.settings import ConfigError
-
-_Document = TypeVar("_Document")
 
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([smhdy])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
@@ -87,7 +80,7 @@ handle (ISO 8601 and Python stop at the year 9999)."""
 _SET_HINT: Final = {
     "instanceName": "pulumi config set instanceName acme",
     "domain": "pulumi config set domain observability.example.org",
-    "tenants": "pulumi config set --path 'opstrace:tenants[0]' prod",
+    "tenants": tenant_config.SET_HINT,
 }
 
 
@@ -147,7 +140,9 @@ def parse_config(
     sync_image = settings.string(values, "gatewaySyncImage")
     if problem := image_problem(sync_image):
         raise ConfigError(f"gatewaySyncImage: {problem}")
-    tenants = _tenants(values["tenants"], settings.string(values, "systemTokenRotation"), base_dir)
+    tenants = tenant_config.parse_tenants(
+        values["tenants"], settings.string(values, "systemTokenRotation"), base_dir
+    )
     # The user tenants first, so that a long one is named; then the system tenant, whose
     # endpoints are the longest when every user tenant's name is shorter than `system`.
     for index, tenant in enumerate(tenants[1:]):
@@ -184,7 +179,7 @@ def parse_config(
         token_lifetime_seconds=_token_lifetime(values),
         key_bits=key_bits,
         trusted_keys=_trusted_keys(values["trustedKeys"], base_dir),
-        kubeconfig=_path(values["kubeconfig"], "kubeconfig"),
+        kubeconfig=path_setting(values["kubeconfig"], "kubeconfig"),
         kube_context=settings.string(values, "kubeContext"),
         cortex_url=cortex_url,
         loki_url=loki_url,
@@ -280,155 +275,6 @@ def _upstream(values: Mapping[str, Any], key: str) -> str:
     return value.rstrip("/")
 
 
-def _path(value: Any, field: str) -> str:
-    """A local path as written, normalized: `keys`, `./keys` and `keys/` are one value."""
-    if not isinstance(value, str):
-        raise ConfigError(f"{field}: expected a path, got {value!r}")
-    if not value:
-        return ""
-    if "\n" in value or "\x00" in value:
-        raise ConfigError(f"{field}: {value!r} is not a usable path")
-    return posixpath.normpath(value)
-
-
-def _tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[TenantSpec, ...]:
-    if isinstance(raw, str):
-        first = raw.split(",")[0].strip() or "prod"
-        raise ConfigError(
-            f"tenants: got the single value {raw!r}, but tenants is a list: set each entry "
-            f"with `pulumi config set --path 'opstrace:tenants[0]' {first}` (then [1], [2], "
-            "...) or write a YAML list in the stack file"
-        )
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(
-            f"tenants: expected a list with at least one user tenant, got {raw!r}: add one "
-            f"with `{_SET_HINT['tenants']}`"
-        )
-    seen: set[str] = set()
-    system_token = TokenSpec(names.DEFAULT_TOKEN_NAME, system_rotation, "", "")
-    system = TenantSpec(names.SYSTEM_TENANT, (system_token,))
-    specs = [system]
-    for index, entry in enumerate(raw):
-        field = f"tenants[{index}]"
-        spec = _tenant(field, entry, base_dir)
-        if spec.name == names.SYSTEM_TENANT:
-            raise ConfigError(
-                f"{field}: 'system' is the instance's own tenant; it always exists and "
-                "cannot be configured: choose another name"
-            )
-        if spec.name in seen:
-            raise ConfigError(f"{field}: tenant {spec.name!r} is listed twice")
-        seen.add(spec.name)
-        specs.append(spec)
-    return tuple(specs)
-
-
-def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{field}: expected a tenant name or an object, got {entry!r}")
-    unknown = sorted(set(entry) - set(TENANT_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"{field}.{unknown[0]}: unknown tenant option; use {', '.join(TENANT_OPTIONS)}"
-        )
-    name = entry.get("name")
-    if not isinstance(name, str):
-        raise ConfigError(f"{field}.name: expected a tenant name, got {name!r}")
-    if problem := names.tenant_name_problem(name):
-        raise ConfigError(f"{field}: {problem}")
-    token_names = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
-    if not isinstance(token_names, list) or not token_names:
-        raise ConfigError(
-            f"{field}.tokens: expected a non-empty list of token names, got {token_names!r}"
-        )
-    rotation, export_to, signing_file = _token_options(field, entry, base_dir)
-    tokens: list[TokenSpec] = []
-    for position, token_name in enumerate(token_names):
-        token_field = f"{field}.tokens[{position}]"
-        if not isinstance(token_name, str) or names.token_name_problem(token_name):
-            raise ConfigError(
-                f"{token_field}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}"
-            )
-        if token_name in {t.name for t in tokens}:
-            raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
-        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file))
-    owner = f" (tenant {name!r})"
-    return TenantSpec(
-        name,
-        tuple(tokens),
-        limits=limits.parse_limits(f"{field}.limits", entry.get("limits", {}), owner),
-        retention_days={
-            group: platform.retention_days(f"{field}.{key}", entry[key], owner)
-            for group, key in (
-                (limits.METRICS, "metricsRetention"),
-                (limits.LOGS, "logsRetention"),
-            )
-            if key in entry
-        },
-        rules=_optional_document(
-            f"{field}.rules", entry.get("rules"), base_dir, owner, alerting.rule_groups
-        ),
-        log_rules=_optional_document(
-            f"{field}.logRules", entry.get("logRules"), base_dir, owner, alerting.rule_groups
-        ),
-        alertmanager_config=_optional_document(
-            f"{field}.alertmanagerConfig",
-            entry.get("alertmanagerConfig"),
-            base_dir,
-            owner,
-            alerting.alertmanager_config,
-        ),
-    )
-
-
-def _optional_document(
-    field: str,
-    raw: Any,
-    base_dir: Path,
-    owner: str,
-    check: Callable[[str, Any, str, str], _Document],
-) -> _Document | None:
-    """A tenant's YAML document, checked by `check`: a file path (relative to the project
-    directory), YAML text (a value with a line break), or the mapping itself; None when
-    absent. Files are read whenever the program runs: their content is what `up` applies."""
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return check(field, raw, "inline", owner)
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError(f"{field}{owner}: expected a file path or YAML, got {raw!r}")
-    source = "inline" if "\n" in raw else _path(raw, field)
-    text = raw if source == "inline" else _read_text(f"{field}{owner}", resolve(source, base_dir))
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{field}{owner}: {where}: not valid YAML: {problem}") from None
-    return check(field, document, source, owner)
-
-
-def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:
-    """rotation, exportKeysTo, signingKeyFile of a tenant entry, checked."""
-    rotation = entry.get("rotation", "")
-    if isinstance(rotation, int) and not isinstance(rotation, bool):
-        rotation = str(rotation)  # YAML reads `rotation: 2026` as a number
-    if not isinstance(rotation, str):
-        raise ConfigError(f"{field}.rotation: expected a string, got {rotation!r}")
-    export_to = _path(entry.get("exportKeysTo", ""), f"{field}.exportKeysTo")
-    signing_file = _path(entry.get("signingKeyFile", ""), f"{field}.signingKeyFile")
-    if export_to and signing_file:
-        raise ConfigError(f"{field}: {keys.EXPORT_EXCLUDES_SIGNING_FILE}")
-    if export_to and (
-        problem := keys.export_directory_problem(export_to, resolve(export_to, base_dir))
-    ):
-        raise ConfigError(f"{field}.exportKeysTo: {problem}")
-    return rotation, export_to, signing_file
-
-
 def _trusted_keys(raw: Any, base_dir: Path) -> tuple[TrustedKey, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"trustedKeys: expected a list of PEM texts or file paths, got {raw!r}")
@@ -448,7 +294,7 @@ def _trusted_keys(raw: Any, base_dir: Path) -> tuple[TrustedKey, ...]:
             entry = entry.get("key")
         if not isinstance(entry, str) or not entry.strip():
             raise ConfigError(f"{field}: expected PEM text or a file path, got {entry!r}")
-        pem = entry if "-----BEGIN" in entry else _read_text(field, resolve(entry, base_dir))
+        pem = entry if "-----BEGIN" in entry else read_text(field, resolve(entry, base_dir))
         try:
             result.append(TrustedKey(keys.validate_public_key_pem(pem, source=field), tenant))
         except keys.KeyMaterialError as error:
@@ -456,25 +302,4 @@ def _trusted_keys(raw: Any, base_dir: Path) -> tuple[TrustedKey, ...]:
     return tuple(result)
 
 
-def _read_text(field: str, path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"{field}: cannot read {path}: {reason}") from None
-
-
-def resolve(path: str, base_dir: Path) -> Path:
-    """A configured path on this machine: `~` expanded, relative to `base_dir`."""
-    expanded = Path(path).expanduser()
-    return expanded if expanded.is_absolute() else base_dir / expanded
-
-
-__all__ = [
-    "ConfigError",
-    "InstanceConfig",
-    "TenantSpec",
-    "TokenSpec",
-    "parse_config",
-    "stack_settings",
-]
+__all__ = ["ConfigError", "InstanceConfig", "parse_config", "stack_settings"]

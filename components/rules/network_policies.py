@@ -33,7 +33,7 @@ from typing import Any, Final
 from components.gateway import manifests as gateway_manifests
 from components.gateway.manifests import HEALTH_PORT, PLAIN_PORT, TLS_PORT
 from components.rules import chart_values, charts
-from components.rules.platform import Size
+from components.rules.sizes import Size
 
 Manifest = dict[str, Any]
 

@@ -31,7 +31,7 @@ from components.alerting import (
 )
 from components.gateway import routes
 from components.gateway import upstreams as gateway_upstreams
-from components.rules import alerting, data_token, limits, platform
+from components.rules import alerting, data_token, limits, sizes
 from components.rules.stack import config_of_stack
 from tests.conftest import dev_config
 from tests.e2e.backends import NEEDS_CORTEX, Cortex, cortex, write_runtime_config
@@ -136,7 +136,7 @@ def deployment(
             )
         )
         logs = stack.enter_context(Recorder("logs").running())
-        upstreams = gateway_upstreams.upstreams(platform.SIZES["small"], backend.url, logs.url)
+        upstreams = gateway_upstreams.upstreams(sizes.SIZES["small"], backend.url, logs.url)
         settings = gateway_upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS, upstreams)
         gateway = stack.enter_context(
             started_gateway(

@@ -33,7 +33,7 @@ import pytest
 from components.gateway import routes
 from components.gateway import upstreams as gateway_upstreams
 from components.gateway.settings import GatewaySettings
-from components.rules import data_token, platform
+from components.rules import data_token, sizes
 from tests.e2e.backends import (
     CORTEX_PROMETHEUS_PREFIX,
     NEEDS_CORTEX,
@@ -141,7 +141,7 @@ def program_settings(
     layout: Layout, push_url: str, query_url: str, logs_url: str
 ) -> GatewaySettings:
     """The gateway settings the program makes, with this machine's backends."""
-    size = platform.SIZES["small"]
+    size = sizes.SIZES["small"]
     if layout.cortex_url_setting:
         assert push_url == query_url
         upstreams = gateway_upstreams.upstreams(size, push_url, logs_url)

@@ -16,7 +16,7 @@ import pytest
 from components.gateway import manifests
 from components.gateway import upstreams as gateway_upstreams
 from components.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS
-from components.rules import platform
+from components.rules import sizes
 from tests.e2e.harness import (
     DOMAIN,
     INSTANCE,
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
 LISTENERS = ("listen", "http_listen", "health_listen")
 """The settings that bind a port, each one listener of `haproxy.cfg`."""
 POD = gateway_upstreams.gateway_settings(
-    INSTANCE, DOMAIN, TENANTS, gateway_upstreams.upstreams(platform.SIZES["small"])
+    INSTANCE, DOMAIN, TENANTS, gateway_upstreams.upstreams(sizes.SIZES["small"])
 )
 """The pod's own settings: its listeners at their defaults."""
 NLB = "service.beta.kubernetes.io/aws-load-balancer-"
