@@ -25,6 +25,8 @@ SET_HINT: Final = "pulumi config set --path 'opstrace:tenants[0]' prod"
 
 
 def parse_tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[TenantSpec, ...]:
+    """The system tenant, then the user tenants in the stack file's order; `base_dir`
+    resolves the files they name."""
     if isinstance(raw, str):
         first = raw.split(",")[0].strip() or "prod"
         raise ConfigError(
