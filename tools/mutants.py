@@ -6,7 +6,8 @@
 
 Each mutant replaces one exact piece of code (it must occur exactly once: a test keeps
 the list in step with the code) and runs the tests that should notice, in a temporary
-copy of the project, with `OPSTRACE_REQUIRE_TOOLS=1` so that a missing tool cannot
+copy of the project (its engine, local cluster and venv those of this checkout: run
+`make engine cluster-up` first), with `OPSTRACE_REQUIRE_TOOLS=1` so that a missing tool cannot
 pass for a caught bug. The unmutated copy must pass the same tests first. Not part of
 `.ci/run`: a full run takes a few minutes (it prints its time).
 """
@@ -27,6 +28,10 @@ from typing import Final
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
 COPY_IGNORED: Final = (".git", ".venv", ".engine", ".pulumi-state", "__pycache__", "*_cache")
+SHARED: Final = (".engine", ".venv")
+"""Linked into the copy, not copied: the engine's binaries and the local cluster, whose
+state names this checkout, and the environment the engine runs the program in (the
+engine and gateway pod tests need both)."""
 
 
 @dataclass(frozen=True)
@@ -611,6 +616,16 @@ def run_tests(copy: Path, tests: Sequence[str]) -> str | None:
     return failed[0] if failed else result.stdout.strip().splitlines()[-1]
 
 
+def make_copy(directory: Path, root: Path = PROJECT_DIR) -> Path:
+    """The project copied into `directory`, its shared parts linked to `root`'s."""
+    copy = directory / "project"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+    for name in SHARED:
+        if (root / name).exists():
+            (copy / name).symlink_to(root / name, target_is_directory=True)
+    return copy
+
+
 def plant(copy: Path, mutant: Mutant) -> Outcome:
     """Apply one mutant in `copy`, run its tests, and restore the file."""
     path = copy / mutant.path
@@ -639,8 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mutants-") as directory:
-        copy = Path(directory) / "project"
-        shutil.copytree(PROJECT_DIR, copy, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+        copy = make_copy(Path(directory))
         all_tests = sorted({test for mutant in chosen for test in mutant.tests})
         if failed := run_tests(copy, all_tests):
             print(f"error: the unmutated copy fails its tests: {failed}", file=sys.stderr)

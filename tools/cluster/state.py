@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
-ENGINE_DIR: Final = ROOT / ".engine"
+ENGINE_DIR: Final = (ROOT / ".engine").resolve()
+"""Resolved: a copy whose `.engine` links to a checkout's (tools.mutants) is that cluster."""
 BIN: Final = ENGINE_DIR / "bin"
 STATE: Final = ENGINE_DIR / "cluster"
 KUBECONFIG: Final = ENGINE_DIR / "kubeconfig"
