@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Final
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
-COPY_IGNORED: Final = (".git", ".venv", ".engine", ".pulumi-state", "__pycache__", "*_cache")
 SHARED: Final = (".engine", ".venv")
 """Linked into the copy, not copied: the engine's binaries and the local cluster, whose
 state names this checkout, and the environment the engine runs the program in (the
 engine and gateway pod tests need both)."""
+COPY_IGNORED: Final = (".git", ".pulumi-state", "__pycache__", "*_cache", *SHARED)
 
 
 @dataclass(frozen=True)

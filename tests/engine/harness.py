@@ -34,9 +34,10 @@ import yaml
 
 from components import kube_api
 from tools import cluster as local_cluster
+from tools.cluster import state as cluster_state
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
-ENGINE_BIN: Final = ROOT / ".engine" / "bin"
+ENGINE_BIN: Final = cluster_state.BIN
 VENV: Final = ROOT / ".venv"
 PASSPHRASE: Final = "engine-tests-passphrase"
 COMMAND_TIMEOUT: Final = 900.0
