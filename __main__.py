@@ -1,6 +1,6 @@
 """The Pulumi program: one Opstrace-style instance per stack.
 
-Configuration is read and validated here, once (see `components.rules.config`); the
+Configuration is read and validated here, once (see `opstrace.config.parse`); the
 components receive typed objects and never read config themselves. A configuration
 mistake ends the program with one line (`components.bail`), never a traceback, before
 any resource is registered.
@@ -18,9 +18,9 @@ from components.bail import bail, quietly_after_the_engine_stops
 from components.cluster import Cluster, ClusterArgs
 from components.gateway.component import ClusterAccess
 from components.instance import Instance, InstanceArgs
-from components.rules.config import ConfigError
-from components.rules.schema import InstanceConfig
-from components.rules.stack import load_config
+from opstrace.config.parse import ConfigError
+from opstrace.config.schema import InstanceConfig
+from opstrace.config.stack import OFFLINE_PLAN, load_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
 KUBERNETES_PROVIDER = "kubernetes"
@@ -83,10 +83,12 @@ def build(config: InstanceConfig) -> Instance:
     return instance
 
 
-def main() -> None:
+def main(*, plan: bool = False) -> None:
+    """Read the stack and register the instance; `plan`: run by the offline plan, which
+    creates nothing (see `opstrace.config.stack.OFFLINE_PLAN`)."""
     quietly_after_the_engine_stops()
     try:
-        config = load_config(PROJECT_DIR)
+        config = load_config(PROJECT_DIR, plan=plan)
     except ConfigError as error:
         bail(error)
     # A large program spends half its time in Python's collector, scanning thousands of
@@ -99,4 +101,4 @@ def main() -> None:
     build(config)
 
 
-main()
+main(plan=globals().get(OFFLINE_PLAN) is True)

@@ -41,10 +41,10 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.gateway.haproxy import HAPROXY_PROLOGUE, VERIFIED_TOKENS_SIZE, tls_bind
-from components.gateway.settings import GatewaySettings
-from components.rules import data_token, keys
-from components.rules.keys import stand_in_public_key
+from opstrace import data_token, keys
+from opstrace.gateway.haproxy import HAPROXY_PROLOGUE, VERIFIED_TOKENS_SIZE, tls_bind
+from opstrace.gateway.settings import GatewaySettings
+from opstrace.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
     INSTANCE,

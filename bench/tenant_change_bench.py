@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import yaml
 
-from components import kube_api
+from sidecar import kube_client
 from tests.engine.harness import Workspace, at_gateway, copy_project, gateway_pods, local_stack
 from tools import cluster as local_cluster
 from tools.ports import free_port
@@ -145,7 +145,7 @@ class Change:
     effective_after_up: float
 
 
-def measure(count: int, api: kube_api.Api, base: Path, backend_url: str) -> None:
+def measure(count: int, api: kube_client.Api, base: Path, backend_url: str) -> None:
     workspace = Workspace(base / "project", base / "home", base / "backend")
     shutil.rmtree(workspace.project_dir)
     copy_project(workspace.project_dir)

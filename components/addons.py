@@ -19,8 +19,9 @@ import pulumi_kubernetes as k8s
 
 from components.helm import helm_release
 from components.irsa import service_account_role
-from components.rules import certificates, chart_values, charts, iam
-from components.rules.platform import LETS_ENCRYPT, PlatformConfig
+from opstrace import certificates, chart_values, charts
+from opstrace.aws import iam
+from opstrace.config.platform import PlatformConfig
 
 LOAD_BALANCER_CONTROLLER_INGRESS_CLASS = "alb"
 """The IngressClass the AWS Load Balancer Controller's chart makes: its mark in a cluster."""
@@ -94,6 +95,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 )
             ),
             after_cluster,
+            platform.image_mirrors,
         )
         cm = charts.CERT_MANAGER
         cm_role = service_account_role(
@@ -112,11 +114,12 @@ class ClusterAddons(pulumi.ComponentResource):
             cm,
             cm_role.arn.apply(chart_values.cert_manager_values),
             after_cluster,
+            platform.image_mirrors,
         )
         issuer = pulumi.Output.from_input(args.zone_id).apply(
             lambda zone: certificates.acme_cluster_issuer(
                 platform.certificate_issuer,
-                LETS_ENCRYPT,
+                platform.acme_server,
                 platform.acme_email,
                 platform.aws_region,
                 zone or "",

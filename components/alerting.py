@@ -8,7 +8,7 @@ token must be that tenant's). `preview` compares the stack file's documents with
 the state holds (`diff`, no network); `up` uploads them, `destroy` and removing them from
 the stack delete them, `refresh` reads what the backend holds (`read`).
 
-A tenant's rule groups live in one ruler namespace (`alerting.RULES_NAMESPACE`): groups
+A tenant's rule groups live in one ruler namespace (`rule_files.RULES_NAMESPACE`): groups
 removed from the file are deleted, groups in the tenant's other namespaces are never
 touched. Without its own configuration, a tenant's Alertmanager runs the instance's
 default (a receiver that notifies nobody); deleting the resource brings that back.
@@ -47,9 +47,10 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
-from components.gateway import routes
-from components.gateway.haproxy import NOT_FOUND_BODY
-from components.rules import alerting, data_token
+from opstrace import data_token
+from opstrace.gateway import routes
+from opstrace.gateway.haproxy import NOT_FOUND_BODY
+from opstrace.policy import rule_files
 
 SETTLE_SECONDS: Final = 600.0
 """How long a call waits for the endpoint to come about (DNS, certificate, gateway reload,
@@ -107,6 +108,7 @@ def call(
     tenant: str,
     settle_seconds: float = SETTLE_SECONDS,
     patient: bool = True,
+    trusted_roots: str = "",
 ) -> Answer:
     """One request to the tenant's endpoint, repeated while the answer is one `up` is
     still bringing about: no connection yet, a 5xx and, `patient`, no TLS yet or the
@@ -119,7 +121,7 @@ def call(
     while True:
         problem: str
         try:
-            answer = _once(url, token, method, body)
+            answer = _once(url, token, method, body, trusted_roots)
         except OSError as error:
             reason = getattr(error, "reason", None) or error
             if not patient and isinstance(reason, ssl.SSLError):
@@ -141,7 +143,7 @@ def call(
         delay = min(delay * 2, _LONGEST_DELAY_SECONDS)
 
 
-def _once(url: str, token: str, method: str, body: str | None) -> Answer:
+def _once(url: str, token: str, method: str, body: str | None, trusted_roots: str = "") -> Answer:
     if not url.startswith("https://"):
         raise ConfigApiError(f"{url!r} is not an https:// endpoint")
     request = urllib.request.Request(  # noqa: S310 (https only, checked above)
@@ -154,7 +156,8 @@ def _once(url: str, token: str, method: str, body: str | None) -> Answer:
             "User-Agent": "opstrace-pulumi",
         },
     )
-    context = ssl.create_default_context()
+    # The endpoint's CA: the system's, or only `trusted_roots` (Let's Encrypt's staging).
+    context = ssl.create_default_context(cadata=trusted_roots or None)
     try:
         with urllib.request.urlopen(  # noqa: S310 (https only, checked above)
             request, timeout=REQUEST_TIMEOUT_SECONDS, context=context
@@ -200,7 +203,12 @@ def _check(news: dict[str, Any], texts: Sequence[str], lists: Sequence[str]) -> 
 
 
 def _changes(olds: Mapping[str, Any], news: Mapping[str, Any], inputs: Sequence[str]) -> bool:
-    return any(olds.get(k) != news.get(k) for k in inputs)
+    return any(olds.get(k) != news.get(k) for k in (*inputs, TRUSTED_ROOTS))
+
+
+TRUSTED_ROOTS: Final = "trusted_roots"
+"""An optional input, set only with Let's Encrypt's staging CA: the PEM roots the calls
+trust instead of the system's (absent from the state of every other resource)."""
 
 
 # Rules -----------------------------------------------------------------------------------
@@ -256,7 +264,7 @@ class RulesProvider(ResourceProvider):
             groups: list[str] = []  # the ruler knows no group of the namespace
         else:
             _expect(answer, (200,), f"GET {_namespace_path(props)}", props["tenant"])
-            groups = list(alerting.groups_in_answer(answer.body, props["namespace"]))
+            groups = list(rule_files.groups_in_answer(answer.body, props["namespace"]))
         return ReadResult(id_, {**_plain(props, _RULES_INPUTS), "groups": groups})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -292,6 +300,7 @@ def _rules_call(
         body,
         tenant=props["tenant"],
         patient=patient,
+        trusted_roots=props.get(TRUSTED_ROOTS, ""),
     )
 
 
@@ -308,7 +317,8 @@ def _backend_has_none(answer: Answer) -> bool:
 
 
 def _plain(props: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, Any]:
-    return {k: props[k] for k in inputs}
+    roots = {TRUSTED_ROOTS: props[TRUSTED_ROOTS]} if props.get(TRUSTED_ROOTS) else {}
+    return {**{k: props[k] for k in inputs}, **roots}
 
 
 @dataclass(frozen=True)
@@ -322,10 +332,12 @@ class TenantRulesArgs:
     token: pulumi.Input[str]
     """The tenant's own data API token (a secret)."""
     groups: Sequence[str]
-    """Each group's canonical YAML (`alerting.RuleGroups.groups`)."""
+    """Each group's canonical YAML (`rule_files.RuleGroups.groups`)."""
     api: str = routes.RULER_CONFIG_PATH
     """The ruler's configuration API at that endpoint (`RULER_APIS`)."""
-    namespace: str = alerting.RULES_NAMESPACE
+    namespace: str = rule_files.RULES_NAMESPACE
+    trusted_roots: str = ""
+    """PEM CAs the endpoint's certificate chains to, if not the system's (staging)."""
 
 
 _RULES: Final = RulesProvider()
@@ -346,6 +358,7 @@ class TenantRules(Resource, module="opstrace", name="TenantRules"):
             "token": args.token,
             "namespace": args.namespace,
             "groups": list(args.groups),
+            **({TRUSTED_ROOTS: args.trusted_roots} if args.trusted_roots else {}),
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=["token"])
         super().__init__(_RULES, name, props, pulumi.ResourceOptions.merge(opts, secret))
@@ -366,6 +379,7 @@ def _alertmanager_call(
         ALERTMANAGER_CONFIG_PATH,
         body,
         tenant=props["tenant"],
+        trusted_roots=props.get(TRUSTED_ROOTS, ""),
         **options,
     )
 
@@ -397,7 +411,7 @@ class AlertmanagerConfigProvider(ResourceProvider):
             config = ""  # the tenant runs the default configuration
         else:
             _expect(answer, (200,), f"GET {ALERTMANAGER_CONFIG_PATH}", props["tenant"])
-            config = alerting.alertmanager_in_answer(answer.body)
+            config = rule_files.alertmanager_in_answer(answer.body)
         return ReadResult(id_, {**_plain(props, _ALERTMANAGER_INPUTS), "config": config})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -405,7 +419,7 @@ class AlertmanagerConfigProvider(ResourceProvider):
         _gone_or(answer, f"DELETE {ALERTMANAGER_CONFIG_PATH}", props["tenant"])
 
     def _upload(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        answer = _alertmanager_call(props, "POST", alerting.alertmanager_upload(props["config"]))
+        answer = _alertmanager_call(props, "POST", rule_files.alertmanager_upload(props["config"]))
         _expect(answer, (200, 201, 202), f"POST {ALERTMANAGER_CONFIG_PATH}", props["tenant"])
         return _plain(props, _ALERTMANAGER_INPUTS)
 
@@ -418,7 +432,9 @@ class TenantAlertmanagerConfigArgs:
     tenant: str
     token: pulumi.Input[str]
     config: str
-    """The configuration's canonical YAML (`alerting.AlertmanagerConfig.text`)."""
+    """The configuration's canonical YAML (`rule_files.AlertmanagerConfig.text`)."""
+    trusted_roots: str = ""
+    """PEM CAs the endpoint's certificate chains to, if not the system's (staging)."""
 
 
 _ALERTMANAGER: Final = AlertmanagerConfigProvider()
@@ -441,6 +457,7 @@ class TenantAlertmanagerConfig(Resource, module="opstrace", name="TenantAlertman
             "tenant": args.tenant,
             "token": args.token,
             "config": pulumi.Output.secret(args.config),
+            **({TRUSTED_ROOTS: args.trusted_roots} if args.trusted_roots else {}),
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=["token", "config"])
         super().__init__(_ALERTMANAGER, name, props, pulumi.ResourceOptions.merge(opts, secret))

@@ -14,9 +14,9 @@ from functools import partial
 import pulumi
 
 from components.helm import helm_release
-from components.rules import chart_values, charts
-from components.rules.platform import PlatformConfig
 from components.storage import DataBucket, DataBucketArgs
+from opstrace import chart_values, charts
+from opstrace.config.platform import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ class Backends(pulumi.ComponentResource):
             release_values = pulumi.Output.all(bucket.bucket_name, bucket.role_arn).apply(
                 partial(_values, values, platform, retention, storage_class, policy)
             )
-            release = helm_release(f"{name}-{purpose}", chart, release_values, after_cluster)
+            release = helm_release(
+                f"{name}-{purpose}", chart, release_values, after_cluster, platform.image_mirrors
+            )
             self.bucket_names[purpose] = bucket.bucket_name
             self.namespaces[chart.namespace] = release.namespace.apply(lambda ns: ns or "")
         self.register_outputs({"bucket_names": self.bucket_names})

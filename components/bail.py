@@ -19,7 +19,7 @@ import grpc
 import pulumi
 from pulumi.runtime import settings
 
-from components.rules.errors import OpstraceError
+from opstrace.errors import OpstraceError
 
 EXIT_CODE: Final = 32
 """The exit code by which a Python program tells its language host that it has shown

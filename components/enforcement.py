@@ -6,7 +6,7 @@ runs on every preview and update, on the operator's machine: it reads the cluste
 DaemonSets through the kubeconfig the Kubernetes provider uses (`kubeconfig` and
 `kubeContext` as the stack sets them, else `$KUBECONFIG` or `~/.kube/config`) and
 refuses, in one line saying what to do, unless it recognizes an enforcer
-(`components.rules.enforcers`) or the stack accepts the risk (`networkPolicyRiskAccepted`:
+(`opstrace.enforcers`) or the stack accepts the risk (`networkPolicyRiskAccepted`:
 then nothing is read).
 
 State compatibility: `components.enforcement.NetworkPolicyEnforcementProvider` is
@@ -15,12 +15,9 @@ recorded in state; the provider holds no state and no configuration.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Final
 
 import pulumi
-import yaml
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -32,8 +29,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components import kube_api
-from components.rules import enforcers
+from opstrace import enforcers
+from opstrace import kubeconfig as kubeconfig_loader
+from sidecar import kube_client
 
 DAEMONSETS: Final = "/apis/apps/v1/daemonsets"
 INPUTS: Final = ("kubeconfig", "context", "risk_accepted")
@@ -44,52 +42,11 @@ def cluster_problem(kubeconfig: str, context: str) -> str | None:
     """Why the cluster of `kubeconfig`/`context` ("": ambient) does not enforce
     NetworkPolicies, or None when it does."""
     try:
-        api = client(kubeconfig, context)
+        api = kubeconfig_loader.client(kubeconfig, context)
         daemonsets = api.list(DAEMONSETS)["items"]
-    except kube_api.KubeApiError as error:
+    except kube_client.KubeApiError as error:
         return enforcers.unreadable(str(error))
     return enforcers.verdict(daemonsets).problem
-
-
-def client(kubeconfig: str, context: str) -> kube_api.Api:
-    """A client as the Kubernetes provider connects: the path as written (`~` expanded),
-    else each file of `$KUBECONFIG` (the first to name an entry wins, as kubectl merges
-    them), else `~/.kube/config`; the context given, else the current one."""
-    if kubeconfig:
-        paths = [Path(kubeconfig).expanduser()]
-    else:
-        listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-        paths = [Path(p).expanduser() for p in listed] or [Path("~/.kube/config").expanduser()]
-    documents = [_read(path) for path in paths]
-    return kube_api.Api.from_kubeconfig(
-        _merged(documents), context=context or None, directory=paths[0].parent
-    )
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise kube_api.KubeconfigError(
-            f"kubeconfig {path}: cannot read: {error.strerror}"
-        ) from None
-    except yaml.YAMLError as error:
-        raise kube_api.KubeconfigError(f"kubeconfig {path}: not YAML: {error}") from None
-    if not isinstance(document, dict):
-        raise kube_api.KubeconfigError(f"kubeconfig {path}: expected a mapping")
-    return document
-
-
-def _merged(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for document in documents:
-        for key, value in document.items():
-            if isinstance(value, list):
-                known = {entry.get("name") for entry in merged.setdefault(key, [])}
-                merged[key].extend(e for e in value if e.get("name") not in known)
-            elif value and key not in merged:
-                merged[key] = value
-    return merged
 
 
 class NetworkPolicyEnforcementProvider(ResourceProvider):

@@ -1,11 +1,14 @@
-"""Helm releases of pinned charts (see `components.rules.charts`)."""
+"""Helm releases of pinned charts (see `opstrace.charts`), their images set and mirrored."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import reduce
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import chart_values, charts
+from opstrace import chart_images, chart_values, charts
 
 
 def helm_release(
@@ -13,8 +16,15 @@ def helm_release(
     chart: charts.Chart,
     values: pulumi.Input[chart_values.Values],
     opts: pulumi.ResourceOptions,
+    mirrors: Mapping[str, str],
 ) -> k8s.helm.v3.Release:
-    """A Helm release of a pinned chart; `pulumi up` waits until its workloads are ready."""
+    """A Helm release of a pinned chart, each image it runs set where `mirrors` says
+    (`opstrace.chart_images`); `pulumi up` waits until its workloads are ready."""
+    values = pulumi.Output.from_input(values).apply(
+        lambda given: reduce(
+            chart_values.merged, chart_images.image_values(chart.name, mirrors), dict(given)
+        )
+    )
     return k8s.helm.v3.Release(
         name,
         name=chart.release,

@@ -17,16 +17,16 @@ from components.alerting import (
 from components.backends import Backends, BackendsArgs
 from components.cluster import Cluster
 from components.dns import Dns, DnsArgs
-from components.gateway import routes
 from components.gateway.component import ClusterAccess, Gateway, GatewayArgs
 from components.irsa import existing_cluster_oidc
 from components.isolation import EnforcementCheck, Isolation, IsolationArgs
 from components.name_lock import NameLock
-from components.rules import charts, names, network_policies
-from components.rules.schema import InstanceConfig, TenantSpec
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
 from components.trust_store import BoundKey, TrustStore, TrustStoreArgs
+from opstrace import certificates, charts, names, network_policies
+from opstrace.config.schema import InstanceConfig, TenantSpec
+from opstrace.gateway import routes
 
 READINESS_GATE_LABELS = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
 """On the gateway's namespace: a gateway pod counts as ready only once the NLB sends to it."""
@@ -120,7 +120,10 @@ class Instance(pulumi.ComponentResource):
                     certificate_issuer=platform.certificate_issuer,
                     gateway_namespace=system.namespace if system else None,
                     namespace_labels={} if system else READINESS_GATE_LABELS,
-                    certificate_depends_on=tuple(addons.certificates),
+                    certificate_depends_on=(
+                        *addons.certificates,
+                        *([dns.delegated] if dns else []),
+                    ),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
             )
@@ -183,6 +186,8 @@ class Instance(pulumi.ComponentResource):
                     token=tenants[names.SYSTEM_TENANT].tokens.apply(
                         lambda by_name: by_name[names.DEFAULT_TOKEN_NAME]
                     ),
+                    trusted_roots=certificates.STAGING_ROOTS if platform.acme_staging else "",
+                    image_mirrors=platform.image_mirrors,
                     cluster_ready=(*ready, gateway),
                 ),
                 child,
@@ -212,7 +217,13 @@ class Instance(pulumi.ComponentResource):
         for spec in config.user_tenants:
             # Uploaded through the tenant's own endpoint, once everything on its way is up.
             on_the_way = [gateway, *([backends] if backends else []), *records.get(spec.name, [])]
-            _tenant_alerting(f"{name}-tenant-{spec.name}", tenants[spec.name], spec, on_the_way)
+            _tenant_alerting(
+                f"{name}-tenant-{spec.name}",
+                tenants[spec.name],
+                spec,
+                on_the_way,
+                certificates.STAGING_ROOTS if platform.acme_staging else "",
+            )
         self.dns_name = names.instance_dns_name(config.instance_name, config.domain)
         self.tenant_names = tenant_names
         self.endpoints = {tenant: t.endpoints for tenant, t in tenants.items()}
@@ -257,11 +268,16 @@ def _layout(config: InstanceConfig) -> network_policies.Layout:
 
 
 def _tenant_alerting(
-    prefix: str, tenant: Tenant, spec: TenantSpec, on_the_way: Sequence[pulumi.Resource]
+    prefix: str,
+    tenant: Tenant,
+    spec: TenantSpec,
+    on_the_way: Sequence[pulumi.Resource],
+    trusted_roots: str,
 ) -> None:
     """The tenant's rules and Alertmanager configuration from the stack file, uploaded
     with its first credential's token (the one every tenant has), each to its ruler
-    through the tenant's endpoint of that ruler's service."""
+    through the tenant's endpoint of that ruler's service (whose certificate chains to
+    `trusted_roots`, if not to the system's CAs)."""
     if spec.rules is None and spec.log_rules is None and spec.alertmanager_config is None:
         return
     endpoint = tenant.endpoints["cortex"]
@@ -271,7 +287,9 @@ def _tenant_alerting(
     if spec.rules is not None:
         TenantRules(
             f"{prefix}-rules",
-            TenantRulesArgs(endpoint, spec.name, token, spec.rules.groups),
+            TenantRulesArgs(
+                endpoint, spec.name, token, spec.rules.groups, trusted_roots=trusted_roots
+            ),
             opts,
         )
     if spec.log_rules is not None:
@@ -283,12 +301,15 @@ def _tenant_alerting(
                 token,
                 spec.log_rules.groups,
                 api=routes.LOKI_RULER_CONFIG_PATH,
+                trusted_roots=trusted_roots,
             ),
             opts,
         )
     if spec.alertmanager_config is not None:
         TenantAlertmanagerConfig(
             f"{prefix}-alertmanager-config",
-            TenantAlertmanagerConfigArgs(endpoint, spec.name, token, spec.alertmanager_config.text),
+            TenantAlertmanagerConfigArgs(
+                endpoint, spec.name, token, spec.alertmanager_config.text, trusted_roots
+            ),
             opts,
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.rules import iam
+from opstrace.aws import iam
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Isolation: the NetworkPolicies that leave the gateway as the only door to tenant data.
 
-The policies come from `components.rules.network_policies`; this module registers them,
+The policies come from `opstrace.network_policies`; this module registers them,
 each in its namespace once that namespace exists (its namespace is the Output of
 whatever makes it: a tenant's Namespace, a Helm release), and, in an existing cluster,
 the preview's check that something enforces them (`components.enforcement`). In eks
@@ -16,8 +16,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.enforcement import NetworkPolicyEnforcement
-from components.rules import network_policies
-from components.rules.network_policies import Layout
+from opstrace import network_policies
+from opstrace.network_policies import Layout
 
 
 @dataclass(frozen=True)

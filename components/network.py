@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_aws as aws
 
-from components.rules import network
+from components.bail import reported
+from opstrace.aws import subnets, zones
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """The address plan's inputs (see `rules.network`)."""
+    """The address plan's inputs (see `opstrace.aws.subnets`)."""
 
     cluster_name: str
     """Tagged on the subnets so that the load balancer controller finds them."""
     cidr: str
-    zones: int
+    zones: int | Sequence[str]
+    """How many of the region's usable zones (the first ones), or which (their names)."""
     nat_per_zone: bool
     """A NAT gateway in each zone, or one for all (cheaper, one zone's outage cuts egress)."""
     region: str
@@ -40,7 +44,6 @@ class Network(pulumi.ComponentResource):
     ) -> None:
         super().__init__("opstrace:index:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        shared = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr,
@@ -49,9 +52,19 @@ class Network(pulumi.ComponentResource):
             tags={"Name": name},
             opts=child,
         )
-        zones = aws.get_availability_zones_output(
-            state="available", opts=pulumi.InvokeOutputOptions(parent=self)
+        # Only zones EKS accepts (opstrace.aws.zones): no Local or Wavelength Zone, none
+        # that needs opting in, none of the zone IDs EKS refuses for a cluster's subnets.
+        usable = aws.get_availability_zones_output(
+            state="available",
+            filters=[
+                aws.GetAvailabilityZonesFilterArgs(name=name, values=list(values))
+                for name, values in zones.ZONE_FILTERS
+            ],
+            exclude_zone_ids=list(zones.EKS_UNSUPPORTED_ZONE_IDS),
+            opts=pulumi.InvokeOutputOptions(parent=self),
         )
+        chosen = usable.names.apply(reported(partial(zones.choose, args.zones)))
+        count = args.zones if isinstance(args.zones, int) else len(args.zones)
         gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
         public_routes = aws.ec2.RouteTable(
             f"{name}-public",
@@ -64,63 +77,13 @@ class Network(pulumi.ComponentResource):
         private: list[pulumi.Output[str]] = []
         private_route_tables: list[pulumi.Output[str]] = []
         nats: list[aws.ec2.NatGateway] = []
-        for plan in network.subnet_plan(args.cidr, args.zones):
-            zone = zones.names[plan.zone_index]
-            suffix = f"z{plan.zone_index}"
-            public_subnet = aws.ec2.Subnet(
-                f"{name}-public-{suffix}",
-                vpc_id=vpc.id,
-                cidr_block=plan.public,
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={**shared, **network.PUBLIC_SUBNET_TAGS, "Name": f"{name}-public-{suffix}"},
-                opts=child,
+        for plan in subnets.subnet_plan(args.cidr, count):
+            public_id, private_id, route_table_id = self._zone(
+                name, args, plan, chosen[plan.zone_index], vpc, gateway, public_routes, nats
             )
-            self.routing.append(
-                aws.ec2.RouteTableAssociation(
-                    f"{name}-public-{suffix}",
-                    subnet_id=public_subnet.id,
-                    route_table_id=public_routes.id,
-                    opts=child,
-                )
-            )
-            if args.nat_per_zone or not nats:
-                address = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", opts=child)
-                nats.append(
-                    aws.ec2.NatGateway(
-                        f"{name}-nat-{suffix}",
-                        allocation_id=address.id,
-                        subnet_id=public_subnet.id,
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
-                    )
-                )
-            private_subnet = aws.ec2.Subnet(
-                f"{name}-private-{suffix}",
-                vpc_id=vpc.id,
-                cidr_block=plan.private,
-                availability_zone=zone,
-                tags={**shared, **network.PRIVATE_SUBNET_TAGS, "Name": f"{name}-private-{suffix}"},
-                opts=child,
-            )
-            private_routes = aws.ec2.RouteTable(
-                f"{name}-private-{suffix}",
-                vpc_id=vpc.id,
-                routes=[
-                    aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)
-                ],
-                opts=child,
-            )
-            self.routing.append(
-                aws.ec2.RouteTableAssociation(
-                    f"{name}-private-{suffix}",
-                    subnet_id=private_subnet.id,
-                    route_table_id=private_routes.id,
-                    opts=child,
-                )
-            )
-            public.append(public_subnet.id)
-            private.append(private_subnet.id)
-            private_route_tables.append(private_routes.id)
+            public.append(public_id)
+            private.append(private_id)
+            private_route_tables.append(route_table_id)
         # The backends' S3 traffic stays inside AWS: not through NAT, not billed per GB.
         aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -140,3 +103,72 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
             }
         )
+
+    def _zone(
+        self,
+        name: str,
+        args: NetworkArgs,
+        plan: subnets.SubnetPlan,
+        zone: pulumi.Input[str],
+        vpc: aws.ec2.Vpc,
+        gateway: aws.ec2.InternetGateway,
+        public_routes: aws.ec2.RouteTable,
+        nats: list[aws.ec2.NatGateway],
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
+        """One zone's public and private subnet, their routes, and its NAT gateway (or the
+        first zone's, with one NAT); (public subnet, private subnet, private route table)."""
+        child = pulumi.ResourceOptions(parent=self)
+        shared = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+        suffix = f"z{plan.zone_index}"
+        public_subnet = aws.ec2.Subnet(
+            f"{name}-public-{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=plan.public,
+            availability_zone=zone,
+            map_public_ip_on_launch=False,
+            tags={**shared, **subnets.PUBLIC_SUBNET_TAGS, "Name": f"{name}-public-{suffix}"},
+            opts=child,
+        )
+        self.routing.append(
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{suffix}",
+                subnet_id=public_subnet.id,
+                route_table_id=public_routes.id,
+                opts=child,
+            )
+        )
+        if args.nat_per_zone or not nats:
+            address = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", opts=child)
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{suffix}",
+                    allocation_id=address.id,
+                    subnet_id=public_subnet.id,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+                )
+            )
+        private_subnet = aws.ec2.Subnet(
+            f"{name}-private-{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=plan.private,
+            availability_zone=zone,
+            tags={**shared, **subnets.PRIVATE_SUBNET_TAGS, "Name": f"{name}-private-{suffix}"},
+            opts=child,
+        )
+        private_routes = aws.ec2.RouteTable(
+            f"{name}-private-{suffix}",
+            vpc_id=vpc.id,
+            routes=[
+                aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)
+            ],
+            opts=child,
+        )
+        self.routing.append(
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{suffix}",
+                subnet_id=private_subnet.id,
+                route_table_id=private_routes.id,
+                opts=child,
+            )
+        )
+        return public_subnet.id, private_subnet.id, private_routes.id

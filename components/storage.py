@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.irsa import service_account_role
-from components.rules import iam
+from opstrace.aws import iam
 
 
 @dataclass(frozen=True)

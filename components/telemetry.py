@@ -2,18 +2,19 @@
 
 A collector on every node ships to the system tenant's endpoints through the gateway,
 authenticated with the system tenant's data API token, held in a Kubernetes Secret
-(the token, never a private key). See `components.rules.telemetry` for what it sends.
+(the token, never a private key). See `opstrace.alloy_config` for what it sends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm import helm_release
-from components.rules import chart_values, charts, telemetry
+from opstrace import alloy_config, chart_values, charts
 
 TOKEN_SECRET = "opstrace-system-token"
 
@@ -26,6 +27,10 @@ class TelemetryArgs:
     domain: str
     token: pulumi.Input[str]
     """The system tenant's data API token (a secret)."""
+    trusted_roots: str = ""
+    """PEM CAs the collector trusts instead of the system's (Let's Encrypt's staging)."""
+    image_mirrors: Mapping[str, str] = field(default_factory=dict)
+    """Where its images are pulled from (`opstrace.images`)."""
     cluster_ready: tuple[pulumi.Resource, ...] = ()
 
 
@@ -54,17 +59,20 @@ class Telemetry(pulumi.ComponentResource):
                 name=TOKEN_SECRET, namespace=namespace.metadata.name
             ),
             type="Opaque",
-            string_data={telemetry.TOKEN_FILE: pulumi.Output.secret(args.token)},
+            string_data={alloy_config.TOKEN_FILE: pulumi.Output.secret(args.token)},
             opts=pulumi.ResourceOptions(parent=self),
         )
         values = chart_values.alloy_values(
-            telemetry.alloy_config(args.instance, args.domain), TOKEN_SECRET, telemetry.TOKEN_DIR
+            alloy_config.alloy_config(args.instance, args.domain, args.trusted_roots),
+            TOKEN_SECRET,
+            alloy_config.TOKEN_DIR,
         )
         helm_release(
             f"{name}-alloy",
             chart,
             values,
             pulumi.ResourceOptions(parent=self, depends_on=[namespace, secret]),
+            args.image_mirrors,
         )
         self.namespace = namespace.metadata.apply(lambda m: m.name or "")
         self.register_outputs({"namespace": self.namespace})

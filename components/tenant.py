@@ -10,9 +10,9 @@ from functools import partial
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.rules import certificates, data_token, names
-from components.rules.schema import TenantSpec
 from components.tokens import TenantToken, TenantTokenArgs
+from opstrace import certificates, data_token, names
+from opstrace.config.schema import TenantSpec
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
-from components.rules import keys, names
-from components.rules.data_token import TEN_YEARS_SECONDS, sign_token, token_claims
-from components.rules.names import DEFAULT_TOKEN_NAME
+from opstrace import keys, names
+from opstrace.data_token import TEN_YEARS_SECONDS, sign_token, token_claims
+from opstrace.names import DEFAULT_TOKEN_NAME
 
 _UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How the engine marks a value not known during preview (pulumi.runtime.rpc.UNKNOWN).

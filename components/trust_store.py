@@ -23,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.bail import reported
-from components.rules import config_maps, keys
+from opstrace import config_maps, keys
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Builds the real engine from Go modules into .engine/bin (see README, "Real engine").
+# Builds what the project runs from Go modules into .engine/bin: the one script for every
+# tool built from Go modules (docs/testing.md).
 #
-# Four parts, each a Go module of ours under engine/ (its go.mod says why they cannot
-# share one dependency graph) and each cached on its own, outside the checkout, so that a
-# fresh clone on the same machine reuses them in seconds:
+#   bash engine/build.sh                 # the engine: kube pulumi provider kwok (make engine)
+#   bash engine/build.sh cortex netpol   # named parts only (make cortex, .ci/run, make charts)
+#
+# Each part is a Go module of ours under engine/<part>/ (its go.mod says why they cannot
+# share one dependency graph) with a recipe below, and each is cached on its own, outside
+# the checkout, so that a fresh clone on the same machine reuses it in seconds:
+#   kube:     kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
 #   pulumi:   pulumi, pulumi-language-python (+ the SDK's two Python scripts beside it)
 #   provider: pulumi-resource-kubernetes
-#   kube:     kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
-#   kwok:     kwok
-# A part's cache key hashes its module folder (go.mod, go.sum, our mains), this script and
+#   kwok:     kwok, kwokctl (the local cluster's control plane, tools/cluster)
+#   helm:     helm (the chart check, make charts)
+#   cortex:   cortex (the metrics backend of the e2e tests and of the local instance)
+#   netpol:   k8snetpolicy (np-guard's netpol-analyzer: the isolation proof)
+# A part's cache key hashes its module folder (go.mod, go.sum, our mains), its recipe and
 # the Go version: "$OPSTRACE_ENGINE_CACHE/<part>-<key>/bin" (default cache
 # ~/.cache/opstrace-engine). .engine/bin holds symlinks to those binaries.
 #
@@ -20,7 +27,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENGINE="$ROOT/engine"
 CACHE="${OPSTRACE_ENGINE_CACHE:-$HOME/.cache/opstrace-engine}"
 BIN="$ROOT/.engine/bin"
-PARTS=(kube pulumi provider kwok)
+ENGINE_PARTS=(kube pulumi provider kwok)
+ALL_PARTS=(kube pulumi provider kwok helm cortex netpol)
 # The pulumi-kubernetes release that the provider commit pinned in engine/provider/go.mod
 # became (its last commit before the v4.25.0 release of 2026-01-16); requirements.txt pins
 # the pip package pulumi-kubernetes to the same release.
@@ -35,9 +43,9 @@ start=$(date +%s)
 MAIN_PID=$$
 mkdir -p "$CACHE" "$BIN"
 
-part_key() { # part -> hash of everything its build depends on
+part_key() { # part -> hash of everything its build depends on: its module, its recipe
   (cd "$ENGINE" && find "$1" -type f ! -name "*-embed.json" -print0 | sort -z | xargs -0 sha256sum
-   sha256sum build.sh; go version) | sha256sum | cut -c1-16
+   declare -f "build_$1"; echo "$K8S_PROVIDER_VERSION"; go version) | sha256sum | cut -c1-16
 }
 
 build_pulumi() { # out_dir
@@ -100,8 +108,49 @@ build_kwok() { # out_dir
   local out=$1 src=$1/src
   cp -r "$ENGINE/kwok" "$src"
   cd "$src"
-  go build -trimpath -o "$out/bin/" -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok
+  go build -trimpath -o "$out/bin/" -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok \
+    sigs.k8s.io/kwok/cmd/kwokctl
 }
+
+build_helm() { # out_dir
+  local out=$1 src=$1/src
+  cp -r "$ENGINE/helm" "$src"
+  cd "$src"
+  local version
+  version=$(go list -m -f '{{.Version}}' helm.sh/helm/v4)
+  go build -trimpath -o "$out/bin/" \
+    -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$version" helm.sh/helm/v4/cmd/helm
+}
+
+build_cortex() { # out_dir
+  local out=$1 src=$1/src
+  cp -r "$ENGINE/cortex" "$src"
+  cd "$src"
+  local version
+  version=$(go list -m -f '{{.Version}}' github.com/cortexproject/cortex)
+  # The build tags of Cortex's own Makefile: `slicelabels` is the label layout Cortex's code
+  # converts to and from without copying, so it is not optional.
+  go build -trimpath -tags netgo,slicelabels -o "$out/bin/cortex" \
+    -ldflags "-s -w -X main.Version=${version#v}" github.com/cortexproject/cortex/cmd/cortex
+}
+
+build_netpol() { # out_dir
+  local out=$1 src=$1/src
+  cp -r "$ENGINE/netpol" "$src"
+  cd "$src"
+  go build -trimpath -o "$out/bin/k8snetpolicy" -ldflags "-s -w" \
+    github.com/np-guard/netpol-analyzer/cmd/netpolicy
+  go list -m -f 'netpol-analyzer {{.Version}}' github.com/np-guard/netpol-analyzer >"$out/version"
+}
+
+PARTS=("$@")
+[ "${#PARTS[@]}" -gt 0 ] || PARTS=("${ENGINE_PARTS[@]}")
+for part in "${PARTS[@]}"; do
+  declare -F "build_$part" >/dev/null || {
+    echo "engine: no part $part (parts: ${ALL_PARTS[*]})" >&2
+    exit 2
+  }
+done
 
 ensure_part() { # part -> builds it into the cache unless it is there
   local part=$1 key dir tmp t0
@@ -148,14 +197,14 @@ for part in "${PARTS[@]}"; do wait "${pids[$part]}" || failed+=("$part"); done
 
 # Keep the three most recently used builds of each part (other checkouts may use older
 # ones); delete the rest and any build left unfinished by a killed run.
-for part in "${PARTS[@]}"; do
+for part in "${ALL_PARTS[@]}"; do
   find "$CACHE" -maxdepth 1 -name "$part-*.tmp.*" -mmin +120 -exec rm -rf {} +
   ls -1dt "$CACHE/$part"-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +4 | xargs -r rm -rf
 done
 
-# .engine/bin: one symlink per binary of every part that is built.
+# .engine/bin: one symlink per binary of every part that is built (whichever were asked for).
 find "$BIN" -maxdepth 1 -type l -delete
-for part in "${PARTS[@]}"; do
+for part in "${ALL_PARTS[@]}"; do
   dir="$CACHE/$part-$(part_key "$part")"
   [ -f "$dir/.complete" ] || continue
   for f in "$dir"/bin/*; do ln -sf "$f" "$BIN/$(basename "$f")"; done
@@ -180,6 +229,16 @@ if [ -x "$BIN/kube-apiserver" ]; then
 fi
 if [ -x "$BIN/kwok" ]; then
   echo "  kwok                        $(first "$BIN/kwok" --version)"
+  echo "  kwokctl                     $(first "$BIN/kwokctl" --version)"
+fi
+if [ -x "$BIN/helm" ]; then
+  echo "  helm                        $("$BIN/helm" version --short)"
+fi
+if [ -x "$BIN/cortex" ]; then
+  echo "  cortex                      $("$BIN/cortex" -version 2>/dev/null | sed -n 1p)"
+fi
+if [ -x "$BIN/k8snetpolicy" ]; then
+  echo "  k8snetpolicy                $(cat "$(dirname "$(readlink -f "$BIN/k8snetpolicy")")/../version")"
 fi
 built=$(cat "$CACHE"/.built.$$ 2>/dev/null || true); rm -f "$CACHE"/.built.$$
 if [ -n "$built" ]; then

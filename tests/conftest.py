@@ -10,12 +10,14 @@ address as the program takes it by tests/engine/test_instance.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any, Final
 
 import pytest
 
-from components import kube_api
+from opstrace.aws import eks_versions
+from sidecar import kube_client
 from tests.engine.harness import CLUSTER_TOOLS, require_tools
 from tools import cluster as local_cluster
 from tools.offline import ProgramRun, run_program
@@ -39,6 +41,19 @@ def dev_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+@pytest.fixture(scope="session", autouse=True)
+def eks_calendar_day() -> Iterator[None]:
+    """EKS's version calendar read as on the day it was recorded, in this process and the
+    programs it starts: versions leave support as time passes, the tests' stacks do not."""
+    before = os.environ.get(eks_versions.DAY_VARIABLE)
+    os.environ[eks_versions.DAY_VARIABLE] = eks_versions.RECORDED.isoformat()
+    yield
+    if before is None:
+        del os.environ[eks_versions.DAY_VARIABLE]
+    else:
+        os.environ[eks_versions.DAY_VARIABLE] = before
+
+
 @pytest.fixture(scope="session")
 def dev_run() -> ProgramRun:
     """The dev stack, with stand-in tokens (no key generated)."""
@@ -51,8 +66,15 @@ def minted_dev_run() -> ProgramRun:
     return run_program(dev_config(), stack="dev", tokens="minted")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The quick start first (tests/engine/test_quickstart.py): its clone runs a local
+    cluster of its own, and one cluster at a time may run gateway pods on this machine, so
+    it must be done before the session's `cluster` starts (and stays up to the end)."""
+    items.sort(key=lambda item: item.get_closest_marker("quickstart") is None)
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[kube_api.Api]:
+def cluster() -> Iterator[kube_client.Api]:
     """The local cluster: a healthy one from `make cluster-up`, else one started (and
     stopped) for this session. Yields an admin client of its API server."""
     require_tools(CLUSTER_TOOLS)

@@ -1,12 +1,12 @@
 """Which pod reaches which port, computed by np-guard's netpol-analyzer from manifests.
 
-The analyzer (`tools/netpol/build.sh` builds it; $OPSTRACE_NETPOL names it, else
-`k8snetpolicy` on PATH) reads a folder of Kubernetes manifests (namespaces, workloads,
-NetworkPolicies) and lists every allowed connection between workloads and to and from
-addresses outside the cluster. `cluster_of` lays out what the program registered (its
-NetworkPolicies, namespaces and gateway Deployment) beside stand-ins for the pods the
-charts run, which carry the labels and ports those charts give them; `connections` runs
-the analyzer over it.
+The analyzer (`bash engine/build.sh netpol` links it into .engine/bin; $OPSTRACE_NETPOL
+names another, else `k8snetpolicy` on PATH) reads a folder of Kubernetes manifests
+(namespaces, workloads, NetworkPolicies) and lists every allowed connection between
+workloads and to and from addresses outside the cluster. `cluster_of` lays out what the
+program registered (its NetworkPolicies, namespaces and gateway Deployment) beside
+stand-ins for the pods the charts run, which carry the labels and ports those charts
+give them; `connections` runs the analyzer over it.
 """
 
 from __future__ import annotations
@@ -23,20 +23,24 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from components.gateway import manifests as gateway_manifests
-from components.rules import charts, names
-from components.rules.network_policies import NAMESPACE_NAME_LABEL
-from components.rules.schema import InstanceConfig
-from components.rules.sizes import SINGLE_BINARY
-from tools.charts import plain
+from devtools.chart_check import plain
+from opstrace import charts, names
+from opstrace.config.schema import InstanceConfig
+from opstrace.config.sizes import SINGLE_BINARY
+from opstrace.gateway import manifests as gateway_manifests
+from opstrace.network_policies import NAMESPACE_NAME_LABEL
+from tools.cluster import state as cluster_state
 from tools.offline import ProgramRun
 
 ANALYZER_ENV: Final = "OPSTRACE_NETPOL"
-ANALYZER: Final = os.environ.get(ANALYZER_ENV) or shutil.which("k8snetpolicy")
+ANALYZER: Final = (
+    os.environ.get(ANALYZER_ENV)
+    or shutil.which("k8snetpolicy")
+    or shutil.which("k8snetpolicy", path=str(cluster_state.BIN))
+)
 NEEDS_ANALYZER: Final = pytest.mark.skipif(
     ANALYZER is None,
-    reason=f"netpol-analyzer is not built (`bash tools/netpol/build.sh` prints its path: "
-    f"set {ANALYZER_ENV} to it)",
+    reason=f"netpol-analyzer is not built (`bash engine/build.sh netpol`, or set {ANALYZER_ENV})",
 )
 OUTSIDE: Final = "0.0.0.0-255.255.255.255"
 """How the analyzer names every address outside the cluster (the NLB, the API server)."""

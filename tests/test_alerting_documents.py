@@ -1,5 +1,5 @@
 """Tenants' rule files and Alertmanager configurations as the stack file gives them, and
-as the ruler and the Alertmanager take and answer them (`components.rules.alerting`)."""
+as the ruler and the Alertmanager take and answer them (`opstrace.policy.rule_files`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from components.rules import alerting
-from components.rules.schema import TenantSpec
-from components.rules.stack import config_of_stack
+from opstrace.config.schema import TenantSpec
+from opstrace.config.stack import config_of_stack
+from opstrace.policy import rule_files
 from tests.conftest import dev_config
 from tools.stack_files import cli_config
 
@@ -41,7 +41,7 @@ def tenant(project: Path, **policy: object) -> TenantSpec:
     return spec
 
 
-def rules_of(spec: TenantSpec) -> alerting.RuleGroups:
+def rules_of(spec: TenantSpec) -> rule_files.RuleGroups:
     assert spec.rules is not None
     return spec.rules
 
@@ -65,7 +65,7 @@ def test_inline_yaml_and_a_mapping_are_one_rule_file(tmp_path: Path) -> None:
 def test_each_group_is_held_in_one_text_whatever_its_keys_order() -> None:
     shuffled = {"groups": [{"rules": [{"expr": "up == 0", "alert": "Down"}], "name": "g"}]}
     ordered = {"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up == 0"}]}]}
-    assert alerting.rule_groups("rules", shuffled, "inline") == alerting.rule_groups(
+    assert rule_files.rule_groups("rules", shuffled, "inline") == rule_files.rule_groups(
         "rules", ordered, "inline"
     )
 
@@ -74,26 +74,26 @@ def test_an_alertmanager_configuration_is_held_as_canonical_text(tmp_path: Path)
     config = tenant(tmp_path, alertmanagerConfig=ALERTMANAGER).alertmanager_config
     assert config is not None
     assert yaml.safe_load(config.text) == yaml.safe_load(ALERTMANAGER)
-    assert config.text == alerting.canonical(yaml.safe_load(ALERTMANAGER))
+    assert config.text == rule_files.canonical(yaml.safe_load(ALERTMANAGER))
 
 
 def test_a_tenant_without_its_own_alertmanager_configuration_notifies_nobody(
     tmp_path: Path,
 ) -> None:
     assert tenant(tmp_path).alertmanager_config is None
-    default = yaml.safe_load(alerting.DEFAULT_ALERTMANAGER_CONFIG)
+    default = yaml.safe_load(rule_files.DEFAULT_ALERTMANAGER_CONFIG)
     assert default == {"route": {"receiver": "blackhole"}, "receivers": [{"name": "blackhole"}]}
 
 
 def test_the_alertmanager_api_gets_the_configuration_as_text_and_answers_it_back() -> None:
-    text = alerting.canonical(yaml.safe_load(ALERTMANAGER))
-    body = alerting.alertmanager_upload(text)
+    text = rule_files.canonical(yaml.safe_load(ALERTMANAGER))
+    body = rule_files.alertmanager_upload(text)
     assert yaml.safe_load(body) == {"alertmanager_config": text, "template_files": {}}
-    assert alerting.alertmanager_in_answer(body) == text
+    assert rule_files.alertmanager_in_answer(body) == text
 
 
 def test_the_rulers_namespace_listing_gives_back_the_groups_in_their_order() -> None:
     groups = yaml.safe_load(RULE_FILE)["groups"]
-    answer = yaml.safe_dump({alerting.RULES_NAMESPACE: groups, "other": [groups[0]]})
-    assert alerting.groups_in_answer(answer) == tuple(alerting.canonical(g) for g in groups)
-    assert alerting.groups_in_answer("") == ()
+    answer = yaml.safe_dump({rule_files.RULES_NAMESPACE: groups, "other": [groups[0]]})
+    assert rule_files.groups_in_answer(answer) == tuple(rule_files.canonical(g) for g in groups)
+    assert rule_files.groups_in_answer("") == ()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from components.alerting import AlertmanagerConfigProvider, RulesProvider
-from components.gateway import routes
-from components.rules import alerting
+from opstrace.gateway import routes
+from opstrace.policy import rule_files
 from tests.provider_host import DiffChanges, ProviderHost
 
 RULES = {
@@ -18,7 +18,7 @@ RULES = {
     "api": routes.RULER_CONFIG_PATH,
     "tenant": "prod",
     "token": "t0k3n",
-    "namespace": alerting.RULES_NAMESPACE,
+    "namespace": rule_files.RULES_NAMESPACE,
     "groups": ["name: a\nrules:\n- alert: Down\n  expr: up == 0\n"],
 }
 ALERTMANAGER = {**{k: RULES[k] for k in ("endpoint", "tenant", "token")}, "config": "x: 1\n"}

@@ -18,9 +18,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from components.rules import keys
-from components.rules.config import ConfigError
-from components.rules.stack import config_of_stack
+from opstrace import keys
+from opstrace.config.parse import ConfigError
+from opstrace.config.stack import config_of_stack
 from tools.offline import ProgramFailed, ProgramRun, run_program
 from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
@@ -126,8 +126,8 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "missing_tenants",
             stack(tenants=...),
-            "opstrace:tenants: required; set it with `pulumi config set --path "
-            "'opstrace:tenants[0]' prod`",
+            "opstrace:tenants: required; set it in the stack file (`opstrace:tenants: [prod]`) "
+            "or with `pulumi config set --path 'opstrace:tenants[0]' prod`",
         ),
         Broken(
             "tenants_as_a_string",
@@ -139,8 +139,9 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "tenants_empty",
             stack(tenants=[]),
-            "tenants: expected a list with at least one user tenant, got []: add one with `pulumi "
-            "config set --path 'opstrace:tenants[0]' prod`",
+            "tenants: expected a list with at least one user tenant, got []: add one in the stack "
+            "file (`opstrace:tenants: [prod]`) or with `pulumi config set --path "
+            "'opstrace:tenants[0]' prod`",
         ),
         Broken(
             "tenants_broken_json",
@@ -439,7 +440,99 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "kubernetes_version_unsupported",
             stack(kubernetesVersion="1.29"),
-            "kubernetesVersion: '1.29' is not allowed: use one of 1.31, 1.32, 1.33, 1.34, 1.35",
+            "kubernetesVersion: '1.29' is not an EKS version this program knows: use one of "
+            "1.32, 1.33, 1.34, 1.35, 1.36",
+        ),
+        Broken(
+            "kubernetes_version_past_extended_support",
+            stack(kubernetesVersion="1.31"),
+            "kubernetesVersion: '1.31' left EKS extended support on 2026-11-26, after which EKS "
+            "creates no cluster on it: use one of 1.32, 1.33, 1.34, 1.35, 1.36, one minor "
+            "version up at a time",
+        ),
+        Broken(
+            "kubernetes_version_in_extended_support_with_standard_policy",
+            stack(kubernetesVersion="1.34"),
+            "kubernetesVersion: '1.34' is in EKS extended support since 2026-12-02 ($0.60 an "
+            "hour instead of $0.10), which upgradePolicy standard does not pay for: use a newer "
+            "version, one minor version up at a time, or set upgradePolicy to extended",
+        ),
+        Broken(
+            "upgrade_policy_unknown",
+            stack(upgradePolicy="EXTENDED"),
+            "upgradePolicy: 'EXTENDED' is not allowed: use one of standard, extended",
+        ),
+        Broken(
+            "availability_zone_not_a_zone_name",
+            stack(availabilityZones="eu-central-1a,eu-central-1-ham-1a"),
+            "availabilityZones: 'eu-central-1-ham-1a' is not an availability zone's name: write "
+            "2 or 3, or 2 or 3 names of the region's zones, e.g. eu-central-1a,eu-central-1b",
+        ),
+        Broken(
+            "availability_zone_of_another_region",
+            stack(availabilityZones="us-east-1a,us-east-1b"),
+            "availabilityZones: 'us-east-1a' is not in eu-central-1 (aws:region): name zones of "
+            "the cluster's region",
+        ),
+        Broken(
+            "availability_zone_named_twice",
+            stack(availabilityZones="eu-central-1a, eu-central-1a"),
+            "availabilityZones: 'eu-central-1a, eu-central-1a' names a zone twice: name each once",
+        ),
+        Broken(
+            "availability_zone_named_alone",
+            stack(availabilityZones="eu-central-1a"),
+            "availabilityZones: 1 is not allowed: use 2 or 3",
+        ),
+        Broken(
+            "cluster_admin_a_role_session",
+            stack(clusterAdmins="arn:aws:sts::123456789012:assumed-role/Admin/jane"),
+            "clusterAdmins: 'arn:aws:sts::123456789012:assumed-role/Admin/jane' is a session of "
+            "an assumed role, which EKS cannot give access to: use the role's ARN, e.g. "
+            "arn:aws:iam::123456789012:role/Admin",
+        ),
+        Broken(
+            "cluster_admin_not_an_arn",
+            stack(clusterAdmins="arn:aws:iam::123456789012:role/ci, jane"),
+            "clusterAdmins: 'jane' is not the ARN of an IAM role or user: use "
+            "arn:aws:iam::<account>:role/<name> or arn:aws:iam::<account>:user/<name>",
+        ),
+        Broken(
+            "cluster_admins_for_an_existing_cluster",
+            stack(
+                cluster="existing",
+                certificateIssuer="letsencrypt",
+                eksClusterName="platform",
+                clusterAdmins="arn:aws:iam::123456789012:role/ci",
+            ),
+            "clusterAdmins: is set, but cluster is 'existing': the program does not manage that "
+            "cluster's access; remove it and grant access where the cluster is managed",
+        ),
+        Broken(
+            "control_plane_log_retention_not_a_cloudwatch_period",
+            stack(controlPlaneLogRetention="45d"),
+            "controlPlaneLogRetention: 45d is not a period CloudWatch Logs keeps logs for: use one "
+            "of 1d, 3d, 5d, 7d, 14d, 30d, 60d, 90d, 120d, 150d, 180d, 365d, 400d, 545d, 731d, "
+            "1096d, 1827d, 2192d, 2557d, 2922d, 3288d",
+        ),
+        Broken(
+            "image_mirrors_not_a_map",
+            stack(imageMirrors="docker.io"),
+            "imageMirrors: expected a map of image sources to mirrors, got 'docker.io': write "
+            "e.g. {docker.io: 123456789012.dkr.ecr.eu-central-1.amazonaws.com/docker-hub}",
+        ),
+        Broken(
+            "image_mirror_a_url",
+            stack(imageMirrors={"docker.io": "https://mirror.example.org"}),
+            "imageMirrors.docker.io: mirror 'https://mirror.example.org' is not a registry with "
+            "an optional path: write e.g. docker.io: "
+            "123456789012.dkr.ecr.eu-central-1.amazonaws.com/docker-hub",
+        ),
+        Broken(
+            "acme_staging_with_an_issuer_of_ones_own",
+            stack(dns="none", certificateIssuer="letsencrypt", acmeStaging=True),
+            "acmeStaging: is for the program's own Let's Encrypt issuer (cluster eks, dns "
+            "route53); with certificateIssuer the issuer is yours: remove acmeStaging",
         ),
         Broken(
             "sizing_unknown",
@@ -574,8 +667,8 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "aws_region_missing",
             stack(**{"aws:region": ...}),
-            "aws:region: required for cluster eks: set it with `pulumi config set aws:region "
-            "eu-central-1`",
+            "aws:region: required for cluster eks: set it in the stack file (`aws:region: "
+            "eu-central-1`) or with `pulumi config set aws:region eu-central-1`",
         ),
         Broken(
             "trusted_key_missing_file",

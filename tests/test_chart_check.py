@@ -1,4 +1,4 @@
-"""The chart check's pure parts (tools/charts.py): which releases it renders, with what.
+"""The chart check's pure parts (devtools/chart_check.py): which releases it renders, with what.
 
 Rendering needs Helm and the charts (`make charts`, not in CI); what it renders is the
 program's own plan, and that is checked here.
@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from components.rules import charts, limits
-from tools import charts as check
+from devtools import chart_check as check
+from opstrace import charts
+from opstrace.aws import eks_versions
+from opstrace.policy import limits
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +23,8 @@ def dev_cases() -> list[check.Case]:
 
 def test_every_stack_is_planned_at_both_presets_in_its_region(dev_cases: list[check.Case]) -> None:
     assert [(c.label, c.region, c.kubernetes_version) for c in dev_cases] == [
-        ("dev/small", "eu-central-1", "1.34"),
-        ("dev/production", "eu-central-1", "1.34"),
+        ("dev/small", "eu-central-1", eks_versions.DEFAULT_VERSION),
+        ("dev/production", "eu-central-1", eks_versions.DEFAULT_VERSION),
     ]
     assert [c.config.platform.size.name for c in dev_cases] == ["small", "production"]
 
@@ -36,7 +38,7 @@ def test_each_release_is_rendered_as_the_program_registers_it(dev_cases: list[ch
     assert set(small) == {c.name for c in charts.ALL_CHARTS}
     loki = small[charts.LOKI.name]
     assert (loki.name, loki.namespace) == (charts.LOKI.release, charts.LOKI.namespace)
-    assert loki.values["deploymentMode"] == "SingleBinary"
+    assert loki.values["deploymentMode"] == "Monolithic"
     production = {r.chart.name: r for r in check.releases(dev_cases[1])}
     assert production[charts.LOKI.name].values["deploymentMode"] == "SimpleScalable"
 

@@ -1,8 +1,8 @@
 """Every chart value that switches a feature on or off, read as the backend reads it.
 
-The values functions of `components.rules.charts`, at both presets: what Mimir, Loki, the
+The values functions of `opstrace.charts`, at both presets: what Mimir, Loki, the
 load balancer controller, cert-manager and Alloy do with what the program gives them.
-`make charts` (tools/charts.py) checks the same in the charts' rendered configuration.
+`make charts` (devtools/chart_check.py) checks the same in the charts' rendered configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.rules import alerting, chart_values, charts, sizes
+from opstrace import chart_images, chart_values, charts, mimir_sizing
+from opstrace.config import sizes
+from opstrace.policy import rule_files
 
 SMALL, PRODUCTION = sizes.SIZES["small"], sizes.SIZES["production"]
 BUCKET, REGION, ROLE = "acme-metrics-1", "us-east-1", "arn:aws:iam::123456789012:role/r"
@@ -122,7 +124,7 @@ def test_production_mimir_keeps_three_copies_one_per_zone() -> None:
 def test_mimir_runs_no_minio_or_gateway_of_its_own() -> None:
     values = mimir()
     assert values["minio"] == {"enabled": False}
-    assert values["gateway"] == {"enabledNonEnterprise": False}
+    assert values["gateway"] == {"enabled": False}
 
 
 @pytest.mark.parametrize(
@@ -134,7 +136,7 @@ def test_mimir_runs_its_ruler_and_alertmanager(
     size: sizes.Size, rulers: int, alertmanagers: int
 ) -> None:
     values = mimir(size)
-    assert values["ruler"] == {"enabled": True, "replicas": rulers}
+    assert (values["ruler"]["enabled"], values["ruler"]["replicas"]) == (True, rulers)
     assert values["alertmanager"]["enabled"] is True
     assert values["alertmanager"]["replicas"] == alertmanagers
     # One Service (mimir-alertmanager) reaches every replica, as the gateway expects.
@@ -144,7 +146,7 @@ def test_mimir_runs_its_ruler_and_alertmanager(
 def test_every_tenant_starts_with_opstraces_alertmanager_configuration() -> None:
     fallback = yaml.safe_load(mimir()["alertmanager"]["fallbackConfig"])
     assert fallback == {"route": {"receiver": "blackhole"}, "receivers": [{"name": "blackhole"}]}
-    assert mimir()["alertmanager"]["fallbackConfig"] == alerting.DEFAULT_ALERTMANAGER_CONFIG
+    assert mimir()["alertmanager"]["fallbackConfig"] == rule_files.DEFAULT_ALERTMANAGER_CONFIG
 
 
 def test_mimirs_ruler_and_alertmanager_keep_their_state_in_the_bucket() -> None:
@@ -197,7 +199,8 @@ def test_loki_keeps_chunks_rules_and_admin_data_in_the_bucket_of_its_region() ->
 
 def test_small_loki_is_one_single_binary_pod_without_replication() -> None:
     values = loki(SMALL)
-    assert (values["deploymentMode"], values["singleBinary"]["replicas"]) == ("SingleBinary", 1)
+    # Monolithic: the chart's name for SingleBinary since its 12.0.0 (the same render).
+    assert (values["deploymentMode"], values["singleBinary"]["replicas"]) == ("Monolithic", 1)
     assert [values[t]["replicas"] for t in ("write", "read", "backend")] == [0, 0, 0]
     assert values["loki"]["commonConfig"] == {"replication_factor": 1}
     assert (values["chunksCache"], values["resultsCache"]) == ({"enabled": False},) * 2
@@ -310,3 +313,40 @@ def test_each_pin_is_the_version_recorded_at_its_source(chart: charts.Chart) -> 
     assert source.ref.endswith(chart.version) or source.ref == source.commit
     assert re.fullmatch(r"[0-9a-f]{40}", source.commit), source.commit
     assert re.fullmatch(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]", source.date), source.date
+
+
+# Production sizing: Mimir's own small.yaml ------------------------------------------------
+
+
+def test_production_mimir_requests_what_small_yaml_asks_for_a_million_series() -> None:
+    values = mimir(PRODUCTION)
+    for component, keys in mimir_sizing.SMALL_YAML.items():
+        if "resources" in keys:
+            assert values[component]["resources"] == keys["resources"], component
+    assert values["ingester"]["resources"]["requests"] == {"cpu": 3.5, "memory": "8Gi"}
+    for cache in ("chunks-cache", "index-cache", "metadata-cache", "results-cache"):
+        assert values[cache] == {"enabled": True, "replicas": 3}, cache
+
+
+def test_production_mimir_survives_a_zone_where_small_yaml_runs_one_of_a_kind() -> None:
+    values = mimir(PRODUCTION)
+    replicas = {c: values[c]["replicas"] for c in ("querier", "query_frontend", "ruler")}
+    assert replicas == {"querier": 2, "query_frontend": 2, "ruler": 2}
+    for component in ("ingester", "store_gateway"):
+        assert values[component]["zoneAwareReplication"] == {
+            "enabled": True,
+            "topologyKey": "topology.kubernetes.io/zone",
+        }
+        # small.yaml's one pod per node stays.
+        assert values[component]["affinity"] == mimir_sizing.SMALL_YAML[component]["affinity"]
+
+
+def test_small_mimir_keeps_the_chart_defaults_and_no_caches() -> None:
+    values = mimir(SMALL)
+    assert "chunks-cache" not in values
+    assert values["ingester"]["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"}}
+
+
+def test_the_mimir_image_is_pinned_not_left_to_the_chart() -> None:
+    (image,) = chart_images.image_values(charts.MIMIR.name, {})[:1]
+    assert image == {"image": {"repository": "docker.io/grafana/mimir", "tag": "3.0.1"}}

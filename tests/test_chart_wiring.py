@@ -1,4 +1,4 @@
-"""The chart check's wiring rules (tools/chart_wiring.py) on small hand-made renders.
+"""The chart check's wiring rules (devtools/chart_wiring.py) on small hand-made renders.
 
 `make charts` runs them on the real charts; here each rule is shown to pass what it
 should and to name what it catches.
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tools import chart_wiring as wiring
+from devtools import chart_wiring as wiring
 
 ROLE = "arn:aws:iam::123456789012:role/acme-metrics-access"
 ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -435,3 +435,30 @@ def test_a_controller_started_without_its_cluster_is_named() -> None:
     assert wiring.container_args_problems(
         [controller], "Deployment", "lbc", ["--cluster-name=acme", "--aws-region=us-east-1"]
     ) == ["Deployment lbc is not started with --cluster-name=acme"]
+
+
+# What the pods ask of the nodes ----------------------------------------------------------
+
+
+def requesting(kind: str, requests: dict[str, str], replicas: int = 1, init: Any = None) -> Any:
+    pod: dict[str, Any] = {"containers": [{"name": "c", "resources": {"requests": requests}}]}
+    if init is not None:
+        pod["initContainers"] = [{"name": "i", "resources": {"requests": init}}]
+    return {"kind": kind, "spec": {"replicas": replicas, "template": {"spec": pod}}}
+
+
+def test_requests_count_every_replica_and_a_daemonset_on_every_node() -> None:
+    objects = [
+        requesting("StatefulSet", {"cpu": "3.5", "memory": "8Gi"}, replicas=3),
+        requesting("Deployment", {"cpu": "100m", "memory": "512Mi"}, replicas=2),
+        requesting("DaemonSet", {"cpu": "50m", "memory": "64Mi"}),
+        {"kind": "Service", "spec": {}},
+    ]
+    total = wiring.requested(objects, nodes=9)
+    assert round(total.cpu, 3) == round(3 * 3.5 + 2 * 0.1 + 9 * 0.05, 3)
+    assert total.memory == 3 * 8 * 2**30 + 2 * 512 * 2**20 + 9 * 64 * 2**20
+
+
+def test_a_larger_init_container_sets_what_its_pod_requests() -> None:
+    objects = [requesting("Deployment", {"cpu": "1"}, init={"cpu": "2", "memory": "1Gi"})]
+    assert wiring.requested(objects, nodes=1) == wiring.Requests(2.0, float(2**30))

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from components import kube_api
-from components.gateway import manifests
+from sidecar import contract, kube_client
 from tools.cluster import gateway_pods
 from tools.cluster.state import STATE
 
@@ -24,7 +23,7 @@ def earlier_release_pod() -> dict[str, Any]:
 
 
 def test_a_pod_of_an_earlier_release_is_named_once_and_not_run() -> None:
-    runner = gateway_pods.Runner(kube_api.Api("https://127.0.0.1:1"), apiserver_port=1)
+    runner = gateway_pods.Runner(kube_client.Api("https://127.0.0.1:1"), apiserver_port=1)
     assert runner.reconcile([earlier_release_pod()]) == [
         "gateway pod system-tenant/gateway-old not run: an earlier release's (no gateway-sync)"
     ]
@@ -55,7 +54,7 @@ def test_while_one_cluster_runs_gateway_pods_another_is_told_whose_they_are(
 def test_a_pods_master_socket_fits_haproxys_limit_wherever_the_checkout_is() -> None:
     # HAProxy refuses a master socket path over 97 bytes; a CI checkout's path is long.
     uid = "0123abcd-4567-89ef-0123-456789abcdef"
-    run = {"name": "run", "mountPath": manifests.RUN_DIR}
+    run = {"name": "run", "mountPath": contract.RUN_DIR}
     pod = {
         "metadata": {"uid": uid, "name": "gateway-1", "namespace": "system-tenant"},
         "spec": {
@@ -64,9 +63,9 @@ def test_a_pods_master_socket_fits_haproxys_limit_wherever_the_checkout_is() -> 
             "volumes": [{"name": "run", "emptyDir": {}}],
         },
     }
-    local = gateway_pods.LocalPod(kube_api.Api("https://127.0.0.1:1"), pod, apiserver_port=1)
+    local = gateway_pods.LocalPod(kube_client.Api("https://127.0.0.1:1"), pod, apiserver_port=1)
     try:
-        socket = local.mounts[manifests.RUN_DIR] / Path(manifests.MASTER_SOCKET).name
+        socket = local.mounts[contract.RUN_DIR] / Path(contract.MASTER_SOCKET).name
         assert not socket.is_relative_to(STATE.parent)
         assert len(str(socket).encode()) <= 97
     finally:

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.rules import config as config_module
-from components.rules import schema
-from components.rules.config import ConfigError, parse_config, stack_settings
-from components.rules.schema import TrustedKey
-from components.rules.stack import config_of_stack
+from opstrace.config import parse as config_module
+from opstrace.config.parse import ConfigError, parse_config, stack_settings
+from opstrace.config.schema import TrustedKey
+from opstrace.config.stack import config_of_stack
 from tools.stack_files import cli_config, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -157,34 +155,6 @@ def test_trusted_non_rsa_key_is_refused() -> None:
         parse(trustedKeys=[pem])
 
 
-def pulumi_yaml_config() -> dict[str, Any]:
-    document = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
-    return dict(document["config"])
-
-
-def test_pulumi_yaml_declares_every_setting_but_the_lists_of_objects() -> None:
-    assert set(pulumi_yaml_config()) == set(schema.SETTINGS) - set(schema.STRUCTURED)
-
-
-def test_pulumi_yaml_defaults_are_the_config_module_defaults() -> None:
-    declared = {k: v["default"] for k, v in pulumi_yaml_config().items() if "default" in v}
-    assert declared == {k: v for k, v in schema.DEFAULTS.items() if k not in schema.STRUCTURED}
-
-
-def test_pulumi_yaml_declares_the_required_settings_without_default() -> None:
-    # So that the CLI itself refuses a stack that lacks one.
-    required = {k for k, v in pulumi_yaml_config().items() if "default" not in v}
-    assert required == set(schema.REQUIRED) - {"tenants"}
-
-
-def test_pulumi_yaml_declares_only_types_the_cli_accepts() -> None:
-    for key, declaration in pulumi_yaml_config().items():
-        assert declaration["type"] in {"string", "integer", "boolean", "array"}, key
-        assert declaration["description"], key
-        # The CLI refuses an array declaration without an item type.
-        assert declaration["type"] != "array" or "items" in declaration, key
-
-
 SHIPPED_STACKS = ["dev", "example-prod", "example-existing"]
 
 
@@ -231,11 +201,13 @@ PROGRAM_GUARDS: list[tuple[dict[str, Any], str]] = [
     # the mocks, a caller of parse_config).
     (
         {"instanceName": None},
-        "opstrace:instanceName: required; set it with `pulumi config set instanceName acme`",
+        "opstrace:instanceName: required; set it in the stack file (`opstrace:instanceName: "
+        "acme`) or with `pulumi config set instanceName acme`",
     ),
     (
         {"domain": None},
-        "opstrace:domain: required; set it with `pulumi config set domain "
+        "opstrace:domain: required; set it in the stack file (`opstrace:domain: "
+        "observability.example.org`) or with `pulumi config set domain "
         "observability.example.org`",
     ),
     ({"instanceName": 42}, "instanceName: expected a string, got 42"),

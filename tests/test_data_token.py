@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from components.rules.data_token import (
+from opstrace.data_token import (
     TEN_YEARS_SECONDS,
     Decision,
     ExpiryNotice,
@@ -23,7 +23,7 @@ from components.rules.data_token import (
     timestamp,
     token_claims,
 )
-from components.rules.keys import key_id, key_set, public_key_pem
+from opstrace.keys import key_id, key_set, public_key_pem
 
 INSTANCE = "acme"
 TENANT = "prod"

@@ -1,6 +1,6 @@
 """An existing cluster must enforce NetworkPolicies, or the stack must accept the risk.
 
-The rules that tell an enforcer from a cluster's DaemonSets (`components.rules.enforcers`)
+The rules that tell an enforcer from a cluster's DaemonSets (`opstrace.enforcers`)
 as a table, then the provider's check against a stand-in API server, in process and
 through the real provider host. Against a real API server: tests/engine/test_instance.py.
 """
@@ -19,7 +19,7 @@ import yaml
 
 from components import enforcement
 from components.enforcement import NetworkPolicyEnforcementProvider
-from components.rules import enforcers
+from opstrace import enforcers
 from tests.provider_host import DiffChanges, ProviderHost
 
 ACCEPT = "or accept the risk with `pulumi config set networkPolicyRiskAccepted true`"
@@ -248,21 +248,6 @@ def test_a_missing_kubeconfig_fails_the_check_naming_it(tmp_path: Path) -> None:
             f"list DaemonSets, {ACCEPT}",
         )
     ]
-
-
-def test_without_a_kubeconfig_setting_the_first_file_of_kubeconfig_names_each_entry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # As kubectl merges $KUBECONFIG: the first file to name an entry (or the current
-    # context) wins, and the others add theirs.
-    first, second = tmp_path / "first", tmp_path / "second"
-    first.write_text(yaml.safe_dump(kubeconfig_for("http://127.0.0.1:1", "prod")))
-    later = kubeconfig_for("http://127.0.0.1:2", "prod")
-    later["contexts"].append({"name": "ci", "context": {"cluster": "prod", "user": "prod"}})
-    second.write_text(yaml.safe_dump({**later, "current-context": "ci"}))
-    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
-    assert enforcement.client("", "").server == "http://127.0.0.1:1"
-    assert enforcement.client("", "ci").server == "http://127.0.0.1:1"
 
 
 def test_a_changed_input_is_an_update_and_never_a_replacement() -> None:

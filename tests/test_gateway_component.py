@@ -12,14 +12,17 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.gateway import Gateway, GatewayArgs, manifests, sync
-from components.gateway import files as gateway_files
-from components.gateway import settings as gateway_settings
-from components.gateway import upstreams as gateway_upstreams
-from components.gateway.haproxy import HARD_STOP_SECONDS
-from components.gateway.settings import GatewaySettings
-from components.rules import keys, sizes
+from components.gateway import Gateway, GatewayArgs
 from components.trust_store import BoundKey
+from opstrace import keys
+from opstrace.config import sizes
+from opstrace.gateway import files as gateway_files
+from opstrace.gateway import manifests
+from opstrace.gateway import settings as gateway_settings
+from opstrace.gateway import upstreams as gateway_upstreams
+from opstrace.gateway.haproxy import HARD_STOP_SECONDS
+from opstrace.gateway.settings import GatewaySettings
+from sidecar import contract
 from tools.offline import ProgramRun, Registration, run_components
 
 KUBERNETES_VERSION = "1.33.0"
@@ -128,7 +131,7 @@ def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     files = gateway_files.render_gateway_files(settings(), key_set)
     key_files = {name: content for name, content in files.items() if name.startswith("key-")}
     config_maps = deployed.config_maps()
-    checksum = {sync.CHECKSUM_KEY: gateway_files.config_checksum(files)}
+    checksum = {contract.CHECKSUM_KEY: gateway_files.config_checksum(files)}
     assert len(key_files) == len(key_set)
     assert config_maps["gw-keys"]["data"] == {**key_files, **checksum}
     assert config_maps["gw-config"]["data"] == {
@@ -167,7 +170,9 @@ def test_no_process_namespace_is_shared_and_haproxy_has_no_credential(
 ) -> None:
     pod = deployed.pod()
     (haproxy,) = pod["containers"]
-    token_mounts = [m for m in haproxy["volumeMounts"] if m["mountPath"] == manifests.TOKEN_DIR]
+    token_mounts = [
+        m for m in haproxy["volumeMounts"] if m["mountPath"] == str(contract.SERVICE_ACCOUNT_DIR)
+    ]
     assert "shareProcessNamespace" not in pod
     assert pod["automountServiceAccountToken"] is False
     assert token_mounts == []
@@ -190,7 +195,7 @@ def test_the_sidecar_watches_the_gateways_own_config_maps_by_name(deployed: Depl
     ]
     (sidecar,) = deployed.pod()["initContainers"]
     assert f"--config-maps={','.join(names)}" in sidecar["args"]
-    assert f"--certificates={sync.CERTIFICATE_LABEL}=acme" in sidecar["args"]
+    assert f"--certificates={contract.CERTIFICATE_LABEL}=acme" in sidecar["args"]
 
 
 def test_haproxy_reads_the_sidecars_current_files_and_opens_its_master_socket(
@@ -199,10 +204,10 @@ def test_haproxy_reads_the_sidecars_current_files_and_opens_its_master_socket(
     (haproxy,) = deployed.pod()["containers"]
     (sidecar,) = deployed.pod()["initContainers"]
     command = haproxy["command"]
-    assert command[command.index("-C") + 1] == f"{manifests.FILES_DIR}/{sync.CURRENT}"
-    assert command[command.index("-S") + 1] == f"{manifests.MASTER_SOCKET},mode,600"
-    assert f"--master-socket={manifests.MASTER_SOCKET}" in sidecar["args"]
-    assert f"--files={manifests.FILES_DIR}" in sidecar["args"]
+    assert command[command.index("-C") + 1] == f"{contract.FILES_DIR}/{contract.CURRENT}"
+    assert command[command.index("-S") + 1] == f"{contract.MASTER_SOCKET},mode,600"
+    assert f"--master-socket={contract.MASTER_SOCKET}" in sidecar["args"]
+    assert f"--files={contract.FILES_DIR}" in sidecar["args"]
 
 
 def test_the_sidecars_role_reads_its_config_maps_by_name_and_nothing_more(
@@ -240,8 +245,8 @@ def test_the_sidecars_code_is_this_checkouts_and_a_new_one_rolls_the_pods(
     deployed: Deployed,
 ) -> None:
     code = deployed.manifest("kubernetes:core/v1:ConfigMap", "gw-sync")["data"]
-    shipped = Path(__file__).parent.parent / "components" / "gateway" / "sync.py"
-    assert code["components--gateway--sync.py"] == shipped.read_text()
+    shipped = Path(__file__).parent.parent / "sidecar" / "sync.py"
+    assert code["sidecar--sync.py"] == shipped.read_text()
     annotations = deployed.pod_metadata()["annotations"]
     assert annotations[manifests.CODE_ANNOTATION] == manifests.code_checksum(code)
 

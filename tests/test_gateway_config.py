@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from components.gateway import upstreams as gateway_upstreams
-from components.gateway.files import config_checksum, render_gateway_files
-from components.gateway.settings import (
+from opstrace import keys
+from opstrace.config import sizes
+from opstrace.gateway import upstreams as gateway_upstreams
+from opstrace.gateway.files import config_checksum, render_gateway_files
+from opstrace.gateway.settings import (
     BINDINGS_MAP,
     CRT_LIST,
     HAPROXY_CONFIG,
@@ -28,8 +30,7 @@ from components.gateway.settings import (
     validate_keys,
     validate_settings,
 )
-from components.rules import keys, sizes
-from components.rules.keys import stand_in_public_key
+from opstrace.keys import stand_in_public_key
 from tests.e2e.harness import (
     HAPROXY,
     NEEDS_HAPROXY,

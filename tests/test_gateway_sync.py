@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from components.gateway import manifests, sync
 from components.gateway.rollout import behind
-from components.gateway.sync import CHECKSUM_KEY, Incomplete, Loader, Options, Status, Watched
+from opstrace.gateway import manifests
+from sidecar import contract, sync
+from sidecar.contract import CHECKSUM_KEY
+from sidecar.sync import Incomplete, Loader, Options, Status, Watched
 
 CONFIG, KEYS = "gw-config", "gw-keys"
 CRT_LIST = (
@@ -34,7 +36,7 @@ def config_maps(config_sum: str = "c1", keys_sum: str = "c1") -> dict[str, dict[
 
 
 def secret(tenant: str, chain: str = "CHAIN", *, labelled: bool = True) -> dict[str, Any]:
-    labels = {sync.TENANT_LABEL: tenant, sync.CERTIFICATE_LABEL: "acme"} if labelled else {}
+    labels = {contract.TENANT_LABEL: tenant, contract.CERTIFICATE_LABEL: "acme"} if labelled else {}
     return {
         "metadata": {"name": f"{tenant}-endpoints-tls", "labels": labels},
         "data": {
@@ -120,11 +122,11 @@ def test_a_generation_is_written_owner_only_and_made_current_in_one_rename(
 ) -> None:
     sync.write_generation(tmp_path, 1, {"haproxy.cfg": "one", "certs/prod.pem.key": "KEY"})
     sync.write_generation(tmp_path, 2, {"haproxy.cfg": "two"})
-    current = tmp_path / sync.CURRENT
+    current = tmp_path / contract.CURRENT
     assert os.readlink(current) == "gen-2"
     assert (current / "haproxy.cfg").read_text() == "two"
     assert stat.S_IMODE((tmp_path / "gen-1" / "certs" / "prod.pem.key").stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == [sync.CURRENT, "gen-1", "gen-2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [contract.CURRENT, "gen-1", "gen-2"]
 
 
 def test_old_generations_go_but_the_newest_and_the_one_kept(tmp_path: Path) -> None:
@@ -140,7 +142,7 @@ def loader(tmp_path: Path, watched: Watched, reports: list[Status]) -> Loader:
         pod="gw-0",
         pod_uid="uid",
         config_maps=(CONFIG, KEYS),
-        certificates=f"{sync.CERTIFICATE_LABEL}=acme",
+        certificates=f"{contract.CERTIFICATE_LABEL}=acme",
         files=tmp_path,
         master_socket=tmp_path / "no-haproxy-yet.sock",  # before HAProxy starts
         listen=("127.0.0.1", 0),
@@ -164,7 +166,7 @@ def test_the_sidecar_reports_waiting_then_serving_and_is_ready_once_serving(
         ("serving", "c1", True),
     ]
     assert reports[0].message == f"ConfigMap {KEYS} not seen yet"
-    assert os.readlink(tmp_path / sync.CURRENT) == "gen-1"
+    assert os.readlink(tmp_path / contract.CURRENT) == "gen-1"
 
 
 def test_a_deleted_config_map_makes_the_set_incomplete_again(tmp_path: Path) -> None:
@@ -188,11 +190,11 @@ def pod(name: str, *, deleting: bool = False) -> dict[str, Any]:
 
 def lease(name: str, checksum: str, state: str = "serving", message: str = "") -> dict[str, Any]:
     annotations = {
-        sync.SERVED_ANNOTATION: checksum,
-        sync.STATE_ANNOTATION: state,
-        sync.MESSAGE_ANNOTATION: message,
+        contract.SERVED_ANNOTATION: checksum,
+        contract.STATE_ANNOTATION: state,
+        contract.MESSAGE_ANNOTATION: message,
     }
-    return {"metadata": {"name": f"{sync.LEASE_PREFIX}{name}", "annotations": annotations}}
+    return {"metadata": {"name": f"{contract.LEASE_PREFIX}{name}", "annotations": annotations}}
 
 
 def test_up_is_done_when_every_live_pod_reports_the_checksum() -> None:
@@ -216,7 +218,7 @@ def test_the_shipped_sidecar_runs_on_the_standard_library_alone(tmp_path: Path) 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     probe = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import components.gateway.sync; "
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import sidecar.sync; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pulumi', 'yaml', 'cryptography'}))"
     )
     result = subprocess.run(

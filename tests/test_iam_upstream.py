@@ -7,7 +7,8 @@ does not impose too. What we leave out is listed upstream-side with the reason.
 
 from __future__ import annotations
 
-from components.rules import charts, iam
+from opstrace import charts
+from opstrace.aws import iam
 from tests import upstream_policies as upstream
 
 

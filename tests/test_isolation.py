@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.gateway.settings import SYNC_STATUS_PORT, UPSTREAM_FIELDS
-from components.rules import charts, network_policies
-from components.rules.schema import InstanceConfig
-from components.rules.stack import config_of_stack
+from opstrace import charts, network_policies
+from opstrace.config.schema import InstanceConfig
+from opstrace.config.stack import config_of_stack
+from opstrace.gateway.settings import UPSTREAM_FIELDS
+from sidecar import contract
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.reachability import (
     NEEDS_ANALYZER,
@@ -175,8 +176,8 @@ def test_no_pod_and_nothing_outside_reaches_the_sync_sidecars_status_port(
     analysed: Analysed,
 ) -> None:
     """Only the kubelet probes it (a pod's node needs no policy)."""
-    assert SYNC_STATUS_PORT in analysed.gateway.ports
-    assert sources(analysed.found, analysed.gateway.peer, SYNC_STATUS_PORT) == set()
+    assert contract.STATUS_PORT in analysed.gateway.ports
+    assert sources(analysed.found, analysed.gateway.peer, contract.STATUS_PORT) == set()
 
 
 @NEEDS_ANALYZER

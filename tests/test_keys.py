@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.rules.keys import (
+from opstrace.keys import (
     KeyMaterialError,
     KeySetError,
     PrivateKeyMaterialError,

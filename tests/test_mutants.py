@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import mutants
+from devtools import mutants
 from tools.cluster import state
 
 

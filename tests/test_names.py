@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from components.rules.names import (
+from opstrace.names import (
     ENDPOINT_SERVICES,
     SYSTEM_TENANT,
     audience,

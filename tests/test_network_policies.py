@@ -7,10 +7,11 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from components.gateway import manifests as gateway_manifests
-from components.gateway.settings import SYNC_STATUS_PORT
-from components.rules import charts, network_policies, sizes
-from components.rules.network_policies import Layout, instance_policies, own_backends
+from opstrace import charts, network_policies
+from opstrace.config import sizes
+from opstrace.gateway import manifests as gateway_manifests
+from opstrace.network_policies import Layout, instance_policies, own_backends
+from sidecar import contract
 
 SMALL, PRODUCTION = sizes.SIZES["small"], sizes.SIZES["production"]
 
@@ -88,11 +89,11 @@ def test_the_gateway_pods_declare_their_listeners_and_the_sidecars_status_port_o
         for container in (*pod["initContainers"], *pod["containers"])
         for port in container.get("ports", ())
     }
-    assert declared == {*network_policies.GATEWAY_PORTS, SYNC_STATUS_PORT}
+    assert declared == {*network_policies.GATEWAY_PORTS, contract.STATUS_PORT}
 
 
 def test_the_sidecars_status_port_is_not_among_the_ports_the_policies_open() -> None:
-    assert SYNC_STATUS_PORT not in network_policies.GATEWAY_PORTS
+    assert contract.STATUS_PORT not in network_policies.GATEWAY_PORTS
 
 
 def test_the_load_balancers_health_checks_reach_a_gateway_listener() -> None:

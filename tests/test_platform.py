@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from components.gateway.settings import BINDINGS_MAP
-from components.rules import charts, data_token, iam, keys, names, telemetry
+from opstrace import alloy_config, charts, data_token, keys, names
+from opstrace.aws import iam
+from opstrace.gateway.settings import BINDINGS_MAP
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, run_program
 from tools.plan import redact
@@ -318,7 +319,7 @@ def test_the_collectors_secret_holds_the_system_tenants_default_token(
     minted_dev_run: ProgramRun,
 ) -> None:
     token = rpc.unwrap_rpc_secret(collector_secret(minted_dev_run).inputs["stringData"])[
-        telemetry.TOKEN_FILE
+        alloy_config.TOKEN_FILE
     ]
     tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
     assert token == tokens[names.SYSTEM_TENANT][names.DEFAULT_TOKEN_NAME]
@@ -329,7 +330,7 @@ def test_the_collectors_token_is_accepted_at_the_system_endpoints_only(
 ) -> None:
     # As the gateway decides it, from the trust store and the key bindings it serves.
     token = rpc.unwrap_rpc_secret(collector_secret(minted_dev_run).inputs["stringData"])[
-        telemetry.TOKEN_FILE
+        alloy_config.TOKEN_FILE
     ]
     trust_store = named(minted_dev_run, "dev-acme-trust-store-keys").inputs["data"]
     key_set = keys.parse_key_set_json(trust_store[keys.KEYSET_ENV_NAME])
@@ -545,7 +546,7 @@ def test_mimir_is_multi_tenant_on_its_bucket_without_kafka_or_its_own_gateway(
     assert (values["kafka"], values["minio"], values["gateway"]) == (
         {"enabled": False},
         {"enabled": False},
-        {"enabledNonEnterprise": False},
+        {"enabled": False},
     )
     assert config["limits"]["compactor_blocks_retention_period"] == "7d"
 

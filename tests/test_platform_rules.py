@@ -8,19 +8,11 @@ import itertools
 import pytest
 import yaml
 
-from components.gateway import upstreams as gateway_upstreams
-from components.rules import (
-    certificates,
-    charts,
-    iam,
-    keys,
-    names,
-    network,
-    platform,
-    sizes,
-    telemetry,
-)
-from components.rules.kubeconfig import eks_kubeconfig
+from opstrace import alloy_config, certificates, charts, keys, names
+from opstrace.aws import iam, subnets
+from opstrace.aws.eks_kubeconfig import eks_kubeconfig
+from opstrace.config import platform, sizes
+from opstrace.gateway import upstreams as gateway_upstreams
 
 # Address plan ------------------------------------------------------------------------
 
@@ -28,7 +20,7 @@ from components.rules.kubeconfig import eks_kubeconfig
 @pytest.mark.parametrize("cidr", ["10.40.0.0/16", "172.20.0.0/18", "192.168.16.0/20"])
 @pytest.mark.parametrize("zones", [1, 2, 3])
 def test_subnets_lie_in_the_vpc_and_never_overlap(cidr: str, zones: int) -> None:
-    plan = network.subnet_plan(cidr, zones)
+    plan = subnets.subnet_plan(cidr, zones)
     blocks = [ipaddress.IPv4Network(b) for p in plan for b in (p.private, p.public)]
     vpc = ipaddress.IPv4Network(cidr)
     assert len(plan) == zones
@@ -37,14 +29,14 @@ def test_subnets_lie_in_the_vpc_and_never_overlap(cidr: str, zones: int) -> None
 
 
 def test_private_subnets_get_a_quarter_of_the_vpc_each() -> None:
-    plan = network.subnet_plan("10.40.0.0/16", 3)
+    plan = subnets.subnet_plan("10.40.0.0/16", 3)
     assert [p.private for p in plan] == ["10.40.0.0/18", "10.40.64.0/18", "10.40.128.0/18"]
     assert [p.public for p in plan] == ["10.40.192.0/20", "10.40.208.0/20", "10.40.224.0/20"]
 
 
 def test_more_than_three_zones_are_refused() -> None:
     with pytest.raises(ValueError, match=r"^zones: 4 is not allowed: use 1 to 3$"):
-        network.subnet_plan("10.0.0.0/16", 4)
+        subnets.subnet_plan("10.0.0.0/16", 4)
 
 
 # IAM ---------------------------------------------------------------------------------
@@ -213,8 +205,11 @@ def test_kubeconfig_gets_a_token_from_the_aws_cli_and_holds_no_credential() -> N
 
 
 def test_collector_config_reads_the_token_from_the_mounted_secret() -> None:
-    config = telemetry.alloy_config("acme", "example.org")
-    assert config.count(f'bearer_token_file = "{telemetry.TOKEN_DIR}/{telemetry.TOKEN_FILE}"') == 2
+    config = alloy_config.alloy_config("acme", "example.org")
+    assert (
+        config.count(f'bearer_token_file = "{alloy_config.TOKEN_DIR}/{alloy_config.TOKEN_FILE}"')
+        == 2
+    )
     assert "https://cortex.system.acme.example.org/api/v1/push" in config
     assert "https://loki.system.acme.example.org/loki/api/v1/push" in config
 

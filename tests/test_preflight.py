@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.rules.errors import OpstraceError
+from opstrace.errors import OpstraceError
 from tests.conftest import OPERATOR_DOMAIN
 from tools import preflight
 from tools.preflight import Machine, PrerequisiteMissing
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SIGN_IN = "sign in with `aws configure`, `aws sso login` or AWS_PROFILE, then run make up again"
+SIGN_IN = (
+    "sign in with `aws configure`, `aws sso login` or AWS_PROFILE, then run make up STACK=dev again"
+)
 
 
 def machine(
@@ -71,9 +73,17 @@ def stacks(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_placeholder_domain_is_the_first_missing_prerequisite(stacks: Path) -> None:
-    with pytest.raises(OpstraceError, match=r"^domain: 'example\.com' is a placeholder"):
+def test_a_placeholder_domain_is_refused_with_a_fix_that_needs_no_pulumi_cli(
+    stacks: Path,
+) -> None:
+    with pytest.raises(PrerequisiteMissing) as raised:
         preflight.check("shipped-dev", machine()[0], stacks)
+    assert str(raised.value) == (
+        "domain: 'example.com' is a placeholder: it is reserved (RFC 2606/6761), so no one owns "
+        f"it and Route53 refuses to host it: set opstrace:domain in {stacks}/Pulumi.shipped-dev"
+        ".yaml to a domain you own, then run make up STACK=shipped-dev again (or try the local "
+        "instance first, no AWS account needed: make up)"
+    )
 
 
 def test_a_stack_without_aws_region_is_refused_naming_the_setting(stacks: Path) -> None:
@@ -84,8 +94,8 @@ def test_a_stack_without_aws_region_is_refused_naming_the_setting(stacks: Path) 
     with pytest.raises(OpstraceError) as raised:
         preflight.check("dev", machine()[0], stacks)
     assert str(raised.value) == (
-        "aws:region: required for cluster eks: set it with "
-        "`pulumi config set aws:region eu-central-1`"
+        "aws:region: required for cluster eks: set it in the stack file (`aws:region: "
+        "eu-central-1`) or with `pulumi config set aws:region eu-central-1`"
     )
 
 
@@ -162,7 +172,8 @@ def test_no_credential_source_at_all_is_refused(stacks: Path) -> None:
         preflight.check("example-existing", machine()[0], stacks)
     assert str(raised.value) == (
         "AWS credentials: none found (no AWS_PROFILE, AWS_ACCESS_KEY_ID, ~/.aws/credentials or "
-        f"~/.aws/config, no instance role): {SIGN_IN}"
+        "~/.aws/config, no instance role): sign in with `aws configure`, `aws sso login` or "
+        "AWS_PROFILE, then run make up STACK=example-existing again"
     )
 
 
@@ -192,6 +203,11 @@ def test_make_up_stops_at_the_placeholder_domain_before_anything_is_created(
     assert result.returncode != 0
     assert result.stdout == ""
     error, *rest = result.stderr.splitlines()
-    assert error.startswith("error: domain: 'example.com' is a placeholder: it is reserved")
+    assert error == (
+        "error: domain: 'example.com' is a placeholder: it is reserved (RFC 2606/6761), so no "
+        "one owns it and Route53 refuses to host it: set opstrace:domain in "
+        "stacks/Pulumi.dev.yaml to a domain you own, then run make up STACK=dev again (or try "
+        "the local instance first, no AWS account needed: make up)"
+    )
     assert all(line.startswith("make: ***") for line in rest), result.stderr
     assert not backend.exists()

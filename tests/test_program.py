@@ -16,12 +16,13 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import tenant as tenant_module
-from components.rules import keys, platform
-from components.rules.config_maps import JWKS_FILE
-from components.rules.data_token import timestamp
+from devtools.chart_check import plain
+from opstrace import keys
+from opstrace.config import platform
+from opstrace.config_maps import JWKS_FILE
+from opstrace.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
-from tools.charts import plain
 from tools.offline import TOKEN_TYPE, ProgramFailed, ProgramRun, Registration, run_program
 
 TENANTS = ("system", "prod", "staging")
@@ -45,6 +46,11 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
         ("pulumi-python:dynamic/opstrace:NameLock", "instance-name-lock", "dev-acme"),
         ("opstrace:index:Dns", "dev-acme-dns", "dev-acme"),
         ("aws:route53/zone:Zone", "dev-acme-dns-zone", "dev-acme-dns"),
+        (
+            "pulumi-python:dynamic/opstrace:DelegationCheck",
+            "dev-acme-dns-delegation-check",
+            "dev-acme-dns",
+        ),
         ("opstrace:index:ClusterAddons", "dev-acme-addons", "dev-acme"),
         ("opstrace:index:TrustStore", "dev-acme-trust-store", "dev-acme"),
         ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-keys", "dev-acme-trust-store"),
@@ -291,6 +297,7 @@ def existing_config(**overrides: Any) -> dict[str, Any]:
         "eksClusterName": "platform",
         "certificateIssuer": "letsencrypt-dns01",
         "keepDataOnDestroy": None,
+        "acmeStaging": None,
         **overrides,
     }
     return dev_config(**settings)
@@ -413,7 +420,9 @@ def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() ->
 
 def test_a_token_expiring_within_30_days_is_reported_by_every_run() -> None:
     run = run_program(dev_config(tokenLifetime="20d"), stack="dev")
-    warnings = sorted(text for level, text in run.messages if level == "warning")
+    warnings = sorted(
+        text for level, text in run.messages if level == "warning" and " expires at " in text
+    )
     assert [text.split(" expires at ")[0] for text in warnings] == [
         "token 'ci' of tenant 'staging'",
         "token 'default' of tenant 'prod'",

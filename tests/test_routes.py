@@ -1,4 +1,4 @@
-"""The data API allowlist and the reference router (`components.rules.routes`)."""
+"""The data API allowlist and the reference router (`opstrace.gateway.routes`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from components.gateway.routes import (
+from opstrace import names
+from opstrace.gateway.routes import (
     METHOD_NOT_ALLOWED,
     ROUTE_NOT_FOUND,
     ROUTES,
@@ -17,8 +18,7 @@ from components.gateway.routes import (
     path_pattern,
     route,
 )
-from components.gateway.settings import UPSTREAM_FIELDS
-from components.rules import names
+from opstrace.gateway.settings import UPSTREAM_FIELDS
 
 NOT_A_ROUTE = Refusal(404, ROUTE_NOT_FOUND)
 

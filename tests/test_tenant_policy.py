@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from components.rules import alerting, limits
-from components.rules.stack import config_of_stack
+from devtools.chart_check import plain
+from opstrace.config.stack import config_of_stack
+from opstrace.policy import limits, rule_files
 from tests.conftest import dev_config
-from tools.charts import plain
 from tools.offline import ProgramRun, run_program
 from tools.stack_files import PROJECT_DIR, cli_config
 
@@ -223,11 +223,11 @@ def test_the_rules_are_each_groups_canonical_text_in_the_stacks_namespace(
     (rules,) = [r for r in uploading.resources if r.type == RULES_TYPE]
     assert rules.inputs["api"] == "/prometheus/config/v1/rules"
     assert rules.inputs["namespace"] == "opstrace"
-    assert rules.inputs["groups"] == [alerting.canonical(RULE_FILE["groups"][0])]
+    assert rules.inputs["groups"] == [rule_files.canonical(RULE_FILE["groups"][0])]
 
 
 def test_log_rules_go_to_lokis_ruler_at_the_tenants_logs_endpoint() -> None:
-    run = run_program(dev_config(tenants=prod(logRules=RULE_FILE)))
+    run = run_program(dev_config(tenants=prod(logRules=RULE_FILE), acmeStaging=False))
     (rules,) = [r for r in run.resources if r.type == RULES_TYPE]
     assert rules.name == "dev-acme-tenant-prod-log-rules"
     inputs = {k: v for k, v in plain(rules.inputs).items() if k != "__provider"}
@@ -237,7 +237,7 @@ def test_log_rules_go_to_lokis_ruler_at_the_tenants_logs_endpoint() -> None:
         "tenant": "prod",
         "token": "-",
         "namespace": "opstrace",
-        "groups": [alerting.canonical(RULE_FILE["groups"][0])],
+        "groups": [rule_files.canonical(RULE_FILE["groups"][0])],
     }
     assert rpc.is_rpc_secret(rules.inputs["token"])
 
@@ -245,7 +245,7 @@ def test_log_rules_go_to_lokis_ruler_at_the_tenants_logs_endpoint() -> None:
 def test_the_alertmanager_configuration_is_a_secret(uploading: ProgramRun) -> None:
     (upload,) = [r for r in uploading.resources if r.type == ALERTMANAGER_TYPE]
     assert rpc.is_rpc_secret(upload.inputs["config"])
-    assert plain(upload.inputs)["config"] == alerting.canonical(RECEIVERS)
+    assert plain(upload.inputs)["config"] == rule_files.canonical(RECEIVERS)
     assert set(upload.additional_secret_outputs) == {"token", "config"}
 
 

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.rules import keys
 from components.tokens import TenantTokenArgs, TokenProvider, export_file_name, local_path
+from opstrace import keys
 
 STATE: Final[dict[str, Any]] = {
     "instance": "acme",

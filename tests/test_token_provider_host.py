@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.rules.data_token import Decision, authenticate
+from opstrace.data_token import Decision, authenticate
 from tests.leaks import leaked
 from tests.provider_host import (
     DiffChanges,

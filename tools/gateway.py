@@ -21,10 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.gateway import routes
-from components.gateway.files import render_gateway_files
-from components.gateway.settings import GatewayConfigError, GatewaySettings
-from components.rules import keys
+from opstrace import keys
+from opstrace.gateway import routes
+from opstrace.gateway.files import render_gateway_files
+from opstrace.gateway.settings import GatewayConfigError, GatewaySettings
 
 EXIT_USAGE = 2
 

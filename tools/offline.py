@@ -33,9 +33,10 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from components import bail
-from components.rules.errors import OpstraceError
-from components.rules.keys import key_id, stand_in_public_key
 from components.tokens import TokenProvider
+from opstrace.config.stack import OFFLINE_PLAN
+from opstrace.errors import OpstraceError
+from opstrace.keys import key_id, stand_in_public_key
 from tools.stack_files import PROJECT, PROJECT_DIR, cli_config
 
 TOKEN_TYPE: Final = "pulumi-python:dynamic/opstrace:TenantToken"
@@ -74,6 +75,8 @@ class Registration:
     """Input name -> URNs of the resources its value came from; the engine orders by
     these too."""
     retain_on_delete: bool
+    import_id: str = ""
+    """The `import` option: the ID of an existing resource the engine imports."""
 
 
 @dataclass
@@ -87,6 +90,8 @@ class ProgramRun:
     """(level, text) of every message the program logged, as the CLI would show them."""
     check_failures: list[str] = field(default_factory=list)
     """What the engine would report of each resource whose provider's check failed."""
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(token, arguments) of every data source the program read, in order."""
 
     def by_urn(self) -> dict[str, Registration]:
         return {r.urn: r for r in self.resources}
@@ -136,9 +141,50 @@ AWS_OUTPUTS: Final[dict[str, Outputs]] = {
 
 Call = Callable[[dict[str, Any], str], dict[str, Any]]
 
+
+def zone_id(region: str, letter: str) -> str:
+    """The zone ID the mocks' account has behind `<region><letter>`: the letters in
+    order, so that its us-east-1c is use1-az3, a zone EKS refuses."""
+    country, *directions, digit = region.split("-")
+    short = country + "".join(_DIRECTIONS.get(d, d[:1]) for d in directions) + digit
+    return f"{short}-az{'abcdef'.index(letter) + 1}"
+
+
+_DIRECTIONS: Final = {"southeast": "se", "northeast": "ne", "southwest": "sw", "northwest": "nw"}
+"""How zone IDs abbreviate a region's directions (use1, euc1, apse2); one letter otherwise."""
+
+
+def _availability_zones(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """EC2's answer: the region's zones (four here, six in us-east-1), less the excluded
+    zone IDs (the filters are the program's own and keep every zone of this account)."""
+    letters = "abcdef" if region == "us-east-1" else "abcd"
+    excluded = set(args.get("excludeZoneIds") or ())
+    zones = [(f"{region}{x}", zone_id(region, x)) for x in letters]
+    kept = [(name, zid) for name, zid in zones if zid not in excluded]
+    return {"names": [n for n, _ in kept], "zoneIds": [z for _, z in kept]}
+
+
+HOSTED_ZONES: Final[dict[str, str]] = {}
+"""The public Route53 zones of the mocks' account, name -> zone ID: none (a test adds one)."""
+
+
+def _hosted_zone(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """Route53's answer for a public zone by name; LookupError (the data source's failure)
+    when the account has none."""
+    name = str(args.get("name", "")).rstrip(".")
+    if args.get("privateZone") or name not in HOSTED_ZONES:
+        raise LookupError("no matching Route 53 Hosted Zone found")
+    return {"name": name, "zoneId": HOSTED_ZONES[name], "privateZone": False}
+
+
 AWS_CALLS: Final[dict[str, Call]] = {
-    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda args, region: {
-        "names": [f"{region}{zone}" for zone in "abc"],
+    "aws:route53/getZone:getZone": _hosted_zone,
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:cloudwatch/getLogGroups:getLogGroups": lambda args, region: {"logGroupNames": []},
+    "aws:eks/getAddonVersion:getAddonVersion": lambda args, region: {
+        "addonName": args.get("addonName"),
+        "kubernetesVersion": args.get("kubernetesVersion"),
+        "version": f"<EKS default for {args.get('kubernetesVersion')}>",
     },
     "aws:index/getCallerIdentity:getCallerIdentity": lambda args, region: {"accountId": ACCOUNT},
     "aws:eks/getCluster:getCluster": lambda args, region: {
@@ -207,8 +253,12 @@ class OfflineMocks(pulumi_mocks.Mocks):
         return f"{args.name}-id", inputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.run.calls.append((args.token, dict(args.args)))
         answer = AWS_CALLS.get(args.token)
-        return (answer(dict(args.args), self.region) if answer else {}), []
+        try:
+            return (answer(dict(args.args), self.region) if answer else {}), []
+        except LookupError as failure:
+            return {}, [("", str(failure))]
 
     def _token(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         checked = self._provider.check({}, {k: v for k, v in inputs.items() if v is not None})
@@ -283,6 +333,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                         for key, value in request.propertyDependencies.items()
                     },
                     retain_on_delete=bool(request.retainOnDelete),
+                    import_id=request.importId,
                 )
             )
         return response
@@ -308,13 +359,17 @@ def run_program(
     tokens: Tokens = "stand-in",
     program: Path = PROJECT_DIR / "__main__.py",
     record: ProgramRun | None = None,
+    plan: bool = False,
 ) -> ProgramRun:
     """Run `program` with `config` (fully qualified keys, e.g. `opstrace:tenants`).
 
     Registrations go to `record` when given, so that a test can see what a failing
-    run registered before it failed."""
+    run registered before it failed. `plan`: told that it runs for the offline plan, the
+    program accepts what only creating would refuse (`rules.stack.OFFLINE_PLAN`)."""
     return run_components(
-        lambda: runpy.run_path(str(program), run_name="__main__"),
+        lambda: runpy.run_path(
+            str(program), init_globals={OFFLINE_PLAN: plan}, run_name="__main__"
+        ),
         config=config,
         stack=stack,
         tokens=tokens,

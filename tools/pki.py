@@ -104,7 +104,7 @@ class Authority:
         subject: x509.Name,
         *,
         days: int,
-        usage: x509.ObjectIdentifier = SERVER_AUTH,
+        usages: Sequence[x509.ObjectIdentifier] = (SERVER_AUTH,),
         dns_names: Sequence[str] = (),
         ip_addresses: Sequence[str] = (),
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -115,7 +115,7 @@ class Authority:
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         )
         alternative_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         alternative_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
@@ -126,7 +126,18 @@ class Authority:
         return builder.sign(self.key, hashes.SHA256()), key
 
 
-def write_private_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    """The key as PKCS#8 PEM, readable by its owner only."""
-    path.write_bytes(private_pem(key))
+def write_private_key(key: ec.EllipticCurvePrivateKey, path: Path, *, sec1: bool = False) -> None:
+    """The key as PKCS#8 PEM (or SEC1's "EC PRIVATE KEY", which kube-apiserver needs of a
+    service-account key), readable by its owner only."""
+    data = (
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        if sec1
+        else private_pem(key)
+    )
+    path.touch(mode=0o600)
+    path.write_bytes(data)
     path.chmod(0o600)

@@ -7,6 +7,8 @@ Runs the real program under Pulumi's mocks as a preview would (see `tools.offlin
 token is minted and no key is generated. Secrets print as `[secret]`, and values only
 `pulumi up` can know (tokens, key IDs, the load balancer's address) as `[known after
 up]`, never as invented values. A configuration mistake prints one line and exits 2.
+What only creating would refuse (a placeholder domain such as the shipped dev stack's
+example.com) is a warning on stderr, and the plan goes on.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any, Final, TextIO
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.rules.errors import OpstraceError
+from opstrace.config.stack import config_of_stack, placeholder_domain_problem
+from opstrace.errors import OpstraceError
 from tools.offline import UNKNOWN, ProgramRun, Registration, run_program
-from tools.stack_files import stack_config
+from tools.stack_files import PROJECT_DIR, cli_config, shown_path, stack_config, stack_file
 
 SECRET: Final = "[secret]"
 UNKNOWN_UNTIL_UP: Final = "[known after up]"
@@ -127,7 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     try:
         config = stack_config(options.stack, stacks_dir=options.stacks_dir)
-        run = run_program(config, stack=options.stack, tokens="unknown")
+        if problem := placeholder_domain_problem(
+            config_of_stack(cli_config(config), PROJECT_DIR, plan=True)
+        ):
+            where = shown_path(stack_file(options.stack, stacks_dir=options.stacks_dir))
+            print(
+                f"warning: {problem}: preview and up refuse it; set opstrace:domain in "
+                f"{where} to a domain you own",
+                file=sys.stderr,
+            )
+        run = run_program(config, stack=options.stack, tokens="unknown", plan=True)
     except OpstraceError as error:
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -135,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         (print_json if options.json else print_tree)(run, sys.stdout)
         sys.stdout.flush()
+        # What a preview warns about (the delegation's records, the version's support, a
+        # token's expiry), as the CLI shows it, apart from the plan itself.
+        for level, text in run.messages:
+            if level == "warning":
+                print(f"warning: {text}", file=sys.stderr)
     except BrokenPipeError:
         # The reader left (`--json | head`): stop quietly, as command-line tools do,
         # without a teardown that would try to flush into the closed pipe again.

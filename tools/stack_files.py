@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import yaml
 
-from components.rules.config import project_key
-from components.rules.settings import ConfigError
+from opstrace.config.parse import project_key
+from opstrace.config.read import ConfigError
 
 PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
 PROJECT: Final = "opstrace"
@@ -196,14 +196,25 @@ def cli_config(config: Mapping[str, Any], project_dir: Path = PROJECT_DIR) -> di
 # --- the stack file and Pulumi.yaml's declarations ------------------------------------------
 
 
+def stack_file(stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None) -> Path:
+    """Where the stack file of `stack` is: `Pulumi.<stack>.yaml` in `stacks_dir` (the
+    project's `stacks/`, Pulumi.yaml's `stackConfigDir`)."""
+    return (stacks_dir or project_dir / "stacks") / f"Pulumi.{stack}.yaml"
+
+
+def shown_path(path: Path, project_dir: Path = PROJECT_DIR) -> Path:
+    """`path` as messages show it: relative to the project when it is inside it."""
+    return path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
+
+
 def stack_config(
     stack: str, project_dir: Path = PROJECT_DIR, stacks_dir: Path | None = None
 ) -> dict[str, Any]:
     """The `config:` block of `Pulumi.<stack>.yaml` in `stacks_dir` (the project's
     `stacks/`), keys namespaced; ConfigError naming the file (and the line) when it cannot
     be read as the CLI reads it, or with the CLI's message when it breaks a declaration."""
-    path = (stacks_dir or project_dir / "stacks") / f"Pulumi.{stack}.yaml"
-    shown = path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
+    path = stack_file(stack, project_dir, stacks_dir)
+    shown = shown_path(path, project_dir)
     if not path.is_file():
         available = sorted(p.name.split(".")[1] for p in path.parent.glob("Pulumi.*.yaml"))
         raise ConfigError(f"no stack file {shown}; stacks here: {', '.join(available)}")

@@ -1,19 +1,13 @@
-"""The data API gateway: HAProxy pods that terminate TLS and authenticate data API tokens.
+"""The data API gateway's resources: the `Gateway` component and the rollout it waits on.
 
-One package per concept; its modules, each with one job (all but `component` pure, no
-Pulumi import, a test checks):
-- `settings`: what a gateway is configured with, its file names, and the rules they keep;
-- `routes`: the data API routes that pass (Opstrace's allowlist);
-- `upstreams`: where pushes and queries go (the instance's own Mimir and Loki, or others);
-- `maps`, `haproxy`: the lookup files and haproxy.cfg;
-- `files`: all of them, rendered from settings and keys in one place;
-- `sync`: the sidecar that loads them (and the tenants' certificates) from the API
-  server into HAProxy without a restart, and reports the set it serves;
-- `manifests`: the Kubernetes objects of the pods, their access and their load balancer;
-- `rollout` and `component`: the `Gateway` component that registers them and waits
-  until every pod serves what it registered (the only modules importing Pulumi).
+- `component`: `Gateway`, which registers the pods, their files, access and load
+  balancer, all rendered by the pure `opstrace.gateway` (settings, routes, upstreams,
+  haproxy.cfg and maps, the Kubernetes objects);
+- `rollout`: `GatewayRollout` (a dynamic provider; its module path is in every stack's
+  state), which makes `up` wait until every pod serves what was registered.
 
-`Gateway` and `GatewayArgs` are exported lazily, so that the pure modules import no SDK.
+What runs in the pods (the sync sidecar) is `sidecar`. `Gateway` and `GatewayArgs` are
+exported lazily, so that the provider host importing `rollout` imports no SDK it needs not.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Every request to `cortex|loki.<tenant>.<instance>.<domain>` passes here; the gateway
 checks the token against the instance's trust store and forwards to the metrics or logs
-backend with `X-Scope-OrgID: <tenant>`. The files come from `files`, the Kubernetes
-objects from `manifests`; this module only registers them.
+backend with `X-Scope-OrgID: <tenant>`. The files come from `opstrace.gateway.files`, the
+Kubernetes objects from `opstrace.gateway.manifests`; this module only registers them.
 
 A key, trust store, tenant or certificate change updates the two ConfigMaps in place; the
-pods' sidecar loads them without a restart (see `manifests`), and `GatewayRollout` (see
+pods' sidecar loads them without a restart (`sidecar.sync`), and `GatewayRollout` (see
 `rollout`) makes `pulumi up` wait until every pod serves them: that is how a revocation
 takes effect, and when `up` says done it has.
 """
@@ -21,18 +21,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.bail import reported
-from components.gateway import files as gateway_files
-from components.gateway import manifests
 from components.gateway.rollout import DEFAULT_TIMEOUT_SECONDS, GatewayRollout, GatewayRolloutArgs
-from components.gateway.settings import (
+from components.trust_store import BoundKey
+from opstrace import config_maps
+from opstrace.gateway import files as gateway_files
+from opstrace.gateway import manifests
+from opstrace.gateway.settings import (
     DEFAULT_IMAGE,
     DEFAULT_SYNC_IMAGE,
     GatewayConfigError,
     GatewaySettings,
     replicas_problem,
 )
-from components.rules import config_maps
-from components.trust_store import BoundKey
 
 
 @dataclass(frozen=True)

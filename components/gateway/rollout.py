@@ -1,7 +1,7 @@
 """`pulumi up` is done when the gateway serves what it rendered: the `GatewayRollout` resource.
 
 Every gateway pod's sidecar reports, in a Lease named after its pod, the checksum of the
-files it serves (`components.gateway.sync`). A `GatewayRollout` is created or updated
+files it serves (`sidecar.sync`). A `GatewayRollout` is created or updated
 with the checksum of the files the program just rendered, and its provider (on the
 operator's machine, through the same cluster access as the Kubernetes provider) waits
 until every gateway pod reports it: so when `up` says done, a removed key is refused by
@@ -14,16 +14,13 @@ State compatibility: the module path and the class names (`GatewayRolloutProvide
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import pulumi
-import yaml
 from pulumi.dynamic import (
     CreateResult,
     DiffResult,
@@ -33,13 +30,11 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components import kube_api
-from components.gateway import sync
+from opstrace import kubeconfig
+from sidecar import contract, kube_client
 
 DEFAULT_TIMEOUT_SECONDS: Final = 300
 POLL_SECONDS: Final = 0.5
-STATUS_LABEL: Final = "app.kubernetes.io/component=data-api-gateway-status"
-"""The sidecars' Leases (`sync.Reporter`)."""
 
 
 class GatewayNotServing(Exception):
@@ -64,15 +59,15 @@ class GatewayRolloutArgs:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 
 
-def cluster_api(inputs: Mapping[str, Any]) -> kube_api.Api:
-    """A client of the pods' cluster, from the resource's inputs."""
-    context = inputs.get("context") or None
-    document = inputs.get("kubeconfig") or ""
-    if document:
-        return kube_api.Api.from_kubeconfig(yaml.safe_load(document), context=context)
-    path = inputs.get("kubeconfig_path") or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    chosen = Path(path or "~/.kube/config").expanduser()
-    return kube_api.Api.from_kubeconfig_file(chosen, context=context, parse=yaml.safe_load)
+def cluster_api(inputs: Mapping[str, Any]) -> kube_client.Api:
+    """A client of the pods' cluster, from the resource's inputs: the eks cluster's
+    kubeconfig document, else the stack's kubeconfig file and context as kubectl reads
+    them (`opstrace.kubeconfig`)."""
+    return kubeconfig.client(
+        str(inputs.get("kubeconfig_path") or ""),
+        str(inputs.get("context") or ""),
+        document=str(inputs.get("kubeconfig") or ""),
+    )
 
 
 def behind(
@@ -86,20 +81,20 @@ def behind(
         if metadata.get("deletionTimestamp"):
             continue  # going away: its requests drain, it serves nothing new
         name = metadata["name"]
-        lease = reported.get(f"{sync.LEASE_PREFIX}{name}")
+        lease = reported.get(f"{contract.LEASE_PREFIX}{name}")
         annotations = (lease or {}).get("annotations") or {}
-        if annotations.get(sync.SERVED_ANNOTATION) == checksum:
+        if annotations.get(contract.SERVED_ANNOTATION) == checksum:
             continue
         if lease is None:
             lines.append(f"{name}: its sidecar has not reported yet")
         else:
-            state = annotations.get(sync.STATE_ANNOTATION, "unknown")
-            message = annotations.get(sync.MESSAGE_ANNOTATION, "")
+            state = annotations.get(contract.STATE_ANNOTATION, "unknown")
+            message = annotations.get(contract.MESSAGE_ANNOTATION, "")
             lines.append(f"{name}: {state} ({message})")
     return lines
 
 
-def wait_until_served(api: kube_api.Api, inputs: Mapping[str, Any]) -> list[str]:
+def wait_until_served(api: kube_client.Api, inputs: Mapping[str, Any]) -> list[str]:
     """The names of the pods serving `checksum`, once every live pod does."""
     namespace, checksum = inputs["namespace"], inputs["checksum"]
     selector = ",".join(f"{k}={v}" for k, v in sorted(inputs["selector"].items()))
@@ -109,7 +104,7 @@ def wait_until_served(api: kube_api.Api, inputs: Mapping[str, Any]) -> list[str]
         pods = api.list(f"/api/v1/namespaces/{namespace}/pods", label_selector=selector)["items"]
         leases = api.list(
             f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
-            label_selector=STATUS_LABEL,
+            label_selector=contract.STATUS_SELECTOR,
         )["items"]
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         lagging = behind(pods, leases, checksum) if live else ["no gateway pod is running"]

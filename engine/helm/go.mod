@@ -1,6 +1,6 @@
 // Helm (helm.sh/helm/v4/cmd/helm, Apache-2.0) for the chart check, `make charts`
-// (tools/charts.py): it pulls and renders the charts the program installs. A module of its
-// own, built by ./build.sh into a cache outside the checkout; not part of `make engine`.
+// (devtools/chart_check.py): it pulls and renders the charts the program installs. A module of its
+// own, built by ../build.sh (part `helm`) into a cache outside the checkout; not part of `make engine`.
 module opstrace.local/engine/helm
 
 go 1.26.0

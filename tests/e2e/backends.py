@@ -2,8 +2,8 @@
 
 Each runs from a configuration file the test renders, logs to a file beside its data,
 and is ready when its own readiness endpoint says so (a bounded poll); it is stopped and
-waited for on exit. Cortex is the binary `make cortex` builds (tools/cortex/build.sh),
-named by $OPSTRACE_CORTEX, else `cortex` on PATH.
+waited for on exit. Cortex is the binary `make cortex` builds (engine/build.sh cortex),
+named by $OPSTRACE_CORTEX, else `cortex` on PATH or in .engine/bin.
 """
 
 from __future__ import annotations
@@ -15,32 +15,32 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 import yaml
 
-from components.gateway import routes
-from components.rules import alerting, limits
 from tests.e2e.harness import (
     CLIENT_TIMEOUT_SECONDS,
     PROMETHEUS,
     find_tool,
     wait_until,
 )
+from tools.cluster import state as cluster_state
+from tools.local import cortex as local_cortex
+from tools.local.cortex import Gossip
 from tools.ports import free_port
 
 CORTEX_ENV: Final = "OPSTRACE_CORTEX"
-"""Names the cortex binary to test (the last line `make cortex` prints)."""
-CORTEX: Final = find_tool(CORTEX_ENV, "cortex")
+"""Names the cortex binary to test; else the one `make cortex` links into .engine/bin."""
+CORTEX: Final = find_tool(CORTEX_ENV, "cortex", str(cluster_state.BIN))
 NEEDS_CORTEX: Final = pytest.mark.skipif(
-    CORTEX is None,
-    reason=f"cortex is not built (`make cortex` prints its path: set {CORTEX_ENV} to it)",
+    CORTEX is None, reason=f"cortex is not built (`make cortex`, or set {CORTEX_ENV})"
 )
 STOP_SECONDS: Final = 30.0
-CORTEX_PROMETHEUS_PREFIX: Final = "/prometheus"
-"""Where the tests' Cortex serves the Prometheus API (Cortex's default, and Mimir's)."""
+CORTEX_PROMETHEUS_PREFIX: Final = local_cortex.PROMETHEUS_PREFIX
 
 
 @contextmanager
@@ -129,106 +129,6 @@ ALL_BUT_THE_DISTRIBUTOR: Final = (
 
 
 @dataclass(frozen=True)
-class Gossip:
-    """The memberlist of one Cortex process: its port, and the peer it joins (if any)."""
-
-    port: int
-    join: int | None = None
-
-
-def cortex_config(
-    directory: Path,
-    http_port: int,
-    grpc_port: int,
-    *,
-    target: str = "all",
-    gossip: Gossip | None = None,
-) -> dict[str, Any]:
-    """Cortex running `target`, multi-tenant, blocks in `directory`.
-
-    Every address is 127.0.0.1 (no interface lookup). The rings live in memory, except
-    the ingester ring with `gossip`: then it is shared with the other processes by
-    memberlist on 127.0.0.1. The Alertmanager's cluster port is off. The Prometheus API is
-    under `CORTEX_PROMETHEUS_PREFIX`; the ruler's and the Alertmanager's configuration
-    APIs are on, their stores buckets in `directory`, as in Mimir: the ruler alerts the
-    Alertmanager, which runs the program's default for a tenant without a configuration;
-    the tenants' limits come from a runtime configuration file reloaded every second.
-    """
-    ring = {"kvstore": {"store": "inmemory"}}
-    local = {"instance_addr": "127.0.0.1", **ring}
-    ingesters = ring if gossip is None else {"kvstore": {"store": "memberlist"}}
-    config: dict[str, Any] = {
-        "target": target,
-        "auth_enabled": True,
-        "server": {
-            "http_listen_address": "127.0.0.1",
-            "http_listen_port": http_port,
-            "grpc_listen_address": "127.0.0.1",
-            "grpc_listen_port": grpc_port,
-        },
-        "api": {"prometheus_http_prefix": CORTEX_PROMETHEUS_PREFIX},
-        "distributor": {"shard_by_all_labels": True, "ring": local},
-        "ingester": {
-            "lifecycler": {
-                "address": "127.0.0.1",
-                "min_ready_duration": "0s",
-                "final_sleep": "0s",
-                "num_tokens": 16,
-                "ring": {**ingesters, "replication_factor": 1},
-            }
-        },
-        "blocks_storage": {
-            "backend": "filesystem",
-            "filesystem": {"dir": str(directory / "blocks")},
-            "tsdb": {"dir": str(directory / "tsdb")},
-            "bucket_store": {"sync_dir": str(directory / "tsdb-sync")},
-        },
-        "compactor": {"data_dir": str(directory / "compactor"), "sharding_ring": local},
-        "store_gateway": {"sharding_ring": local},
-        "frontend_worker": {"match_max_concurrent": True},
-        "querier": {"active_query_tracker_dir": str(directory / "active-query-tracker")},
-        "ruler": {
-            "enable_api": True,
-            "rule_path": str(directory / "ruler"),
-            "ring": local,
-            # Rules uploaded through the API are loaded within a second, not a minute.
-            "poll_interval": "1s",
-            "alertmanager_url": f"http://127.0.0.1:{http_port}{routes.ALERTMANAGER_PREFIX}",
-        },
-        # Bucket stores, writable through the APIs as the program's S3 is (`local` is not).
-        "ruler_storage": {"backend": "filesystem", "filesystem": {"dir": str(directory / "rules")}},
-        "alertmanager": {
-            "data_dir": str(directory / "alertmanager"),
-            "external_url": f"http://127.0.0.1{routes.ALERTMANAGER_PREFIX}",
-            "cluster": {"listen_address": ""},
-            "sharding_ring": local,
-            "enable_api": True,
-            # Every tenant's configuration until it uploads its own, as the program's.
-            "fallback_config_file": str(directory / "alertmanager-fallback.yaml"),
-            "poll_interval": "1s",
-        },
-        "alertmanager_storage": {
-            "backend": "filesystem",
-            "filesystem": {"dir": str(directory / "alerts")},
-        },
-        # The tenants' overrides as the program renders them for Mimir (`runtime_overrides`).
-        "runtime_config": {"file": str(directory / RUNTIME_CONFIG), "period": "1s"},
-    }
-    if target != "all":
-        # Only `all` finds its own store-gateway by itself.
-        config["querier"]["store_gateway_addresses"] = f"127.0.0.1:{grpc_port}"
-    if gossip is not None:
-        config["memberlist"] = {
-            "bind_addr": ["127.0.0.1"],
-            "bind_port": gossip.port,
-            "advertise_addr": "127.0.0.1",
-            "advertise_port": gossip.port,
-            "join_members": [] if gossip.join is None else [f"127.0.0.1:{gossip.join}"],
-        }
-    return config
-
-
-@dataclass(frozen=True)
 class Cortex:
     """A running Cortex: its HTTP API on 127.0.0.1:`port`."""
 
@@ -244,17 +144,6 @@ class Cortex:
         return get(self.port, path, {} if org_id is None else {"X-Scope-OrgID": org_id})
 
 
-RUNTIME_CONFIG: Final = "runtime.yaml"
-
-
-def write_runtime_config(
-    directory: Path, overrides: Mapping[str, Mapping[str, Any]] | None = None
-) -> None:
-    """The runtime configuration file of the Cortex in `directory` (reloaded every second)."""
-    document = limits.runtime_config(overrides or {})
-    (directory / RUNTIME_CONFIG).write_text(yaml.safe_dump(document), encoding="utf-8")
-
-
 @contextmanager
 def cortex(
     directory: Path,
@@ -264,27 +153,25 @@ def cortex(
     http_prefix: str | None = None,
     runtime_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Cortex]:
-    """A Cortex with `cortex_config` (and `http_prefix`, the prefix of its legacy routes,
-    when given; `runtime_overrides`, the tenants' limits), ready: its `/ready` answers 200
-    (every module running, and an ingester it runs active in its ring)."""
+    """A Cortex with `local_cortex.write_files` (`http_prefix`, the prefix of its legacy
+    routes, when given; `runtime_overrides`, the tenants' limits), ready: its `/ready`
+    answers 200 (every module running, and an ingester it runs active in its ring)."""
     assert CORTEX is not None
     directory.mkdir(parents=True)
     port = free_port()
-    config = cortex_config(directory, port, free_port(), target=target, gossip=gossip)
-    if http_prefix is not None:
-        config["http_prefix"] = http_prefix
-    for store in ("rules", "alerts"):
-        (directory / store).mkdir()
-    (directory / "alertmanager-fallback.yaml").write_text(
-        alerting.DEFAULT_ALERTMANAGER_CONFIG, encoding="utf-8"
+    config_file = local_cortex.write_files(
+        directory,
+        port,
+        free_port(),
+        target=target,
+        gossip=gossip,
+        http_prefix=http_prefix,
+        runtime_overrides=runtime_overrides,
     )
-    write_runtime_config(directory, runtime_overrides)
-    config_file = directory / "cortex.yaml"
-    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-    log = directory / "cortex.log"
-    # Build info has no configuration key (an unexported field): only the flag sets it.
-    command = [CORTEX, f"-config.file={config_file}", "-api.build-info-enabled=true"]
-    with _process(command, log, lambda: _answers_200(port, "/ready"), f"cortex on port {port}"):
+    log = directory / local_cortex.LOG_FILE
+    command = local_cortex.command(CORTEX, config_file)
+    ready = partial(_answers_200, port, local_cortex.READY_PATH)
+    with _process(command, log, ready, f"cortex on port {port}"):
         yield Cortex(port, log)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.rules import keys
+from opstrace import keys
 from tests.e2e.harness import (
     INSTANCE,
     TENANTS,

@@ -44,9 +44,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from components.gateway import routes
-from components.gateway.files import render_gateway_files
-from components.gateway.settings import (
+from opstrace import data_token, keys, names
+from opstrace.gateway import routes
+from opstrace.gateway.files import render_gateway_files
+from opstrace.gateway.settings import (
     CERTS_SUBDIR,
     HAPROXY_CONFIG,
     UPSTREAM_FIELDS,
@@ -55,7 +56,6 @@ from components.gateway.settings import (
     gateway_tenants,
     private_key_file_name,
 )
-from components.rules import data_token, keys, names
 from tools import pki
 from tools.ports import free_port
 

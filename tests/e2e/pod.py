@@ -25,10 +25,10 @@ from typing import Any, Final
 
 from cryptography import x509
 
-from components import kube_api
-from components.gateway import files as gateway_files
-from components.gateway import manifests, sync
-from components.gateway.settings import HAPROXY_CONFIG, GatewaySettings
+from opstrace.gateway import files as gateway_files
+from opstrace.gateway import manifests
+from opstrace.gateway.settings import HAPROXY_CONFIG, GatewaySettings
+from sidecar import contract, kube_client
 from tests.e2e.harness import (
     HAPROXY,
     INSTANCE,
@@ -57,7 +57,7 @@ FIELD_MANAGER: Final = "e2e"
 class GatewayPod:
     """One gateway pod and the objects it reads, in namespace `namespace`."""
 
-    api: kube_api.Api
+    api: kube_client.Api
     namespace: str
     settings: GatewaySettings
     local: LocalPod | None = None
@@ -107,7 +107,7 @@ class GatewayPod:
             "metadata": {
                 "name": f"{tenant}-endpoints-tls",
                 "namespace": self.namespace,
-                "labels": {sync.CERTIFICATE_LABEL: INSTANCE, sync.TENANT_LABEL: tenant},
+                "labels": {contract.CERTIFICATE_LABEL: INSTANCE, contract.TENANT_LABEL: tenant},
             },
             "data": {
                 "tls.crt": base64.b64encode(chain.encode()).decode(),
@@ -122,12 +122,12 @@ class GatewayPod:
         """The annotations of the pod's status Lease ({} before the first report)."""
         found = self.api.get(
             f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/"
-            f"{sync.LEASE_PREFIX}{POD}"
+            f"{contract.LEASE_PREFIX}{POD}"
         )
         return dict(((found or {}).get("metadata") or {}).get("annotations") or {})
 
     def serves(self, checksum: str) -> bool:
-        return self.lease().get(sync.SERVED_ANNOTATION) == checksum
+        return self.lease().get(contract.SERVED_ANNOTATION) == checksum
 
     def log_text(self) -> str:
         assert self.local is not None

@@ -29,12 +29,14 @@ from components.alerting import (
     AlertmanagerConfigProvider,
     RulesProvider,
 )
-from components.gateway import routes
-from components.gateway import upstreams as gateway_upstreams
-from components.rules import alerting, data_token, limits, sizes
-from components.rules.stack import config_of_stack
+from opstrace import data_token
+from opstrace.config import sizes
+from opstrace.config.stack import config_of_stack
+from opstrace.gateway import routes
+from opstrace.gateway import upstreams as gateway_upstreams
+from opstrace.policy import limits, rule_files
 from tests.conftest import dev_config
-from tests.e2e.backends import NEEDS_CORTEX, Cortex, cortex, write_runtime_config
+from tests.e2e.backends import NEEDS_CORTEX, Cortex, cortex
 from tests.e2e.conftest import Minted
 from tests.e2e.harness import (
     DOMAIN,
@@ -54,6 +56,7 @@ from tests.e2e.harness import (
     wait_until,
 )
 from tests.provider_host import ProviderHost, ProviderHostError, ResourceState
+from tools.local.cortex import write_runtime_config
 from tools.stack_files import PROJECT_DIR, cli_config
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY, NEEDS_CORTEX]
@@ -80,7 +83,7 @@ receivers:
     webhook_configs: [{url: "https://hooks.example.com/alerts"}]
 """
 CONFIG_API = routes.RULER_CONFIG_PATH
-NAMESPACE = alerting.RULES_NAMESPACE
+NAMESPACE = rule_files.RULES_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def endpoint(tenant: str, service: str = "cortex") -> str:
 
 def groups(text: str) -> list[str]:
     """The canonical groups of a rule file, as the stack file's parsing makes them."""
-    return list(alerting.rule_groups("rules", yaml.safe_load(text), "test").groups)
+    return list(rule_files.rule_groups("rules", yaml.safe_load(text), "test").groups)
 
 
 def program_overrides(**tenant_limits: Any) -> dict[str, dict[str, Any]]:
@@ -285,7 +288,7 @@ def test_log_rules_reach_lokis_ruler_as_the_tenants_and_each_change_is_sent_ther
 
 
 def upload_alertmanager(deployment: Deployment, tenant: str) -> ResourceState:
-    config = alerting.alertmanager_config("c", yaml.safe_load(RECEIVERS), "test").text
+    config = rule_files.alertmanager_config("c", yaml.safe_load(RECEIVERS), "test").text
     inputs = {
         "endpoint": endpoint(tenant),
         "tenant": tenant,
@@ -302,7 +305,7 @@ def test_an_alertmanager_configuration_is_uploaded_read_back_and_deleted(
 ) -> None:
     state = upload_alertmanager(deployment, "prod")
     read = deployment.alertmanager.read(state.id, state.properties)
-    assert read.properties["config"] == alerting.canonical(yaml.safe_load(RECEIVERS))
+    assert read.properties["config"] == rule_files.canonical(yaml.safe_load(RECEIVERS))
     stored = deployment.ask("prod", ALERTMANAGER_CONFIG_PATH)
     assert stored.status == 200, stored
     assert yaml.safe_load(yaml.safe_load(stored.body)["alertmanager_config"]) == yaml.safe_load(
@@ -334,7 +337,7 @@ def test_a_tenant_without_a_configuration_runs_the_default_that_notifies_nobody(
         assert answer.status == 200, answer
         return [[r["name"] for r in a["receivers"]] for a in json.loads(answer.body)]
 
-    wait_until(lambda: receivers("staging") == [[alerting.DEFAULT_RECEIVER]], "staging's alert")
+    wait_until(lambda: receivers("staging") == [[rule_files.DEFAULT_RECEIVER]], "staging's alert")
     # Alerts are the tenant's own too.
     assert receivers("prod") == []
 

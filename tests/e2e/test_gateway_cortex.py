@@ -30,10 +30,11 @@ from typing import Any
 
 import pytest
 
-from components.gateway import routes
-from components.gateway import upstreams as gateway_upstreams
-from components.gateway.settings import GatewaySettings
-from components.rules import data_token, sizes
+from opstrace import data_token
+from opstrace.config import sizes
+from opstrace.gateway import routes
+from opstrace.gateway import upstreams as gateway_upstreams
+from opstrace.gateway.settings import GatewaySettings
 from tests.e2e.backends import (
     CORTEX_PROMETHEUS_PREFIX,
     NEEDS_CORTEX,

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from components.gateway.haproxy import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
-from components.rules import data_token, keys
-from components.rules.keys import stand_in_public_key
+from opstrace import data_token, keys
+from opstrace.gateway.haproxy import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
+from opstrace.keys import stand_in_public_key
 from tests.e2e import harness
 from tests.e2e.conftest import METRICS_QUERY_PREFIX, Minted
 from tests.e2e.harness import (

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from components.gateway import manifests
-from components.gateway import upstreams as gateway_upstreams
-from components.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS
-from components.rules import sizes
+from opstrace.config import sizes
+from opstrace.gateway import manifests
+from opstrace.gateway import upstreams as gateway_upstreams
+from opstrace.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS
 from tests.e2e.harness import (
     DOMAIN,
     INSTANCE,

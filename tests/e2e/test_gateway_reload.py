@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from components import kube_api
-from components.gateway import files as gateway_files
-from components.gateway import sync
-from components.gateway.settings import HAPROXY_CONFIG
-from components.rules import data_token, keys
+from opstrace import data_token, keys
+from opstrace.gateway import files as gateway_files
+from opstrace.gateway.settings import HAPROXY_CONFIG
+from sidecar import contract, kube_client
 from tests.e2e.harness import (
     HAPROXY,
     NEEDS_HAPROXY,
@@ -251,13 +250,13 @@ def test_a_new_tenant_waits_for_its_certificate_alone_and_a_revocation_beside_it
             pod.port, host("loki", newcomer), "/loki/api/v1/labels", bearer(kept.token(newcomer))
         )
         wait_until(
-            lambda: "not issued" not in pod.lease().get(sync.MESSAGE_ANNOTATION, ""),
+            lambda: "not issued" not in pod.lease().get(contract.MESSAGE_ANNOTATION, ""),
             "the Lease's report of the whole set",
             EFFECT_SECONDS_MAX,
         )
     assert (refused.status, refused.body) == (401, data_token.BAD_TOKEN)
-    assert waiting[sync.STATE_ANNOTATION] == "serving"
-    assert waiting[sync.MESSAGE_ANNOTATION].endswith(
+    assert waiting[contract.STATE_ANNOTATION] == "serving"
+    assert waiting[contract.MESSAGE_ANNOTATION].endswith(
         f"; the certificates of {newcomer!r} are not issued yet"
     )
     assert newcomers.status == 200
@@ -268,7 +267,7 @@ def test_files_haproxy_refuses_leave_the_last_good_ones_serving(urls: dict[str, 
     key_set = keys.key_set([signer.public_pem])
     with running_pod(urls, key_set) as pod:
         assert pod.local is not None
-        good, current = pod.checksum, pod.local.mounts["/run/gateway"] / sync.CURRENT
+        good, current = pod.checksum, pod.local.mounts["/run/gateway"] / contract.CURRENT
         serving = os.readlink(current)
         broken = {**pod.files, HAPROXY_CONFIG: pod.files[HAPROXY_CONFIG] + "    no-such-keyword\n"}
         split = gateway_files.config_map_data(broken)
@@ -277,15 +276,15 @@ def test_files_haproxy_refuses_leave_the_last_good_ones_serving(urls: dict[str, 
         ):
             pod.apply_config_map(name, split[role])
         wait_until(
-            lambda: pod.lease().get(sync.STATE_ANNOTATION) == "failed",
+            lambda: pod.lease().get(contract.STATE_ANNOTATION) == "failed",
             "the sidecar to report the refusal",
             EFFECT_SECONDS_MAX,
         )
         refused = pod.lease()
         answered = status_of(pod, signer.token("prod"))
         link = os.readlink(current)
-    assert refused[sync.SERVED_ANNOTATION] == good
-    message = refused[sync.MESSAGE_ANNOTATION]
+    assert refused[contract.SERVED_ANNOTATION] == good
+    message = refused[contract.MESSAGE_ANNOTATION]
     assert message.startswith("HAProxy refused the files: ")
     # 2.7 and later answer the master CLI's reload with the load's alerts; 2.6 with nothing.
     assert "no-such-keyword" in message or haproxy_version() < (2, 7)
@@ -297,7 +296,7 @@ def test_the_sidecar_reads_only_what_its_role_names(urls: dict[str, str]) -> Non
     key_set = keys.key_set([Signer.generate().public_pem])
     with running_pod(urls, key_set) as pod:
         assert pod.local is not None
-        own = kube_api.Api.in_cluster(
+        own = kube_client.Api.in_cluster(
             pod.local.mounts["/var/run/secrets/kubernetes.io/serviceaccount"],
             {
                 "KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -314,7 +313,7 @@ def test_the_sidecar_reads_only_what_its_role_names(urls: dict[str, str]) -> Non
             ("GET", f"/api/v1/namespaces/{pod.namespace}/pods"),
             ("DELETE", f"{configmaps}/{CONFIG_MAPS[0]}"),
         ]:
-            with pytest.raises(kube_api.ApiError) as raised:
+            with pytest.raises(kube_client.ApiError) as raised:
                 own.request(method, path)
             refused.append((method, path, raised.value.status))
     assert all(status == 403 for _, _, status in refused), refused

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.gateway import routes
-from components.gateway.haproxy import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
-from components.rules import data_token
+from opstrace import data_token
+from opstrace.gateway import routes
+from opstrace.gateway.haproxy import NOT_FOUND_BODY, REFUSAL_CONTENT_TYPE
 from tests.e2e.conftest import METRICS_QUERY_PREFIX, Minted
 from tests.e2e.harness import (
     NEEDS_HAPROXY,

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from components.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS, REFUSAL_CONTENT_TYPE
-from components.rules import names
+from opstrace import names
+from opstrace.gateway.haproxy import PLAIN_HTTP_BODY, PLAIN_HTTP_STATUS, REFUSAL_CONTENT_TYPE
 from tests.e2e.conftest import METRICS_QUERY_PREFIX, Minted
 from tests.e2e.harness import (
     CLIENT_TIMEOUT_SECONDS,

@@ -1,12 +1,9 @@
 """The real Pulumi engine for tests: the CLI and plugins that `make engine` built.
 
 `Workspace` runs `pulumi` from `.engine/bin` in a project folder with everything
-isolated in temporary folders: PULUMI_HOME, a file backend, passphrase secrets, no
-plugin downloads, no update check, no prompts. The engine finds its language host and
-the dynamic provider shim beside the `pulumi` binary (as a release bundles them), and
-the Kubernetes provider in its plugin cache, installed there with `pulumi plugin install
---file` as an operator's CLI downloads it: nothing from PATH (the CLI would warn "using
-pulumi-resource-kubernetes from $PATH" on every run). A program's Python is the
+isolated in temporary folders (`tools.engine_cli.environment`: PULUMI_HOME, a file
+backend, passphrase secrets, no plugin downloads, no update check, no prompts; the
+Kubernetes provider installed into the plugin cache). A program's Python is the
 checkout's `.venv` (Pulumi.yaml `runtime.options.virtualenv`).
 
 `require_tools` skips a test when a tool is missing, or fails it when
@@ -15,16 +12,19 @@ OPSTRACE_REQUIRE_TOOLS=1 (CI), so that CI never passes by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import importlib.metadata
+import http.server
 import json
 import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -32,19 +32,20 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from components import kube_api
+from sidecar import kube_client
 from tools import cluster as local_cluster
+from tools import engine_cli
 from tools.cluster import state as cluster_state
+from tools.cluster.gateway_pods import ADDRESS as GATEWAY_PODS_ADDRESS
+from tools.ports import free_port
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
 ENGINE_BIN: Final = cluster_state.BIN
 VENV: Final = ROOT / ".venv"
 PASSPHRASE: Final = "engine-tests-passphrase"
 COMMAND_TIMEOUT: Final = 900.0
-PROGRAM_FILES: Final = ("__main__.py", "components")
+PROGRAM_FILES: Final = ("__main__.py", "components", "opstrace", "sidecar")
 """What of the checkout a copy of the project needs to run the program."""
-KUBERNETES_PROVIDER_VERSION: Final = importlib.metadata.version("pulumi-kubernetes")
-"""The provider release the program's SDK asks the engine for (engine/build.sh builds it)."""
 
 PULUMI_TOOLS: Final = (
     "pulumi",
@@ -77,27 +78,7 @@ def require_tools(tools: Sequence[str]) -> None:
 
 def engine_env(home: Path, backend: Path) -> dict[str, str]:
     """The environment of every `pulumi` command: isolated, offline, non-interactive."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PULUMI_", "AWS_", "KUBECONFIG", "VIRTUAL_ENV"))
-    }
-    env.update(
-        {
-            "PATH": f"{ENGINE_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
-            "PULUMI_HOME": str(home),
-            "PULUMI_BACKEND_URL": f"file://{backend}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
-            "PULUMI_SKIP_UPDATE_CHECK": "1",
-            "PULUMI_SKIP_CONFIRMATIONS": "true",
-            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-            "PULUMI_EXPERIMENTAL": "false",
-            "NO_COLOR": "1",
-        }
-    )
-    return env
+    return engine_cli.environment(home, backend, PASSPHRASE)
 
 
 @dataclass
@@ -113,22 +94,14 @@ class Workspace:
         for folder in (self.project_dir, self.home, self.backend):
             folder.mkdir(parents=True, exist_ok=True)
         self.env = engine_env(self.home, self.backend)
-        self.run(
-            "plugin",
-            "install",
-            "resource",
-            "kubernetes",
-            f"v{KUBERNETES_PROVIDER_VERSION}",
-            "--file",
-            str(ENGINE_BIN / "pulumi-resource-kubernetes"),
-        )
+        self.run(*engine_cli.KUBERNETES_PLUGIN_INSTALL)
 
     def run(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """`pulumi <args> --non-interactive`; with `check`, fail showing its output."""
         result = subprocess.run(
-            [str(ENGINE_BIN / "pulumi"), *args, "--non-interactive"],
+            [str(engine_cli.PULUMI), *args, "--non-interactive"],
             cwd=self.project_dir,
             env=self.env,
             capture_output=True,
@@ -195,7 +168,7 @@ def copy_project(destination: Path, source: Path = ROOT) -> None:
     (destination / "stacks").mkdir()
 
 
-GATEWAY: Final = ("127.0.0.1", 8443)
+GATEWAY: Final = GATEWAY_PODS_ADDRESS
 """Where the local cluster runs the gateway's pods (`tools.cluster.gateway_pods`)."""
 
 
@@ -216,6 +189,78 @@ def at_gateway(token: str, tenant: str, instance: str) -> tuple[int, str]:
         return response.status, response.read().decode(errors="replace")
     finally:
         connection.close()
+
+
+def plural(kind: str) -> str:
+    """The resource name of a kind in API paths (NetworkPolicy: networkpolicies)."""
+    lowered = kind.lower()
+    return f"{lowered[:-1]}ies" if lowered.endswith("y") else f"{lowered}s"
+
+
+def object_path(manifest: Mapping[str, Any]) -> str:
+    """The API path of `manifest` (namespaced or not), by its apiVersion and kind."""
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    metadata = manifest["metadata"]
+    where = f"/namespaces/{metadata['namespace']}" if metadata.get("namespace") else ""
+    return f"{base}{where}/{plural(kind)}/{metadata['name']}"
+
+
+@dataclass
+class RecordingBackend:
+    """An HTTP server on 127.0.0.1 standing in for the metrics backend behind the gateway:
+    it answers 200 and records (X-Scope-OrgID, path) of each request, so that a test can
+    tell "forwarded as this tenant" from any other answer."""
+
+    url: str
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[RecordingBackend]:
+        server = _QuietServer(("127.0.0.1", free_port()), _Recorder)
+        recording = cls(f"http://127.0.0.1:{server.server_address[1]}")
+        server.recording = recording  # type: ignore[attr-defined]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield recording
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-request (HAProxy's reload closing idle connections) is no
+        failure of the stand-in; anything else is reported as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        recording: RecordingBackend = self.server.recording  # type: ignore[attr-defined]
+        recording.requests.append((self.headers.get("X-Scope-OrgID", ""), self.path.split("?")[0]))
+        body = b'{"status":"success","data":[]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def local_stack(
@@ -245,7 +290,7 @@ def local_stack(
     }
 
 
-def gateway_pods(api: kube_api.Api, namespace: str = "system-tenant") -> set[str]:
+def gateway_pods(api: kube_client.Api, namespace: str = "system-tenant") -> set[str]:
     """The UIDs of the gateway's live pods."""
     pods = api.list(
         f"/api/v1/namespaces/{namespace}/pods",

@@ -19,8 +19,8 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from components import kube_api
-from components.rules.config import ConfigError
+from opstrace.config.parse import ConfigError
+from sidecar import kube_client
 from tests.engine.harness import Workspace
 from tests.test_broken_stacks import broken_stacks
 from tools import cluster as local_cluster
@@ -145,7 +145,7 @@ AUTONAMED: Final = """
 
 
 @pytest.fixture
-def namespace(cluster: kube_api.Api) -> Iterator[str]:
+def namespace(cluster: kube_client.Api) -> Iterator[str]:
     name = f"autoname-{secrets.token_hex(3)}"
     cluster.create("/api/v1/namespaces", {"metadata": {"name": name}})
     yield name
@@ -153,7 +153,7 @@ def namespace(cluster: kube_api.Api) -> Iterator[str]:
 
 
 def test_mocks_autoname_as_pulumi_kubernetes_does(
-    tmp_path: Path, cluster: kube_api.Api, namespace: str
+    tmp_path: Path, cluster: kube_client.Api, namespace: str
 ) -> None:
     workspace = Workspace(tmp_path / "project", tmp_path / "home", tmp_path / "backend")
     workspace.write_project("autoname", AUTONAMED)

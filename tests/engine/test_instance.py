@@ -1,10 +1,13 @@
 """The project's own program through the real engine, as an operator drives it.
 
-One instance on the local cluster goes through its life, a step per test, in order:
-`pulumi up`, no-change preview and refresh, a tenant added with `pulumi config set
---path`, a tenant removed, a rotation, a refused rename, a config typo, `destroy`.
-Each step asserts what the real engine and the real API server did: the objects in the
-cluster, the tokens from `pulumi stack output --show-secrets`, the state file.
+One instance on the local cluster, deployed once for the module with `pulumi up`; each
+test starts from that instance and leaves it as it found it, so that any one runs alone:
+no-change preview and refresh, a tenant added with `pulumi config set --path`, a tenant
+removed, a rotation, a refused rename, a config typo, `destroy` (after which the next
+test brings the instance up again). Each test asserts what the real engine, the real API
+server and the gateway pods did: the objects in the cluster, the tokens from `pulumi
+stack output --show-secrets`, the state file, the answers of the gateway and what
+reached the backend behind it (a recording stand-in at the stack's `cortexUrl`).
 
 The stack is the `existing` mode with `dns: none`, a generic load balancer (the local
 cluster's stand-in assigns addresses), the local cluster's stand-in issuer, external
@@ -16,7 +19,9 @@ it without that, another that a recognized enforcer lets it through.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import shutil
 import ssl
 from collections.abc import Iterator
@@ -27,8 +32,8 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from components import kube_api
-from components.rules import config_maps, data_token, enforcers, keys
+from opstrace import charts, config_maps, data_token, enforcers, keys
+from sidecar import kube_client
 from tests.engine import harness
 from tests.engine.harness import Workspace, copy_project, gateway_pods, local_stack
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
@@ -40,6 +45,8 @@ PROJECT: Final = "opstrace"
 STACK: Final = "engine"
 INSTANCE: Final = "engine"
 SYSTEM_NAMESPACE: Final = "system-tenant"
+USER_TENANTS: Final = 2
+"""The deployed stack's user tenants, `prod` and `staging`; a test's own tenant is next."""
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Instance:
     workspace: Workspace
     keys_dir: Path
     tokens: dict[str, dict[str, str]]
+    destroyed: bool = False
+    """Set by the test of `destroy`: the next test that needs the instance brings it up."""
 
     @property
     def stack_file(self) -> Path:
@@ -72,7 +81,7 @@ class Instance:
         return self.workspace.state_file(PROJECT, STACK).read_text()
 
 
-def trust_store(api: kube_api.Api) -> dict[str, Any]:
+def trust_store(api: kube_client.Api) -> dict[str, Any]:
     found = api.get(
         f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{config_maps.TRUST_STORE_NAME}"
     )
@@ -80,7 +89,7 @@ def trust_store(api: kube_api.Api) -> dict[str, Any]:
     return dict(found)
 
 
-def key_set(api: kube_api.Api) -> dict[str, str]:
+def key_set(api: kube_client.Api) -> dict[str, str]:
     """The trust store as the API server holds it, checked as an authenticator loads it."""
     return keys.parse_key_set_json(trust_store(api)["data"][keys.KEYSET_ENV_NAME])
 
@@ -90,17 +99,33 @@ def decision(token: str, tenant: str, trusted: dict[str, str]) -> data_token.Dec
     return data_token.authenticate(f"Bearer {token}", tenant, trusted, INSTANCE, now)
 
 
-FORWARDED: Final = 503
-"""What the gateway answers a request it authenticated and forwarded: no backend runs at
-the stack's cortexUrl here, so HAProxy has no server to send it to."""
+def forwarded(backend: harness.RecordingBackend, token: str, tenant: str) -> bool:
+    """Whether the gateway answered `token` at `tenant`'s endpoint with the backend's 200,
+    and the backend got the request as that tenant's (`X-Scope-OrgID`)."""
+    before = len(backend.requests)
+    status, _ = harness.at_gateway(token, tenant, INSTANCE)
+    # `cortexUrl`'s layout: the query API under /prometheus, as Cortex and Mimir serve it.
+    path = f"{charts.PROMETHEUS_API_PREFIX}/api/v1/labels"
+    return status == 200 and backend.requests[before:] == [(tenant, path)]
 
 
-def at_gateway(token: str, tenant: str) -> tuple[int, str]:
+def refused(token: str, tenant: str) -> tuple[int, str]:
     return harness.at_gateway(token, tenant, INSTANCE)
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory, cluster: kube_api.Api) -> Iterator[Instance]:
+def backend() -> Iterator[harness.RecordingBackend]:
+    with harness.RecordingBackend.running() as recording:
+        yield recording
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory,
+    cluster: kube_client.Api,
+    backend: harness.RecordingBackend,
+) -> Iterator[Instance]:
+    """The instance, up; every test leaves it as it found it."""
     base = tmp_path_factory.mktemp("instance")
     workspace = Workspace(base / "project", base / "home", base / "backend")
     shutil.rmtree(workspace.project_dir)
@@ -108,62 +133,115 @@ def instance(tmp_path_factory: pytest.TempPathFactory, cluster: kube_api.Api) ->
     keys_dir = base / "keys"
     deployed = Instance(workspace, keys_dir, {})
     deployed.write_config(
-        local_stack(INSTANCE, ["prod", {"name": "staging", "exportKeysTo": str(keys_dir)}])
+        local_stack(
+            INSTANCE,
+            ["prod", {"name": "staging", "exportKeysTo": str(keys_dir)}],
+            cortex_url=backend.url,
+        )
     )
     workspace.new_stack(STACK)
-    yield deployed
-    # Whatever a failed step left behind must not outlive the module.
-    deployed.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    try:
+        deployed.up()
+        yield deployed
+    finally:
+        # Whatever a failed test left behind must not outlive the module.
+        deployed.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+NAMESPACES: Final = ("system-tenant", "prod-tenant", "staging-tenant")
+
+
+@pytest.fixture
+def instance(deployed: Instance, cluster: kube_client.Api) -> Instance:
+    """The module's instance, up (brought up again if a test destroyed it)."""
+    if deployed.destroyed:
+        wait_until_gone(cluster, [f"/api/v1/namespaces/{n}" for n in NAMESPACES])
+        deployed.up()
+        deployed.destroyed = False
+    return deployed
 
 
 def test_up_creates_the_trust_store_in_the_cluster(
-    instance: Instance, cluster: kube_api.Api
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
-    instance.up()
     assert sorted(key_set(cluster)) == sorted(instance.workspace.outputs(STACK)["key_ids"])
     assert len(key_set(cluster)) == 3
 
 
-def test_when_up_is_done_the_gateway_pods_serve_every_tenants_token(
-    instance: Instance, cluster: kube_api.Api
+def test_when_up_is_done_both_gateway_pods_run(
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
+    (deployment,) = cluster.list(f"/apis/apps/v1/namespaces/{SYSTEM_NAMESPACE}/deployments")[
+        "items"
+    ]
+    assert deployment["status"].get("readyReplicas") == 2
     assert len(gateway_pods(cluster)) == 2
-    for tenant, by_name in instance.tokens.items():
-        assert at_gateway(by_name["default"], tenant)[0] == FORWARDED, tenant
-    assert at_gateway(instance.tokens["prod"]["default"], "staging") == (
-        401,
-        data_token.BAD_TOKEN,
-    )
 
 
-def test_each_token_is_accepted_for_its_own_tenant_only(
-    instance: Instance, cluster: kube_api.Api
+def test_the_gateway_forwards_each_token_at_its_own_tenant_and_refuses_it_elsewhere(
+    instance: Instance, backend: harness.RecordingBackend
 ) -> None:
-    trusted = key_set(cluster)
     for tenant, by_name in instance.tokens.items():
         token = by_name["default"]
-        assert decision(token, tenant, trusted) == data_token.Decision(200, tenant=tenant)
-        other = "prod" if tenant != "prod" else "staging"
-        assert decision(token, other, trusted).status == 401
+        assert forwarded(backend, token, tenant), tenant
+        # Its key is bound to its tenant: at another tenant's endpoint it is no trusted key.
+        for other in sorted(set(instance.tokens) - {tenant}):
+            assert refused(token, other) == (401, data_token.BAD_TOKEN), (tenant, other)
 
 
-def test_every_kubernetes_object_was_accepted_by_the_api_server(
-    instance: Instance, cluster: kube_api.Api
+def state_objects(instance: Instance) -> list[dict[str, Any]]:
+    """Every Kubernetes object the state says the program made (its manifest's identity)."""
+    exported = json.loads(instance.pulumi("stack", "export").stdout)
+    objects = []
+    for resource in exported["deployment"]["resources"]:
+        if not resource["type"].startswith("kubernetes:") or not resource.get("custom"):
+            continue
+        if resource["type"].startswith("kubernetes:helm") or resource.get("external"):
+            continue
+        if resource["type"] == "pulumi:providers:kubernetes":
+            continue
+        outputs = resource["outputs"]
+        objects.append(
+            {
+                "apiVersion": outputs["apiVersion"],
+                "kind": outputs["kind"],
+                "metadata": {
+                    key: outputs["metadata"][key]
+                    for key in ("name", "namespace", "uid")
+                    if key in outputs["metadata"]
+                },
+            }
+        )
+    return objects
+
+
+def test_every_kubernetes_object_the_state_records_is_in_the_cluster(
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
-    gateway = cluster.get(f"/apis/apps/v1/namespaces/{SYSTEM_NAMESPACE}/deployments")["items"]
-    assert [d["status"].get("readyReplicas") for d in gateway] == [2]
+    recorded = state_objects(instance)
+    assert len(recorded) >= 20
+    missing = []
+    for manifest in recorded:
+        found = cluster.get(harness.object_path(manifest))
+        if found is None or found["metadata"]["uid"] != manifest["metadata"]["uid"]:
+            missing.append((manifest["kind"], manifest["metadata"]["name"]))
+    assert missing == []
+
+
+def test_every_tenant_certificate_is_issued_for_its_endpoints(
+    instance: Instance, cluster: kube_client.Api
+) -> None:
     certificates = cluster.get(
         f"/apis/cert-manager.io/v1/namespaces/{SYSTEM_NAMESPACE}/certificates"
     )["items"]
-    assert sorted(c["spec"]["dnsNames"][0] for c in certificates) == [
-        "cortex.prod.engine.example.com",
-        "cortex.staging.engine.example.com",
-        "cortex.system.engine.example.com",
+    assert sorted(sorted(c["spec"]["dnsNames"]) for c in certificates) == [
+        [f"cortex.{tenant}.engine.example.com", f"loki.{tenant}.engine.example.com"]
+        for tenant in ("prod", "staging", "system")
     ]
 
 
 def test_dns_records_name_the_address_the_load_balancer_reported(
-    instance: Instance, cluster: kube_api.Api
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
     """The gateway's address comes from its Service's status, as the provider's await saw
     it (the local stand-in's here; on EKS the NLB's, whose shape the mocks imitate)."""
@@ -203,12 +281,28 @@ def preview_steps(instance: Instance) -> dict[str, set[str]]:
     return steps
 
 
+@contextlib.contextmanager
+def with_tenant(instance: Instance, name: str) -> Iterator[None]:
+    """`name` appended to the stack's tenants (as an operator does, with `config set
+    --path`), and removed again afterwards with an `up`, whatever the test found."""
+    instance.pulumi("config", "set", "--path", f"opstrace:tenants[{USER_TENANTS}]", name)
+    try:
+        yield
+    finally:
+        instance.pulumi("config", "rm", "--path", f"opstrace:tenants[{USER_TENANTS}]")
+        instance.up()
+
+
 def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
     instance: Instance,
 ) -> None:
-    instance.pulumi("config", "set", "--path", "opstrace:tenants[2]", "qa")
+    instance.pulumi("config", "set", "--path", f"opstrace:tenants[{USER_TENANTS}]", "qa")
+    try:
+        steps = preview_steps(instance)
+    finally:
+        instance.pulumi("config", "rm", "--path", f"opstrace:tenants[{USER_TENANTS}]")
     tenant = f"{INSTANCE}-tenant-qa"
-    assert preview_steps(instance) == {
+    assert steps == {
         "create": {
             tenant,
             f"{tenant}-namespace",
@@ -226,56 +320,55 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
     }
 
 
-def test_after_the_new_tenant_old_tokens_are_unchanged_and_all_are_valid(
-    instance: Instance, cluster: kube_api.Api
+def test_a_new_tenant_is_served_when_up_returns_and_changes_no_other_token_or_pod(
+    instance: Instance, cluster: kube_client.Api, backend: harness.RecordingBackend
 ) -> None:
     before = instance.tokens
     trust_store_uid = trust_store(cluster)["metadata"]["uid"]
     pods = gateway_pods(cluster)
-    instance.up()
-    assert {t: v for t, v in instance.tokens.items() if t != "qa"} == before
-    trusted = key_set(cluster)
-    for tenant, by_name in instance.tokens.items():
-        assert decision(by_name["default"], tenant, trusted).status == 200
-    # Served by every gateway pod once `up` returns, and no pod rolled for it.
-    assert at_gateway(instance.tokens["qa"]["default"], "qa")[0] == FORWARDED
-    assert gateway_pods(cluster) == pods
-    # Updated in place, never replaced: there was no moment without a trust store.
-    assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
+    with with_tenant(instance, "qa"):
+        instance.up()
+        assert {t: v for t, v in instance.tokens.items() if t != "qa"} == before
+        # Served by every gateway pod once `up` returns, and no pod rolled for it.
+        assert forwarded(backend, instance.tokens["qa"]["default"], "qa")
+        for tenant, by_name in before.items():
+            assert forwarded(backend, by_name["default"], tenant), tenant
+        assert gateway_pods(cluster) == pods
+        # Updated in place, never replaced: there was no moment without a trust store.
+        assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
 
 
-def test_removing_a_tenant_revokes_its_token(instance: Instance, cluster: kube_api.Api) -> None:
-    qa_token = instance.tokens["qa"]["default"]
-    pods = gateway_pods(cluster)
-    instance.pulumi("config", "rm", "--path", "opstrace:tenants[2]")
-    instance.up()
+def test_removing_a_tenant_revokes_its_token(instance: Instance, cluster: kube_client.Api) -> None:
+    with with_tenant(instance, "qa"):
+        instance.up()
+        qa_token = instance.tokens["qa"]["default"]
+        pods = gateway_pods(cluster)
     # Gone from the gateway the moment `up` returns (it waited for every pod): no pod
     # offers a certificate for the host any more (strict SNI).
     with pytest.raises(ssl.SSLError):
-        at_gateway(qa_token, "qa")
-    trusted = key_set(cluster)
-    assert decision(qa_token, "qa", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
-    assert gateway_pods(cluster) == pods
-    assert (
-        cluster.get("/api/v1/namespaces/qa-tenant") is None
-        or cluster.get("/api/v1/namespaces/qa-tenant")["status"]["phase"] == "Terminating"
+        refused(qa_token, "qa")
+    assert decision(qa_token, "qa", key_set(cluster)) == data_token.Decision(
+        401, data_token.BAD_TOKEN
     )
+    assert gateway_pods(cluster) == pods
+    namespace = cluster.get("/api/v1/namespaces/qa-tenant")
+    assert namespace is None or namespace["status"]["phase"] == "Terminating"
 
 
-def test_rotation_replaces_the_token_and_its_key(instance: Instance, cluster: kube_api.Api) -> None:
+def test_rotation_replaces_the_token_and_its_key(
+    instance: Instance, cluster: kube_client.Api, backend: harness.RecordingBackend
+) -> None:
     old = instance.tokens["prod"]["default"]
     config = instance.config()
-    config["opstrace:tenants"][0] = {"name": "prod", "rotation": "2026-12"}
-    instance.write_config(config)
+    rotated = [{"name": "prod", "rotation": secrets.token_hex(4)}, *config["opstrace:tenants"][1:]]
+    instance.write_config({**config, "opstrace:tenants": rotated})
     instance.up()
     new = instance.tokens["prod"]["default"]
-    trusted = key_set(cluster)
     assert new != old
-    assert decision(new, "prod", trusted).status == 200
-    assert decision(old, "prod", trusted) == data_token.Decision(401, data_token.BAD_TOKEN)
+    assert decision(old, "prod", key_set(cluster)) == data_token.Decision(401, data_token.BAD_TOKEN)
     # And so the gateway decides, as soon as `up` has returned.
-    assert at_gateway(new, "prod")[0] == FORWARDED
-    assert at_gateway(old, "prod") == (401, data_token.BAD_TOKEN)
+    assert forwarded(backend, new, "prod")
+    assert refused(old, "prod") == (401, data_token.BAD_TOKEN)
 
 
 def test_renaming_the_instance_is_refused_at_preview_and_changes_nothing(
@@ -312,6 +405,22 @@ def test_a_config_typo_fails_with_one_line_and_no_traceback(instance: Instance) 
     assert "Traceback" not in output
 
 
+def test_the_preview_refuses_a_placeholder_domain_in_one_line(instance: Instance) -> None:
+    # The offline plan only warns of it (tests/test_plan.py); here something would be made.
+    config = instance.config()
+    instance.write_config({**config, "opstrace:dns": "route53", "aws:region": "eu-central-1"})
+    result = instance.pulumi("preview", check=False)
+    instance.write_config(config)
+    assert result.returncode != 0
+    message = (
+        "domain: 'example.com' is a placeholder: it is reserved (RFC 2606/6761), so no one owns "
+        "it and Route53 refuses to host it: set your own domain with `pulumi config set domain "
+        "observability.yourcompany.com`, or set dns to none"
+    )
+    output = result.stdout + result.stderr
+    assert diagnostics(output) == f"  pulumi:pulumi:Stack (opstrace-{STACK}):\n    error: {message}"
+
+
 def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
     instance: Instance,
 ) -> None:
@@ -337,7 +446,7 @@ def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
 
 
 def test_the_network_policies_close_every_namespace_and_open_the_gateways_listeners(
-    instance: Instance, cluster: kube_api.Api
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
     policies = cluster.list("/apis/networking.k8s.io/v1/networkpolicies")["items"]
     placed = sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies)
@@ -378,7 +487,7 @@ def test_without_an_enforcer_the_preview_is_refused_in_one_line_naming_the_fix(
 
 
 @pytest.fixture
-def calico(cluster: kube_api.Api) -> Iterator[None]:
+def calico(cluster: kube_client.Api) -> Iterator[None]:
     """A DaemonSet where Calico's operator puts its agent, its pods ready on every node."""
     namespace = "calico-system"
     cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
@@ -419,12 +528,40 @@ def test_a_recognized_enforcer_lets_the_preview_through_without_the_risk_accepte
 
 
 def test_destroy_leaves_an_empty_stack_and_nothing_of_ours_in_the_cluster(
-    instance: Instance, cluster: kube_api.Api
+    instance: Instance, cluster: kube_client.Api
 ) -> None:
     instance.pulumi("destroy", "--yes", "--skip-preview")
-    exported = json.loads(instance.pulumi("stack", "export").stdout)
-    assert exported["deployment"].get("resources") in (None, [])
-    for namespace in ("system-tenant", "prod-tenant", "staging-tenant"):
-        found = cluster.get(f"/api/v1/namespaces/{namespace}")
-        assert found is None or found["status"]["phase"] == "Terminating", namespace
-    assert cluster.get("/api/v1/namespaces/system-tenant/configmaps/opstrace-trust-store") is None
+    try:
+        exported = json.loads(instance.pulumi("stack", "export").stdout)
+        assert exported["deployment"].get("resources") in (None, [])
+        for namespace in ("system-tenant", "prod-tenant", "staging-tenant"):
+            found = cluster.get(f"/api/v1/namespaces/{namespace}")
+            assert found is None or found["status"]["phase"] == "Terminating", namespace
+        trust_store_path = f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/" + (
+            config_maps.TRUST_STORE_NAME
+        )
+        assert cluster.get(trust_store_path) is None
+    finally:
+        # As the module found it, for whichever test runs next.
+        wait_until_gone(
+            cluster,
+            [f"/api/v1/namespaces/{n}" for n in ("system-tenant", "prod-tenant", "staging-tenant")],
+        )
+        instance.up()
+
+
+def wait_until_gone(cluster: kube_client.Api, paths: list[str]) -> None:
+    """Until each object is deleted (a namespace finishes terminating), watching for it."""
+    for path in paths:
+        collection, _, name = path.rpartition("/")
+        found = cluster.get(path)
+        if found is None:
+            continue
+        version = found["metadata"]["resourceVersion"]
+        for event in cluster.watch(
+            collection, resource_version=version, field_selector=f"metadata.name={name}"
+        ):
+            if event.type == "DELETED":
+                break
+        else:
+            pytest.fail(f"{path} was not deleted before the watch ended")

@@ -18,8 +18,9 @@ from typing import Any, Final
 
 import pytest
 
-from components import kube_api
-from components.kube_api import Api
+from opstrace import kubeconfig as kubeconfigs
+from sidecar import kube_client
+from sidecar.kube_client import Api
 from tools.cluster import credentials
 from tools.cluster.state import PKI
 
@@ -65,7 +66,7 @@ def test_creating_an_existing_object_is_a_conflict_in_the_servers_words(
     cluster: Api, config_maps: str
 ) -> None:
     cluster.create(config_maps, config_map("settings"))
-    with pytest.raises(kube_api.Conflict) as raised:
+    with pytest.raises(kube_client.Conflict) as raised:
         cluster.create(config_maps, config_map("settings"))
     assert str(raised.value) == (
         f'POST {config_maps}: 409 Conflict: configmaps "settings" already exists'
@@ -79,7 +80,7 @@ def test_list_follows_every_page_and_keeps_the_selector(
         body = config_map(f"cm-{index}")
         body["metadata"]["labels"] = {"app": "gateway" if index != 2 else "other"}
         cluster.create(config_maps, body)
-    monkeypatch.setattr(kube_api, "LIST_PAGE", 2)  # 4 matches: two full pages, then none
+    monkeypatch.setattr(kube_client, "LIST_PAGE", 2)  # 4 matches: two full pages, then none
     listing = cluster.list(config_maps, label_selector="app=gateway")
     names = [item["metadata"]["name"] for item in listing["items"]]
     assert names == ["cm-0", "cm-1", "cm-3", "cm-4"]
@@ -102,7 +103,7 @@ def test_apply_creates_then_updates_and_refuses_another_managers_field(
     assert cluster.apply(path, config_map("applied", a="2"), field_manager="first")["data"] == {
         "a": "2"
     }
-    with pytest.raises(kube_api.Conflict) as raised:
+    with pytest.raises(kube_client.Conflict) as raised:
         cluster.apply(path, config_map("applied", a="3"), field_manager="second")
     assert str(raised.value).startswith(f"PATCH {path}: 409 Conflict: Apply failed with 1 conflict")
     taken = cluster.apply(path, config_map("applied", a="3"), field_manager="second", force=True)
@@ -121,7 +122,9 @@ def test_watch_sees_updates_made_by_another_client(
 ) -> None:
     """One update before the watch opens (replayed from the resourceVersion) and one made
     while the watch is open, each by a second client; the watch waits for the events."""
-    other = Api.from_kubeconfig(credentials.kubeconfig("kube-scheduler", port(cluster), embed=True))
+    other = kubeconfigs.from_document(
+        credentials.kubeconfig("kube-scheduler", port(cluster), embed=True)
+    )
     created = cluster.create(config_maps, config_map("settings", step="0"))
     other.merge_patch(f"{config_maps}/settings", {"data": {"step": "1"}})
     seen = []
@@ -145,7 +148,7 @@ def test_forbidden_request_is_one_line_naming_the_user(
 ) -> None:
     pod = service_account_folder(cluster, namespace, "reader", tmp_path)
     api = Api.in_cluster(pod, environ=service_environment(cluster))
-    with pytest.raises(kube_api.ApiError) as raised:
+    with pytest.raises(kube_client.ApiError) as raised:
         api.get(f"/api/v1/namespaces/{namespace}/secrets/anything")
     assert raised.value.status == 403
     assert str(raised.value) == (
@@ -231,15 +234,18 @@ def exec_kubeconfig(api: Api, folder: Path, status: str) -> dict[str, Any]:
 
 
 def test_exec_plugin_client_certificate_authenticates(cluster: Api, tmp_path: Path) -> None:
-    pem = {name: (PKI / f"kwok.{name}").read_text() for name in ("crt", "key")}
+    credentials.kubeconfig("exec-user", port(cluster), embed=False)  # issues its certificate
+    pem = {name: (PKI / f"exec-user.{name}").read_text() for name in ("crt", "key")}
     status = json.dumps({"clientCertificateData": pem["crt"], "clientKeyData": pem["key"]})
-    api = Api.from_kubeconfig(exec_kubeconfig(cluster, tmp_path, status))
-    assert username(api) == "kwok"
+    api = kubeconfigs.from_document(exec_kubeconfig(cluster, tmp_path, status))
+    assert username(api) == "exec-user"
 
 
 def test_exec_plugin_token_authenticates(cluster: Api, namespace: str, tmp_path: Path) -> None:
     token = service_account_token(cluster, namespace, "deployer")
-    api = Api.from_kubeconfig(exec_kubeconfig(cluster, tmp_path, json.dumps({"token": token})))
+    api = kubeconfigs.from_document(
+        exec_kubeconfig(cluster, tmp_path, json.dumps({"token": token}))
+    )
     assert username(api) == f"system:serviceaccount:{namespace}:deployer"
 
 
@@ -250,10 +256,10 @@ class Stale:
         self.token = token
         self.refreshed = 0
 
-    def current(self) -> kube_api.Credential:
-        return kube_api.Credential(token=self.token if self.refreshed else "refused")
+    def current(self) -> kube_client.Credential:
+        return kube_client.Credential(token=self.token if self.refreshed else "refused")
 
-    def refresh(self) -> kube_api.Credential:
+    def refresh(self) -> kube_client.Credential:
         self.refreshed += 1
         return self.current()
 

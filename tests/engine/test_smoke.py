@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pytest
 
-from components import kube_api
+from sidecar import kube_client
 from tests.engine.harness import Workspace
 from tools import cluster as local_cluster
 
@@ -94,11 +94,11 @@ SMOKE_PROVIDER: Final = """
 """
 
 
-def configmap(api: kube_api.Api, namespace: str) -> Any:
+def configmap(api: kube_client.Api, namespace: str) -> Any:
     return api.get(f"/api/v1/namespaces/{namespace}/configmaps/settings")
 
 
-def test_up_preview_refresh_outputs_destroy(workspace: Workspace, cluster: kube_api.Api) -> None:
+def test_up_preview_refresh_outputs_destroy(workspace: Workspace, cluster: kube_client.Api) -> None:
     namespace = f"smoke-{secrets.token_hex(3)}"
     workspace.write_project("smoke", SMOKE_PROGRAM, files={"smoke_provider.py": SMOKE_PROVIDER})
     workspace.new_stack("test")

@@ -2,7 +2,7 @@
 token and provider reference the program registered is still registered, and what
 changed is updated in place (what the new release adds is created beside it).
 
-The state is the one `tests/engine/upgrade.py record` exported (see `upgrade.RECORDED_AT`).
+Each state is one `tests/engine/upgrade.py record` exported (see `upgrade.RELEASES`).
 The test puts the cluster back as that release left it (each object the state records,
 applied as its provider applied it), imports the state into a fresh stack, previews with
 this checkout's program, then runs the upgrade for real.
@@ -17,45 +17,22 @@ from typing import Any, Final
 
 import pytest
 
-from components import kube_api
+from sidecar import kube_client
 from tests.engine import upgrade
-from tests.engine.harness import Workspace, copy_project
+from tests.engine.harness import Workspace, copy_project, object_path
 
 pytestmark = pytest.mark.engine
 
-PLURALS: Final = {
-    "Namespace": "namespaces",
-    "ConfigMap": "configmaps",
-    "Service": "services",
-    "Deployment": "deployments",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "Certificate": "certificates",
-}
 REPLACING: Final = {"delete", "replace", "create-replacement", "delete-replaced"}
 """What must never happen to a resource the earlier release made. New resources (a new
 release's additions) are created; a renamed one would show as a create and a delete."""
-ADDED_SINCE: Final = {
-    "opstrace:index:Isolation",
-    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
-    "pulumi-python:dynamic/opstrace:NetworkPolicyEnforcement",
-}
-"""Types the recorded release did not have: the upgrade creates resources of theirs."""
 
 
 def urn_type(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
 
 
-def object_path(manifest: dict[str, Any]) -> str:
-    """The API path of `manifest` (namespaced or not), by its apiVersion and kind."""
-    api_version, kind = manifest["apiVersion"], manifest["kind"]
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    metadata = manifest["metadata"]
-    where = f"/namespaces/{metadata['namespace']}" if "namespace" in metadata else ""
-    return f"{base}{where}/{PLURALS[kind]}/{metadata['name']}"
-
-
-def restore_objects(api: kube_api.Api, state: dict[str, Any]) -> None:
+def restore_objects(api: kube_client.Api, state: dict[str, Any]) -> None:
     """Apply every object the state's Kubernetes resources made, as their provider did
     (its inputs, its field manager), namespaces first."""
     resources = [
@@ -72,15 +49,22 @@ def restore_objects(api: kube_api.Api, state: dict[str, Any]) -> None:
         )
 
 
+@pytest.fixture(params=sorted(upgrade.RELEASES))
+def release(request: pytest.FixtureRequest) -> upgrade.Release:
+    return upgrade.RELEASES[request.param]
+
+
 @pytest.fixture
-def imported(tmp_path: Path, cluster: kube_api.Api) -> Iterator[Workspace]:
+def imported(
+    tmp_path: Path, cluster: kube_client.Api, release: upgrade.Release
+) -> Iterator[Workspace]:
     """The earlier release's stack, its objects in the cluster, this checkout's program."""
     workspace = Workspace(tmp_path / "project", tmp_path / "home", tmp_path / "backend")
     workspace.project_dir.rmdir()
     copy_project(workspace.project_dir)
     upgrade.write_stack(workspace.project_dir)
     workspace.new_stack(upgrade.STACK)
-    state = upgrade.restored(upgrade.FIXTURE.read_text())
+    state = upgrade.restored(release.fixture.read_text())
     restore_objects(cluster, state)
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(state))
@@ -91,15 +75,15 @@ def imported(tmp_path: Path, cluster: kube_api.Api) -> Iterator[Workspace]:
         workspace.run("destroy", "--yes", "--skip-preview", "--stack", upgrade.STACK)
 
 
-def test_a_stack_of_the_earlier_release_upgrades_with_no_replacement(
-    imported: Workspace,
+def test_a_stack_of_an_earlier_release_upgrades_with_no_replacement(
+    imported: Workspace, release: upgrade.Release
 ) -> None:
     preview = imported.run("preview", "--json", "--stack", upgrade.STACK)
     steps = json.loads(preview.stdout)["steps"]
     replaced = [(step["op"], step["urn"]) for step in steps if step["op"] in REPLACING]
     assert replaced == []
     created = {urn_type(step["urn"]) for step in steps if step["op"] == "create"}
-    assert created >= ADDED_SINCE
+    assert created >= release.added_since
     imported.run("up", "--yes", "--skip-preview", "--stack", upgrade.STACK)
     after = imported.run("preview", "--expect-no-changes", "--stack", upgrade.STACK, check=False)
     assert after.returncode == 0, after.stdout + after.stderr

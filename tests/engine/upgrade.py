@@ -1,12 +1,13 @@
 """A stack as an earlier release of the program left it, for the upgrade test.
 
-    python -m tests.engine.upgrade record   # deploy with this checkout, save the state
+    python -m tests.engine.upgrade record NAME  # deploy with this checkout, save the state
 
-`record` deploys `STACK_CONFIG` with this checkout's program on the local cluster
-(`make cluster-up`), exports the state to `FIXTURE` and destroys the stack again. Run it
-on the commit before a change that moves code the state names (modules, components),
-then commit the fixture with that change: `test_upgrade.py` imports the state into a
-fresh stack and previews it with the new program, which must change nothing. The state
+`record` deploys `stack_config()` with this checkout's program on the local cluster
+(`make cluster-up`), exports the state to `fixtures/state-before-NAME.json` and destroys
+the stack again. Run it on the commit before a change that moves code the state names
+(modules, components), then add the fixture to `RELEASES` with that change:
+`test_upgrade.py` imports each recorded state into a fresh stack and previews it with the
+new program, which must replace nothing. The state
 holds public keys and passphrase-encrypted tokens of throwaway credentials, never a
 private key (the token provider keeps none).
 
@@ -20,6 +21,7 @@ import json
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,8 +30,37 @@ import yaml
 from tests.engine.harness import Workspace, copy_project, local_stack
 from tools import cluster as local_cluster
 
-FIXTURE: Final = Path(__file__).resolve().parent / "fixtures" / "state-before-gateway-package.json"
-RECORDED_AT: Final = "001ebc1 + issue 14 (main before components/gateway/ became a package)"
+FIXTURES: Final = Path(__file__).resolve().parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class Release:
+    """An earlier release's recorded state."""
+
+    fixture: Path
+    recorded_at: str
+    added_since: frozenset[str]
+    """Types that release did not have: the upgrade creates resources of theirs."""
+
+
+RELEASES: Final = {
+    "gateway-package": Release(
+        FIXTURES / "state-before-gateway-package.json",
+        "001ebc1 + issue 14 (main before components/gateway/ became a package)",
+        frozenset(
+            {
+                "opstrace:index:Isolation",
+                "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+                "pulumi-python:dynamic/opstrace:NetworkPolicyEnforcement",
+            }
+        ),
+    ),
+    "house-move": Release(
+        FIXTURES / "state-before-house-move.json",
+        "82e8eca (main before the pure rules moved to opstrace/ and the pod's code to sidecar/)",
+        frozenset(),
+    ),
+}
 PROJECT: Final = "opstrace"
 STACK: Final = "upgrade"
 KUBECONFIG_PLACEHOLDER: Final = "@KUBECONFIG@"
@@ -61,7 +92,7 @@ def restored(exported: str) -> dict[str, Any]:
     return state
 
 
-def record(checkout: Path) -> None:
+def record(checkout: Path, fixture: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="upgrade-record-") as scratch:
         base = Path(scratch)
         workspace = Workspace(base / "project", base / "home", base / "backend")
@@ -73,12 +104,14 @@ def record(checkout: Path) -> None:
         exported = workspace.run("stack", "export", "--stack", STACK).stdout
         workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK)
     path = json.dumps(str(local_cluster.KUBECONFIG))[1:-1]
-    FIXTURE.parent.mkdir(exist_ok=True)
-    FIXTURE.write_text(exported.replace(path, KUBECONFIG_PLACEHOLDER))
-    print(f"recorded {FIXTURE} ({FIXTURE.stat().st_size} bytes)")
+    fixture.parent.mkdir(exist_ok=True)
+    fixture.write_text(exported.replace(path, KUBECONFIG_PLACEHOLDER))
+    print(f"recorded {fixture} ({fixture.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["record"]:
+    if len(sys.argv) != 3 or sys.argv[1] != "record":
         sys.exit(__doc__)
-    record(Path(__file__).resolve().parent.parent.parent)
+    record(
+        Path(__file__).resolve().parent.parent.parent, FIXTURES / f"state-before-{sys.argv[2]}.json"
+    )

@@ -14,9 +14,8 @@ import contextlib
 from functools import partial
 from typing import Any, Final
 
-from components import kube_api
-from tools.cluster import credentials
-from tools.cluster.supervisor import Supervisor
+from sidecar import kube_client
+from tools.cluster import control_plane, credentials
 
 TEST_ISSUER: Final = "test-issuer"
 GROUP: Final = "cert-manager.io"
@@ -52,22 +51,22 @@ def _crd(kind: str, plural: str, scope: str) -> dict[str, Any]:
     }
 
 
-def _established(api: kube_api.Api, name: str) -> bool:
+def _established(api: kube_client.Api, name: str) -> bool:
     crd = api.get(f"{CRDS}/{name}") or {}
     conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-def install(api: kube_api.Api, supervisor: Supervisor) -> None:
+def install(api: kube_client.Api) -> None:
     """cert-manager's two CRDs (no schema) and the ClusterIssuer the tests name."""
     for crd in (
         _crd("Certificate", "certificates", "Namespaced"),
         _crd("ClusterIssuer", "clusterissuers", "Cluster"),
     ):
         name = crd["metadata"]["name"]
-        with contextlib.suppress(kube_api.Conflict):
+        with contextlib.suppress(kube_client.Conflict):
             api.create(CRDS, crd)
-        supervisor.wait_for(
+        control_plane.wait_for(
             partial(_established, api, name), f"CRD {name} to be established", "kube-apiserver"
         )
     issuer = {
@@ -76,7 +75,7 @@ def install(api: kube_api.Api, supervisor: Supervisor) -> None:
         "metadata": {"name": TEST_ISSUER},
         "spec": {"ca": {"secretName": "test-ca"}},
     }
-    with contextlib.suppress(kube_api.Conflict):
+    with contextlib.suppress(kube_client.Conflict):
         api.create(f"/apis/{GROUP}/v1/clusterissuers", issuer)
 
 
@@ -89,7 +88,7 @@ def _template_labels(spec: dict[str, Any]) -> dict[str, str]:
     return dict((spec.get("secretTemplate") or {}).get("labels") or {})
 
 
-def _relabel(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
+def _relabel(api: kube_client.Api, certificate: dict[str, Any]) -> str | None:
     """As cert-manager: an issued Secret takes a changed `secretTemplate`'s labels, not
     reissued."""
     meta, spec = certificate["metadata"], certificate.get("spec", {})
@@ -103,12 +102,12 @@ def _relabel(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
         return None
     try:
         api.merge_patch(path, {"metadata": {"labels": wanted}})
-    except kube_api.NotFound:
+    except kube_client.NotFound:
         return None  # deleted meanwhile
     return f"secret {meta['namespace']}/{spec['secretName']} labelled as its Certificate asks"
 
 
-def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
+def issue(api: kube_client.Api, certificate: dict[str, Any]) -> str | None:
     """Issue a Certificate that is not Ready yet (or bring an issued one's Secret to its
     template); says what it did."""
     if _ready(certificate):
@@ -138,6 +137,6 @@ def issue(api: kube_api.Api, certificate: dict[str, Any]) -> str | None:
         api.merge_patch(
             f"/apis/{GROUP}/v1/namespaces/{namespace}/certificates/{meta['name']}/status", ready
         )
-    except kube_api.NotFound:
+    except kube_client.NotFound:
         return None  # the Certificate (or its namespace) was deleted meanwhile
     return f"certificate {namespace}/{meta['name']} issued"

@@ -1,75 +1,70 @@
-"""The cluster's credentials: its CA, the API server's serving certificate, a client
-certificate per user, the service-account signing key, and the kubeconfigs that use them.
+"""The cluster's credentials: its CA, the one certificate kwokctl's components share, and
+client certificates for the tests' other users.
 
-Made fresh at every `up` (`tools.pki`: EC keys, valid 30 days). The admin and the
-control-plane components are in `system:masters`; the API server refuses anonymous
-requests, so every client here authenticates with one of these certificates.
+`seed` writes them where kwokctl looks before it makes its own (`tools.pki`: EC keys,
+valid 30 days): the CA, so that the cert-manager stand-in issues the tenants' certificates
+from it, and the admin's certificate, which kwokctl uses as the API server's serving
+certificate, as every component's client certificate (in `system:masters`) and as the
+service-account signing key. The API server refuses anonymous requests, so every client
+here authenticates with one of these certificates.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from components import kube_api
+from opstrace import kubeconfig as kubeconfigs
+from sidecar import kube_client
 from tools import pki
-from tools.cluster.state import KUBECONFIG, PKI
+from tools.cluster.control_plane import KUBERNETES_SERVICE_ADDRESS
+from tools.cluster.state import CLUSTER_NAME, KUBECONFIG, PKI
 
 CERTIFICATE_DAYS: Final = 30
-SERVICE_CIDR: Final = "10.96.0.0/16"
-CLUSTER_NAME: Final = "opstrace-test"
-USERS: Final = ("admin", "kube-controller-manager", "kube-scheduler", "kwok")
-"""Client certificates, all in system:masters: the admin (tests, stand-ins), components."""
+MASTERS: Final = "system:masters"
+SERVING_NAMES: Final = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 
 
-def make_pki() -> None:
-    """A CA, one serving certificate for 127.0.0.1, client certificates, SA keys."""
+def seed() -> None:
+    """The CA and the admin's certificate, where kwokctl finds them (it makes its own,
+    RSA, only where none is)."""
     PKI.mkdir(parents=True, exist_ok=True)
     ca = pki.Authority.create(f"{CLUSTER_NAME}-ca", days=CERTIFICATE_DAYS)
     ca.write(PKI / "ca.crt", PKI / "ca.key")
-
-    def write(file_name: str, issued: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]) -> None:
-        certificate, key = issued
-        (PKI / f"{file_name}.crt").write_bytes(pki.certificate_pem(certificate))
-        pki.write_private_key(key, PKI / f"{file_name}.key")
-
-    serving = ca.issue(
-        pki.name("127.0.0.1"),
+    certificate, key = ca.issue(
+        pki.name("kwok-admin", MASTERS),
         days=CERTIFICATE_DAYS,
-        # 127.0.0.1, and the kubernetes Service's address and names.
-        ip_addresses=["127.0.0.1", str(ipaddress.ip_network(SERVICE_CIDR)[1])],
-        dns_names=[
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ],
+        usages=(pki.SERVER_AUTH, pki.CLIENT_AUTH),
+        dns_names=SERVING_NAMES,
+        ip_addresses=("127.0.0.1", KUBERNETES_SERVICE_ADDRESS),
     )
-    write("serving", serving)
-    for user in USERS:
-        subject = pki.name(user, "system:masters")
-        write(user, ca.issue(subject, days=CERTIFICATE_DAYS, usage=pki.CLIENT_AUTH))
-    sa_key = pki.new_key()
-    pki.write_private_key(sa_key, PKI / "sa.key")
-    (PKI / "sa.pub").write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    (PKI / "admin.crt").write_bytes(pki.certificate_pem(certificate))
+    # SEC1: kube-apiserver also reads it as --service-account-key-file, and refuses a
+    # PKCS#8 EC key there.
+    pki.write_private_key(key, PKI / "admin.key", sec1=True)
 
 
 def kubeconfig(user: str, port: int, *, embed: bool) -> dict[str, Any]:
-    """A kubeconfig for `user` (its client certificate) of the server on 127.0.0.1:`port`;
+    """A kubeconfig for `user` (the admin's certificate, or a client certificate issued
+    now for another user, in `system:masters`) of the server on 127.0.0.1:`port`;
     `embed` inlines the files."""
+    if user != "admin" and not (PKI / f"{user}.crt").exists():
+        ca = pki.Authority.load(PKI / "ca.crt", PKI / "ca.key")
+        certificate, key = ca.issue(
+            pki.name(user, MASTERS), days=CERTIFICATE_DAYS, usages=(pki.CLIENT_AUTH,)
+        )
+        (PKI / f"{user}.crt").write_bytes(pki.certificate_pem(certificate))
+        pki.write_private_key(key, PKI / f"{user}.key")
 
     def ref(kind: str, path: Path) -> dict[str, str]:
         if embed:
@@ -102,19 +97,21 @@ def kubeconfig(user: str, port: int, *, embed: bool) -> dict[str, Any]:
     }
 
 
-def write_kubeconfig(path: Path, user: str, port: int, *, embed: bool) -> None:
-    path.write_text(yaml.safe_dump(kubeconfig(user, port, embed=embed)))
-    path.chmod(0o600)
+def write_admin_kubeconfig(port: int) -> None:
+    """The admin's kubeconfig, certificates embedded: what tests and operators use."""
+    KUBECONFIG.touch(mode=0o600)
+    KUBECONFIG.write_text(yaml.safe_dump(kubeconfig("admin", port, embed=True)))
+    KUBECONFIG.chmod(0o600)
 
 
-def client(port: int, user: str = "admin") -> kube_api.Api:
-    """A client of the server on 127.0.0.1:`port` (any component's) as `user`."""
-    return kube_api.Api.from_kubeconfig(kubeconfig(user, port, embed=False))
+def client(port: int, user: str = "admin") -> kube_client.Api:
+    """A client of the server on 127.0.0.1:`port` as `user`."""
+    return kubeconfigs.from_document(kubeconfig(user, port, embed=False))
 
 
-def admin_api() -> kube_api.Api:
+def admin_api() -> kube_client.Api:
     """The admin's client, from the admin kubeconfig that `up` wrote."""
-    return kube_api.Api.from_kubeconfig_file(KUBECONFIG, parse=yaml.safe_load)
+    return kubeconfigs.client(str(KUBECONFIG))
 
 
 def issue_from_test_ca(dns_names: Sequence[str]) -> tuple[bytes, bytes]:

@@ -34,11 +34,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from components import kube_api
+from opstrace.gateway import settings as gateway_settings
+from sidecar import kube_client
 from tools.cluster.state import STATE, ClusterError
 from tools.cluster.supervisor import Supervisor
 
 SELECTOR: Final = "app.kubernetes.io/name=opstrace-gateway"
+ADDRESS: Final = ("127.0.0.1", int(gateway_settings.DEFAULT_LISTEN.rpartition(":")[2]))
+"""Where clients on this machine reach the gateway pods' TLS listener (they share its
+network)."""
 PODS: Final = "/api/v1/pods"
 ROOT: Final = Path(tempfile.gettempdir())
 """Where each pod's processes keep their logs, pids and volumes (`opstrace-pod-<uid>`), not
@@ -105,7 +109,7 @@ class LocalPod:
 
     def __init__(
         self,
-        api: kube_api.Api,
+        api: kube_client.Api,
         pod: Mapping[str, Any],
         apiserver_port: int,
         haproxy: str | None = None,
@@ -116,7 +120,7 @@ class LocalPod:
         self.uid = str(pod["metadata"]["uid"])
         self.name = str(pod["metadata"]["name"])
         self.namespace = str(pod["metadata"]["namespace"])
-        self.root = ROOT / f"opstrace-pod-{self.uid}"
+        self.root = pod_root(self.uid)
         self.apiserver_port = apiserver_port
         self.supervisor = Supervisor(self.root)
         spec = pod["spec"]
@@ -248,9 +252,22 @@ class LocalPod:
         self.supervisor.start("haproxy", haproxy, env)
 
     def stop(self) -> None:
-        for name in ("haproxy", "gateway-sync"):
-            self.supervisor.stop(name)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_pod(self.uid)
+
+
+def pod_root(uid: str) -> Path:
+    """Where the processes of the gateway pod `uid` keep their files."""
+    return ROOT / f"opstrace-pod-{uid}"
+
+
+def stop_pod(uid: str) -> None:
+    """Stop the processes of the gateway pod `uid` (ours only, by pid) and delete its
+    files: what the runner does when the pod goes, and what a teardown does for a pod the
+    runner may not have seen go (`tools.local`)."""
+    supervisor = Supervisor(pod_root(uid))
+    for name in ("haproxy", "gateway-sync"):
+        supervisor.stop(name)
+    shutil.rmtree(pod_root(uid), ignore_errors=True)
 
 
 def _answers(url: str) -> bool:
@@ -261,7 +278,7 @@ def _answers(url: str) -> bool:
 class Runner:
     """Every gateway pod of the cluster running as `LocalPod`s, as pods come and go."""
 
-    def __init__(self, api: kube_api.Api, apiserver_port: int) -> None:
+    def __init__(self, api: kube_client.Api, apiserver_port: int) -> None:
         self.api = api
         self.apiserver_port = apiserver_port
         self.running: dict[str, LocalPod] = {}
@@ -289,7 +306,7 @@ class Runner:
             pod = LocalPod(self.api, manifest, self.apiserver_port)
             try:
                 pod.start()
-            except (ClusterError, kube_api.KubeApiError) as error:
+            except (ClusterError, kube_client.KubeApiError) as error:
                 pod.stop()
                 done.append(f"gateway pod {name} failed to start: {error}")
                 continue
@@ -298,7 +315,7 @@ class Runner:
         return done
 
 
-def run(api: kube_api.Api, apiserver_port: int, say: Callable[[str], None]) -> None:
+def run(api: kube_client.Api, apiserver_port: int, say: Callable[[str], None]) -> None:
     """Forever: the gateway pods of the cluster as listed and as they change, running."""
     lock = hold_ports()  # held until the process ends
     while lock is None:
@@ -325,9 +342,9 @@ def run(api: kube_api.Api, apiserver_port: int, say: Callable[[str], None]) -> N
                     else:
                         continue
                     _act(runner, pods, say)
-        except kube_api.Gone:
+        except kube_client.Gone:
             continue
-        except kube_api.KubeApiError as error:
+        except kube_client.KubeApiError as error:
             say(str(error))
             time.sleep(1.0)
 
@@ -336,5 +353,5 @@ def _act(runner: Runner, pods: Mapping[str, Mapping[str, Any]], say: Callable[[s
     try:
         for line in runner.reconcile(list(pods.values())):
             say(line)
-    except (ClusterError, kube_api.ApiError) as error:  # this pod only: the others still run
+    except (ClusterError, kube_client.ApiError) as error:  # this pod only: the others still run
         say(str(error))

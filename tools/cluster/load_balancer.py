@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from components import kube_api
+from sidecar import kube_client
 
 LB_DOMAIN: Final = "lb.local"
 SERVICES: Final = "/api/v1/services"
@@ -22,7 +22,7 @@ def lb_hostname(name: str, namespace: str) -> str:
     return f"{name}-{namespace}.{LB_DOMAIN}"
 
 
-def assign(api: kube_api.Api, service: dict[str, Any]) -> str | None:
+def assign(api: kube_client.Api, service: dict[str, Any]) -> str | None:
     """Give a LoadBalancer Service without an address its hostname; says what it did."""
     if service.get("spec", {}).get("type") != "LoadBalancer":
         return None
@@ -34,6 +34,6 @@ def assign(api: kube_api.Api, service: dict[str, Any]) -> str | None:
     path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}/status"
     try:
         api.merge_patch(path, patch)
-    except kube_api.NotFound:
+    except kube_client.NotFound:
         return None  # deleted meanwhile
     return f"service {meta['namespace']}/{meta['name']} -> {hostname}"

@@ -15,12 +15,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
-from components import kube_api
+from sidecar import kube_client
 from tools.cluster import cert_manager, credentials, gateway_pods, load_balancer, state
 
 RETRY_SECONDS: Final = 1.0
 
-Reconcile = Callable[[kube_api.Api, dict[str, Any]], str | None]
+Reconcile = Callable[[kube_client.Api, dict[str, Any]], str | None]
 CONTROLLERS: Final[dict[str, tuple[str, Reconcile]]] = {
     "load balancers": (load_balancer.SERVICES, load_balancer.assign),
     "certificates": (cert_manager.CERTIFICATES, cert_manager.issue),
@@ -31,15 +31,15 @@ def say(line: str) -> None:
     print(f"lb-controller: {line}", flush=True)
 
 
-def _act(api: kube_api.Api, reconcile: Reconcile, obj: dict[str, Any]) -> None:
+def _act(api: kube_client.Api, reconcile: Reconcile, obj: dict[str, Any]) -> None:
     try:
         if done := reconcile(api, obj):
             say(done)
-    except kube_api.ApiError as error:  # this object only: the others still get served
+    except kube_client.ApiError as error:  # this object only: the others still get served
         say(str(error))
 
 
-def control(api: kube_api.Api, path: str, reconcile: Reconcile) -> None:
+def control(api: kube_client.Api, path: str, reconcile: Reconcile) -> None:
     """Forever: every object at `path`, as listed and as changed, handed to `reconcile`."""
     while True:
         try:
@@ -52,9 +52,9 @@ def control(api: kube_api.Api, path: str, reconcile: Reconcile) -> None:
                     version = event.resource_version or version
                     if event.type in ("ADDED", "MODIFIED"):
                         _act(api, reconcile, event.object)
-        except kube_api.Gone:
+        except kube_client.Gone:
             continue  # the version is too old: list again
-        except kube_api.KubeApiError as error:
+        except kube_client.KubeApiError as error:
             say(str(error))
             time.sleep(RETRY_SECONDS)  # the API server restarting, or a CRD not there yet
 

@@ -1,8 +1,9 @@
 """Where the local cluster keeps its files, and the ports it was given.
 
 Everything lives under `.engine/` of the checkout: the binaries `make engine` built in
-`bin/`, the cluster's state in `cluster/` (certificates, etcd data, pid files, one log
-per component, the ports in `state.json`) and the admin kubeconfig.
+`bin/`, the cluster's state in `cluster/` (kwokctl's work directory `kwok/` with the
+certificates, etcd's data, pid files and a log per component; our processes' pid files and
+logs; the ports in `state.json`) and the admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
 ENGINE_DIR: Final = (ROOT / ".engine").resolve()
-"""Resolved: a copy whose `.engine` links to a checkout's (tools.mutants) is that cluster."""
+"""Resolved: a copy whose `.engine` links to a checkout's (devtools.mutants) is that cluster."""
 BIN: Final = ENGINE_DIR / "bin"
 STATE: Final = ENGINE_DIR / "cluster"
 KUBECONFIG: Final = ENGINE_DIR / "kubeconfig"
 """The admin's kubeconfig (client certificate embedded): what tests and operators use."""
-PKI: Final = STATE / "pki"
+CLUSTER_NAME: Final = "opstrace-test"
+KWOK_WORKDIR: Final = STATE / "kwok"
+"""kwokctl's KWOK_WORKDIR: the cluster is `clusters/<name>/` in it (pki, etcd, logs, pids)."""
+CLUSTER_DIR: Final = KWOK_WORKDIR / "clusters" / CLUSTER_NAME
+PKI: Final = CLUSTER_DIR / "pki"
 PORTS_FILE: Final = STATE / "state.json"
 
 

@@ -13,10 +13,11 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Final
 
-from components import kube_api
+from sidecar import kube_client
 from tools.cluster.state import ClusterError
 
 POLL_SECONDS: Final = 0.25
@@ -123,14 +124,33 @@ class Supervisor:
     ) -> None:
         """Poll `condition` until it holds; fail naming `what`, with `name`'s log tail,
         when `name` exits or after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ClusterError, kube_api.KubeApiError):
-                if condition():
-                    return
-            if not self.alive(name):
-                raise ClusterError(f"{name} exited while waiting for {what}\n{self.log_tail(name)}")
-            time.sleep(POLL_SECONDS)
-        raise ClusterError(
-            f"timed out after {timeout:.0f}s waiting for {what}\n{self.log_tail(name)}"
+        wait_until(
+            condition,
+            what,
+            name,
+            alive=partial(self.alive, name),
+            log_tail=partial(self.log_tail, name),
+            timeout=timeout,
         )
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    name: str,
+    *,
+    alive: Callable[[], bool],
+    log_tail: Callable[[], str],
+    timeout: float = START_TIMEOUT,
+) -> None:
+    """Poll `condition` until it holds; fail naming `what`, with the log tail of process
+    `name`, when it exits (`alive` says no more) or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ClusterError, kube_client.KubeApiError):
+            if condition():
+                return
+        if not alive():
+            raise ClusterError(f"{name} exited while waiting for {what}\n{log_tail()}")
+        time.sleep(POLL_SECONDS)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}\n{log_tail()}")

@@ -1,0 +1,82 @@
+"""A stack's configuration, read and checked whole: what the program starts from.
+
+Pure but for the one read of the CLI's config (`load_config`). Parsing (`parse`) checks
+every setting; then what only the rendered documents show: that the keys of every
+credential fit the ConfigMaps that hold them (`config_maps.capacity_problem`, with
+stand-in keys of the configured sizes). So a stack that fails either way fails before
+anything is registered, with one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from opstrace import config_maps, keys, names
+from opstrace.config.parse import parse_config, stack_settings
+from opstrace.config.read import ConfigError
+from opstrace.config.schema import InstanceConfig
+
+OFFLINE_PLAN: Final = "OPSTRACE_OFFLINE_PLAN"
+"""The global by which the offline plan (`tools.offline.run_program(plan=True)`) tells the
+program, run with `runpy`, that nothing will be created: a placeholder domain is then not
+refused (the plan warns of it instead). The CLI's language host never sets it."""
+PLACEHOLDER_DOMAIN_FIX: Final = (
+    "set your own domain with `pulumi config set domain observability.yourcompany.com`, "
+    "or set dns to none"
+)
+"""The fix a preview or an update prints: there the CLI is at hand."""
+
+
+def load_config(base_dir: Path, *, plan: bool = False) -> InstanceConfig:
+    """Read and check the current stack's settings (the program's only config read)."""
+    from pulumi.runtime import config as runtime_config
+
+    return config_of_stack(
+        {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, base_dir, plan=plan
+    )
+
+
+def config_of_stack(
+    config: Mapping[str, Any], base_dir: Path, *, plan: bool = False
+) -> InstanceConfig:
+    """The instance configuration of a stack's whole config (as the CLI hands it over).
+
+    A placeholder domain is refused unless the caller only plans (`plan`): then the caller
+    says so itself (`placeholder_domain_problem`), with the fix that works where it runs."""
+    region = config.get("aws:region", "")
+    profile = config.get("aws:profile", "")
+    parsed = parse_config(
+        stack_settings(config),
+        base_dir=base_dir,
+        aws_region=region if isinstance(region, str) else "",
+        aws_profile=profile if isinstance(profile, str) else "",
+    )
+    if problem := capacity_problem(parsed):
+        raise ConfigError(f"tenants: {problem}")
+    if not plan and (problem := placeholder_domain_problem(parsed)):
+        raise ConfigError(f"{problem}: {PLACEHOLDER_DOMAIN_FIX}")
+    return parsed
+
+
+def placeholder_domain_problem(config: InstanceConfig) -> str | None:
+    """`domain: <why>` when the instance zone would be under a reserved placeholder domain
+    (example.com, .test...) that Route53 cannot host, else None. Valid to plan; refused
+    where something would be created."""
+    if config.dns != "route53":
+        return None
+    problem = names.reserved_domain_problem(config.domain)
+    return f"domain: {problem}" if problem else None
+
+
+def capacity_problem(config: InstanceConfig) -> str | None:
+    """Why the instance's keys do not fit its ConfigMaps, or None."""
+    # A signing key file's size is known only once it is read: count the largest.
+    credentials = [
+        (tenant.name, max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits)
+        for tenant in config.tenants
+        for token in tenant.tokens
+    ]
+    trusted = [(key.pem, key.tenant) for key in config.trusted_keys]
+    return config_maps.capacity_problem(credentials, trusted, config.gateway)

@@ -1,0 +1,169 @@
+"""A tenant's entry in the stack file (`opstrace:tenants[i]`), parsed into a `TenantSpec`.
+
+Pure, no Pulumi: the name and token rules, the key options, the tenant's limits,
+retention, rule files and Alertmanager configuration, each refused in one line naming
+the entry and the rule. The system tenant comes first, always, never configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+
+from opstrace import keys, names
+from opstrace.config import platform
+from opstrace.config.local_files import path_setting, read_text, resolve
+from opstrace.config.read import ConfigError
+from opstrace.config.schema import TENANT_OPTIONS, TenantSpec, TokenSpec
+from opstrace.policy import limits, rule_files
+
+_Document = TypeVar("_Document")
+
+SET_HINT: Final = (
+    "in the stack file (`opstrace:tenants: [prod]`) or with "
+    "`pulumi config set --path 'opstrace:tenants[0]' prod`"
+)
+"""How to add a first tenant (`config._SET_HINT` says why the stack file comes first)."""
+
+
+def parse_tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[TenantSpec, ...]:
+    """The system tenant, then the user tenants in the stack file's order; `base_dir`
+    resolves the files they name."""
+    if isinstance(raw, str):
+        first = raw.split(",")[0].strip() or "prod"
+        raise ConfigError(
+            f"tenants: got the single value {raw!r}, but tenants is a list: set each entry "
+            f"with `pulumi config set --path 'opstrace:tenants[0]' {first}` (then [1], [2], "
+            "...) or write a YAML list in the stack file"
+        )
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            f"tenants: expected a list with at least one user tenant, got {raw!r}: add one "
+            f"{SET_HINT}"
+        )
+    seen: set[str] = set()
+    system_token = TokenSpec(names.DEFAULT_TOKEN_NAME, system_rotation, "", "")
+    system = TenantSpec(names.SYSTEM_TENANT, (system_token,))
+    specs = [system]
+    for index, entry in enumerate(raw):
+        field = f"tenants[{index}]"
+        spec = _tenant(field, entry, base_dir)
+        if spec.name == names.SYSTEM_TENANT:
+            raise ConfigError(
+                f"{field}: 'system' is the instance's own tenant; it always exists and "
+                "cannot be configured: choose another name"
+            )
+        if spec.name in seen:
+            raise ConfigError(f"{field}: tenant {spec.name!r} is listed twice")
+        seen.add(spec.name)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{field}: expected a tenant name or an object, got {entry!r}")
+    unknown = sorted(set(entry) - set(TENANT_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{field}.{unknown[0]}: unknown tenant option; use {', '.join(TENANT_OPTIONS)}"
+        )
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise ConfigError(f"{field}.name: expected a tenant name, got {name!r}")
+    if problem := names.tenant_name_problem(name):
+        raise ConfigError(f"{field}: {problem}")
+    token_names = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
+    if not isinstance(token_names, list) or not token_names:
+        raise ConfigError(
+            f"{field}.tokens: expected a non-empty list of token names, got {token_names!r}"
+        )
+    rotation, export_to, signing_file = _token_options(field, entry, base_dir)
+    tokens: list[TokenSpec] = []
+    for position, token_name in enumerate(token_names):
+        token_field = f"{field}.tokens[{position}]"
+        if not isinstance(token_name, str) or names.token_name_problem(token_name):
+            raise ConfigError(
+                f"{token_field}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}"
+            )
+        if token_name in {t.name for t in tokens}:
+            raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
+        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file))
+    owner = f" (tenant {name!r})"
+    return TenantSpec(
+        name,
+        tuple(tokens),
+        limits=limits.parse_limits(f"{field}.limits", entry.get("limits", {}), owner),
+        retention_days={
+            group: platform.retention_days(f"{field}.{key}", entry[key], owner)
+            for group, key in (
+                (limits.METRICS, "metricsRetention"),
+                (limits.LOGS, "logsRetention"),
+            )
+            if key in entry
+        },
+        rules=_optional_document(
+            f"{field}.rules", entry.get("rules"), base_dir, owner, rule_files.rule_groups
+        ),
+        log_rules=_optional_document(
+            f"{field}.logRules", entry.get("logRules"), base_dir, owner, rule_files.rule_groups
+        ),
+        alertmanager_config=_optional_document(
+            f"{field}.alertmanagerConfig",
+            entry.get("alertmanagerConfig"),
+            base_dir,
+            owner,
+            rule_files.alertmanager_config,
+        ),
+    )
+
+
+def _optional_document(
+    field: str,
+    raw: Any,
+    base_dir: Path,
+    owner: str,
+    check: Callable[[str, Any, str, str], _Document],
+) -> _Document | None:
+    """A tenant's YAML document, checked by `check`: a file path (relative to the project
+    directory), YAML text (a value with a line break), or the mapping itself; None when
+    absent. Files are read whenever the program runs: their content is what `up` applies."""
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return check(field, raw, "inline", owner)
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{field}{owner}: expected a file path or YAML, got {raw!r}")
+    source = "inline" if "\n" in raw else path_setting(raw, field)
+    text = raw if source == "inline" else read_text(f"{field}{owner}", resolve(source, base_dir))
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{field}{owner}: {where}: not valid YAML: {problem}") from None
+    return check(field, document, source, owner)
+
+
+def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:
+    """rotation, exportKeysTo, signingKeyFile of a tenant entry, checked."""
+    rotation = entry.get("rotation", "")
+    if isinstance(rotation, int) and not isinstance(rotation, bool):
+        rotation = str(rotation)  # YAML reads `rotation: 2026` as a number
+    if not isinstance(rotation, str):
+        raise ConfigError(f"{field}.rotation: expected a string, got {rotation!r}")
+    export_to = path_setting(entry.get("exportKeysTo", ""), f"{field}.exportKeysTo")
+    signing_file = path_setting(entry.get("signingKeyFile", ""), f"{field}.signingKeyFile")
+    if export_to and signing_file:
+        raise ConfigError(f"{field}: {keys.EXPORT_EXCLUDES_SIGNING_FILE}")
+    if export_to and (
+        problem := keys.export_directory_problem(export_to, resolve(export_to, base_dir))
+    ):
+        raise ConfigError(f"{field}.exportKeysTo: {problem}")
+    return rotation, export_to, signing_file

@@ -1,0 +1,102 @@
+"""Everything the gateway pods read, rendered in one place from settings and keys.
+
+Pure, no Pulumi: the Gateway component puts these files into ConfigMaps, `python -m
+tools.gateway render` writes them to a directory, and the tests run them in a real
+HAProxy, so the configuration tested is the one the pods get.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from opstrace import data_token, keys
+from opstrace.gateway import haproxy, maps
+from opstrace.gateway.settings import (
+    BINDINGS_MAP,
+    CRT_LIST,
+    HAPROXY_CONFIG,
+    HOSTS_MAP,
+    KEY_FILE_PREFIX,
+    KEYS_MAP,
+    METHODS_MAP,
+    ROUTES_MAP,
+    GatewaySettings,
+    gateway_tenants,
+    key_file_name,
+    validate_bindings,
+    validate_keys,
+)
+from sidecar import contract
+
+
+def render_gateway_files(
+    settings: GatewaySettings,
+    trusted: Mapping[str, str],
+    bindings: Mapping[str, str] = data_token.NO_BINDINGS,
+) -> dict[str, str]:
+    """File name -> content of everything HAProxy reads (but the certificates).
+
+    `trusted` is the key set (key ID -> PEM); `bindings` maps a key ID to the one tenant
+    whose endpoints accept its tokens (keys absent from it are instance-wide).
+    Deterministic for equal inputs (sorted everywhere), so the checksum of the result
+    changes exactly when the behaviour can change. The certificates are not among the
+    files: they come from each tenant's TLS Secret (the pod's sidecar writes them into
+    `certificates_dir` beside these).
+    """
+    checked = validate_keys(trusted)
+    tenants = gateway_tenants(settings.tenants)
+    bound = validate_bindings(bindings, checked, tenants)
+    files = {
+        HAPROXY_CONFIG: haproxy.haproxy_config(settings, checked),
+        HOSTS_MAP: maps.hosts_map(settings, tenants),
+        KEYS_MAP: maps.keys_map(settings, checked),
+        BINDINGS_MAP: maps.bindings_map(bound),
+        ROUTES_MAP: maps.routes_map(),
+        METHODS_MAP: maps.methods_map(),
+        CRT_LIST: maps.crt_list(settings, tenants),
+    }
+    files.update({key_file_name(kid): pem for kid, pem in checked.items()})
+    return files
+
+
+def config_checksum(files: Mapping[str, str]) -> str:
+    """SHA-256 over file names and contents, in name order."""
+    digest = hashlib.sha256()
+    for file_name, content in sorted(files.items()):
+        for part in (file_name, content):
+            data = part.encode("utf-8")
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+    return digest.hexdigest()
+
+
+CONFIG_MAP_ROLES: Final = ("config", "keys")
+"""The gateway's files come in two ConfigMaps: the configuration and maps, and one file
+per trusted key, so that each key is stored once and about 2,000 RSA-2048 keys fit."""
+
+
+def gateway_files(
+    settings: GatewaySettings, bound_keys: Iterable[tuple[str, str | None]]
+) -> dict[str, str]:
+    """The gateway's files from (public key, the one tenant it signs for or None) pairs:
+    the one way from an instance's keys to what its gateway reads, for the Gateway
+    component and for the capacity check alike."""
+    pairs = list(bound_keys)
+    return render_gateway_files(
+        settings, keys.key_set(pem for pem, _ in pairs), keys.key_bindings(pairs)
+    )
+
+
+def config_map_data(files: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Role (`config`, `keys`) -> ConfigMap data: the rendered files split in two, each
+    half carrying the checksum of the whole, so that the pods' sidecar loads the two
+    halves of one render only (`contract.CHECKSUM_KEY`)."""
+    checksum = config_checksum(files)
+    split: dict[str, dict[str, str]] = {role: {} for role in CONFIG_MAP_ROLES}
+    for name, content in sorted(files.items()):
+        split["keys" if name.startswith(KEY_FILE_PREFIX) else "config"][name] = content
+    for data in split.values():
+        data[contract.CHECKSUM_KEY] = checksum
+    return split

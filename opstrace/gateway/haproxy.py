@@ -1,0 +1,380 @@
+"""haproxy.cfg: the data API gateway's rules, rendered from its settings and key set.
+
+Pure functions, no Pulumi: the Gateway component puts these files into ConfigMaps and
+`python -m tools.gateway render` writes the same files to a directory, so the
+configuration that the tests run against a real HAProxy is the one the pods get.
+
+The decision is the reference one: `routes.route` for the path, then
+`data_token.authenticate` for the token, expressed with built-ins that HAProxy 2.6 has
+too (`jwt_verify`, `ub64dec`, `json_query`, `http_auth_pass`, maps, stick tables), so a
+stock image runs it unchanged: the same files pass every end-to-end test on Debian's
+2.6.12 and on the 3.4 LTS release the image pins (`make e2e-haproxy`).
+
+How keys are found without trusting the token's `kid`:
+- `keys.map` maps each trusted key ID (40 hex digits we computed from the PEM) to the
+  path of its key file, `key-<kid>.pem`; `bindings.map` maps a bound key's ID to its
+  tenant. The token's `kid` is only ever a lookup key into those maps (an exact string
+  match); it never becomes part of a path or of an expression.
+- HAProxy (2.6 and 3.4 alike) verifies only with keys it loaded while parsing the
+  configuration, and it loads a key file only where the path appears literally in a
+  `jwt_verify` call.
+  Each key therefore gets one never-evaluated `acl trusted_key_file` line that names
+  its file; the request rules pass the path looked up in `keys.map` as a variable.
+  A path that was not preloaded makes `jwt_verify` fail (it fails closed).
+
+The token is decoded once per request (`field(2,.),ub64dec` into a variable, then
+`json_query` per claim; `jwt_payload_query` without a path would do on 3.4 only), and a
+token accepted at a host is remembered in a stick table (`verified_tokens`, no `peers`:
+a reload starts it empty), so that a repeated token skips the RSA verification; every
+other rule still runs on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from opstrace import data_token, names
+from opstrace.gateway import maps, routes
+from opstrace.gateway.settings import (
+    BINDINGS_MAP,
+    CRT_LIST,
+    HEALTH_PATH,
+    HOSTS_MAP,
+    KEYS_MAP,
+    METHODS_MAP,
+    ROUTES_MAP,
+    UPSTREAM_FIELDS,
+    GatewaySettings,
+    key_file_name,
+    upstream_address,
+)
+
+NOT_FOUND_BODY: Final = "no data API endpoint at this host"
+"""The 404 body for a Host that is no tenant's endpoint."""
+PLAIN_HTTP_STATUS: Final = 403
+PLAIN_HTTP_BODY: Final = "plain HTTP is refused: use https://"
+"""The answer to every request on the plain-HTTP port: refused, never forwarded, and not
+redirected (a redirect makes clients send their token in clear text once more)."""
+REFUSAL_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
+"""The content type of every answer the gateway gives itself."""
+
+ALPN: Final = "h2,http/1.1"
+"""HTTP/2 first, as Opstrace's ingress offered it; HTTP/1.1 for the rest."""
+VERIFIED_TOKENS_SIZE: Final = 10_000
+"""Entries of the verified-token cache (token, host); the least recent go first. An
+instance has at most about 2,000 credentials, each used at two hosts."""
+VERIFIED_TOKENS_SECONDS: Final = 600
+"""How long a token stays verified after its verification (not refreshed by use)."""
+HARD_STOP_SECONDS: Final = 130
+"""After a reload or a stop, the old process ends at the latest this long after: more
+than `timeout server` (so no request that may still succeed is cut), and the bound on
+how long a long-lived connection (a Loki tail) keeps an old configuration."""
+
+_TLS_CIPHERS: Final = ":".join(
+    f"ECDHE-{key}-{cipher}"
+    for cipher in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
+    for key in ("ECDSA", "RSA")
+)
+_TLS13_CIPHERSUITES: Final = (
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+)
+
+
+HAPROXY_PROLOGUE: Final = f"""\
+global
+    log stdout format raw local0 info
+    maxconn 4096
+    # TLS 1.2 and 1.3 only, forward-secret AEAD ciphers only (Mozilla's "intermediate").
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+    ssl-default-bind-ciphers {_TLS_CIPHERS}
+    ssl-default-bind-ciphersuites {_TLS13_CIPHERSUITES}
+    # A reload or a stop lets what is in flight finish, for at most this long.
+    hard-stop-after {HARD_STOP_SECONDS}s
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    option forwardfor
+    # On a reload or a stop, idle keep-alive connections are not cut (a client could be
+    # sending on one that very moment): each one's next request is answered, with
+    # "Connection: close" (HTTP/1) or GOAWAY (HTTP/2), and the client reconnects.
+    option idle-close-on-response
+    timeout connect 5s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+    timeout client 60s
+    timeout server 120s
+    # Loki's tail (a WebSocket); a reload ends it after hard-stop-after.
+    timeout tunnel 1h
+"""
+"""Process and proxy defaults; the benchmark's pass-through baseline shares them."""
+
+
+def tls_bind(settings: GatewaySettings) -> str:
+    """The data API's `bind` line: TLS with each tenant's certificate chosen by SNI."""
+    return (
+        f"bind {settings.listen} ssl crt-list {settings.config_dir}/{CRT_LIST} "
+        f"alpn {ALPN} strict-sni"
+    )
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted HAProxy argument; the texts quoted here are our own constants."""
+    assert all(c.isprintable() and c not in '"\\$%' for c in text), text
+    return f'"{text}"'
+
+
+def _path_rewrite(settings: GatewaySettings) -> str:
+    """The Prometheus API (queries, the ruler's rules and alerts) reaches the metrics
+    backend as `<metrics_query_prefix>/api/v1/...`, the ruler's configuration API as
+    `<ruler_config_prefix>/...` (where Cortex and Mimir differ)."""
+    config_api = maps.route_key("cortex", routes.RULER_CONFIG_PATH)
+    metrics = sorted({rule.backend for rule in routes.ROUTES if rule.rewrite == routes.METRICS_API})
+    # Every other route of these backends is the ruler's configuration API.
+    assert all(
+        rule.rewrite == routes.METRICS_API
+        or rule.client_paths()[0].startswith(routes.RULER_CONFIG_PATH)
+        for rule in routes.ROUTES
+        if rule.backend in metrics
+    )
+    lines = [f"    acl ruler_config_api var(txn.route) -m beg {config_api}\n"]
+    if settings.ruler_config_prefix != routes.RULER_CONFIG_PATH:
+        lines.append(
+            f"    http-request set-path %[path,regsub(^{routes.RULER_CONFIG_PATH},"
+            f"{settings.ruler_config_prefix})] if ruler_config_api\n"
+        )
+    lines += [
+        f"    acl metrics_api var(txn.backend) -m str {' '.join(metrics)}\n",
+        "    http-request set-path %[path,regsub(^/prometheus/,/)] "
+        "if metrics_api !ruler_config_api { path -m beg /prometheus/ }\n",
+    ]
+    if settings.metrics_query_prefix:
+        lines.append(
+            f"    http-request set-path {settings.metrics_query_prefix}%[path] "
+            "if metrics_api !ruler_config_api\n"
+        )
+    return "".join(lines)
+
+
+_TEXT: Final = f"content-type {_quoted(REFUSAL_CONTENT_TYPE)}"
+_REFUSE: Final = f"http-request return status 401 {_TEXT} string"
+_TOKEN: Final = "var(txn.token)"
+_PAYLOAD: Final = "var(txn.payload)"
+_MISS: Final = "unless verified_before"
+"""Skips a rule whose outcome the verified-token cache already knows (rule 5)."""
+_CACHE_KEY: Final = f"{_TOKEN},concat(,txn.host,),sha2(256)"
+_KID: Final = "var(txn.header),json_query('$.kid')"
+_SUB: Final = f"{_PAYLOAD},json_query('$.sub')"
+_SERVER_OPTIONS: Final = "resolvers cluster_dns init-addr last,libc,none"
+
+
+def haproxy_config(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
+    """The whole haproxy.cfg: process defaults, the probe and plain-HTTP listeners, the
+    data API with its rules in docs/gateway.md's order, and the backends."""
+    return f"""\
+# Rendered by opstrace/gateway/haproxy.py; edit the renderer, not this file.
+# Data API gateway of instance {settings.instance!r}: terminates TLS, lets only data API
+# routes through, authenticates Opstrace data API tokens, sets X-Scope-OrgID and
+# forwards to the metrics or logs backend.
+{HAPROXY_PROLOGUE}
+# Upstream service names are resolved at runtime, so that the gateway starts (and
+# answers probes) before the backends' DNS names exist.
+resolvers cluster_dns
+    parse-resolv-conf
+    hold valid 10s
+{_health_frontend(settings)}{_plain_http_frontend(settings)}
+# Tokens accepted at a host since this process started: SHA-256 of token and host. No
+# peers, so a reload (a key removed, say) starts with an empty table.
+backend verified_tokens
+    stick-table type binary len 32 size {VERIFIED_TOKENS_SIZE} expire {VERIFIED_TOKENS_SECONDS}s
+
+frontend data_api
+    {tls_bind(settings)}
+    # Upstreams see origin-form requests whatever form the client used.
+    http-request set-uri %[pathq] unless {{ url_beg / }}
+
+    # Rules numbered as in docs/gateway.md; the first refusal wins.
+{_tenant_and_route_rules(settings)}
+{_credential_rules()}
+{_signature_rules(settings)}
+{_claim_and_tenant_rules(settings)}
+    # 8. Accepted: remember the token at this host (only now, after every rule passed).
+    http-request track-sc0 {_CACHE_KEY} table verified_tokens {_MISS}
+
+    # 9. Upstream: the tenant from the token, never the client's; credentials stay here.
+    http-request del-header authorization
+    http-request set-header x-scope-orgid %[var(txn.tenant)]
+{_path_rewrite(settings)}    use_backend %[var(txn.backend)]
+
+    # Never evaluated: names each trusted key file literally so that HAProxy loads it
+    # at startup (2.6 verifies only with keys loaded then). One line per key.
+{_key_preloads(settings, trusted)}{_backends(settings)}"""
+
+
+def _health_frontend(settings: GatewaySettings) -> str:
+    if settings.health_listen is None:
+        return ""
+    return f"""
+# Liveness and readiness probes; kept off the data API port so that no tenant host
+# and no path of Cortex or Loki is shadowed by it.
+frontend health
+    bind {settings.health_listen}
+    monitor-uri {HEALTH_PATH}
+    http-request return status 404
+"""
+
+
+def _plain_http_frontend(settings: GatewaySettings) -> str:
+    if settings.http_listen is None:
+        return ""
+    return f"""
+# Plain HTTP: every request is refused with the same answer and nothing is forwarded.
+# Not a redirect: that would make clients send their token in clear text once more.
+frontend plain_http
+    bind {settings.http_listen}
+    option httpclose
+    http-request return status {PLAIN_HTTP_STATUS} {_TEXT} string {_quoted(PLAIN_HTTP_BODY)}
+"""
+
+
+def _tenant_and_route_rules(settings: GatewaySettings) -> str:
+    """Rules 1-2: which tenant the host is, and whether the route is a data API route."""
+    d = settings.config_dir
+    label_segment = routes.path_pattern(maps.LABEL_SEGMENT).removeprefix("^")
+    label_placeholder = maps.LABEL_SEGMENT.replace(routes.LABEL_NAME, maps.LABEL_PLACEHOLDER)
+    names = "".join(
+        f",regsub({routes.path_pattern(path)},{maps.route_key('', path).removeprefix(':')})"
+        for path in maps.named_paths()
+    )
+    no_route = f"http-request return status 404 {_TEXT} string {_quoted(routes.ROUTE_NOT_FOUND)}"
+    wrong_method = (
+        f"http-request return status 405 {_TEXT} string {_quoted(routes.METHOD_NOT_ALLOWED)}"
+        ' hdr allow "%[var(txn.allow)]"'
+    )
+    return f"""\
+    # 1. Tenant: the exact endpoint host (port suffix and case ignored) from {HOSTS_MAP}.
+    http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request set-var(txn.tenant) var(txn.host),map_str({d}/{HOSTS_MAP})
+    acl known_host var(txn.tenant) -m found
+    http-request return status 404 {_TEXT} string {_quoted(NOT_FOUND_BODY)} unless known_host
+
+    # 2. Route: only the data API paths of the endpoint's service ({ROUTES_MAP}, from
+    # opstrace/gateway/routes.py), looked up exactly as sent (a label name, a rule
+    # namespace or group name becomes "{maps.LABEL_PLACEHOLDER}"), and only with the methods
+    # {METHODS_MAP} lists for them; refused before any credential is looked at.
+    http-request set-var(txn.path) path,regsub({label_segment},{label_placeholder}){names}
+    http-request set-var(txn.route) var(txn.host),field(1,.),concat(:,txn.path)
+    http-request set-var(txn.allow) var(txn.route),map_str({d}/{ROUTES_MAP})
+    http-request set-var(txn.backend) method,concat(:,txn.route),map_str({d}/{METHODS_MAP})
+    {no_route} unless {{ var(txn.allow) -m found }}
+    {wrong_method} unless {{ var(txn.backend) -m found }}
+"""
+
+
+def _credential_rules() -> str:
+    """Rules 3-4: a single credential, as a bearer token or a basic auth password."""
+    bearer = 'var(txn.authorization),regsub("^Bearer ","")'
+    return f"""\
+    # 3-4. Credentials: "Bearer <token>", or the token as HTTP basic auth password.
+    http-request set-var(txn.authorization) req.fhdr(authorization)
+    acl auth_present var(txn.authorization) -m len gt 0
+    acl auth_bearer var(txn.authorization) -m beg "Bearer "
+    acl auth_basic var(txn.authorization) -m beg "Basic "
+    acl auth_single req.fhdr_cnt(authorization) eq 1
+    {_REFUSE} {_quoted(data_token.MISSING)} unless auth_present
+    http-request set-var(txn.token) {bearer} if auth_bearer
+    http-request set-var(txn.token) http_auth_pass if auth_basic
+    acl token_present {_TOKEN} -m len gt 0
+    {_REFUSE} {_quoted(data_token.BAD_FORMAT)} unless auth_single token_present
+"""
+
+
+def _signature_rules(settings: GatewaySettings) -> str:
+    """Rule 5: RS256 by a trusted key that may sign for this tenant (or a cache hit)."""
+    d = settings.config_dir
+    verify = f'http-request set-var(txn.signature) {_TOKEN},jwt_verify("RS256",txn.key_file)'
+    return f"""\
+    # 5. Signature: RS256 by a key trusted at this endpoint: its kid in {KEYS_MAP}, and
+    # either unbound or bound to this tenant in {BINDINGS_MAP}.
+    # A token accepted at this host since the last reload (rule 8) skips every rule whose
+    # outcome only depends on the token, the host and these files: the signature, aud,
+    # iat, sub and the tenant. exp and nbf are checked on every request.
+    # Every known host is cortex.* or loki.*, so token + host is unambiguous.
+    http-request set-var(txn.verified_before) {_CACHE_KEY},in_table(verified_tokens)
+    acl verified_before var(txn.verified_before) -m bool
+    http-request set-var(txn.header) {_TOKEN},field(1,.),ub64dec {_MISS}
+    http-request set-var(txn.key_file) {_KID},map_str({d}/{KEYS_MAP}) {_MISS}
+    acl key_known var(txn.key_file) -m found
+    acl key_bound {_KID},map_str({d}/{BINDINGS_MAP}) -m found
+    acl key_bound_here {_KID},map_str({d}/{BINDINGS_MAP}),strcmp(txn.tenant) eq 0
+    {verify} if key_known !key_bound || key_known key_bound_here
+    acl alg_rs256 var(txn.header),json_query('$.alg') -m str RS256
+    acl signature_valid var(txn.signature) -m int 1
+    {_REFUSE} {_quoted(data_token.BAD_TOKEN)} unless verified_before || alg_rs256 signature_valid
+"""
+
+
+def _claim_and_tenant_rules(settings: GatewaySettings) -> str:
+    """Rules 6-7: the time claims, aud and sub, then the token's tenant against the host's."""
+    prefix = names.subject("")
+    bad_claims = " || ".join(
+        [
+            "!unexpired",
+            "nbf_future",
+            *(
+                f"!verified_before {terms}"
+                for terms in (
+                    "nbf_present !nbf_int",
+                    "iat_present !iat_int",
+                    "iat_future",
+                    "!audience_valid",
+                    "!sub_is_tenant",
+                )
+            ),
+        ]
+    )
+    unexpected_tenant = f"{data_token.UNEXPECTED_TENANT_PREFIX}%[var(txn.token_tenant)]"
+    wrong_tenant = f'http-request return status 401 {_TEXT} lf-string "{unexpected_tenant}"'
+    return f"""\
+    # 6. Claims, from the payload decoded once: exp in the future; nbf and iat, when
+    # present, integers and not in the future (seconds, no leeway, like the reference);
+    # aud names this instance; sub names a tenant.
+    http-request set-var(txn.payload) {_TOKEN},field(2,.),ub64dec
+    http-request set-var(txn.now) date
+    acl unexpired {_PAYLOAD},json_query('$.exp','int'),sub(txn.now) -m int gt 0
+    acl nbf_future {_PAYLOAD},json_query('$.nbf','int'),sub(txn.now) -m int gt 0
+    acl nbf_present {_PAYLOAD},json_query('$.nbf') -m found
+    acl nbf_int {_PAYLOAD},json_query('$.nbf','int') -m found
+    acl iat_future {_PAYLOAD},json_query('$.iat','int'),sub(txn.now) -m int gt 0
+    acl iat_present {_PAYLOAD},json_query('$.iat') -m found
+    acl iat_int {_PAYLOAD},json_query('$.iat','int') -m found
+    acl audience_valid {_PAYLOAD},json_query('$.aud') -m str {names.audience(settings.instance)}
+    acl sub_is_tenant {_SUB} -m beg {prefix}
+    {_REFUSE} {_quoted(data_token.BAD_TOKEN)} if {bad_claims}
+
+    # 7. Tenant: the token's tenant must be the endpoint's.
+    http-request set-var(txn.token_tenant) {_SUB},regsub("^{prefix}","") {_MISS}
+    acl tenant_matches var(txn.token_tenant),strcmp(txn.tenant) eq 0
+    {wrong_tenant} unless verified_before || tenant_matches
+"""
+
+
+def _key_preloads(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
+    d = settings.config_dir
+    return "".join(
+        f'    acl trusted_key_file str(),jwt_verify("RS256","{d}/{key_file_name(kid)}") -m int 1\n'
+        for kid in trusted
+    )
+
+
+def _backends(settings: GatewaySettings) -> str:
+    return "".join(
+        f"""
+backend {backend}
+    server {backend} {upstream_address(getattr(settings, f"{backend}_url"))} {_SERVER_OPTIONS}
+"""
+        for backend in (url.removesuffix("_url") for url in UPSTREAM_FIELDS)
+    )

@@ -1,0 +1,203 @@
+"""The NetworkPolicies that make the gateway the only way to a tenant's data.
+
+Pure, no Pulumi: `instance_policies` renders every NetworkPolicy of an instance from
+where things run (`Layout`); `components.isolation` registers them. Mimir and Loki
+believe whatever `X-Scope-OrgID` a request carries, so a pod that can reach them can
+read and write any tenant's data: their namespaces accept only the gateway pods (on the
+HTTP port the gateway forwards to) and their own pods (which talk to each other); where
+the instance runs both, Mimir's Alertmanager also accepts Loki's pods (Loki's ruler sends
+its tenants' alerts there, `X-Scope-OrgID` and all), on that port and nothing else. Every
+tenant namespace and the collector's namespace accept nothing; the gateway's namespace
+accepts only the gateway's listeners, from anywhere (the NLB sends to pod IPs from its
+own addresses, which no selector names).
+
+What no policy needs to allow: the kubelet's probes. Every enforcer this program
+recognizes lets a pod's own node reach it (Kubernetes documents that a pod cannot block
+its node; the AWS network policy agent allows the node's IP since VPC CNI 1.15.1,
+aws/aws-network-policy-agent#65; Calico and Cilium allow the local host by default).
+The NLB's health checks come from its own addresses, hence the gateway's health port
+among its listeners; the sync sidecar's status port is probed by the kubelet alone, so
+no policy opens it. Egress is not restricted: the sidecar reaches the API server (its
+Service's ClusterIP, DNAT'd to the control plane's addresses, which no selector names).
+
+Every port and label named here comes from its owner: the gateway's from its settings
+(through the manifests' container ports), the backends' from `charts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from opstrace import chart_values, charts
+from opstrace.config.sizes import Size
+from opstrace.gateway import manifests as gateway_manifests
+from opstrace.gateway.manifests import HEALTH_PORT, PLAIN_PORT, TLS_PORT
+
+Manifest = dict[str, Any]
+
+GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT)
+"""What the gateway pods accept from anywhere: the data API (TLS), the plain-HTTP refusal
+and the health endpoint the NLB checks. Not the sidecar's status port
+(`contract.STATUS_PORT`): only the kubelet probes it, and a pod's node needs no
+policy (see the module doc), so no other pod and no tenant reaches it."""
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
+"""Set by the API server on every namespace (Kubernetes 1.21 and later): a namespace
+selector on it names exactly one namespace."""
+POLICY_LABELS: Final = {
+    "app.kubernetes.io/part-of": "opstrace",
+    "app.kubernetes.io/managed-by": "pulumi",
+}
+
+DENY_INGRESS: Final = "opstrace-deny-ingress"
+WITHIN_NAMESPACE: Final = "opstrace-within-namespace"
+FROM_GATEWAY: Final = "opstrace-from-gateway"
+GATEWAY_LISTENERS: Final = "opstrace-gateway-listeners"
+WEBHOOKS: Final = "opstrace-webhooks"
+ALERTS_FROM_RULER: Final = "opstrace-alerts-from-ruler"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An admission webhook server: the API server calls it from the control plane's
+    addresses, which no selector names."""
+
+    pods: Mapping[str, str]
+    port: int
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """A backend's Alertmanager, which another backend's ruler sends alerts to."""
+
+    pods: Mapping[str, str]
+    from_namespace: str
+    """The ruler's namespace (its pods are picked by the chart's mode: any of them)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend's namespace: where its pods run and the port the gateway sends to."""
+
+    namespace: str
+    port: int
+    webhook: Webhook | None = None
+    """An admission webhook served in the namespace (Mimir's rollout operator)."""
+    alerts: Alerts | None = None
+    """Its Alertmanager, when another backend's ruler sends to it (Loki's, to Mimir's)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an instance's pods run: what its NetworkPolicies are rendered from."""
+
+    instance: str
+    gateway_namespace: str
+    tenant_namespaces: tuple[str, ...]
+    """Every tenant's namespace but the gateway's (the system tenant's)."""
+    backends: tuple[Backend, ...]
+    """The instance's own Mimir and Loki (none for external backends)."""
+    telemetry_namespace: str | None
+    """The collector's namespace, or None without telemetry."""
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace a policy goes into, the gateway's first."""
+        return (
+            self.gateway_namespace,
+            *self.tenant_namespaces,
+            *(backend.namespace for backend in self.backends),
+            *((self.telemetry_namespace,) if self.telemetry_namespace else ()),
+        )
+
+
+def own_backends(size: Size, *, metrics: bool, logs: bool) -> tuple[Backend, ...]:
+    """The backends the instance installs (`metrics`: Mimir, `logs`: Loki)."""
+    rollout_operator = Webhook(
+        charts.MIMIR_ROLLOUT_OPERATOR_LABELS, charts.MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT
+    )
+    mimir = Backend(
+        charts.MIMIR.namespace,
+        charts.MIMIR_HTTP_PORT,
+        rollout_operator if chart_values.runs_rollout_operator(size) else None,
+        alerts=Alerts(charts.MIMIR_ALERTMANAGER_LABELS, charts.LOKI.namespace) if logs else None,
+    )
+    loki = Backend(charts.LOKI.namespace, charts.LOKI_HTTP_PORT)
+    return (*((mimir,) if metrics else ()), *((loki,) if logs else ()))
+
+
+def instance_policies(layout: Layout) -> list[Manifest]:
+    """Every NetworkPolicy of the instance, namespace by namespace (see the module doc)."""
+    gateway_pods = gateway_manifests.labels(layout.instance)
+    policies = [
+        _deny_ingress(layout.gateway_namespace),
+        _policy(
+            GATEWAY_LISTENERS,
+            layout.gateway_namespace,
+            gateway_pods,
+            [{"ports": _tcp(GATEWAY_PORTS)}],
+        ),
+    ]
+    policies += [_deny_ingress(namespace) for namespace in layout.tenant_namespaces]
+    from_gateway = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: layout.gateway_namespace}},
+        "podSelector": {"matchLabels": gateway_pods},
+    }
+    for backend in layout.backends:
+        namespace = backend.namespace
+        policies += [
+            _deny_ingress(namespace),
+            _policy(WITHIN_NAMESPACE, namespace, {}, [{"from": [{"podSelector": {}}]}]),
+            _policy(
+                FROM_GATEWAY,
+                namespace,
+                {},
+                [{"from": [from_gateway], "ports": _tcp((backend.port,))}],
+            ),
+        ]
+        if (webhook := backend.webhook) is not None:
+            policies.append(
+                _policy(WEBHOOKS, namespace, webhook.pods, [{"ports": _tcp((webhook.port,))}])
+            )
+        if (alerts := backend.alerts) is not None:
+            ruler = {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: alerts.from_namespace}}
+            }
+            policies.append(
+                _policy(
+                    ALERTS_FROM_RULER,
+                    namespace,
+                    alerts.pods,
+                    [{"from": [ruler], "ports": _tcp((backend.port,))}],
+                )
+            )
+    if layout.telemetry_namespace:
+        policies.append(_deny_ingress(layout.telemetry_namespace))
+    return policies
+
+
+def _deny_ingress(namespace: str) -> Manifest:
+    """No pod of the namespace accepts anything that another policy does not allow."""
+    return _policy(DENY_INGRESS, namespace, {}, [])
+
+
+def _policy(
+    name: str, namespace: str, pods: Mapping[str, str], ingress: Sequence[Manifest]
+) -> Manifest:
+    spec: Manifest = {
+        "podSelector": {"matchLabels": dict(pods)} if pods else {},
+        "policyTypes": ["Ingress"],
+    }
+    if ingress:
+        spec["ingress"] = list(ingress)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(POLICY_LABELS)},
+        "spec": spec,
+    }
+
+
+def _tcp(ports: Sequence[int]) -> list[Manifest]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
