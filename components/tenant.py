@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.tokens import TenantToken, TenantTokenArgs
-from opstrace import certificates, data_token, names
+from opstrace import certificates, data_token, names, scopes
 from opstrace.config.schema import TenantSpec
 
 
@@ -84,6 +84,7 @@ class Tenant(pulumi.ComponentResource):
                     rotation=token.rotation,
                     private_key_dir=token.export_keys_to,
                     signing_key_file=token.signing_key_file,
+                    scope=scopes.claim_value(token.scopes),
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

@@ -32,7 +32,7 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
-from opstrace import keys, names
+from opstrace import keys, names, scopes
 from opstrace.data_token import TEN_YEARS_SECONDS, sign_token, token_claims
 from opstrace.names import DEFAULT_TOKEN_NAME
 
@@ -50,8 +50,10 @@ _REPLACING_INPUTS: Final = (
     "lifetime_seconds",
     "rotation",
     "signing_key_file",
+    "scope",
 )
-"""Inputs baked into the token or its key: changing one needs a new token."""
+"""Inputs baked into the token or its key: changing one needs a new token (a change of
+scopes too: the old token, with its old scopes, is revoked with its key)."""
 
 _PATH_INPUTS: Final = ("private_key_dir", "signing_key_file")
 
@@ -78,6 +80,9 @@ class TenantTokenArgs:
     """If set, the private key is also written there (mode 0600) instead of discarded."""
     signing_key_file: str = ""
     """If set, sign with this existing keypair file instead of generating a key."""
+    scope: str = ""
+    """The token's `scope` claim (`scopes.claim_value`); empty: no claim, every scope.
+    Stacks made before scopes existed have no such input: it counts as empty."""
 
 
 _DEFAULTS: Final = asdict(TenantTokenArgs(instance="", tenant=""))
@@ -145,7 +150,11 @@ def _mint(inputs: dict[str, Any]) -> dict[str, Any]:
         keys.write_keypair_file(path, private_key)
     issued_at = int(time.time())
     claims = token_claims(
-        inputs["instance"], inputs["tenant"], issued_at, int(inputs["lifetime_seconds"])
+        inputs["instance"],
+        inputs["tenant"],
+        issued_at,
+        int(inputs["lifetime_seconds"]),
+        inputs.get("scope", ""),
     )
     # The private key goes out of scope here: nothing below may carry it.
     outs = {k: v for k, v in inputs.items() if k != "__provider"}
@@ -160,14 +169,16 @@ def _mint(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _changes(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-    """Inputs whose value changed; `keys`, `./keys` and `keys/` are one path."""
+    """Inputs whose value changed; `keys`, `./keys` and `keys/` are one path, and an input
+    the state does not have yet (added in a later release) has its default there."""
 
-    def comparable(field: str, value: Any) -> Any:
+    def comparable(field: str, inputs: Mapping[str, Any]) -> Any:
+        value = inputs.get(field, _DEFAULTS[field])
         if field in _PATH_INPUTS and isinstance(value, str) and value:
             return posixpath.normpath(value)
         return value
 
-    return [k for k in _DEFAULTS if comparable(k, olds.get(k)) != comparable(k, news.get(k))]
+    return [k for k in _DEFAULTS if comparable(k, olds) != comparable(k, news)]
 
 
 def _replacing_changes(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
@@ -219,6 +230,7 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         "rotation",
         "private_key_dir",
         "signing_key_file",
+        "scope",
     ):
         if known(field) and not isinstance(inputs.get(field), str):
             problems.append((field, f"{field} must be a string, got {inputs.get(field)!r}"))
@@ -239,6 +251,8 @@ def _input_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("tenant", problem))
     if known("token_name") and (problem := names.token_name_problem(inputs["token_name"])):
         problems.append(("token_name", problem))
+    if known("scope") and inputs["scope"] and not scopes.claim_is_canonical(inputs["scope"]):
+        problems.append(("scope", f"scope: {inputs['scope']!r} is not {scopes.CLAIM_RULE}"))
     # int(): numbers arrive from the engine as floats (1024.0).
     if known("key_bits") and (problem := keys.key_bits_problem(int(inputs["key_bits"]))):
         problems.append(("key_bits", f"key_bits: {problem}"))

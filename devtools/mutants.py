@@ -237,8 +237,8 @@ MUTANTS: Final = (
     Mutant(
         "rotation_does_not_replace",
         "components/tokens.py",
-        '    "rotation",\n    "signing_key_file",\n)',
-        '    "signing_key_file",\n)',
+        '    "rotation",\n    "signing_key_file",\n',
+        '    "signing_key_file",\n',
         ("tests/test_token_provider.py",),
     ),
     Mutant(

@@ -1,7 +1,8 @@
 """Data API tokens: the claims, signing, and the reference authenticator's decision.
 
 Pure functions, no Pulumi. `sign_token` makes exactly the JWT Opstrace's
-`ta-create-token` made (RS256, `kid` header, aud/iss/sub/iat/exp, no custom claims).
+`ta-create-token` made (RS256, `kid` header, aud/iss/sub/iat/exp), with one claim added
+only to a token limited to some scopes (`scope`, opstrace/scopes.py).
 `authenticate` is the reference authenticator's decision in Python: the gateway
 tests compare HAProxy against it, and it documents every response text.
 
@@ -24,6 +25,7 @@ from typing import Any, Final, TypeGuard
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from opstrace import scopes
 from opstrace.names import SYSTEM_TENANT, audience, subject
 
 ISSUER: Final = "opstrace-cli"
@@ -44,16 +46,20 @@ NO_BINDINGS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 def token_claims(
-    instance: str, tenant: str, issued_at: int, lifetime_seconds: int
+    instance: str, tenant: str, issued_at: int, lifetime_seconds: int, scope: str = ""
 ) -> dict[str, Any]:
-    """The claim set of a tenant's data API token (Opstrace's, nothing added)."""
-    return {
+    """The claim set of a tenant's data API token: Opstrace's, and the `scope` claim
+    (`scopes.claim_value`) only for a token limited to some scopes."""
+    claims: dict[str, Any] = {
         "aud": audience(instance),
         "iss": ISSUER,
         "sub": subject(tenant),
         "iat": issued_at,
         "exp": issued_at + lifetime_seconds,
     }
+    if scope:
+        claims[scopes.CLAIM] = scope
+    return claims
 
 
 def sign_token(private_key: rsa.RSAPrivateKey, kid: str, claims: Mapping[str, Any]) -> str:
@@ -100,7 +106,7 @@ def expiry_notice(tenant: str, token_name: str, expires_at: int, now: int) -> Ex
 
 @dataclass(frozen=True)
 class Decision:
-    """What the authenticator answers: 200 with the tenant, or 401 with a body."""
+    """What the authenticator answers: 200 with the tenant, or 401 or 403 with a body."""
 
     status: int
     body: str = ""
@@ -135,8 +141,13 @@ def authenticate(
     instance: str,
     now: int,
     bindings: Mapping[str, str] = NO_BINDINGS,
+    scope: str | None = None,
 ) -> Decision:
     """Decide a request to `endpoint_tenant`'s endpoint as the gateway must.
+
+    `scope` is the scope the request's route needs (`scopes.required_scope`); a token
+    whose `scope` claim lacks it gets 403 naming it. None: the route is not checked
+    (the token's claim must still be well formed).
 
     `bindings` maps a key ID to the only tenant whose endpoints accept its tokens; at
     other endpoints the key counts as untrusted (checked with the `kid` lookup, before
@@ -150,7 +161,8 @@ def authenticate(
     - `sub` must start with `tenant-` (an anchored prefix, not a substring);
     - `exp`, `nbf` and `iat` must be JSON integers (no floats, no booleans);
     - basic auth must decode strictly (base64, UTF-8) and carry a `user:password`
-      pair with a non-empty password.
+      pair with a non-empty password;
+    - a `scope` claim (which Opstrace's tokens never had) must be well formed.
     """
     token = bearer_token(authorization)
     if isinstance(token, Decision):
@@ -177,7 +189,8 @@ def authenticate(
         )
     except jwt.PyJWTError:
         return Decision(401, BAD_TOKEN)
-    if not _times_valid(claims, now):
+    held = scopes.token_scopes(_payload_json(token), claims.get(scopes.CLAIM))
+    if not _times_valid(claims, now) or held is None:
         return Decision(401, BAD_TOKEN)
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.startswith("tenant-"):
@@ -185,7 +198,15 @@ def authenticate(
     tenant = sub.removeprefix("tenant-")
     if tenant != endpoint_tenant:
         return Decision(401, UNEXPECTED_TENANT_PREFIX + tenant)
+    if scope is not None and scope not in held:
+        return Decision(403, scopes.MISSING_SCOPE_PREFIX + scope)
     return Decision(200, tenant=tenant)
+
+
+def _payload_json(token: str) -> str:
+    """The payload of a token whose signature verified, as the JSON text it signs."""
+    payload = token.split(".")[1]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
 
 
 def _times_valid(claims: Mapping[str, Any], now: int) -> bool:

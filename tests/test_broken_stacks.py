@@ -200,7 +200,47 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "tenant_tokens_empty",
             stack(tenants=[{"name": "ci", "tokens": []}]),
-            "tenants[0].tokens: expected a non-empty list of token names, got []",
+            "tenants[0].tokens: expected a non-empty list of token names or {name, scopes} "
+            "objects, got []",
+        ),
+        Broken(
+            "token_scope_unknown",
+            stack(tenants=[{"name": "ci", "tokens": [{"name": "agent", "scopes": ["push"]}]}]),
+            "tenants[0].tokens[0].scopes: unknown scope 'push': expected a non-empty list of "
+            "distinct scopes of metrics:read, metrics:write, logs:read, logs:write, rules:read, "
+            "rules:write, alerts:read, alerts:write (leave scopes out for a token that may do "
+            "everything)",
+        ),
+        Broken(
+            "token_scopes_empty",
+            stack(tenants=[{"name": "ci", "tokens": [{"name": "agent", "scopes": []}]}]),
+            "tenants[0].tokens[0].scopes: expected a non-empty list of distinct scopes of "
+            "metrics:read, metrics:write, logs:read, logs:write, rules:read, rules:write, "
+            "alerts:read, alerts:write (leave scopes out for a token that may do everything), "
+            "got []",
+        ),
+        Broken(
+            "token_scope_twice",
+            stack(
+                tenants=[
+                    {"name": "ci", "tokens": [{"name": "a", "scopes": ["logs:read", "logs:read"]}]}
+                ]
+            ),
+            "tenants[0].tokens[0].scopes: scope 'logs:read' is listed twice: expected a non-empty "
+            "list of distinct scopes of metrics:read, metrics:write, logs:read, logs:write, "
+            "rules:read, rules:write, alerts:read, alerts:write (leave scopes out for a token "
+            "that may do everything)",
+        ),
+        Broken(
+            "token_option_unknown",
+            stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "scope": ["logs:read"]}]}]),
+            "tenants[0].tokens[0].scope: unknown token option; use name, scopes",
+        ),
+        Broken(
+            "token_object_without_name",
+            stack(tenants=[{"name": "ci", "tokens": [{"scopes": ["logs:read"]}]}]),
+            "tenants[0].tokens[0].name: None is not a valid token name: use 1 to 63 lowercase "
+            "letters and digits (rule ^[a-z0-9]+$)",
         ),
         Broken(
             "tenant_token_uppercase",

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from opstrace import scopes
 from opstrace.config import parse as config_module
 from opstrace.config.parse import ConfigError, parse_config, stack_settings
 from opstrace.config.schema import TrustedKey
@@ -68,6 +69,22 @@ def test_tenant_object_sets_tokens_and_rotation_for_each_token() -> None:
     tenant = parse(tenants=[{"name": "ci", "tokens": ["default", "deploy"], "rotation": 2026}])
     tokens = tenant.tenants[1].tokens
     assert [(t.name, t.rotation) for t in tokens] == [("default", "2026"), ("deploy", "2026")]
+
+
+def test_a_token_object_lists_its_scopes_in_one_order_whatever_the_file_says() -> None:
+    entry = {"name": "agent", "scopes": ["logs:write", "metrics:write"]}
+    config = parse(tenants=[{"name": "ci", "tokens": ["default", entry]}])
+    default, agent = config.tenants[1].tokens
+    assert (default.scopes, agent.scopes) == ((), ("metrics:write", "logs:write"))
+
+
+def test_token_scopes_name_every_scope_for_a_token_without_scopes() -> None:
+    entry = {"name": "grafana", "scopes": ["metrics:read"]}
+    config = parse(tenants=[{"name": "ci", "tokens": ["default", entry]}])
+    assert config.token_scopes()["ci"] == {
+        "default": list(scopes.SCOPES),
+        "grafana": ["metrics:read"],
+    }
 
 
 @pytest.mark.parametrize("written", ["keys", "./keys", "keys/", "./keys/"])

@@ -23,6 +23,7 @@ from opstrace.gateway.settings import (
     KEYS_MAP,
     METHODS_MAP,
     ROUTES_MAP,
+    SCOPES_MAP,
     GatewayConfigError,
     GatewaySettings,
     key_file_name,
@@ -81,6 +82,7 @@ def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
         BINDINGS_MAP,
         ROUTES_MAP,
         METHODS_MAP,
+        SCOPES_MAP,
         CRT_LIST,
     } | {f"key-{kid}.pem" for kid in KEYS}
 
@@ -104,6 +106,18 @@ def test_methods_map_names_the_backend_of_each_route_and_method() -> None:
     assert "POST:loki:/loki/api/v1/push loki_push" in lines
 
 
+def test_scopes_map_names_the_scope_of_each_route_and_method() -> None:
+    lines = render_gateway_files(SETTINGS, KEYS)[SCOPES_MAP].splitlines()
+    assert "POST:cortex:/api/v1/push metrics:write" in lines
+    assert "POST:cortex:/prometheus/api/v1/query metrics:read" in lines
+    assert "GET:loki:/loki/api/v1/tail logs:read" in lines
+    assert "DELETE:loki:/loki/api/v1/rules/_ rules:write" in lines
+    assert "GET:cortex:/alertmanager/api/v2/silences alerts:read" in lines
+    assert "DELETE:cortex:/alertmanager/api/v2/silence/_ alerts:write" in lines
+    methods = render_gateway_files(SETTINGS, KEYS)[METHODS_MAP].splitlines()
+    assert [line.split()[0] for line in lines] == [line.split()[0] for line in methods]
+
+
 def test_label_and_rule_names_become_the_placeholder_before_the_route_lookup() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
     name = "[A-Za-z0-9_-][A-Za-z0-9_.-]*"
@@ -112,6 +126,7 @@ def test_label_and_rule_names_become_the_placeholder_before_the_route_lookup() -
         "http-request set-var(txn.path) "
         "path,regsub(/label/[A-Za-z_][A-Za-z0-9_]*/values$,/label/_/values)"
         f",regsub(^{config_api}/{name}/{name}$,{config_api}/_/_)"
+        f",regsub(^/alertmanager/api/v2/silence/{name}$,/alertmanager/api/v2/silence/_)"
         f",regsub(^{config_api}/{name}$,{config_api}/_)"
         f",regsub(^/loki/api/v1/rules/{name}/{name}$,/loki/api/v1/rules/_/_)"
         f",regsub(^/loki/api/v1/rules/{name}$,/loki/api/v1/rules/_)\n"

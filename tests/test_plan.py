@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import rpc
 
+from opstrace import scopes
 from tests.conftest import OPERATOR_DOMAIN
 from tools import plan
 from tools.offline import ProgramFailed, ProgramRun, run_program
@@ -103,7 +104,8 @@ def test_plan_prints_each_tenants_limits_retention_rules_and_alertmanager(prod_t
 
 
 def test_plan_says_defaults_for_a_tenant_that_sets_no_policy(tree: str) -> None:
-    assert [line for line in tree.splitlines() if line.startswith("  staging  ")][-3:] == [
+    policy = tree.split("\ntenant policy")[1].split("\ntokens and their scopes")[0]
+    assert [line for line in policy.splitlines() if line.startswith("  staging  ")] == [
         "  staging              metrics defaults",
         "  staging              logs    defaults",
         "  staging              rules   none; log rules none; alertmanager default",
@@ -141,7 +143,16 @@ def test_plan_json_token_record_has_its_inputs_and_no_provider(
         "rotation": "",
         "private_key_dir": "",
         "signing_key_file": "",
+        "scope": "",
     }
+
+
+def test_plan_lists_each_token_with_its_scopes(prod_tree: str) -> None:
+    section = prod_tree.split("\ntokens and their scopes")[1].split("\nstack outputs:")[0]
+    assert "a change of a token's scopes replaces the token" in section
+    lines = section.splitlines()
+    assert f"  {'payments':<20} {'default':<20} {' '.join(scopes.SCOPES)}" in lines
+    assert f"  {'payments':<20} {'agent':<20} metrics:write logs:write" in lines
 
 
 @pytest.mark.parametrize("output", [(), ("--json",)], ids=["tree", "json"])

@@ -38,21 +38,25 @@ def test_metrics_queries_reach_the_query_upstream_under_the_configured_prefix(
     prefix: str, path: str, expected: str
 ) -> None:
     method = "POST" if path.endswith("/read") else "GET"
-    assert route("cortex", method, path, prefix) == Route("cortex_query", expected)
+    assert route("cortex", method, path, prefix) == Route("cortex_query", expected, "metrics:read")
 
 
 @pytest.mark.parametrize("prefix", ["", "/prometheus"])
 def test_pushes_are_never_rewritten(prefix: str) -> None:
-    assert route("cortex", "POST", "/api/v1/push", prefix) == Route("cortex_push", "/api/v1/push")
+    assert route("cortex", "POST", "/api/v1/push", prefix) == Route(
+        "cortex_push", "/api/v1/push", "metrics:write"
+    )
     assert route("loki", "POST", "/loki/api/v1/push", prefix) == Route(
-        "loki_push", "/loki/api/v1/push"
+        "loki_push", "/loki/api/v1/push", "logs:write"
     )
 
 
 def test_logs_queries_and_tail_go_to_the_logs_query_upstream_unchanged() -> None:
-    assert route("loki", "GET", "/loki/api/v1/tail") == Route("loki_query", "/loki/api/v1/tail")
+    assert route("loki", "GET", "/loki/api/v1/tail") == Route(
+        "loki_query", "/loki/api/v1/tail", "logs:read"
+    )
     assert route("loki", "POST", "/loki/api/v1/query_range") == Route(
-        "loki_query", "/loki/api/v1/query_range"
+        "loki_query", "/loki/api/v1/query_range", "logs:read"
     )
 
 
@@ -135,24 +139,28 @@ def test_every_route_belongs_to_a_service_and_an_upstream_the_settings_name() ->
 def test_the_ruler_configuration_api_reaches_the_ruler_at_its_own_path(
     prefix: str, path: str, expected: str
 ) -> None:
-    assert route("cortex", "GET", path, "/prometheus", prefix) == Route("cortex_ruler", expected)
+    assert route("cortex", "GET", path, "/prometheus", prefix) == Route(
+        "cortex_ruler", expected, "rules:read"
+    )
 
 
 @pytest.mark.parametrize("prefix", ["", "/prometheus"])
 def test_the_rulers_prometheus_api_is_rewritten_as_the_query_api(prefix: str) -> None:
     for path in ("/api/v1/rules", "/prometheus/api/v1/rules"):
         assert route("cortex", "GET", path, prefix) == Route(
-            "cortex_ruler", f"{prefix}/api/v1/rules"
+            "cortex_ruler", f"{prefix}/api/v1/rules", "rules:read"
         )
     assert route("cortex", "GET", "/prometheus/api/v1/alerts", prefix) == Route(
-        "cortex_ruler", f"{prefix}/api/v1/alerts"
+        "cortex_ruler", f"{prefix}/api/v1/alerts", "rules:read"
     )
 
 
 def test_api_v1_alerts_is_the_alertmanager_configuration_in_every_method() -> None:
     for method in ("GET", "POST", "DELETE"):
         assert route("cortex", method, "/api/v1/alerts", "/prometheus") == Route(
-            "cortex_alertmanager", "/api/v1/alerts"
+            "cortex_alertmanager",
+            "/api/v1/alerts",
+            "alerts:read" if method == "GET" else "alerts:write",
         )
     assert route("cortex", "PUT", "/api/v1/alerts") == Refusal(
         405, METHOD_NOT_ALLOWED, "GET, POST, DELETE"
@@ -161,23 +169,36 @@ def test_api_v1_alerts_is_the_alertmanager_configuration_in_every_method() -> No
 
 def test_the_alertmanager_alerts_api_takes_and_lists_alerts_only() -> None:
     assert route("cortex", "POST", "/alertmanager/api/v2/alerts") == Route(
-        "cortex_alertmanager", "/alertmanager/api/v2/alerts"
+        "cortex_alertmanager", "/alertmanager/api/v2/alerts", "alerts:write"
     )
     assert route("cortex", "GET", "/alertmanager/api/v2/alerts/groups") == Route(
-        "cortex_alertmanager", "/alertmanager/api/v2/alerts/groups"
+        "cortex_alertmanager", "/alertmanager/api/v2/alerts/groups", "alerts:read"
     )
-    for path in ("/alertmanager/api/v2/silences", "/alertmanager/api/v2/status", "/alertmanager"):
+    for path in ("/alertmanager/api/v2/status", "/alertmanager/api/v2/receivers", "/alertmanager"):
         assert route("cortex", "GET", path) == NOT_A_ROUTE
+
+
+def test_silences_are_listed_created_and_expired_at_the_alertmanager() -> None:
+    silences, one = "/alertmanager/api/v2/silences", "/alertmanager/api/v2/silence/8f3c-1"
+    assert route("cortex", "GET", silences) == Route("cortex_alertmanager", silences, "alerts:read")
+    assert route("cortex", "POST", silences) == Route(
+        "cortex_alertmanager", silences, "alerts:write"
+    )
+    assert route("cortex", "DELETE", one) == Route("cortex_alertmanager", one, "alerts:write")
+    assert route("cortex", "DELETE", silences) == Refusal(405, METHOD_NOT_ALLOWED, "GET, POST")
+    assert route("loki", "GET", silences) == NOT_A_ROUTE
 
 
 def test_a_rule_group_is_set_and_deleted_by_namespace_and_removed_alone() -> None:
     config = "/prometheus/config/v1/rules"
-    assert route("cortex", "POST", f"{config}/ns") == Route("cortex_ruler", "/api/v1/rules/ns")
+    assert route("cortex", "POST", f"{config}/ns") == Route(
+        "cortex_ruler", "/api/v1/rules/ns", "rules:write"
+    )
     assert route("cortex", "POST", f"{config}/ns/group") == Refusal(
         405, METHOD_NOT_ALLOWED, "GET, DELETE"
     )
     assert route("loki", "DELETE", "/loki/api/v1/rules/ns/group") == Route(
-        "loki_ruler", "/loki/api/v1/rules/ns/group"
+        "loki_ruler", "/loki/api/v1/rules/ns/group", "rules:write"
     )
 
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.tokens import TenantTokenArgs, TokenProvider, export_file_name, local_path
-from opstrace import keys
+from opstrace import keys, scopes
 
 STATE: Final[dict[str, Any]] = {
     "instance": "acme",
@@ -27,6 +27,7 @@ STATE: Final[dict[str, Any]] = {
     "rotation": "",
     "private_key_dir": "",
     "signing_key_file": "",
+    "scope": "",
     "token": "eyJ.placeholder.sig",
     "key_id": "0123456789abcdef0123456789abcdef01234567",
     "public_key_pem": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n",
@@ -59,6 +60,9 @@ DIFF_TABLE: Final = [
     Change("private_key_dir", "/keys", "/elsewhere", replaces=True),
     # Stopping an export changes nothing already minted.
     Change("private_key_dir", "/keys", "", replaces=False),
+    # A token's scopes are in the token: new scopes, a new token (the old one revoked).
+    Change("scope", "", "metrics:write", replaces=True),
+    Change("scope", "metrics:write", "", replaces=True),
 ]
 
 
@@ -79,6 +83,22 @@ def test_a_new_serialized_provider_alone_gives_no_diff() -> None:
     news = {**INPUTS, "__provider": "pickled-by-a-newer-sdk"}
     result = TokenProvider().diff("prod.default.0123", STATE, news)
     assert (result.changes, result.replaces) == (False, [])
+
+
+def test_a_token_recorded_before_scopes_existed_is_kept_as_it_is() -> None:
+    # State of an earlier release has no `scope` input: it means every scope, as before.
+    recorded = {k: v for k, v in STATE.items() if k != "scope"}
+    news = {**INPUTS, "__provider": STATE["__provider"]}
+    result = TokenProvider().diff("prod.default.0123", recorded, news)
+    assert (result.changes, result.replaces) == (False, [])
+
+
+@pytest.mark.parametrize("scope", ["logs:write metrics:write", "metrics:read metrics:read", "x"])
+def test_check_refuses_a_scope_claim_not_in_canonical_form(scope: str) -> None:
+    checked = TokenProvider().check({}, {**INPUTS, "scope": scope})
+    assert [(f.property, f.reason) for f in checked.failures] == [
+        ("scope", f"scope: {scope!r} is not {scopes.CLAIM_RULE}")
+    ]
 
 
 def test_export_file_name_is_instance_tenant_token_and_key_id_prefix() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,6 +50,7 @@ INPUT_NAMES: Final = (
     "rotation",
     "private_key_dir",
     "signing_key_file",
+    "scope",
 )
 OUTPUT_NAMES: Final = ("token", "key_id", "public_key_pem", "issued_at", "expires_at")
 TENANT_RULE: Final = (
@@ -151,6 +153,7 @@ def test_check_fills_in_every_default(provider_host: ProviderHost) -> None:
         "rotation": "",
         "private_key_dir": "",
         "signing_key_file": "",
+        "scope": "",
     }
 
 
@@ -319,6 +322,20 @@ def test_token_is_accepted_by_the_reference_authenticator(minted: ResourceState)
         now=int(outputs["issued_at"]),
     )
     assert decision == Decision(200, tenant=TENANT)
+
+
+def test_a_scoped_token_carries_its_scopes_and_is_held_to_them(
+    provider_host: ProviderHost,
+) -> None:
+    outputs = mint(provider_host, **BASE, scope="metrics:write logs:write")
+    claims = decode(outputs["token"], outputs["public_key_pem"])
+    assert claims["scope"] == "metrics:write logs:write"
+    trusted = {outputs["key_id"]: outputs["public_key_pem"]}
+    decide = partial(
+        authenticate, f"Bearer {outputs['token']}", TENANT, trusted, INSTANCE, int(claims["iat"])
+    )
+    assert decide(scope="metrics:write") == Decision(200, tenant=TENANT)
+    assert decide(scope="metrics:read") == Decision(403, "token lacks scope metrics:read")
 
 
 def test_token_is_refused_by_another_instance_audience(minted: ResourceState) -> None:

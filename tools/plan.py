@@ -95,6 +95,16 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
                 f"alertmanager {chosen['alertmanager']}",
                 file=out,
             )
+    token_scopes = outputs.get("token_scopes", {})
+    if token_scopes:
+        print(
+            "\ntokens and their scopes (a change of a token's scopes replaces the token: "
+            "a new key and token, the old one revoked):",
+            file=out,
+        )
+        for tenant, tokens in sorted(token_scopes.items()):
+            for token, held in sorted(tokens.items()):
+                print(f"  {tenant:<20} {token:<20} {' '.join(held)}", file=out)
     print("\nstack outputs:", file=out)
     for name, value in sorted(outputs.items()):
         print(f"  {name}: {json.dumps(value, sort_keys=True)}", file=out)

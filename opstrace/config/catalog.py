@@ -80,7 +80,8 @@ CATALOG: Final = (
         "list",
         "The user tenants (the `system` tenant is always added): each a name, or `{name, "
         "tokens, rotation, exportKeysTo, signingKeyFile, limits, metricsRetention, "
-        "logsRetention, rules, logRules, alertmanagerConfig}` (docs/tenants.md).",
+        "logsRetention, rules, logRules, alertmanagerConfig}` (docs/tenants.md); each token "
+        "a name or `{name, scopes}`.",
         required=True,
     ),
     Setting(

@@ -21,6 +21,7 @@ from opstrace.gateway.upstreams import rulers_alertmanager
 from opstrace.policy import limits
 from opstrace.policy.limits import NO_LIMITS, Limits
 from opstrace.policy.rule_files import AlertmanagerConfig, RuleGroups
+from opstrace.scopes import SCOPES
 
 PROJECT: Final = "opstrace"
 
@@ -62,6 +63,8 @@ class TokenSpec:
     directory unless absolute, `~` kept: the same on every checkout."""
     signing_key_file: str
     """Normalized like `export_keys_to`; read only when a token must be minted."""
+    scopes: tuple[str, ...] = ()
+    """What it may do (`opstrace.scopes`, in `SCOPES` order); empty: everything."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,14 @@ class InstanceConfig:
                     spec.alertmanager_config.source if spec.alertmanager_config else "default"
                 ),
             }
+            for spec in self.tenants
+        }
+
+    def token_scopes(self) -> dict[str, dict[str, list[str]]]:
+        """Tenant -> token name -> what the token may do (every scope for a token listed
+        without scopes), for the plan and the stack outputs."""
+        return {
+            spec.name: {token.name: list(token.scopes or SCOPES) for token in spec.tokens}
             for spec in self.tenants
         }
 

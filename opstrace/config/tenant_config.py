@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from opstrace import keys, names
+from opstrace import keys, names, scopes
 from opstrace.config import platform
 from opstrace.config.local_files import path_setting, read_text, resolve
 from opstrace.config.read import ConfigError
@@ -78,22 +78,20 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
         raise ConfigError(f"{field}.name: expected a tenant name, got {name!r}")
     if problem := names.tenant_name_problem(name):
         raise ConfigError(f"{field}: {problem}")
-    token_names = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
-    if not isinstance(token_names, list) or not token_names:
+    token_entries = entry.get("tokens", [names.DEFAULT_TOKEN_NAME])
+    if not isinstance(token_entries, list) or not token_entries:
         raise ConfigError(
-            f"{field}.tokens: expected a non-empty list of token names, got {token_names!r}"
+            f"{field}.tokens: expected a non-empty list of token names or "
+            f"{{name, scopes}} objects, got {token_entries!r}"
         )
     rotation, export_to, signing_file = _token_options(field, entry, base_dir)
     tokens: list[TokenSpec] = []
-    for position, token_name in enumerate(token_names):
+    for position, token_entry in enumerate(token_entries):
         token_field = f"{field}.tokens[{position}]"
-        if not isinstance(token_name, str) or names.token_name_problem(token_name):
-            raise ConfigError(
-                f"{token_field}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}"
-            )
+        token_name, token_scopes = _token_entry(token_field, token_entry)
         if token_name in {t.name for t in tokens}:
             raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
-        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file))
+        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file, token_scopes))
     owner = f" (tenant {name!r})"
     return TenantSpec(
         name,
@@ -149,6 +147,30 @@ def _optional_document(
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{field}{owner}: {where}: not valid YAML: {problem}") from None
     return check(field, document, source, owner)
+
+
+TOKEN_OPTIONS: Final = ("name", "scopes")
+
+
+def _token_entry(field: str, entry: Any) -> tuple[str, tuple[str, ...]]:
+    """A token's name and scopes from `name` or `{name, scopes}`; no scopes: every scope."""
+    if isinstance(entry, dict):
+        unknown = sorted(set(entry) - set(TOKEN_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"{field}.{unknown[0]}: unknown token option; use {', '.join(TOKEN_OPTIONS)}"
+            )
+        token_name, token_scopes = entry.get("name"), entry.get("scopes")
+    else:
+        token_name, token_scopes = entry, None
+    if not isinstance(token_name, str) or names.token_name_problem(token_name):
+        where = f"{field}.name" if isinstance(entry, dict) else field
+        raise ConfigError(f"{where}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}")
+    if token_scopes is None:
+        return token_name, ()
+    if problem := scopes.scopes_problem(token_scopes):
+        raise ConfigError(f"{field}.scopes: {problem}")
+    return token_name, tuple(s for s in scopes.SCOPES if s in token_scopes)
 
 
 def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:

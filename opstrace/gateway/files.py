@@ -22,6 +22,7 @@ from opstrace.gateway.settings import (
     KEYS_MAP,
     METHODS_MAP,
     ROUTES_MAP,
+    SCOPES_MAP,
     GatewaySettings,
     gateway_tenants,
     key_file_name,
@@ -55,6 +56,7 @@ def render_gateway_files(
         BINDINGS_MAP: maps.bindings_map(bound),
         ROUTES_MAP: maps.routes_map(),
         METHODS_MAP: maps.methods_map(),
+        SCOPES_MAP: maps.scopes_map(),
         CRT_LIST: maps.crt_list(settings, tenants),
     }
     files.update({key_file_name(kid): pem for kid, pem in checked.items()})

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from opstrace import data_token, names
+from opstrace import data_token, names, scopes
 from opstrace.gateway import maps, routes
 from opstrace.gateway.settings import (
     BINDINGS_MAP,
@@ -44,6 +44,7 @@ from opstrace.gateway.settings import (
     KEYS_MAP,
     METHODS_MAP,
     ROUTES_MAP,
+    SCOPES_MAP,
     UPSTREAM_FIELDS,
     GatewaySettings,
     key_file_name,
@@ -201,10 +202,11 @@ frontend data_api
 {_credential_rules()}
 {_signature_rules(settings)}
 {_claim_and_tenant_rules(settings)}
-    # 8. Accepted: remember the token at this host (only now, after every rule passed).
+{_scope_rules(settings)}
+    # 9. Accepted: remember the token at this host (only now, after every rule passed).
     http-request track-sc0 {_CACHE_KEY} table verified_tokens {_MISS}
 
-    # 9. Upstream: the tenant from the token, never the client's; credentials stay here.
+    # 10. Upstream: the tenant from the token, never the client's; credentials stay here.
     http-request del-header authorization
     http-request set-header x-scope-orgid %[var(txn.tenant)]
 {_path_rewrite(settings)}    use_backend %[var(txn.backend)]
@@ -299,7 +301,7 @@ def _signature_rules(settings: GatewaySettings) -> str:
     return f"""\
     # 5. Signature: RS256 by a key trusted at this endpoint: its kid in {KEYS_MAP}, and
     # either unbound or bound to this tenant in {BINDINGS_MAP}.
-    # A token accepted at this host since the last reload (rule 8) skips every rule whose
+    # A token accepted at this host since the last reload (rule 9) skips every rule whose
     # outcome only depends on the token, the host and these files: the signature, aud,
     # iat, sub and the tenant. exp and nbf are checked on every request.
     # Every known host is cortex.* or loki.*, so token + host is unambiguous.
@@ -332,6 +334,7 @@ def _claim_and_tenant_rules(settings: GatewaySettings) -> str:
                     "iat_future",
                     "!audience_valid",
                     "!sub_is_tenant",
+                    "scope_claimed !scope_well_formed",
                 )
             ),
         ]
@@ -341,7 +344,8 @@ def _claim_and_tenant_rules(settings: GatewaySettings) -> str:
     return f"""\
     # 6. Claims, from the payload decoded once: exp in the future; nbf and iat, when
     # present, integers and not in the future (seconds, no leeway, like the reference);
-    # aud names this instance; sub names a tenant.
+    # aud names this instance; sub names a tenant; a scope claim, when its key is in the
+    # payload, is scope names separated by single spaces.
     http-request set-var(txn.payload) {_TOKEN},field(2,.),ub64dec
     http-request set-var(txn.now) date
     acl unexpired {_PAYLOAD},json_query('$.exp','int'),sub(txn.now) -m int gt 0
@@ -353,12 +357,34 @@ def _claim_and_tenant_rules(settings: GatewaySettings) -> str:
     acl iat_int {_PAYLOAD},json_query('$.iat','int') -m found
     acl audience_valid {_PAYLOAD},json_query('$.aud') -m str {names.audience(settings.instance)}
     acl sub_is_tenant {_SUB} -m beg {prefix}
+    http-request set-var(txn.scopes) {_PAYLOAD},json_query('$.{scopes.CLAIM}')
+    acl scope_claimed {_PAYLOAD} -m reg '{scopes.CLAIM_PRESENT_RE}'
+    acl scope_well_formed var(txn.scopes) -m reg '{scopes.CLAIM_RE}'
     {_REFUSE} {_quoted(data_token.BAD_TOKEN)} if {bad_claims}
 
     # 7. Tenant: the token's tenant must be the endpoint's.
     http-request set-var(txn.token_tenant) {_SUB},regsub("^{prefix}","") {_MISS}
     acl tenant_matches var(txn.token_tenant),strcmp(txn.tenant) eq 0
     {wrong_tenant} unless verified_before || tenant_matches
+"""
+
+
+def _scope_rules(settings: GatewaySettings) -> str:
+    """Rule 8: a token with a scope claim holds the scope the route needs."""
+    names = {scope: scope.replace(":", "_") for scope in scopes.SCOPES}
+    acls = "".join(
+        f"    acl needs_{name} var(txn.needed_scope) -m str {scope}\n"
+        f"    acl holds_{name} var(txn.scopes) -m reg '(^| ){scope}( |$)'\n"
+        for scope, name in names.items()
+    )
+    lacking = " || ".join(f"scope_claimed needs_{n} !holds_{n}" for n in names.values())
+    body = f"{scopes.MISSING_SCOPE_PREFIX}%[var(txn.needed_scope)]"
+    scope_map = f"{settings.config_dir}/{SCOPES_MAP}"
+    return f"""\
+    # 8. Scope: a token with a scope claim must hold the one scope the method and route
+    # need ({SCOPES_MAP}); a token without one holds every scope. Checked on every request.
+    http-request set-var(txn.needed_scope) method,concat(:,txn.route),map_str({scope_map})
+{acls}    http-request return status 403 {_TEXT} lf-string "{body}" if {lacking}
 """
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from opstrace import names
+from opstrace import names, scopes
 from opstrace.gateway import routes
 from opstrace.gateway.settings import GatewaySettings, certificate_file_name, key_file_name
 
@@ -70,6 +70,17 @@ def methods_map() -> str:
     """`<METHOD>:<route key>` -> the backend that serves it."""
     return "".join(
         f"{method}:{route_key(rule.service, path)} {rule.backend}\n"
+        for rule in routes.ROUTES
+        for path in rule.client_paths()
+        for method in rule.methods
+    )
+
+
+def scopes_map() -> str:
+    """`<METHOD>:<route key>` -> the scope a token needs for it (`scopes.required_scope`)."""
+    return "".join(
+        f"{method}:{route_key(rule.service, path)} "
+        f"{scopes.required_scope(rule.service, rule.upstream, method)}\n"
         for rule in routes.ROUTES
         for path in rule.client_paths()
         for method in rule.methods

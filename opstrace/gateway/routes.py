@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from opstrace import scopes
+
 ROUTE_NOT_FOUND: Final = "no data API route for this path"
 """The 404 body for a path that is no data API route of the endpoint's service."""
 METHOD_NOT_ALLOWED: Final = "method not allowed on this path"
@@ -33,7 +35,8 @@ LABEL_NAME: Final = "{label}"
 LABEL_NAME_RE: Final = "[A-Za-z_][A-Za-z0-9_]*"
 """A Prometheus/Loki label name; also covers Prometheus 3's `U__` escaped UTF-8 names."""
 NAME: Final = "{name}"
-"""Stands for one rule namespace or rule group name in a path (the rulers' config APIs)."""
+"""Stands for one rule namespace or rule group name in a path (the rulers' config APIs),
+or a silence's ID (a UUID, the Alertmanager's)."""
 NAME_RE: Final = "[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 """A rule namespace or group name the gateway passes: letters, digits, `_`, `-`, `.`, not
 starting with `.` (so never `.` or `..`, which a backend's path cleaning would act on)."""
@@ -139,6 +142,11 @@ ROUTES: Final = (
     RouteRule("cortex", "alertmanager", _GET_POST_DELETE, ("/api/v1/alerts",)),
     RouteRule("cortex", "alertmanager", _GET_POST, (f"{ALERTMANAGER_PREFIX}/api/v2/alerts",)),
     RouteRule("cortex", "alertmanager", ("GET",), (f"{ALERTMANAGER_PREFIX}/api/v2/alerts/groups",)),
+    # Its silences: list and create (or update), read and expire one by its ID.
+    RouteRule("cortex", "alertmanager", _GET_POST, (f"{ALERTMANAGER_PREFIX}/api/v2/silences",)),
+    RouteRule(
+        "cortex", "alertmanager", _GET_DELETE, (f"{ALERTMANAGER_PREFIX}/api/v2/silence/{NAME}",)
+    ),
     RouteRule("loki", "push", ("POST",), ("/loki/api/v1/push",)),
     # Live tailing: a WebSocket upgrade, passed through as such.
     RouteRule("loki", "query", ("GET",), ("/loki/api/v1/tail",)),
@@ -174,6 +182,8 @@ class Route:
     backend: str
     """`<service>_<upstream>`, e.g. `cortex_push` or `loki_ruler`."""
     path: str
+    scope: str
+    """The scope a token needs for it (`scopes.required_scope`), e.g. `metrics:write`."""
 
 
 @dataclass(frozen=True)
@@ -255,5 +265,6 @@ def route(
             if method not in rule.methods:
                 return Refusal(405, METHOD_NOT_ALLOWED, allow_header(rule.methods))
             rewritten = upstream_path(rule, path, metrics_query_prefix, ruler_config_prefix)
-            return Route(rule.backend, rewritten)
+            scope = scopes.required_scope(rule.service, rule.upstream, method)
+            return Route(rule.backend, rewritten, scope)
     return Refusal(404, ROUTE_NOT_FOUND)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -340,6 +341,53 @@ def test_a_tenant_without_a_configuration_runs_the_default_that_notifies_nobody(
     wait_until(lambda: receivers("staging") == [[rule_files.DEFAULT_RECEIVER]], "staging's alert")
     # Alerts are the tenant's own too.
     assert receivers("prod") == []
+
+
+# Silences ----------------------------------------------------------------------------------
+
+SILENCES = f"{routes.ALERTMANAGER_PREFIX}/api/v2/silences"
+
+
+def silence_states(deployment: Deployment, tenant: str) -> dict[str, str]:
+    """Silence ID -> state (`active`, `expired`, ...) in `tenant`'s Alertmanager."""
+    answer = deployment.ask(tenant, SILENCES)
+    assert answer.status == 200, answer
+    return {s["id"]: s["status"]["state"] for s in json.loads(answer.body)}
+
+
+def test_a_tenant_creates_lists_and_expires_its_own_silences_only(
+    deployment: Deployment,
+) -> None:
+    now = datetime.now(UTC)
+    silence = {
+        "matchers": [{"name": "alertname", "value": "Probe", "isRegex": False, "isEqual": True}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "e2e",
+        "comment": "maintenance",
+    }
+    created = deployment.ask(
+        "staging",
+        SILENCES,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+        body=json.dumps(silence).encode(),
+    )
+    assert created.status == 200, created
+    silence_id = json.loads(created.body)["silenceID"]
+    one = f"{routes.ALERTMANAGER_PREFIX}/api/v2/silence/{silence_id}"
+
+    assert silence_states(deployment, "staging")[silence_id] == "active"
+    assert silence_id not in silence_states(deployment, "prod")
+    # prod's own token, at prod's endpoint, reaches prod's Alertmanager, which has no such
+    # silence; at staging's endpoint it is refused before any backend.
+    assert deployment.ask("prod", one, method="DELETE").status != 200
+    assert (deployment.ask("staging", one, "prod", method="DELETE").status) == 401
+    assert silence_states(deployment, "staging")[silence_id] == "active"
+
+    expired = deployment.ask("staging", one, method="DELETE")
+    assert expired.status == 200, expired
+    assert silence_states(deployment, "staging")[silence_id] == "expired"
 
 
 # Limits ------------------------------------------------------------------------------------

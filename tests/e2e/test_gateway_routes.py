@@ -7,6 +7,8 @@ refuses, with the same status, body and `Allow` header, before any upstream sees
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from opstrace import data_token
@@ -34,26 +36,33 @@ def allowed_only(*methods: str) -> routes.Refusal:
 
 
 def to(backend: str, path: str) -> routes.Route:
-    return routes.Route(backend, path)
+    """Where a request goes; its scope is held to the scope table in test_gateway_scopes.py
+    and tests/test_routes.py, and left out here (`unscoped`)."""
+    return routes.Route(backend, path, "")
+
+
+def unscoped(decision: Expected) -> Expected:
+    return replace(decision, scope="") if isinstance(decision, routes.Route) else decision
 
 
 def query(path: str) -> routes.Route:
     """A metrics query as the Mimir-style backend of the shared gateway gets it."""
-    return routes.Route("cortex_query", METRICS_QUERY_PREFIX + path)
+    return to("cortex_query", METRICS_QUERY_PREFIX + path)
 
 
 def ruler(path: str) -> routes.Route:
     """The ruler's Prometheus API as the shared gateway's metrics backend gets it."""
-    return routes.Route("cortex_ruler", METRICS_QUERY_PREFIX + path)
+    return to("cortex_ruler", METRICS_QUERY_PREFIX + path)
 
 
 def ruler_config(path: str) -> routes.Route:
     """The ruler's configuration API as the shared gateway's backend (Cortex's layout)
     gets it."""
-    return routes.Route("cortex_ruler", routes.CORTEX_RULER_CONFIG_PATH + path)
+    return to("cortex_ruler", routes.CORTEX_RULER_CONFIG_PATH + path)
 
 
 CONFIG_API = routes.RULER_CONFIG_PATH
+SILENCE_ID = "8f3c3b0e-6a6e-4c39-9a3f-1f2d9e5b7a10"
 
 
 CORTEX_ROWS: list[tuple[str, str, Expected]] = [
@@ -126,6 +135,29 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
         "/alertmanager/api/v2/alerts/groups",
         to("cortex_alertmanager", "/alertmanager/api/v2/alerts/groups"),
     ),
+    # Its silences: list, create, read and expire one (the ID is the Alertmanager's UUID).
+    *[
+        (
+            method,
+            "/alertmanager/api/v2/silences",
+            to("cortex_alertmanager", "/alertmanager/api/v2/silences"),
+        )
+        for method in ("GET", "POST")
+    ],
+    ("DELETE", "/alertmanager/api/v2/silences", allowed_only("GET", "POST")),
+    *[
+        (
+            method,
+            f"/alertmanager/api/v2/silence/{silence}",
+            to("cortex_alertmanager", f"/alertmanager/api/v2/silence/{silence}"),
+        )
+        for method in ("GET", "DELETE")
+        for silence in (SILENCE_ID, "opstrace")
+    ],
+    ("POST", f"/alertmanager/api/v2/silence/{SILENCE_ID}", allowed_only("GET", "DELETE")),
+    ("GET", "/alertmanager/api/v2/silence", NOT_A_ROUTE),
+    ("DELETE", "/alertmanager/api/v2/silence/..", NOT_A_ROUTE),
+    ("DELETE", f"/alertmanager/api/v2/silence/{SILENCE_ID}/x", NOT_A_ROUTE),
     ("POST", "/api/v1/read", query("/api/v1/read")),
     ("POST", "/prometheus/api/v1/read", query("/api/v1/read")),
     ("GET", "/api/v1/read", allowed_only("POST")),
@@ -160,7 +192,6 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
             "/alertmanager",
             "/alertmanager/",
             "/alertmanager/api/v2/status",
-            "/alertmanager/api/v2/silences",
             "/alertmanager/api/v2/receivers",
             "/alertmanager/api/v1/alerts",
             "/api/v1/alertmanager",
@@ -391,7 +422,7 @@ def test_haproxy_routes_and_refuses_as_the_reference_router(
     minted: dict[str, Minted],
     upstreams: dict[str, Recorder],
 ) -> None:
-    assert routes.route(service, method, path, METRICS_QUERY_PREFIX) == expected
+    assert unscoped(routes.route(service, method, path, METRICS_QUERY_PREFIX)) == expected
     before = {backend: len(recorder.requests) for backend, recorder in upstreams.items()}
     probe = unique_path(path)
     body = b"{}" if method in ("POST", "PUT", "PATCH") else None
