@@ -248,6 +248,10 @@ def loki_problems(
             _at(config, "limits_config.retention_period"),
             retention,
         ),
+        "limits_config.allow_structured_metadata (OTLP logs' attributes)": (
+            _at(config, "limits_config.allow_structured_metadata", True),
+            True,
+        ),
         "compactor.retention_enabled (the compactor deletes old data)": (
             _at(config, "compactor.retention_enabled", False),
             True,

@@ -235,7 +235,12 @@ def loki_values(
                 "bucketNames": {"chunks": bucket, "ruler": bucket, "admin": bucket},
                 "s3": {"region": region},
             },
-            "limits_config": {"retention_period": f"{retention_days * 24}h"},
+            # OTLP logs (/otlp/v1/logs) keep their resource and log attributes as
+            # structured metadata (tsdb, schema v13); Loki 3's default, said here.
+            "limits_config": {
+                "retention_period": f"{retention_days * 24}h",
+                "allow_structured_metadata": True,
+            },
             "compactor": {"retention_enabled": True, "delete_request_store": "s3"},
             # The chart adds the storage (the bucket's ruler prefix) to these.
             "rulerConfig": {"enable_api": True, "alertmanager_url": policy.alertmanager_url},

@@ -181,10 +181,16 @@ def test_loki_takes_each_tenant_from_the_scope_header() -> None:
     assert loki()["loki"]["auth_enabled"] is True
 
 
+def test_loki_keeps_otlp_attributes_as_structured_metadata() -> None:
+    config = loki()["loki"]
+    assert config["limits_config"]["allow_structured_metadata"] is True
+    assert config["schemaConfig"]["configs"][0]["schema"] == "v13"
+
+
 @pytest.mark.parametrize("days", [1, 30, 3650])
 def test_lokis_compactor_deletes_logs_older_than_the_retention(days: int) -> None:
     config = loki(retention_days=days)["loki"]
-    assert config["limits_config"] == {"retention_period": f"{days * 24}h"}
+    assert config["limits_config"]["retention_period"] == f"{days * 24}h"
     assert config["compactor"] == {"retention_enabled": True, "delete_request_store": "s3"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from opstrace import keys
 from opstrace.config import sizes
+from opstrace.gateway import routes
 from opstrace.gateway import upstreams as gateway_upstreams
 from opstrace.gateway.files import config_checksum, render_gateway_files
 from opstrace.gateway.settings import (
@@ -104,6 +106,23 @@ def test_methods_map_names_the_backend_of_each_route_and_method() -> None:
     assert "GET:cortex:/prometheus/api/v1/label/_/values cortex_query" in lines
     assert "GET:loki:/loki/api/v1/tail loki_query" in lines
     assert "POST:loki:/loki/api/v1/push loki_push" in lines
+
+
+def test_otlp_metrics_are_rewritten_only_for_a_backend_that_serves_them_elsewhere() -> None:
+    rule = (
+        "http-request set-path /api/v1/otlp/v1/metrics "
+        "if { var(txn.route) -m str cortex:/otlp/v1/metrics }"
+    )
+    cortex = dataclasses.replace(SETTINGS, metrics_otlp_path=routes.CORTEX_OTLP_METRICS_PATH)
+    mimir = dataclasses.replace(SETTINGS, metrics_otlp_path=routes.OTLP_METRICS_PATH)
+    assert f"    {rule}\n" in render_gateway_files(cortex, KEYS)[HAPROXY_CONFIG]
+    assert "otlp" not in render_gateway_files(mimir, KEYS)[HAPROXY_CONFIG]
+
+
+def test_a_metrics_otlp_path_that_is_no_path_is_refused_naming_the_setting() -> None:
+    expected = "metrics_otlp_path: 'otlp/v1/metrics' is not a path: use /SEGMENT"
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(expected)}"):
+        dataclasses.replace(SETTINGS, metrics_otlp_path="otlp/v1/metrics")
 
 
 def test_scopes_map_names_the_scope_of_each_route_and_method() -> None:

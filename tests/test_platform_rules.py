@@ -120,6 +120,7 @@ def test_own_backends_are_reached_at_their_in_cluster_services() -> None:
         loki_ruler="http://loki.opstrace-logs.svc.cluster.local:3100",
         metrics_query_prefix="/prometheus",
         ruler_config_prefix="/prometheus/config/v1/rules",
+        metrics_otlp_path="/otlp/v1/metrics",
     )
     scalable = gateway_upstreams.upstreams(production)
     assert (scalable.loki_push, scalable.loki_query, scalable.loki_ruler) == (

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from opstrace import names
+from opstrace.gateway import routes
 from opstrace.gateway.routes import (
     METHOD_NOT_ALLOWED,
     ROUTE_NOT_FOUND,
@@ -49,6 +50,24 @@ def test_pushes_are_never_rewritten(prefix: str) -> None:
     assert route("loki", "POST", "/loki/api/v1/push", prefix) == Route(
         "loki_push", "/loki/api/v1/push", "logs:write"
     )
+
+
+def test_otlp_metrics_reach_the_push_upstream_at_the_path_the_backend_serves() -> None:
+    cortex, mimir = routes.CORTEX_OTLP_METRICS_PATH, routes.OTLP_METRICS_PATH
+    assert route("cortex", "POST", mimir) == Route("cortex_push", cortex, "metrics:write")
+    assert route("cortex", "POST", mimir, "/prometheus", routes.RULER_CONFIG_PATH, mimir) == (
+        Route("cortex_push", mimir, "metrics:write")
+    )
+    assert route("cortex", "GET", mimir) == Refusal(405, METHOD_NOT_ALLOWED, "POST")
+    assert route("cortex", "POST", cortex) == NOT_A_ROUTE
+
+
+def test_otlp_logs_reach_the_logs_push_upstream_unchanged() -> None:
+    logs = routes.OTLP_LOGS_PATH
+    assert route("loki", "POST", logs) == Route("loki_push", logs, "logs:write")
+    assert route("cortex", "POST", logs) == NOT_A_ROUTE
+    assert route("loki", "POST", routes.OTLP_METRICS_PATH) == NOT_A_ROUTE
+    assert route("loki", "POST", "/otlp/v1/traces") == NOT_A_ROUTE
 
 
 def test_logs_queries_and_tail_go_to_the_logs_query_upstream_unchanged() -> None:

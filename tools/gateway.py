@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"'{routes.RULER_CONFIG_PATH}' for Mimir (default: Cortex's "
         f"'{routes.CORTEX_RULER_CONFIG_PATH}')",
     )
+    render.add_argument(
+        "--metrics-otlp-path",
+        default=routes.CORTEX_OTLP_METRICS_PATH,
+        help=f"'{routes.OTLP_METRICS_PATH}' for Mimir (default: Cortex's "
+        f"'{routes.CORTEX_OTLP_METRICS_PATH}')",
+    )
     render.add_argument("--listen", required=True, help="IPV4:PORT of the data API (HTTPS)")
     render.add_argument("--http-listen", help="IPV4:PORT refusing plain HTTP (default: none)")
     render.add_argument("--health-listen", help="IPV4:PORT of /healthz (default: none)")
@@ -128,6 +134,7 @@ def _render(args: argparse.Namespace) -> int:
         },
         metrics_query_prefix=args.metrics_query_prefix,
         ruler_config_prefix=args.ruler_config_prefix,
+        metrics_otlp_path=args.metrics_otlp_path,
         listen=args.listen,
         http_listen=args.http_listen,
         health_listen=args.health_listen,

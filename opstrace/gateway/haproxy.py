@@ -131,8 +131,13 @@ def _quoted(text: str) -> str:
 def _path_rewrite(settings: GatewaySettings) -> str:
     """The Prometheus API (queries, the ruler's rules and alerts) reaches the metrics
     backend as `<metrics_query_prefix>/api/v1/...`, the ruler's configuration API as
-    `<ruler_config_prefix>/...` (where Cortex and Mimir differ)."""
+    `<ruler_config_prefix>/...`, OTLP metrics as `<metrics_otlp_path>` (where Cortex and
+    Mimir differ)."""
     config_api = maps.route_key("cortex", routes.RULER_CONFIG_PATH)
+    otlp = maps.route_key("cortex", routes.OTLP_METRICS_PATH)
+    assert [r.client_paths() for r in routes.ROUTES if r.rewrite == routes.OTLP_METRICS] == [
+        (routes.OTLP_METRICS_PATH,)
+    ]
     metrics = sorted({rule.backend for rule in routes.ROUTES if rule.rewrite == routes.METRICS_API})
     # Every other route of these backends is the ruler's configuration API.
     assert all(
@@ -142,6 +147,11 @@ def _path_rewrite(settings: GatewaySettings) -> str:
         if rule.backend in metrics
     )
     lines = [f"    acl ruler_config_api var(txn.route) -m beg {config_api}\n"]
+    if settings.metrics_otlp_path != routes.OTLP_METRICS_PATH:
+        lines.append(
+            f"    http-request set-path {settings.metrics_otlp_path} "
+            f"if {{ var(txn.route) -m str {otlp} }}\n"
+        )
     if settings.ruler_config_prefix != routes.RULER_CONFIG_PATH:
         lines.append(
             f"    http-request set-path %[path,regsub(^{routes.RULER_CONFIG_PATH},"

@@ -6,7 +6,8 @@ decision the end-to-end tests hold HAProxy to, row by row.
 
 It follows the routes of Opstrace's tenant proxies (`/api/v1/push` and the Prometheus
 query API on `cortex.*`; `/loki/api/v1/push`, `/loki/api/v1/tail` and the Loki query
-API on `loki.*`), spelled out path by path instead of `/api/v1/*`, and adds what
+API on `loki.*`), spelled out path by path instead of `/api/v1/*`, adds OpenTelemetry's
+OTLP/HTTP push (`/otlp/v1/metrics`, `/otlp/v1/logs`), and adds what
 Opstrace's config API served, at the tenant's own endpoints: the rulers' rules APIs
 and the Alertmanager's configuration and alerts APIs. Whatever is not listed (admin
 and ring pages such as `/ingester/shutdown`, `/distributor/all_user_stats` or
@@ -51,6 +52,13 @@ CORTEX_RULER_CONFIG_PATH: Final = "/api/v1/rules"
 """Where Cortex (and Opstrace's config API) serve the ruler's configuration API."""
 LOKI_RULER_CONFIG_PATH: Final = "/loki/api/v1/rules"
 """Loki's ruler configuration API, as clients send it and Loki serves it."""
+OTLP_METRICS_PATH: Final = "/otlp/v1/metrics"
+"""OpenTelemetry's OTLP/HTTP metrics, as clients send them (an OTLP exporter's endpoint
+`https://cortex.<tenant>...` plus its signal path) and as Grafana Mimir serves them."""
+CORTEX_OTLP_METRICS_PATH: Final = "/api/v1/otlp/v1/metrics"
+"""Where Cortex serves OTLP metrics (cortexproject/cortex pkg/api/api.go, v1.21)."""
+OTLP_LOGS_PATH: Final = "/otlp/v1/logs"
+"""OTLP/HTTP logs, as clients send them and as Loki (3.x) serves them."""
 ALERTMANAGER_PREFIX: Final = "/alertmanager"
 """Where Mimir and Cortex serve each tenant's Alertmanager (`alertmanager_http_prefix`)."""
 
@@ -58,6 +66,8 @@ METRICS_API: Final = "metrics"
 """Rewrite of the Prometheus API: `<metrics_query_prefix>/api/v1/...`."""
 RULER_CONFIG: Final = "ruler-config"
 """Rewrite of the ruler's configuration API: `<ruler_config_prefix>/...`."""
+OTLP_METRICS: Final = "otlp-metrics"
+"""Rewrite of OTLP metrics: `<metrics_otlp_path>`."""
 
 _LITERAL_RE: Final = re.compile(r"^(/[a-z0-9_]+)+$")
 _PREFIX_RE: Final = re.compile(r"^(/[a-z0-9][a-z0-9_-]*)*$")
@@ -79,7 +89,8 @@ class RouteRule:
     """Paths as clients send them; `{label}` stands for one label name, `{name}` for a
     rule namespace or group name."""
     rewrite: str = ""
-    """How the upstream gets the path: unchanged (""), `METRICS_API` or `RULER_CONFIG`."""
+    """How the upstream gets the path: unchanged (""), `METRICS_API`, `RULER_CONFIG` or
+    `OTLP_METRICS`."""
     aliases: tuple[str, ...] = ("",)
     """Prefixes a client may put before each path (`METRICS_QUERY_ALIASES`)."""
 
@@ -114,6 +125,7 @@ def _rules_api(service: str, prefix: str, rewrite: str = "") -> tuple[RouteRule,
 
 ROUTES: Final = (
     RouteRule("cortex", "push", ("POST",), ("/api/v1/push",)),
+    RouteRule("cortex", "push", ("POST",), (OTLP_METRICS_PATH,), OTLP_METRICS),
     _metrics_api(
         "query",
         _GET_POST,
@@ -147,7 +159,7 @@ ROUTES: Final = (
     RouteRule(
         "cortex", "alertmanager", _GET_DELETE, (f"{ALERTMANAGER_PREFIX}/api/v2/silence/{NAME}",)
     ),
-    RouteRule("loki", "push", ("POST",), ("/loki/api/v1/push",)),
+    RouteRule("loki", "push", ("POST",), ("/loki/api/v1/push", OTLP_LOGS_PATH)),
     # Live tailing: a WebSocket upgrade, passed through as such.
     RouteRule("loki", "query", ("GET",), ("/loki/api/v1/tail",)),
     RouteRule(
@@ -235,10 +247,27 @@ def ruler_config_prefix_problem(prefix: str) -> str | None:
     )
 
 
+def otlp_path_problem(path: str) -> str | None:
+    """Why `path` cannot be where the metrics backend serves OTLP metrics, or None."""
+    if path and _PREFIX_RE.fullmatch(path):
+        return None
+    return (
+        f"{path!r} is not a path: use /SEGMENT[/SEGMENT...] of lowercase letters, digits, "
+        f"'_' and '-' without a trailing '/' ({OTLP_METRICS_PATH} for Grafana Mimir, "
+        f"{CORTEX_OTLP_METRICS_PATH} for Cortex)"
+    )
+
+
 def upstream_path(
-    rule: RouteRule, client_path: str, metrics_query_prefix: str, ruler_config_prefix: str
+    rule: RouteRule,
+    client_path: str,
+    metrics_query_prefix: str,
+    ruler_config_prefix: str,
+    metrics_otlp_path: str = CORTEX_OTLP_METRICS_PATH,
 ) -> str:
     """The path the upstream gets for `client_path`, which `rule` matched."""
+    if rule.rewrite == OTLP_METRICS:
+        return metrics_otlp_path
     if rule.rewrite == METRICS_API:
         return metrics_query_prefix + client_path.removeprefix("/prometheus")
     if rule.rewrite == RULER_CONFIG:
@@ -252,6 +281,7 @@ def route(
     path: str,
     metrics_query_prefix: str = "",
     ruler_config_prefix: str = CORTEX_RULER_CONFIG_PATH,
+    metrics_otlp_path: str = CORTEX_OTLP_METRICS_PATH,
 ) -> Route | Refusal:
     """Decide a request's route as the gateway must (the path without its query string).
 
@@ -264,7 +294,9 @@ def route(
         if any(re.fullmatch(path_pattern(p), path) for p in rule.client_paths()):
             if method not in rule.methods:
                 return Refusal(405, METHOD_NOT_ALLOWED, allow_header(rule.methods))
-            rewritten = upstream_path(rule, path, metrics_query_prefix, ruler_config_prefix)
+            rewritten = upstream_path(
+                rule, path, metrics_query_prefix, ruler_config_prefix, metrics_otlp_path
+            )
             scope = scopes.required_scope(rule.service, rule.upstream, method)
             return Route(rule.backend, rewritten, scope)
     return Refusal(404, ROUTE_NOT_FOUND)

@@ -114,6 +114,9 @@ class GatewaySettings:
     ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH
     """Where the metrics ruler serves its configuration API: Cortex's `/api/v1/rules`,
     or Mimir's `/prometheus/config/v1/rules` (what clients send, either way)."""
+    metrics_otlp_path: str = routes.CORTEX_OTLP_METRICS_PATH
+    """Where the metrics backend serves OTLP metrics: Cortex's `/api/v1/otlp/v1/metrics`,
+    or Mimir's `/otlp/v1/metrics` (what clients send, either way)."""
     listen: str = DEFAULT_LISTEN
     """IPv4 address and port of the data API listener (HTTPS)."""
     http_listen: str | None = DEFAULT_HTTP_LISTEN
@@ -182,6 +185,8 @@ def validate_settings(settings: GatewaySettings) -> None:
         raise GatewayConfigError(f"metrics_query_prefix: {problem}")
     if problem := routes.ruler_config_prefix_problem(settings.ruler_config_prefix):
         raise GatewayConfigError(f"ruler_config_prefix: {problem}")
+    if problem := routes.otlp_path_problem(settings.metrics_otlp_path):
+        raise GatewayConfigError(f"metrics_otlp_path: {problem}")
     _check_listeners(settings)
     _check_dir("config_dir", settings.config_dir)
 

@@ -37,6 +37,8 @@ class Upstreams:
     """The path prefix of the metrics backend's Prometheus query API."""
     ruler_config_prefix: str
     """Where the metrics ruler serves its configuration API."""
+    metrics_otlp_path: str
+    """Where the metrics backend serves OTLP metrics."""
 
 
 def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams:
@@ -63,6 +65,9 @@ def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams
         ruler_config_prefix=(
             routes.CORTEX_RULER_CONFIG_PATH if cortex_url else routes.RULER_CONFIG_PATH
         ),
+        metrics_otlp_path=(
+            routes.CORTEX_OTLP_METRICS_PATH if cortex_url else routes.OTLP_METRICS_PATH
+        ),
     )
 
 
@@ -84,6 +89,7 @@ def gateway_settings(
         loki_ruler_url=to.loki_ruler,
         metrics_query_prefix=to.metrics_query_prefix,
         ruler_config_prefix=to.ruler_config_prefix,
+        metrics_otlp_path=to.metrics_otlp_path,
     )
 
 

@@ -376,6 +376,7 @@ class Recorded:
     method: str
     path: str
     headers: list[tuple[str, str]]
+    body: bytes = b""
 
     def values(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k.lower() == name.lower()]
@@ -419,13 +420,13 @@ class Recorder:
             def do_DELETE(self) -> None:
                 self._answer(b"")
 
-            def _record(self) -> None:
+            def _record(self, body: bytes = b"") -> None:
                 recorder.requests.append(
-                    Recorded(self.command, self.path, list(self.headers.items()))
+                    Recorded(self.command, self.path, list(self.headers.items()), body)
                 )
 
             def _answer(self, body: bytes) -> None:
-                self._record()
+                self._record(body)
                 if recorder.hold is not None:
                     recorder.hold.wait(timeout=STARTUP_SECONDS)
                 status, reply = recorder._reply(self, body)

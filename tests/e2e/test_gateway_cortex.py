@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import json
+import os
+import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,6 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+from opentelemetry.sdk.resources import Resource
 
 from opstrace import data_token
 from opstrace.config import sizes
@@ -100,6 +114,10 @@ class Deployment:
     """The Cortex that serves queries (and holds the ingester)."""
     gateway: Gateway
     tokens: Mapping[str, str]
+    tunnel_port: int
+    """A CONNECT proxy to the gateway: how clients reach the endpoint hosts (for DNS)."""
+    logs: Recorder
+    """Loki's stand-in (Loki is AGPL, not built here): it records what reaches it."""
 
     def ask(
         self, tenant: str, path: str, params: Mapping[str, str], *, form: bool = False
@@ -147,8 +165,9 @@ def program_settings(
         assert push_url == query_url
         upstreams = gateway_upstreams.upstreams(size, push_url, logs_url)
     else:
-        # The one place Cortex differs from Mimir here: where its ruler serves its
-        # configuration API (Cortex's /api/v1/rules, Mimir's under /prometheus/config).
+        # Where Cortex differs from Mimir here: where its ruler serves its configuration
+        # API (Cortex's /api/v1/rules, Mimir's under /prometheus/config), and OTLP
+        # (Cortex's /api/v1/otlp/v1/metrics, Mimir's /otlp/v1/metrics).
         upstreams = dataclasses.replace(
             gateway_upstreams.upstreams(size),
             cortex_push=push_url,
@@ -159,6 +178,7 @@ def program_settings(
             loki_query=logs_url,
             loki_ruler=logs_url,
             ruler_config_prefix=routes.CORTEX_RULER_CONFIG_PATH,
+            metrics_otlp_path=routes.CORTEX_OTLP_METRICS_PATH,
         )
     return gateway_upstreams.gateway_settings(INSTANCE, DOMAIN, TENANTS, upstreams)
 
@@ -225,7 +245,7 @@ def deployment(
         )
         tunnel_port, _ = stack.enter_context(connect_tunnel(gateway.port))
         tokens = {tenant: minted[tenant].token for tenant in TENANTS}
-        running = Deployment(queries, gateway, tokens)
+        running = Deployment(queries, gateway, tokens, tunnel_port, logs)
         sender_port = free_port()
         config = sender_config(sender_port, tunnel_port, token_files)
         stack.enter_context(prometheus(directory / "sender", sender_port, config))
@@ -318,3 +338,155 @@ def test_every_metrics_route_the_gateway_lets_through_has_a_cortex_handler(
     )
     assert response.body != CORTEX_NO_ROUTE, f"Cortex has no handler for {method} {path}"
     assert response.status != 405, response
+
+
+# OpenTelemetry (OTLP/HTTP) ---------------------------------------------------------------
+
+
+def otlp_session(deployment: Deployment) -> requests.Session:
+    """What an OTLP exporter sends through: the tunnel to the gateway for the endpoint hosts."""
+    session = requests.Session()
+    # No CA bundle from the environment (REQUESTS_CA_BUNDLE would replace the exporter's
+    # certificate_file): the test CA only.
+    session.trust_env = False
+    session.proxies = {"https": f"http://127.0.0.1:{deployment.tunnel_port}"}
+    return session
+
+
+def otlp_metrics_exporter(deployment: Deployment, endpoint_of: str, token_of: str) -> Any:
+    """OpenTelemetry's own OTLP/HTTP metrics exporter (protobuf, gzip as Collectors send),
+    at `endpoint_of`'s endpoint with `token_of`'s token."""
+    return OTLPMetricExporter(
+        endpoint=f"https://{host('cortex', endpoint_of)}{routes.OTLP_METRICS_PATH}",
+        certificate_file=str(gateway_ca().file),
+        headers={"Authorization": f"Bearer {deployment.tokens[token_of]}"},
+        compression=Compression.Gzip,
+        session=otlp_session(deployment),
+    )
+
+
+def push_metric(exporter: Any, name: str) -> bool:
+    """One counter increment, collected by the SDK and exported once, as its periodic
+    reader would; whether the exporter reports success."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "otlp-probe"}), metric_readers=[reader]
+    )
+    try:
+        provider.get_meter("e2e").create_counter(name).add(3, {"path": "/checkout"})
+        collected = reader.get_metrics_data()
+        assert collected is not None
+        return bool(exporter.export(collected) == MetricExportResult.SUCCESS)
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
+
+
+def otlp_series(deployment: Deployment, tenant: str, name: str) -> list[dict[str, Any]]:
+    data = deployment.data(tenant, "/api/v1/query", {"query": f'{{__name__=~"{name}.*"}}'})
+    return list(data["result"])
+
+
+def test_an_opentelemetry_sdk_push_lands_in_cortex_and_is_queried_back_by_its_tenant_only(
+    deployment: Deployment,
+) -> None:
+    name = f"otlp_probe_{uuid.uuid4().hex[:8]}"
+    assert push_metric(otlp_metrics_exporter(deployment, "prod", "prod"), name)
+
+    wait_until(lambda: bool(otlp_series(deployment, "prod", name)), f"{name} in prod")
+    (found,) = otlp_series(deployment, "prod", name)
+    assert found["metric"]["path"] == "/checkout"
+    assert found["value"][1] == "3"
+    assert otlp_series(deployment, "staging", name) == []
+
+
+def test_an_otlp_push_with_another_tenants_token_is_refused_and_lands_nowhere(
+    deployment: Deployment,
+) -> None:
+    name = f"otlp_stray_{uuid.uuid4().hex[:8]}"
+    assert not push_metric(otlp_metrics_exporter(deployment, "prod", "staging"), name)
+    response = request(
+        deployment.gateway.port,
+        host("cortex", "prod"),
+        routes.OTLP_METRICS_PATH,
+        {**bearer(deployment.tokens["staging"]), "Content-Type": "application/x-protobuf"},
+        method="POST",
+        body=b"",
+    )
+    assert response == Response(401, data_token.BAD_TOKEN)
+    assert otlp_series(deployment, "prod", name) == otlp_series(deployment, "staging", name) == []
+
+
+def test_an_otlp_json_push_lands_too(deployment: Deployment) -> None:
+    name = f"otlp_json_{uuid.uuid4().hex[:8]}"
+    now = str(time.time_ns())
+    point = {"asInt": "5", "timeUnixNano": now, "startTimeUnixNano": now}
+    document = {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": []},
+                "scopeMetrics": [{"metrics": [{"name": name, "gauge": {"dataPoints": [point]}}]}],
+            }
+        ]
+    }
+    response = request(
+        deployment.gateway.port,
+        host("cortex", "prod"),
+        routes.OTLP_METRICS_PATH,
+        {**bearer(deployment.tokens["prod"]), "Content-Type": "application/json"},
+        method="POST",
+        body=json.dumps(document).encode(),
+    )
+    assert response.status == 200, response
+    wait_until(lambda: bool(otlp_series(deployment, "prod", name)), f"{name} in prod")
+
+
+def test_an_opentelemetry_sdk_log_export_reaches_the_logs_push_upstream_as_the_tenant(
+    deployment: Deployment,
+) -> None:
+    # The proof stops at Loki's door: Loki (AGPL) is not built here, its stand-in records
+    # what the gateway forwards (path, tenant, the body as the SDK sent it).
+    exporter = OTLPLogExporter(
+        endpoint=f"https://{host('loki', 'prod')}{routes.OTLP_LOGS_PATH}",
+        certificate_file=str(gateway_ca().file),
+        headers={"Authorization": f"Bearer {deployment.tokens['prod']}"},
+        session=otlp_session(deployment),
+    )
+    marker = f"checkout failed {uuid.uuid4().hex}"
+    provider = LoggerProvider(resource=Resource.create({"service.name": "otlp-probe"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    try:
+        provider.get_logger("e2e").emit(body=marker, severity_text="ERROR")
+    finally:
+        provider.shutdown()
+
+    (arrived,) = [r for r in deployment.logs.requests if marker.encode() in r.body]
+    assert (arrived.method, arrived.path) == ("POST", routes.OTLP_LOGS_PATH)
+    assert arrived.values("X-Scope-OrgID") == ["prod"]
+    assert arrived.values("Authorization") == []
+    sent = ExportLogsServiceRequest.FromString(arrived.body)
+    (record,) = sent.resource_logs[0].scope_logs[0].log_records
+    assert record.body.string_value == marker
+
+
+def test_a_large_gzip_otlp_body_passes_the_gateway_unchanged(deployment: Deployment) -> None:
+    # A Collector's batch: several MiB of compressed protobuf. The gateway buffers no
+    # body and sets no size limit of its own (the backends' limits apply).
+    body = gzip.compress(os.urandom(4 * 1024 * 1024), compresslevel=1)
+    headers = {
+        **bearer(deployment.tokens["prod"]),
+        "Content-Type": "application/x-protobuf",
+        "Content-Encoding": "gzip",
+    }
+    response = request(
+        deployment.gateway.port,
+        host("loki", "prod"),
+        routes.OTLP_LOGS_PATH,
+        headers,
+        method="POST",
+        body=body,
+    )
+    assert response.status == 200, response
+    (arrived,) = [r for r in deployment.logs.requests if r.body == body]
+    assert arrived.values("Content-Encoding") == ["gzip"]
+    assert arrived.values("X-Scope-OrgID") == ["prod"]

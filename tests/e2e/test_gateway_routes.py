@@ -70,6 +70,13 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
     ("GET", "/api/v1/push", allowed_only("POST")),
     ("PUT", "/api/v1/push", allowed_only("POST")),
     ("POST", "/prometheus/api/v1/push", NOT_A_ROUTE),
+    # OpenTelemetry's metrics, at the path the metrics backend serves them (Cortex's here).
+    ("POST", "/otlp/v1/metrics", to("cortex_push", "/api/v1/otlp/v1/metrics")),
+    ("GET", "/otlp/v1/metrics", allowed_only("POST")),
+    ("POST", "/api/v1/otlp/v1/metrics", NOT_A_ROUTE),
+    ("POST", "/otlp/v1/logs", NOT_A_ROUTE),
+    ("POST", "/otlp/v1/traces", NOT_A_ROUTE),
+    ("POST", "/otlp//v1/metrics", NOT_A_ROUTE),
     *[
         (method, f"{alias}/api/v1/{name}", query(f"/api/v1/{name}"))
         for name in ("query", "query_range", "query_exemplars", "series", "labels")
@@ -305,6 +312,12 @@ LOKI_QUERY = (
 LOKI_ROWS: list[tuple[str, str, Expected]] = [
     ("POST", "/loki/api/v1/push", to("loki_push", "/loki/api/v1/push")),
     ("GET", "/loki/api/v1/push", allowed_only("POST")),
+    # OpenTelemetry's logs, at the path Loki serves them.
+    ("POST", "/otlp/v1/logs", to("loki_push", "/otlp/v1/logs")),
+    ("GET", "/otlp/v1/logs", allowed_only("POST")),
+    ("POST", "/otlp/v1/metrics", NOT_A_ROUTE),
+    ("POST", "/otlp/v1/traces", NOT_A_ROUTE),
+    ("POST", "/otlp/v1/logs/", NOT_A_ROUTE),
     ("GET", "/loki/api/v1/tail", to("loki_query", "/loki/api/v1/tail")),
     ("POST", "/loki/api/v1/tail", allowed_only("GET")),
     *[
