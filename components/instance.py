@@ -129,8 +129,15 @@ class Instance(pulumi.ComponentResource):
             )
         system_namespace = tenants[names.SYSTEM_TENANT].namespace
         bound_keys = [
-            *(BoundKey(key, tenant) for tenant, t in tenants.items() for key in t.public_keys),
-            *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),
+            *(
+                BoundKey(key, tenant, names.credential_name(tenant, token_name))
+                for tenant, t in tenants.items()
+                for token_name, key in t.public_keys.items()
+            ),
+            *(
+                BoundKey(key.pem, key.tenant, names.trusted_key_name(position))
+                for position, key in enumerate(config.trusted_keys)
+            ),
         ]
         trust_store = TrustStore(
             f"{name}-trust-store",

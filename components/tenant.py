@@ -43,8 +43,8 @@ class Tenant(pulumi.ComponentResource):
     """Service (`cortex`, `loki`) -> endpoint URL; known without deploying anything."""
     tokens: pulumi.Output[dict[str, str]]
     """Token name -> token; always a secret."""
-    public_keys: list[pulumi.Output[str]]
-    """The public key of each credential, for the trust store."""
+    public_keys: dict[str, pulumi.Output[str]]
+    """Token name -> the public key of its credential, for the trust store."""
     key_ids: pulumi.Output[dict[str, str]]
     """Token name -> key ID."""
     token_expiry: pulumi.Output[dict[str, str]]
@@ -114,7 +114,7 @@ class Tenant(pulumi.ComponentResource):
         self.tokens = pulumi.Output.secret(
             pulumi.Output.all(**{n: c.token for n, c in credentials.items()})
         )
-        self.public_keys = [c.public_key_pem for c in credentials.values()]
+        self.public_keys = {n: c.public_key_pem for n, c in credentials.items()}
         self.key_ids = pulumi.Output.all(**{n: c.key_id for n, c in credentials.items()})
         self.token_expiry = pulumi.Output.all(
             **{n: c.expires_at.apply(_timestamp) for n, c in credentials.items()}

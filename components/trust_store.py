@@ -32,6 +32,8 @@ class BoundKey:
 
     pem: pulumi.Input[str]
     tenant: str | None
+    name: str
+    """The credential's name in the gateway's access log (`names.credential_name`)."""
 
 
 @dataclass(frozen=True)

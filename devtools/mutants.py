@@ -251,8 +251,8 @@ MUTANTS: Final = (
     Mutant(
         "trusted_keys_left_out_of_the_trust_store",
         "components/instance.py",
-        "            *(BoundKey(key.pem, key.tenant) for key in config.trusted_keys),\n",
-        "",
+        "                for position, key in enumerate(config.trusted_keys)\n",
+        "                for position, key in enumerate(config.trusted_keys[:0])\n",
         (PROGRAM_TESTS,),
     ),
     Mutant(

@@ -65,14 +65,15 @@ def size_problem(what: str, data: Mapping[str, str]) -> str | None:
 
 
 def instance_config_maps(
-    bound_keys: Iterable[tuple[str, str | None]], settings: GatewaySettings
+    bound_keys: Iterable[tuple[str, str | None, str]], settings: GatewaySettings
 ) -> dict[str, dict[str, str]]:
     """Every key-derived ConfigMap's data (trust store and gateway), by a readable name,
-    from (public key, the tenant it signs for or None) pairs: what the components render
-    from the same keys (`gateway.files.gateway_files`, `trust_store_data`)."""
-    pairs = list(bound_keys)
-    gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, pairs))
-    trust_store = trust_store_data(keys.key_set(pem for pem, _ in pairs))
+    from (public key, the tenant it signs for or None, the credential's name) entries:
+    what the components render from the same keys (`gateway.files.gateway_files`,
+    `trust_store_data`)."""
+    entries = list(bound_keys)
+    gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, entries))
+    trust_store = trust_store_data(keys.key_set(pem for pem, _, _ in entries))
     return {
         **{f"trust store {name}": data for name, data in trust_store.items()},
         **{f"gateway {role}": data for role, data in gateway.items()},
@@ -80,18 +81,19 @@ def instance_config_maps(
 
 
 def capacity_problem(
-    credentials: Iterable[tuple[str, int]],
-    trusted: Iterable[tuple[str, str | None]],
+    credentials: Iterable[tuple[str, str, int]],
+    trusted: Iterable[tuple[str, str | None, str]],
     settings: GatewaySettings,
 ) -> str | None:
     """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
 
-    `credentials` are (tenant, RSA size) per token credential, stood in for by keys of
-    their size bound to their tenant; `trusted` are the extra (public key, tenant or None).
+    `credentials` are (tenant, credential name, RSA size) per token credential, stood in
+    for by keys of their size bound to their tenant; `trusted` are the extra (public key,
+    tenant or None, name).
     """
     stand_ins = [
-        (keys.stand_in_public_key(f"capacity-{i}", size), tenant)
-        for i, (tenant, size) in enumerate(credentials)
+        (keys.stand_in_public_key(f"capacity-{i}", size), tenant, name)
+        for i, (tenant, name, size) in enumerate(credentials)
     ]
     extra = list(trusted)
     all_keys = [*stand_ins, *extra]

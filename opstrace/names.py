@@ -74,6 +74,16 @@ def tenant_name_problem(name: str) -> str | None:
     return None
 
 
+def credential_name(tenant: str, token_name: str) -> str:
+    """How the gateway's access log names a minted credential: `<tenant>/<token name>`."""
+    return f"{tenant}/{token_name}"
+
+
+def trusted_key_name(position: int) -> str:
+    """How the gateway's access log names a `trustedKeys` entry: its place in the list."""
+    return f"trustedKeys[{position}]"
+
+
 def token_name_problem(name: str) -> str | None:
     """Why `name` cannot be a token (credential) name, or None if it can."""
     if not _TOKEN_RE.fullmatch(name) or len(name) > DNS_LABEL_MAX:

@@ -89,7 +89,7 @@ def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
     """A gateway trusting `key_set` for every tenant."""
     args = GatewayArgs(
         settings=settings(),
-        keys=[BoundKey(pem, None) for pem in key_set.values()],
+        keys=[BoundKey(pem, None, f"trustedKeys[{i}]") for i, pem in enumerate(key_set.values())],
         namespace="system-tenant",
     )
     return replace(args, **overrides)
@@ -128,7 +128,8 @@ def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed
 def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    files = gateway_files.render_gateway_files(settings(), key_set)
+    credentials = {kid: f"trustedKeys[{i}]" for i, kid in enumerate(key_set)}
+    files = gateway_files.render_gateway_files(settings(), key_set, credentials=credentials)
     key_files = {name: content for name, content in files.items() if name.startswith("key-")}
     config_maps = deployed.config_maps()
     checksum = {contract.CHECKSUM_KEY: gateway_files.config_checksum(files)}
@@ -143,7 +144,8 @@ def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
 def test_checksum_output_is_the_checksum_of_the_rendered_files(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
-    files = gateway_files.render_gateway_files(settings(), key_set)
+    credentials = {kid: f"trustedKeys[{i}]" for i, kid in enumerate(key_set)}
+    files = gateway_files.render_gateway_files(settings(), key_set, credentials=credentials)
     assert deployed.outputs["checksum"] == gateway_files.config_checksum(files)
 
 

@@ -19,6 +19,7 @@ from opstrace.gateway import upstreams as gateway_upstreams
 from opstrace.gateway.files import config_checksum, render_gateway_files
 from opstrace.gateway.settings import (
     BINDINGS_MAP,
+    CREDENTIALS_MAP,
     CRT_LIST,
     HAPROXY_CONFIG,
     HOSTS_MAP,
@@ -85,6 +86,7 @@ def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
         ROUTES_MAP,
         METHODS_MAP,
         SCOPES_MAP,
+        CREDENTIALS_MAP,
         CRT_LIST,
     } | {f"key-{kid}.pem" for kid in KEYS}
 
@@ -293,9 +295,9 @@ def test_key_files_are_named_in_the_config_only_by_their_computed_key_id() -> No
 
 def test_verification_key_comes_only_from_the_keys_map_lookup() -> None:
     config = render_gateway_files(SETTINGS, KEYS)[HAPROXY_CONFIG]
+    assert "http-request set-var(txn.kid) var(txn.header),json_query('$.kid')\n" in config
     assert (
-        "set-var(txn.key_file) var(txn.header),json_query('$.kid'),"
-        "map_str(/etc/gateway/keys.map) unless verified_before"
+        "set-var(txn.key_file) var(txn.kid),map_str(/etc/gateway/keys.map) unless verified_before"
     ) in config
     assert 'jwt_verify("RS256",txn.key_file) if key_known' in config
 

@@ -95,11 +95,14 @@ class Gateway(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         tenants = [key.tenant for key in args.keys]
+        credentials = [key.name for key in args.keys]
         # The keys are known only once minted: their rules are checked here, and a broken
         # one ends the update in one line (components.bail).
         files = pulumi.Output.all(*(key.pem for key in args.keys)).apply(
             reported(
-                lambda pems: gateway_files.gateway_files(settings, zip(pems, tenants, strict=True))
+                lambda pems: gateway_files.gateway_files(
+                    settings, zip(pems, tenants, credentials, strict=True)
+                )
             )
         )
         split = files.apply(gateway_files.config_map_data)

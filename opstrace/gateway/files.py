@@ -15,6 +15,7 @@ from opstrace import data_token, keys
 from opstrace.gateway import haproxy, maps
 from opstrace.gateway.settings import (
     BINDINGS_MAP,
+    CREDENTIALS_MAP,
     CRT_LIST,
     HAPROXY_CONFIG,
     HOSTS_MAP,
@@ -36,11 +37,13 @@ def render_gateway_files(
     settings: GatewaySettings,
     trusted: Mapping[str, str],
     bindings: Mapping[str, str] = data_token.NO_BINDINGS,
+    credentials: Mapping[str, str] = data_token.NO_BINDINGS,
 ) -> dict[str, str]:
     """File name -> content of everything HAProxy reads (but the certificates).
 
     `trusted` is the key set (key ID -> PEM); `bindings` maps a key ID to the one tenant
-    whose endpoints accept its tokens (keys absent from it are instance-wide).
+    whose endpoints accept its tokens (keys absent from it are instance-wide);
+    `credentials` maps a key ID to the names the access log gives its tokens.
     Deterministic for equal inputs (sorted everywhere), so the checksum of the result
     changes exactly when the behaviour can change. The certificates are not among the
     files: they come from each tenant's TLS Secret (the pod's sidecar writes them into
@@ -54,6 +57,9 @@ def render_gateway_files(
         HOSTS_MAP: maps.hosts_map(settings, tenants),
         KEYS_MAP: maps.keys_map(settings, checked),
         BINDINGS_MAP: maps.bindings_map(bound),
+        CREDENTIALS_MAP: maps.credentials_map(
+            {kid: name for kid, name in credentials.items() if kid in checked}
+        ),
         ROUTES_MAP: maps.routes_map(),
         METHODS_MAP: maps.methods_map(),
         SCOPES_MAP: maps.scopes_map(),
@@ -80,14 +86,22 @@ per trusted key, so that each key is stored once and about 2,000 RSA-2048 keys f
 
 
 def gateway_files(
-    settings: GatewaySettings, bound_keys: Iterable[tuple[str, str | None]]
+    settings: GatewaySettings, bound_keys: Iterable[tuple[str, str | None, str]]
 ) -> dict[str, str]:
-    """The gateway's files from (public key, the one tenant it signs for or None) pairs:
-    the one way from an instance's keys to what its gateway reads, for the Gateway
-    component and for the capacity check alike."""
-    pairs = list(bound_keys)
+    """The gateway's files from (public key, the one tenant it signs for or None, the
+    credential's name) entries: the one way from an instance's keys to what its gateway
+    reads, for the Gateway component and for the capacity check alike."""
+    entries = list(bound_keys)
+    pairs = [(pem, tenant) for pem, tenant, _ in entries]
+    named: dict[str, set[str]] = {}
+    for pem, _, name in entries:
+        named.setdefault(keys.key_id(keys.validate_public_key_pem(pem)), set()).add(name)
     return render_gateway_files(
-        settings, keys.key_set(pem for pem, _ in pairs), keys.key_bindings(pairs)
+        settings,
+        keys.key_set(pem for pem, _ in pairs),
+        keys.key_bindings(pairs),
+        # A key shared by tokens (one signing key file) names them all.
+        {kid: ",".join(sorted(names)) for kid, names in named.items()},
     )
 
 

@@ -38,6 +38,7 @@ from opstrace import data_token, names, scopes
 from opstrace.gateway import maps, routes
 from opstrace.gateway.settings import (
     BINDINGS_MAP,
+    CREDENTIALS_MAP,
     CRT_LIST,
     HEALTH_PATH,
     HOSTS_MAP,
@@ -177,7 +178,7 @@ _PAYLOAD: Final = "var(txn.payload)"
 _MISS: Final = "unless verified_before"
 """Skips a rule whose outcome the verified-token cache already knows (rule 5)."""
 _CACHE_KEY: Final = f"{_TOKEN},concat(,txn.host,),sha2(256)"
-_KID: Final = "var(txn.header),json_query('$.kid')"
+_KID: Final = "var(txn.kid)"
 _SUB: Final = f"{_PAYLOAD},json_query('$.sub')"
 _SERVER_OPTIONS: Final = "resolvers cluster_dns init-addr last,libc,none"
 
@@ -204,7 +205,7 @@ backend verified_tokens
 
 frontend data_api
     {tls_bind(settings)}
-    # Upstreams see origin-form requests whatever form the client used.
+{_access_log(settings)}    # Upstreams see origin-form requests whatever form the client used.
     http-request set-uri %[pathq] unless {{ url_beg / }}
 
     # Rules numbered as in docs/gateway.md; the first refusal wins.
@@ -224,6 +225,34 @@ frontend data_api
     # Never evaluated: names each trusted key file literally so that HAProxy loads it
     # at startup (2.6 verifies only with keys loaded then). One line per key.
 {_key_preloads(settings, trusted)}{_backends(settings)}"""
+
+
+ACCESS_LOG_FIELDS: Final = (
+    ("tenant", "%[var(txn.tenant)]"),
+    ("credential", "%[var(txn.credential)]"),
+    ("key", "%[var(txn.credential_key)]"),
+    ("route", "%[var(txn.route)]"),
+    ("scope", "%[var(txn.needed_scope)]"),
+    ("status", "%ST"),
+    ("bytes_in", "%U"),
+    ("bytes_out", "%B"),
+    ("ms", "%Ta"),
+    ("client", "%ci"),
+    ("method", "%HM"),
+)
+"""The audit fields of each access log line, `name=value`, `-` where a value is unknown
+(no known host, no route, or a token of no trusted key). Never the token or the query."""
+
+
+def _access_log(settings: GatewaySettings) -> str:
+    """Each request's line names the tenant, the credential (its names and key ID, looked
+    up in the credentials map by the token's `kid` in rule 5, so only a trusted key's ever
+    shows), the route, the scope it needs, the status and the bytes each way."""
+    fields = " ".join(f"{name}={value}" for name, value in ACCESS_LOG_FIELDS)
+    return f"""\
+    # The audit trail: one line per request (docs/gateway.md, Access log).
+    log-format "{fields}"
+"""
 
 
 def _health_frontend(settings: GatewaySettings) -> str:
@@ -317,7 +346,11 @@ def _signature_rules(settings: GatewaySettings) -> str:
     # Every known host is cortex.* or loki.*, so token + host is unambiguous.
     http-request set-var(txn.verified_before) {_CACHE_KEY},in_table(verified_tokens)
     acl verified_before var(txn.verified_before) -m bool
-    http-request set-var(txn.header) {_TOKEN},field(1,.),ub64dec {_MISS}
+    # The header on every request: its kid names the credential in the access log.
+    http-request set-var(txn.header) {_TOKEN},field(1,.),ub64dec
+    http-request set-var(txn.kid) var(txn.header),json_query('$.kid')
+    http-request set-var(txn.credential) {_KID},map_str({d}/{CREDENTIALS_MAP})
+    http-request set-var(txn.credential_key) {_KID} if {{ var(txn.credential) -m found }}
     http-request set-var(txn.key_file) {_KID},map_str({d}/{KEYS_MAP}) {_MISS}
     acl key_known var(txn.key_file) -m found
     acl key_bound {_KID},map_str({d}/{BINDINGS_MAP}) -m found

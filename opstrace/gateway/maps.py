@@ -92,6 +92,12 @@ def keys_map(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
     return "".join(f"{kid} {settings.config_dir}/{key_file_name(kid)}\n" for kid in trusted)
 
 
+def credentials_map(credentials: Mapping[str, str]) -> str:
+    """Key ID -> the credentials it signs for, as the access log names them."""
+    assert all(" " not in name for name in credentials.values()), credentials
+    return "".join(f"{kid} {name}\n" for kid, name in sorted(credentials.items()))
+
+
 def bindings_map(bindings: Mapping[str, str]) -> str:
     """Key ID -> the one tenant whose endpoints accept its tokens."""
     return "".join(f"{kid} {tenant}\n" for kid, tenant in bindings.items())

@@ -22,6 +22,7 @@ from opstrace.gateway import routes
 HAPROXY_CONFIG: Final = "haproxy.cfg"
 HOSTS_MAP: Final = "hosts.map"
 KEYS_MAP: Final = "keys.map"
+CREDENTIALS_MAP: Final = "credentials.map"
 BINDINGS_MAP: Final = "bindings.map"
 ROUTES_MAP: Final = "routes.map"
 METHODS_MAP: Final = "methods.map"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from opstrace import keys
+from opstrace import keys, names
 from tests.e2e.harness import (
     INSTANCE,
     TENANTS,
@@ -83,16 +83,32 @@ def upstreams() -> Iterator[dict[str, Recorder]]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def credentials(minted: dict[str, Minted], signer: Signer) -> dict[str, str]:
+    """Key ID -> credential name in the access log, as the program names them: each
+    minted token `<tenant>/default`, the instance-wide signer a `trustedKeys` entry."""
+    return {
+        **{m.kid: names.credential_name(tenant, "default") for tenant, m in minted.items()},
+        signer.kid: names.trusted_key_name(0),
+    }
+
+
 @pytest.fixture(scope="module")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     trusted: dict[str, str],
     bindings: dict[str, str],
+    credentials: dict[str, str],
     upstreams: dict[str, Recorder],
 ) -> Iterator[Gateway]:
     directory: Path = tmp_path_factory.mktemp("gateway") / "config"
     urls = {backend: recorder.url for backend, recorder in upstreams.items()}
     with running_gateway(
-        directory, trusted, urls, bindings=bindings, metrics_query_prefix=METRICS_QUERY_PREFIX
+        directory,
+        trusted,
+        urls,
+        bindings=bindings,
+        credentials=credentials,
+        metrics_query_prefix=METRICS_QUERY_PREFIX,
     ) as running:
         yield running

@@ -614,9 +614,14 @@ class Gateway:
     def log(self) -> Path:
         return self.directory.parent / f"{self.directory.name}-haproxy.log"
 
-    def render(self, trusted: Mapping[str, str], bindings: Mapping[str, str] | None = None) -> None:
+    def render(
+        self,
+        trusted: Mapping[str, str],
+        bindings: Mapping[str, str] | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         """Write the files as the pod's projected volume gets them (one atomic swap)."""
-        self.files = render_gateway_files(self.settings, trusted, bindings or {})
+        self.files = render_gateway_files(self.settings, trusted, bindings or {}, credentials or {})
         project(self.directory, {**self.files, **self.certificates})
 
     def replace_certificate(self, tenant: str) -> x509.Certificate:
@@ -814,6 +819,7 @@ def running_gateway(
     tenants: tuple[str, ...] = TENANTS,
     *,
     bindings: Mapping[str, str] | None = None,
+    credentials: Mapping[str, str] | None = None,
     metrics_query_prefix: str = "",
     ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
     quiet: bool = False,
@@ -822,7 +828,9 @@ def running_gateway(
     settings = gateway_settings(
         directory, upstreams, tenants, metrics_query_prefix, ruler_config_prefix
     )
-    with started_gateway(settings, trusted, bindings=bindings, quiet=quiet) as gateway:
+    with started_gateway(
+        settings, trusted, bindings=bindings, credentials=credentials, quiet=quiet
+    ) as gateway:
         yield gateway
 
 
@@ -832,13 +840,14 @@ def started_gateway(
     trusted: Mapping[str, str],
     *,
     bindings: Mapping[str, str] | None = None,
+    credentials: Mapping[str, str] | None = None,
     quiet: bool = False,
 ) -> Iterator[Gateway]:
     """A gateway started with `settings` (files in its `config_dir`), with certificates of
     the test CA; stopped (and waited for) on exit."""
     certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
     gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
-    gateway.render(trusted, bindings)
+    gateway.render(trusted, bindings, credentials)
     try:
         gateway.start()
         yield gateway
