@@ -74,6 +74,7 @@ def build(config: InstanceConfig) -> Instance:
     pulumi.export("tokens", instance.tokens)
     pulumi.export("token_expiry", instance.token_expiry)
     pulumi.export("token_scopes", config.token_scopes())
+    pulumi.export("token_rate_limits", config.token_rate_limits())
     pulumi.export("dns_records", instance.dns_records)
     if instance.name_servers is not None:
         pulumi.export("name_servers", instance.name_servers)

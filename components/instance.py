@@ -130,14 +130,13 @@ class Instance(pulumi.ComponentResource):
         system_namespace = tenants[names.SYSTEM_TENANT].namespace
         bound_keys = [
             *(
-                BoundKey(key, tenant, names.credential_name(tenant, token_name))
-                for tenant, t in tenants.items()
-                for token_name, key in t.public_keys.items()
+                BoundKey(
+                    tenants[spec.name].public_keys[token.name], config.key_entry(spec, token, "")
+                )
+                for spec in config.tenants
+                for token in spec.tokens
             ),
-            *(
-                BoundKey(key.pem, key.tenant, names.trusted_key_name(position))
-                for position, key in enumerate(config.trusted_keys)
-            ),
+            *(BoundKey(entry.pem, entry) for entry in config.trusted_key_entries()),
         ]
         trust_store = TrustStore(
             f"{name}-trust-store",

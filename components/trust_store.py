@@ -24,16 +24,21 @@ import pulumi_kubernetes as k8s
 
 from components.bail import reported
 from opstrace import config_maps, keys
+from opstrace.gateway.files import KeyEntry
 
 
 @dataclass(frozen=True)
 class BoundKey:
-    """A trusted public key and the one tenant it signs for (None: every tenant)."""
+    """A trusted public key (known once minted) and what the gateway knows of it."""
 
     pem: pulumi.Input[str]
-    tenant: str | None
-    name: str
-    """The credential's name in the gateway's access log (`names.credential_name`)."""
+    entry: KeyEntry
+    """Its tenant, name and rate limit; its `pem` is left empty (`pem` above is the key)."""
+
+    @property
+    def tenant(self) -> str | None:
+        """The one tenant it signs for (None: every tenant)."""
+        return self.entry.tenant
 
 
 @dataclass(frozen=True)

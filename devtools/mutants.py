@@ -250,9 +250,9 @@ MUTANTS: Final = (
     ),
     Mutant(
         "trusted_keys_left_out_of_the_trust_store",
-        "components/instance.py",
-        "                for position, key in enumerate(config.trusted_keys)\n",
-        "                for position, key in enumerate(config.trusted_keys[:0])\n",
+        "opstrace/config/schema.py",
+        "            for position, key in enumerate(self.trusted_keys)\n",
+        "            for position, key in enumerate(self.trusted_keys[:0])\n",
         (PROGRAM_TESTS,),
     ),
     Mutant(

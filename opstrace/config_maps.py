@@ -10,6 +10,7 @@ real documents' sizes), and on the real documents (`size_problem`) as the last g
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -65,15 +66,14 @@ def size_problem(what: str, data: Mapping[str, str]) -> str | None:
 
 
 def instance_config_maps(
-    bound_keys: Iterable[tuple[str, str | None, str]], settings: GatewaySettings
+    entries: Iterable[gateway_files.KeyEntry], settings: GatewaySettings
 ) -> dict[str, dict[str, str]]:
-    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name,
-    from (public key, the tenant it signs for or None, the credential's name) entries:
+    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name:
     what the components render from the same keys (`gateway.files.gateway_files`,
     `trust_store_data`)."""
-    entries = list(bound_keys)
-    gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, entries))
-    trust_store = trust_store_data(keys.key_set(pem for pem, _, _ in entries))
+    listed = list(entries)
+    gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, listed))
+    trust_store = trust_store_data(keys.key_set(entry.pem for entry in listed))
     return {
         **{f"trust store {name}": data for name, data in trust_store.items()},
         **{f"gateway {role}": data for role, data in gateway.items()},
@@ -81,19 +81,18 @@ def instance_config_maps(
 
 
 def capacity_problem(
-    credentials: Iterable[tuple[str, str, int]],
-    trusted: Iterable[tuple[str, str | None, str]],
+    credentials: Iterable[tuple[gateway_files.KeyEntry, int]],
+    trusted: Iterable[gateway_files.KeyEntry],
     settings: GatewaySettings,
 ) -> str | None:
     """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
 
-    `credentials` are (tenant, credential name, RSA size) per token credential, stood in
-    for by keys of their size bound to their tenant; `trusted` are the extra (public key,
-    tenant or None, name).
+    `credentials` are each token credential's entry (its key not known yet) and RSA size:
+    stood in for by keys of that size; `trusted` are the extra keys.
     """
     stand_ins = [
-        (keys.stand_in_public_key(f"capacity-{i}", size), tenant, name)
-        for i, (tenant, name, size) in enumerate(credentials)
+        dataclasses.replace(entry, pem=keys.stand_in_public_key(f"capacity-{i}", size))
+        for i, (entry, size) in enumerate(credentials)
     ]
     extra = list(trusted)
     all_keys = [*stand_ins, *extra]

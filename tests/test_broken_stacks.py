@@ -234,7 +234,19 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "token_option_unknown",
             stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "scope": ["logs:read"]}]}]),
-            "tenants[0].tokens[0].scope: unknown token option; use name, scopes",
+            "tenants[0].tokens[0].scope: unknown token option; use name, scopes, rateLimit",
+        ),
+        Broken(
+            "token_rate_limit_zero",
+            stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "rateLimit": 0}]}]),
+            "tenants[0].tokens[0].rateLimit: expected requests per second, a whole number from "
+            "1 to 100000, got 0",
+        ),
+        Broken(
+            "token_rate_limit_text",
+            stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "rateLimit": "50/s"}]}]),
+            "tenants[0].tokens[0].rateLimit: expected requests per second, a whole number from "
+            "1 to 100000, got '50/s'",
         ),
         Broken(
             "token_object_without_name",

@@ -15,6 +15,7 @@ from opstrace.config import parse as config_module
 from opstrace.config.parse import ConfigError, parse_config, stack_settings
 from opstrace.config.schema import TrustedKey
 from opstrace.config.stack import config_of_stack
+from opstrace.gateway.files import KeyEntry
 from tools.stack_files import cli_config, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +77,21 @@ def test_a_token_object_lists_its_scopes_in_one_order_whatever_the_file_says() -
     config = parse(tenants=[{"name": "ci", "tokens": ["default", entry]}])
     default, agent = config.tenants[1].tokens
     assert (default.scopes, agent.scopes) == ((), ("metrics:write", "logs:write"))
+
+
+def test_a_token_object_may_set_a_rate_limit_and_a_token_by_name_has_none() -> None:
+    entry = {"name": "agent", "rateLimit": 50}
+    config = parse(tenants=[{"name": "ci", "tokens": ["default", entry]}])
+    assert [t.rate_limit for t in config.tenants[1].tokens] == [0, 50]
+
+
+def test_the_gateway_knows_each_token_by_its_tenant_name_and_rate_limit() -> None:
+    entry = {"name": "agent", "rateLimit": 50}
+    config = parse(tenants=[{"name": "ci", "tokens": [entry]}])
+    tenant = config.tenants[1]
+    assert config.key_entry(tenant, tenant.tokens[0], "PEM") == KeyEntry(
+        "PEM", "ci", "ci/agent", 50
+    )
 
 
 def test_token_scopes_name_every_scope_for_a_token_without_scopes() -> None:

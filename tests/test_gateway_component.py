@@ -89,7 +89,10 @@ def gateway_args(key_set: Mapping[str, str], **overrides: Any) -> GatewayArgs:
     """A gateway trusting `key_set` for every tenant."""
     args = GatewayArgs(
         settings=settings(),
-        keys=[BoundKey(pem, None, f"trustedKeys[{i}]") for i, pem in enumerate(key_set.values())],
+        keys=[
+            BoundKey(pem, gateway_files.KeyEntry("", None, f"trustedKeys[{i}]"))
+            for i, pem in enumerate(key_set.values())
+        ],
         namespace="system-tenant",
     )
     return replace(args, **overrides)

@@ -16,7 +16,12 @@ from opstrace import keys
 from opstrace.config import sizes
 from opstrace.gateway import routes
 from opstrace.gateway import upstreams as gateway_upstreams
-from opstrace.gateway.files import config_checksum, render_gateway_files
+from opstrace.gateway.files import (
+    KeyEntry,
+    config_checksum,
+    gateway_files,
+    render_gateway_files,
+)
 from opstrace.gateway.settings import (
     BINDINGS_MAP,
     CREDENTIALS_MAP,
@@ -25,6 +30,7 @@ from opstrace.gateway.settings import (
     HOSTS_MAP,
     KEYS_MAP,
     METHODS_MAP,
+    RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
     GatewayConfigError,
@@ -87,6 +93,7 @@ def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
         METHODS_MAP,
         SCOPES_MAP,
         CREDENTIALS_MAP,
+        RATE_LIMITS_MAP,
         CRT_LIST,
     } | {f"key-{kid}.pem" for kid in KEYS}
 
@@ -191,6 +198,22 @@ def test_each_trusted_key_adds_exactly_one_config_line() -> None:
 def test_bindings_map_lists_each_bound_key_with_its_tenant() -> None:
     files = render_gateway_files(settings(tenants=("prod", "dev")), KEYS, {SECOND_KID: "dev"})
     assert files[BINDINGS_MAP] == f"{SECOND_KID} dev\n"
+
+
+def test_gateway_files_name_each_key_and_limit_it_by_its_lowest_tokens_limit() -> None:
+    shared, other = PEMS[0], PEMS[1]
+    entries = [
+        KeyEntry(shared, "prod", "prod/ci", 50),
+        KeyEntry(shared, "prod", "prod/deploy", 20),
+        KeyEntry(other, None, "trustedKeys[0]"),
+    ]
+    files = gateway_files(settings(tenants=("prod",)), entries)
+    shared_kid, other_kid = keys.key_id(shared), keys.key_id(other)
+    assert files[CREDENTIALS_MAP].splitlines() == sorted(
+        [f"{shared_kid} prod/ci,prod/deploy", f"{other_kid} trustedKeys[0]"]
+    )
+    assert files[RATE_LIMITS_MAP] == f"{shared_kid} 20\n"
+    assert files[BINDINGS_MAP] == f"{shared_kid} prod\n"
 
 
 def test_without_bindings_every_key_is_instance_wide() -> None:

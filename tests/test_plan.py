@@ -152,7 +152,10 @@ def test_plan_lists_each_token_with_its_scopes(prod_tree: str) -> None:
     assert "a change of a token's scopes replaces the token" in section
     lines = section.splitlines()
     assert f"  {'payments':<20} {'default':<20} {' '.join(scopes.SCOPES)}" in lines
-    assert f"  {'payments':<20} {'agent':<20} metrics:write logs:write" in lines
+    assert (
+        f"  {'payments':<20} {'agent':<20} metrics:write logs:write "
+        "(at most 200 requests/s at each gateway pod)"
+    ) in lines
 
 
 @pytest.mark.parametrize("output", [(), ("--json",)], ids=["tree", "json"])

@@ -102,9 +102,12 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
             "a new key and token, the old one revoked):",
             file=out,
         )
+        limits = outputs.get("token_rate_limits", {})
         for tenant, tokens in sorted(token_scopes.items()):
             for token, held in sorted(tokens.items()):
-                print(f"  {tenant:<20} {token:<20} {' '.join(held)}", file=out)
+                limit = limits.get(tenant, {}).get(token)
+                rate = f" (at most {limit} requests/s at each gateway pod)" if limit else ""
+                print(f"  {tenant:<20} {token:<20} {' '.join(held)}{rate}", file=out)
     print("\nstack outputs:", file=out)
     for name, value in sorted(outputs.items()):
         print(f"  {name}: {json.dumps(value, sort_keys=True)}", file=out)

@@ -14,7 +14,7 @@ takes effect, and when `up` says done it has.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import pulumi
@@ -94,14 +94,14 @@ class Gateway(pulumi.ComponentResource):
         labels = manifests.labels(instance)
         child = pulumi.ResourceOptions(parent=self)
 
-        tenants = [key.tenant for key in args.keys]
-        credentials = [key.name for key in args.keys]
+        entries = [key.entry for key in args.keys]
         # The keys are known only once minted: their rules are checked here, and a broken
         # one ends the update in one line (components.bail).
         files = pulumi.Output.all(*(key.pem for key in args.keys)).apply(
             reported(
                 lambda pems: gateway_files.gateway_files(
-                    settings, zip(pems, tenants, credentials, strict=True)
+                    settings,
+                    (replace(e, pem=pem) for pem, e in zip(pems, entries, strict=True)),
                 )
             )
         )

@@ -16,6 +16,7 @@ from opstrace import names
 from opstrace.chart_values import TenantPolicy
 from opstrace.config import catalog, platform
 from opstrace.config.platform import PlatformConfig
+from opstrace.gateway.files import KeyEntry
 from opstrace.gateway.settings import GatewaySettings
 from opstrace.gateway.upstreams import rulers_alertmanager
 from opstrace.policy import limits
@@ -65,6 +66,8 @@ class TokenSpec:
     """Normalized like `export_keys_to`; read only when a token must be minted."""
     scopes: tuple[str, ...] = ()
     """What it may do (`opstrace.scopes`, in `SCOPES` order); empty: everything."""
+    rate_limit: int = 0
+    """Requests per second it may make at each gateway pod; 0: no limit."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,18 @@ class InstanceConfig:
             for spec in self.tenants
         }
 
+    def key_entry(self, tenant: TenantSpec, token: TokenSpec, pem: str) -> KeyEntry:
+        """What the gateway knows of a token's key: bound to its tenant, named, limited."""
+        name = names.credential_name(tenant.name, token.name)
+        return KeyEntry(pem, tenant.name, name, token.rate_limit)
+
+    def trusted_key_entries(self) -> list[KeyEntry]:
+        """What the gateway knows of each `trustedKeys` entry (named by its place)."""
+        return [
+            KeyEntry(key.pem, key.tenant, names.trusted_key_name(position))
+            for position, key in enumerate(self.trusted_keys)
+        ]
+
     def token_scopes(self) -> dict[str, dict[str, list[str]]]:
         """Tenant -> token name -> what the token may do (every scope for a token listed
         without scopes), for the plan and the stack outputs."""
@@ -160,6 +175,15 @@ class InstanceConfig:
             spec.name: {token.name: list(token.scopes or SCOPES) for token in spec.tokens}
             for spec in self.tenants
         }
+
+    def token_rate_limits(self) -> dict[str, dict[str, int]]:
+        """Tenant -> token name -> requests per second at each gateway pod, for the tokens
+        that have a limit (the plan and the stack outputs)."""
+        limited = {
+            spec.name: {token.name: token.rate_limit for token in spec.tokens if token.rate_limit}
+            for spec in self.tenants
+        }
+        return {tenant: tokens for tenant, tokens in limited.items() if tokens}
 
     def backend_policies(self) -> dict[str, TenantPolicy]:
         """`metrics`/`logs` -> what the instance's own backend is told of its tenants:

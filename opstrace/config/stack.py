@@ -75,15 +75,11 @@ def capacity_problem(config: InstanceConfig) -> str | None:
     # A signing key file's size is known only once it is read: count the largest.
     credentials = [
         (
-            tenant.name,
-            names.credential_name(tenant.name, token.name),
+            config.key_entry(tenant, token, pem=""),
             max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits,
         )
         for tenant in config.tenants
         for token in tenant.tokens
     ]
-    trusted = [
-        (key.pem, key.tenant, names.trusted_key_name(position))
-        for position, key in enumerate(config.trusted_keys)
-    ]
+    trusted = config.trusted_key_entries()
     return config_maps.capacity_problem(credentials, trusted, config.gateway)

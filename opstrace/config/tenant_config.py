@@ -88,10 +88,12 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
     tokens: list[TokenSpec] = []
     for position, token_entry in enumerate(token_entries):
         token_field = f"{field}.tokens[{position}]"
-        token_name, token_scopes = _token_entry(token_field, token_entry)
+        token_name, token_scopes, rate_limit = _token_entry(token_field, token_entry)
         if token_name in {t.name for t in tokens}:
             raise ConfigError(f"{token_field}: token {token_name!r} is listed twice")
-        tokens.append(TokenSpec(token_name, rotation, export_to, signing_file, token_scopes))
+        tokens.append(
+            TokenSpec(token_name, rotation, export_to, signing_file, token_scopes, rate_limit)
+        )
     owner = f" (tenant {name!r})"
     return TenantSpec(
         name,
@@ -149,11 +151,14 @@ def _optional_document(
     return check(field, document, source, owner)
 
 
-TOKEN_OPTIONS: Final = ("name", "scopes")
+TOKEN_OPTIONS: Final = ("name", "scopes", "rateLimit")
+MAX_RATE_LIMIT: Final = 100_000
+"""Requests per second: more than one gateway pod serves."""
 
 
-def _token_entry(field: str, entry: Any) -> tuple[str, tuple[str, ...]]:
-    """A token's name and scopes from `name` or `{name, scopes}`; no scopes: every scope."""
+def _token_entry(field: str, entry: Any) -> tuple[str, tuple[str, ...], int]:
+    """A token's name, scopes and rate limit from `name` or `{name, scopes, rateLimit}`;
+    no scopes: every scope; no rate limit: 0 (none)."""
     if isinstance(entry, dict):
         unknown = sorted(set(entry) - set(TOKEN_OPTIONS))
         if unknown:
@@ -161,16 +166,26 @@ def _token_entry(field: str, entry: Any) -> tuple[str, tuple[str, ...]]:
                 f"{field}.{unknown[0]}: unknown token option; use {', '.join(TOKEN_OPTIONS)}"
             )
         token_name, token_scopes = entry.get("name"), entry.get("scopes")
+        rate_limit = entry.get("rateLimit", 0)
+        if "rateLimit" in entry and (
+            isinstance(rate_limit, bool)
+            or not isinstance(rate_limit, int)
+            or not 1 <= rate_limit <= MAX_RATE_LIMIT
+        ):
+            raise ConfigError(
+                f"{field}.rateLimit: expected requests per second, a whole number from 1 to "
+                f"{MAX_RATE_LIMIT}, got {rate_limit!r}"
+            )
     else:
-        token_name, token_scopes = entry, None
+        token_name, token_scopes, rate_limit = entry, None, 0
     if not isinstance(token_name, str) or names.token_name_problem(token_name):
         where = f"{field}.name" if isinstance(entry, dict) else field
         raise ConfigError(f"{where}: {token_name!r} is not a valid token name: {names.TOKEN_RULE}")
     if token_scopes is None:
-        return token_name, ()
+        return token_name, (), rate_limit
     if problem := scopes.scopes_problem(token_scopes):
         raise ConfigError(f"{field}.scopes: {problem}")
-    return token_name, tuple(s for s in scopes.SCOPES if s in token_scopes)
+    return token_name, tuple(s for s in scopes.SCOPES if s in token_scopes), rate_limit
 
 
 def _token_options(field: str, entry: Mapping[str, Any], base_dir: Path) -> tuple[str, str, str]:

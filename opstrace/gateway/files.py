@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from opstrace import data_token, keys
@@ -22,6 +24,7 @@ from opstrace.gateway.settings import (
     KEY_FILE_PREFIX,
     KEYS_MAP,
     METHODS_MAP,
+    RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
     GatewaySettings,
@@ -38,12 +41,14 @@ def render_gateway_files(
     trusted: Mapping[str, str],
     bindings: Mapping[str, str] = data_token.NO_BINDINGS,
     credentials: Mapping[str, str] = data_token.NO_BINDINGS,
+    rate_limits: Mapping[str, int] = MappingProxyType({}),
 ) -> dict[str, str]:
     """File name -> content of everything HAProxy reads (but the certificates).
 
     `trusted` is the key set (key ID -> PEM); `bindings` maps a key ID to the one tenant
     whose endpoints accept its tokens (keys absent from it are instance-wide);
-    `credentials` maps a key ID to the names the access log gives its tokens.
+    `credentials` maps a key ID to the names the access log gives its tokens;
+    `rate_limits` a key ID to the requests per second its tokens may make (at each pod).
     Deterministic for equal inputs (sorted everywhere), so the checksum of the result
     changes exactly when the behaviour can change. The certificates are not among the
     files: they come from each tenant's TLS Secret (the pod's sidecar writes them into
@@ -59,6 +64,9 @@ def render_gateway_files(
         BINDINGS_MAP: maps.bindings_map(bound),
         CREDENTIALS_MAP: maps.credentials_map(
             {kid: name for kid, name in credentials.items() if kid in checked}
+        ),
+        RATE_LIMITS_MAP: maps.rate_limits_map(
+            {kid: limit for kid, limit in rate_limits.items() if kid in checked}
         ),
         ROUTES_MAP: maps.routes_map(),
         METHODS_MAP: maps.methods_map(),
@@ -85,23 +93,39 @@ CONFIG_MAP_ROLES: Final = ("config", "keys")
 per trusted key, so that each key is stored once and about 2,000 RSA-2048 keys fit."""
 
 
-def gateway_files(
-    settings: GatewaySettings, bound_keys: Iterable[tuple[str, str | None, str]]
-) -> dict[str, str]:
-    """The gateway's files from (public key, the one tenant it signs for or None, the
-    credential's name) entries: the one way from an instance's keys to what its gateway
-    reads, for the Gateway component and for the capacity check alike."""
-    entries = list(bound_keys)
-    pairs = [(pem, tenant) for pem, tenant, _ in entries]
+@dataclass(frozen=True)
+class KeyEntry:
+    """One trusted key as the gateway needs it."""
+
+    pem: str
+    tenant: str | None
+    """The one tenant whose endpoints accept its tokens; None: every tenant."""
+    name: str
+    """The credential's name in the access log (`names.credential_name`)."""
+    rate_limit: int = 0
+    """Requests per second its tokens may make at each gateway pod; 0: no limit."""
+
+
+def gateway_files(settings: GatewaySettings, entries: Iterable[KeyEntry]) -> dict[str, str]:
+    """The gateway's files from the instance's keys: the one way from its keys to what its
+    gateway reads, for the Gateway component and for the capacity check alike."""
+    listed = list(entries)
+    pairs = [(entry.pem, entry.tenant) for entry in listed]
     named: dict[str, set[str]] = {}
-    for pem, _, name in entries:
-        named.setdefault(keys.key_id(keys.validate_public_key_pem(pem)), set()).add(name)
+    limits: dict[str, int] = {}
+    for entry in listed:
+        kid = keys.key_id(keys.validate_public_key_pem(entry.pem))
+        named.setdefault(kid, set()).add(entry.name)
+        if entry.rate_limit:
+            # A key shared by tokens (one signing key file) names them all and gets the
+            # lowest of their limits.
+            limits[kid] = min(limits.get(kid, entry.rate_limit), entry.rate_limit)
     return render_gateway_files(
         settings,
         keys.key_set(pem for pem, _ in pairs),
         keys.key_bindings(pairs),
-        # A key shared by tokens (one signing key file) names them all.
         {kid: ",".join(sorted(names)) for kid, names in named.items()},
+        limits,
     )
 
 

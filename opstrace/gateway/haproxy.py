@@ -44,6 +44,7 @@ from opstrace.gateway.settings import (
     HOSTS_MAP,
     KEYS_MAP,
     METHODS_MAP,
+    RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
     UPSTREAM_FIELDS,
@@ -203,6 +204,10 @@ resolvers cluster_dns
 backend verified_tokens
     stick-table type binary len 32 size {VERIFIED_TOKENS_SIZE} expire {VERIFIED_TOKENS_SECONDS}s
 
+# Requests per second of each rate-limited credential (its key ID), at this pod.
+backend credential_rates
+    stick-table type string len 64 size {VERIFIED_TOKENS_SIZE} expire 10s store http_req_rate(1s)
+
 frontend data_api
     {tls_bind(settings)}
 {_access_log(settings)}    # Upstreams see origin-form requests whatever form the client used.
@@ -214,10 +219,11 @@ frontend data_api
 {_signature_rules(settings)}
 {_claim_and_tenant_rules(settings)}
 {_scope_rules(settings)}
-    # 9. Accepted: remember the token at this host (only now, after every rule passed).
+{_rate_rules(settings)}
+    # 10. Accepted: remember the token at this host (only now, after every rule passed).
     http-request track-sc0 {_CACHE_KEY} table verified_tokens {_MISS}
 
-    # 10. Upstream: the tenant from the token, never the client's; credentials stay here.
+    # 11. Upstream: the tenant from the token, never the client's; credentials stay here.
     http-request del-header authorization
     http-request set-header x-scope-orgid %[var(txn.tenant)]
 {_path_rewrite(settings)}    use_backend %[var(txn.backend)]
@@ -428,6 +434,27 @@ def _scope_rules(settings: GatewaySettings) -> str:
     # need ({SCOPES_MAP}); a token without one holds every scope. Checked on every request.
     http-request set-var(txn.needed_scope) method,concat(:,txn.route),map_str({scope_map})
 {acls}    http-request return status 403 {_TEXT} lf-string "{body}" if {lacking}
+"""
+
+
+RATE_LIMITED_BODY: Final = "rate limit of this token exceeded: "
+"""The 429 body's start: followed by `<n> requests per second`."""
+
+
+def _rate_rules(settings: GatewaySettings) -> str:
+    """Rule 9: a rate-limited credential's requests per second at this pod."""
+    limits = f"{settings.config_dir}/{RATE_LIMITS_MAP}"
+    body = f"{RATE_LIMITED_BODY}%[var(txn.rate_limit)] requests per second"
+    refuse = f'http-request return status 429 {_TEXT} hdr retry-after 1 lf-string "{body}"'
+    return f"""\
+    # 9. Rate: a credential with a limit in {RATE_LIMITS_MAP} (requests per second, at this
+    # pod) gets 429 beyond it, with Retry-After; counted only once every rule above passed.
+    http-request set-var(txn.rate_limit) {_KID},map_str_int({limits})
+    acl rate_limited var(txn.rate_limit) -m found
+    http-request track-sc1 {_KID} table credential_rates if rate_limited
+    http-request set-var(txn.rate) sc_http_req_rate(1) if rate_limited
+    acl over_rate var(txn.rate),sub(txn.rate_limit) -m int gt 0
+    {refuse} if rate_limited over_rate
 """
 
 

@@ -98,6 +98,12 @@ def credentials_map(credentials: Mapping[str, str]) -> str:
     return "".join(f"{kid} {name}\n" for kid, name in sorted(credentials.items()))
 
 
+def rate_limits_map(rate_limits: Mapping[str, int]) -> str:
+    """Key ID -> requests per second its tokens may make at each gateway pod."""
+    assert all(limit > 0 for limit in rate_limits.values()), rate_limits
+    return "".join(f"{kid} {limit}\n" for kid, limit in sorted(rate_limits.items()))
+
+
 def bindings_map(bindings: Mapping[str, str]) -> str:
     """Key ID -> the one tenant whose endpoints accept its tokens."""
     return "".join(f"{kid} {tenant}\n" for kid, tenant in bindings.items())

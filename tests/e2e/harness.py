@@ -619,9 +619,12 @@ class Gateway:
         trusted: Mapping[str, str],
         bindings: Mapping[str, str] | None = None,
         credentials: Mapping[str, str] | None = None,
+        rate_limits: Mapping[str, int] | None = None,
     ) -> None:
         """Write the files as the pod's projected volume gets them (one atomic swap)."""
-        self.files = render_gateway_files(self.settings, trusted, bindings or {}, credentials or {})
+        self.files = render_gateway_files(
+            self.settings, trusted, bindings or {}, credentials or {}, rate_limits or {}
+        )
         project(self.directory, {**self.files, **self.certificates})
 
     def replace_certificate(self, tenant: str) -> x509.Certificate:
@@ -820,6 +823,7 @@ def running_gateway(
     *,
     bindings: Mapping[str, str] | None = None,
     credentials: Mapping[str, str] | None = None,
+    rate_limits: Mapping[str, int] | None = None,
     metrics_query_prefix: str = "",
     ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
     quiet: bool = False,
@@ -829,7 +833,12 @@ def running_gateway(
         directory, upstreams, tenants, metrics_query_prefix, ruler_config_prefix
     )
     with started_gateway(
-        settings, trusted, bindings=bindings, credentials=credentials, quiet=quiet
+        settings,
+        trusted,
+        bindings=bindings,
+        credentials=credentials,
+        rate_limits=rate_limits,
+        quiet=quiet,
     ) as gateway:
         yield gateway
 
@@ -841,13 +850,14 @@ def started_gateway(
     *,
     bindings: Mapping[str, str] | None = None,
     credentials: Mapping[str, str] | None = None,
+    rate_limits: Mapping[str, int] | None = None,
     quiet: bool = False,
 ) -> Iterator[Gateway]:
     """A gateway started with `settings` (files in its `config_dir`), with certificates of
     the test CA; stopped (and waited for) on exit."""
     certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
     gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
-    gateway.render(trusted, bindings, credentials)
+    gateway.render(trusted, bindings, credentials, rate_limits)
     try:
         gateway.start()
         yield gateway
