@@ -78,66 +78,11 @@ class Instance(pulumi.ComponentResource):
         ready = tuple(cluster.ready) if cluster else ()
         child = pulumi.ResourceOptions(parent=self)
         NameLock(config.instance_name, child)
-        tenant_names = [spec.name for spec in config.tenants]
-        dns = (
-            Dns(
-                f"{name}-dns",
-                DnsArgs(
-                    instance=config.instance_name,
-                    domain=config.domain,
-                    tenants=tenant_names,
-                    parent_zone_id=config.parent_zone_id,
-                ),
-                child,
-            )
-            if config.dns == "route53"
-            else None
-        )
-        addons = ClusterAddons(
-            f"{name}-addons",
-            ClusterAddonsArgs(
-                platform=platform,
-                cluster_name=cluster.name if cluster else None,
-                vpc_id=cluster.vpc_id if cluster else None,
-                oidc_provider_arn=cluster.oidc_provider_arn if cluster else None,
-                oidc_issuer_host=cluster.oidc_issuer_host if cluster else None,
-                zone_id=dns.zone_id if dns else None,
-                cluster_ready=ready,
-            ),
-            child,
-        )
-        tenants: dict[str, Tenant] = {}
-        for spec in config.tenants:
-            system = tenants.get(names.SYSTEM_TENANT)
-            tenants[spec.name] = Tenant(
-                f"{name}-tenant-{spec.name}",
-                TenantArgs(
-                    instance=config.instance_name,
-                    domain=config.domain,
-                    spec=spec,
-                    key_bits=config.key_bits,
-                    token_lifetime_seconds=config.token_lifetime_seconds,
-                    certificate_issuer=platform.certificate_issuer,
-                    gateway_namespace=system.namespace if system else None,
-                    namespace_labels={} if system else READINESS_GATE_LABELS,
-                    certificate_depends_on=(
-                        *addons.certificates,
-                        *([dns.delegated] if dns else []),
-                    ),
-                ),
-                pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
-            )
+        dns = _dns(name, config, child)
+        addons = _addons(name, config, cluster, dns, ready, child)
+        tenants = self._tenants(name, config, addons, dns, ready)
+        bound_keys = _bound_keys(config, tenants)
         system_namespace = tenants[names.SYSTEM_TENANT].namespace
-        bound_keys = [
-            *(
-                BoundKey(
-                    tenants[spec.name].public_keys[token.name], config.key_entry(spec, token, "")
-                )
-                for spec in config.tenants
-                for token in spec.tokens
-            ),
-            *(BoundKey(entry.pem, entry) for entry in config.trusted_key_entries()),
-        ]
         trust_store = TrustStore(
             f"{name}-trust-store",
             TrustStoreArgs(namespace=system_namespace, keys=bound_keys),
@@ -159,45 +104,12 @@ class Instance(pulumi.ComponentResource):
             ),
             child,
         )
-        self.bucket_names = {}
         namespaces = {names.tenant_namespace(t): tenant.namespace for t, tenant in tenants.items()}
-        backends: Backends | None = None
-        if not (config.cortex_url and config.loki_url):
-            oidc_arn, oidc_host = (
-                (cluster.oidc_provider_arn, cluster.oidc_issuer_host)
-                if cluster
-                else existing_cluster_oidc(platform.eks_cluster_name, self)
-            )
-            backends = Backends(
-                f"{name}-backends",
-                BackendsArgs(
-                    platform=platform,
-                    metrics=not config.cortex_url,
-                    logs=not config.loki_url,
-                    oidc_provider_arn=oidc_arn,
-                    oidc_issuer_host=oidc_host,
-                    cluster_ready=ready,
-                    policies=config.backend_policies(),
-                ),
-                child,
-            )
-            self.bucket_names = backends.bucket_names
-            namespaces.update(backends.namespaces)
+        backends = self._backends(name, config, cluster, ready)
+        self.bucket_names = backends.bucket_names if backends else {}
+        namespaces.update(backends.namespaces if backends else {})
         if platform.telemetry:
-            telemetry = Telemetry(
-                f"{name}-telemetry",
-                TelemetryArgs(
-                    instance=config.instance_name,
-                    domain=config.domain,
-                    token=tenants[names.SYSTEM_TENANT].tokens.apply(
-                        lambda by_name: by_name[names.DEFAULT_TOKEN_NAME]
-                    ),
-                    trusted_roots=certificates.STAGING_ROOTS if platform.acme_staging else "",
-                    image_mirrors=platform.image_mirrors,
-                    cluster_ready=(*ready, gateway),
-                ),
-                child,
-            )
+            telemetry = _telemetry(name, config, tenants, (*ready, gateway), child)
             namespaces[charts.ALLOY.namespace] = telemetry.namespace
         Isolation(
             f"{name}-isolation",
@@ -230,6 +142,79 @@ class Instance(pulumi.ComponentResource):
                 on_the_way,
                 certificates.STAGING_ROOTS if platform.acme_staging else "",
             )
+        self._outputs(config, tenants, trust_store, gateway)
+
+    def _tenants(
+        self,
+        name: str,
+        config: InstanceConfig,
+        addons: ClusterAddons,
+        dns: Dns | None,
+        ready: Sequence[pulumi.Resource],
+    ) -> dict[str, Tenant]:
+        """Every tenant, `system` first: its namespace holds the gateway, the others'
+        pods count as ready only once the load balancer sends to them."""
+        tenants: dict[str, Tenant] = {}
+        for spec in config.tenants:
+            system = tenants.get(names.SYSTEM_TENANT)
+            tenants[spec.name] = Tenant(
+                f"{name}-tenant-{spec.name}",
+                TenantArgs(
+                    instance=config.instance_name,
+                    domain=config.domain,
+                    spec=spec,
+                    key_bits=config.key_bits,
+                    token_lifetime_seconds=config.token_lifetime_seconds,
+                    certificate_issuer=config.platform.certificate_issuer,
+                    gateway_namespace=system.namespace if system else None,
+                    namespace_labels={} if system else READINESS_GATE_LABELS,
+                    certificate_depends_on=(
+                        *addons.certificates,
+                        *([dns.delegated] if dns else []),
+                    ),
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
+            )
+        return tenants
+
+    def _backends(
+        self,
+        name: str,
+        config: InstanceConfig,
+        cluster: Cluster | None,
+        ready: Sequence[pulumi.Resource],
+    ) -> Backends | None:
+        """The instance's own Mimir and Loki, unless both are external."""
+        if config.cortex_url and config.loki_url:
+            return None
+        platform = config.platform
+        oidc_arn, oidc_host = (
+            (cluster.oidc_provider_arn, cluster.oidc_issuer_host)
+            if cluster
+            else existing_cluster_oidc(platform.eks_cluster_name, self)
+        )
+        return Backends(
+            f"{name}-backends",
+            BackendsArgs(
+                platform=platform,
+                metrics=not config.cortex_url,
+                logs=not config.loki_url,
+                oidc_provider_arn=oidc_arn,
+                oidc_issuer_host=oidc_host,
+                cluster_ready=tuple(ready),
+                policies=config.backend_policies(),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+    def _outputs(
+        self,
+        config: InstanceConfig,
+        tenants: Mapping[str, Tenant],
+        trust_store: TrustStore,
+        gateway: Gateway,
+    ) -> None:
+        tenant_names = [spec.name for spec in config.tenants]
         self.dns_name = names.instance_dns_name(config.instance_name, config.domain)
         self.tenant_names = tenant_names
         self.endpoints = {tenant: t.endpoints for tenant, t in tenants.items()}
@@ -258,6 +243,83 @@ class Instance(pulumi.ComponentResource):
                 "bucket_names": self.bucket_names,
             }
         )
+
+
+def _dns(name: str, config: InstanceConfig, child: pulumi.ResourceOptions) -> Dns | None:
+    """The instance zone and its records (dns route53), else nothing in Route53."""
+    if config.dns != "route53":
+        return None
+    return Dns(
+        f"{name}-dns",
+        DnsArgs(
+            instance=config.instance_name,
+            domain=config.domain,
+            tenants=[spec.name for spec in config.tenants],
+            parent_zone_id=config.parent_zone_id,
+        ),
+        child,
+    )
+
+
+def _addons(
+    name: str,
+    config: InstanceConfig,
+    cluster: Cluster | None,
+    dns: Dns | None,
+    ready: Sequence[pulumi.Resource],
+    child: pulumi.ResourceOptions,
+) -> ClusterAddons:
+    """The cluster's controllers: load balancers, certificates (DNS-01 in the zone)."""
+    return ClusterAddons(
+        f"{name}-addons",
+        ClusterAddonsArgs(
+            platform=config.platform,
+            cluster_name=cluster.name if cluster else None,
+            vpc_id=cluster.vpc_id if cluster else None,
+            oidc_provider_arn=cluster.oidc_provider_arn if cluster else None,
+            oidc_issuer_host=cluster.oidc_issuer_host if cluster else None,
+            zone_id=dns.zone_id if dns else None,
+            cluster_ready=tuple(ready),
+        ),
+        child,
+    )
+
+
+def _bound_keys(config: InstanceConfig, tenants: Mapping[str, Tenant]) -> list[BoundKey]:
+    """Every key the instance trusts: each token's (bound to its tenant), then trustedKeys."""
+    return [
+        *(
+            BoundKey(tenants[spec.name].public_keys[token.name], config.key_entry(spec, token, ""))
+            for spec in config.tenants
+            for token in spec.tokens
+        ),
+        *(BoundKey(entry.pem, entry) for entry in config.trusted_key_entries()),
+    ]
+
+
+def _telemetry(
+    name: str,
+    config: InstanceConfig,
+    tenants: Mapping[str, Tenant],
+    ready: Sequence[pulumi.Resource],
+    child: pulumi.ResourceOptions,
+) -> Telemetry:
+    """The collector shipping the instance's own metrics and logs to `system`."""
+    platform = config.platform
+    return Telemetry(
+        f"{name}-telemetry",
+        TelemetryArgs(
+            instance=config.instance_name,
+            domain=config.domain,
+            token=tenants[names.SYSTEM_TENANT].tokens.apply(
+                lambda by_name: by_name[names.DEFAULT_TOKEN_NAME]
+            ),
+            trusted_roots=certificates.STAGING_ROOTS if platform.acme_staging else "",
+            image_mirrors=platform.image_mirrors,
+            cluster_ready=tuple(ready),
+        ),
+        child,
+    )
 
 
 def _layout(config: InstanceConfig) -> network_policies.Layout:

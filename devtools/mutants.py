@@ -272,8 +272,8 @@ MUTANTS: Final = (
     Mutant(
         "collector_gets_the_last_tenants_token",
         "components/instance.py",
-        "                    token=tenants[names.SYSTEM_TENANT].tokens.apply(\n",
-        "                    token=tenants[spec.name].tokens.apply(\n",
+        "            token=tenants[names.SYSTEM_TENANT].tokens.apply(\n",
+        "            token=list(tenants.values())[-1].tokens.apply(\n",
         (PLATFORM_TESTS,),
     ),
     Mutant(

@@ -13,9 +13,10 @@ takes effect, and when `up` says done it has.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any, Final, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -33,6 +34,8 @@ from opstrace.gateway.settings import (
     GatewaySettings,
     replicas_problem,
 )
+
+R = TypeVar("R", bound=pulumi.CustomResource)
 
 
 @dataclass(frozen=True)
@@ -125,33 +128,27 @@ class Gateway(pulumi.ComponentResource):
             data=manifests.sync_code(),
             opts=child,
         )
-        account_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: manifests.service_account(namespace, instance)
-        )
-        account = k8s.core.v1.ServiceAccount(
+        namespace = pulumi.Output.from_input(args.namespace)
+        account = _registered(
+            k8s.core.v1.ServiceAccount,
             f"{name}-account",
-            metadata=account_doc.apply(lambda doc: doc["metadata"]),
+            namespace.apply(lambda ns: manifests.service_account(ns, instance)),
+            child,
             automount_service_account_token=False,
-            opts=child,
         )
-        role_doc = pulumi.Output.all(args.namespace, config_map_names).apply(
-            lambda values: manifests.role(values[0], instance, values[1])
-        )
-        role = k8s.rbac.v1.Role(
+        role = _registered(
+            k8s.rbac.v1.Role,
             f"{name}-role",
-            metadata=role_doc.apply(lambda doc: doc["metadata"]),
-            rules=role_doc.apply(lambda doc: doc["rules"]),
-            opts=child,
+            pulumi.Output.all(args.namespace, config_map_names).apply(
+                lambda values: manifests.role(values[0], instance, values[1])
+            ),
+            child,
         )
-        binding_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: manifests.role_binding(namespace, instance)
-        )
-        binding = k8s.rbac.v1.RoleBinding(
+        binding = _registered(
+            k8s.rbac.v1.RoleBinding,
             f"{name}-role-binding",
-            metadata=binding_doc.apply(lambda doc: doc["metadata"]),
-            role_ref=binding_doc.apply(lambda doc: doc["roleRef"]),
-            subjects=binding_doc.apply(lambda doc: doc["subjects"]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
+            namespace.apply(lambda ns: manifests.role_binding(ns, instance)),
+            pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
         )
         deployment_doc = pulumi.Output.all(
             args.namespace, config_map_names, code.metadata.apply(lambda m: m.name)
@@ -167,34 +164,25 @@ class Gateway(pulumi.ComponentResource):
                 args.sync_image,
             )
         )
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        deployment = k8s.apps.v1.Deployment(
+        deployment = _registered(
+            k8s.apps.v1.Deployment,
             f"{name}-deployment",
-            metadata=deployment_doc.apply(lambda doc: doc["metadata"]),
-            spec=deployment_doc.apply(lambda doc: doc["spec"]),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*args.depends_on, binding, *created]
-            ),
+            deployment_doc,
+            pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, binding, *created]),
         )
-        pdb_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: manifests.pod_disruption_budget(namespace, instance)
-        )
-        k8s.policy.v1.PodDisruptionBudget(
+        _registered(
+            k8s.policy.v1.PodDisruptionBudget,
             f"{name}-pdb",
-            metadata=pdb_doc.apply(lambda doc: doc["metadata"]),
-            spec=pdb_doc.apply(lambda doc: doc["spec"]),
-            opts=child,
-        )
-        service_doc = pulumi.Output.from_input(args.namespace).apply(
-            lambda namespace: manifests.service(namespace, instance, args.load_balancer)
+            namespace.apply(lambda ns: manifests.pod_disruption_budget(ns, instance)),
+            child,
         )
         # Made after the load balancer controller and deleted before it, so that the
         # controller is still there to delete the NLB (before the VPC goes).
-        service = k8s.core.v1.Service(
+        service = _registered(
+            k8s.core.v1.Service,
             f"{name}-service",
-            metadata=service_doc.apply(lambda doc: doc["metadata"]),
-            spec=service_doc.apply(lambda doc: doc["spec"]),
-            opts=after,
+            namespace.apply(lambda ns: manifests.service(ns, instance, args.load_balancer)),
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.config_checksum = files.apply(gateway_files.config_checksum)
         GatewayRollout(
@@ -218,6 +206,38 @@ class Gateway(pulumi.ComponentResource):
                 "config_checksum": self.config_checksum,
             }
         )
+
+
+_FIELDS: Final[Mapping[Any, Mapping[str, str]]] = {
+    k8s.core.v1.ServiceAccount: {},
+    k8s.rbac.v1.Role: {"rules": "rules"},
+    k8s.rbac.v1.RoleBinding: {"role_ref": "roleRef", "subjects": "subjects"},
+    k8s.apps.v1.Deployment: {"spec": "spec"},
+    k8s.policy.v1.PodDisruptionBudget: {"spec": "spec"},
+    k8s.core.v1.Service: {"spec": "spec"},
+}
+"""Each kind's resource arguments besides `metadata`, and the manifest keys they come from."""
+
+
+def _registered(
+    kind: Callable[..., R],
+    name: str,
+    manifest: pulumi.Output[manifests.Manifest],
+    opts: pulumi.ResourceOptions,
+    **fixed: Any,
+) -> R:
+    """`kind` registered from a manifest that `opstrace.gateway.manifests` makes once the
+    namespace is known: its metadata and its kind's fields (`_FIELDS`), and `fixed`."""
+    fields = {
+        argument: manifest.apply(partial(_field, key)) for argument, key in _FIELDS[kind].items()
+    }
+    return kind(
+        name, metadata=manifest.apply(partial(_field, "metadata")), **fields, **fixed, opts=opts
+    )
+
+
+def _field(key: str, manifest: manifests.Manifest) -> Any:
+    return manifest[key]
 
 
 def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[str, str]:

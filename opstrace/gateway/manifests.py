@@ -163,30 +163,22 @@ def role_binding(namespace: str, instance: str) -> Manifest:
     }
 
 
-def deployment(
-    namespace: str,
-    instance: str,
-    config_map_names: Sequence[str],
-    code_config_map: str,
-    replicas: int,
-    load_balancer: str,
-    image: str = DEFAULT_IMAGE,
-    sync_image: str = DEFAULT_SYNC_IMAGE,
-) -> Manifest:
-    """HAProxy and its sidecar; never below `replicas` while rolling."""
-    selector = labels(instance)
-    haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
-    hardened = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-    files = {"name": "files", "mountPath": contract.FILES_DIR}
-    run = {"name": "run", "mountPath": contract.RUN_DIR}
-    tmp = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 (the pod's own emptyDir)
-    code = sync_code()
-    sidecar = {
+_HARDENED: Final[Manifest] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+"""Every container's securityContext."""
+
+_FILES_MOUNT: Final = {"name": "files", "mountPath": contract.FILES_DIR}
+_RUN_MOUNT: Final = {"name": "run", "mountPath": contract.RUN_DIR}
+_TMP_MOUNT: Final = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 (the pod's own emptyDir)
+
+
+def _sidecar(instance: str, config_map_names: Sequence[str], sync_image: str) -> Manifest:
+    """The `gateway-sync` native sidecar: writes the file sets, reloads HAProxy."""
+    return {
         "name": "gateway-sync",
         "image": sync_image,
         # A native sidecar: started (and its startup probe passed: a whole file set
@@ -238,16 +230,21 @@ def deployment(
             "requests": {"cpu": "50m", "memory": "64Mi"},
             "limits": {"cpu": "500m", "memory": "256Mi"},
         },
-        "securityContext": dict(hardened),
+        "securityContext": dict(_HARDENED),
         "volumeMounts": [
-            files,
-            run,
-            tmp,
+            _FILES_MOUNT,
+            _RUN_MOUNT,
+            _TMP_MOUNT,
             {"name": "code", "mountPath": CODE_DIR, "readOnly": True},
             {"name": "api-token", "mountPath": str(contract.SERVICE_ACCOUNT_DIR), "readOnly": True},
         ],
     }
-    haproxy = {
+
+
+def _haproxy(image: str) -> Manifest:
+    """HAProxy in master-worker mode on the files the sidecar made current."""
+    haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
+    return {
         "name": "haproxy",
         "image": image,
         # -W: master-worker (reloads, clean stops), -db: foreground, -S: the master CLI
@@ -275,9 +272,70 @@ def deployment(
             "requests": {"cpu": "250m", "memory": "128Mi"},
             "limits": {"cpu": "2", "memory": "512Mi"},
         },
-        "securityContext": dict(hardened),
-        "volumeMounts": [{**files, "readOnly": True}, run, tmp],
+        "securityContext": dict(_HARDENED),
+        "volumeMounts": [{**_FILES_MOUNT, "readOnly": True}, _RUN_MOUNT, _TMP_MOUNT],
     }
+
+
+def _volumes(code_config_map: str, code: Mapping[str, str]) -> list[Manifest]:
+    """The pod's volumes: its memory-backed file trees, the sidecar's code, its API token."""
+    return [
+        # Certificates' private keys among them: memory, not a disk.
+        {"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        {
+            "name": "code",
+            "configMap": {
+                "name": code_config_map,
+                "items": [{"key": key, "path": code_path(key)} for key in sorted(code)],
+            },
+        },
+        {
+            "name": "api-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "path": "token",
+                            "expirationSeconds": TOKEN_SECONDS,
+                        }
+                    },
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {"fieldPath": "metadata.namespace"},
+                                }
+                            ]
+                        }
+                    },
+                ]
+            },
+        },
+    ]
+
+
+def deployment(
+    namespace: str,
+    instance: str,
+    config_map_names: Sequence[str],
+    code_config_map: str,
+    replicas: int,
+    load_balancer: str,
+    image: str = DEFAULT_IMAGE,
+    sync_image: str = DEFAULT_SYNC_IMAGE,
+) -> Manifest:
+    """HAProxy and its sidecar; never below `replicas` while rolling."""
+    selector = labels(instance)
+    code = sync_code()
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -315,52 +373,9 @@ def deployment(
                             "labelSelector": {"matchLabels": dict(selector)},
                         }
                     ],
-                    "initContainers": [sidecar],
-                    "containers": [haproxy],
-                    "volumes": [
-                        # Certificates' private keys among them: memory, not a disk.
-                        {"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-                        {
-                            "name": "code",
-                            "configMap": {
-                                "name": code_config_map,
-                                "items": [
-                                    {"key": key, "path": code_path(key)} for key in sorted(code)
-                                ],
-                            },
-                        },
-                        {
-                            "name": "api-token",
-                            "projected": {
-                                "sources": [
-                                    {
-                                        "serviceAccountToken": {
-                                            "path": "token",
-                                            "expirationSeconds": TOKEN_SECONDS,
-                                        }
-                                    },
-                                    {
-                                        "configMap": {
-                                            "name": "kube-root-ca.crt",
-                                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                        }
-                                    },
-                                    {
-                                        "downwardAPI": {
-                                            "items": [
-                                                {
-                                                    "path": "namespace",
-                                                    "fieldRef": {"fieldPath": "metadata.namespace"},
-                                                }
-                                            ]
-                                        }
-                                    },
-                                ]
-                            },
-                        },
-                    ],
+                    "initContainers": [_sidecar(instance, config_map_names, sync_image)],
+                    "containers": [_haproxy(image)],
+                    "volumes": _volumes(code_config_map, code),
                 },
             },
         },
