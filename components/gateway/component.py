@@ -97,17 +97,7 @@ class Gateway(pulumi.ComponentResource):
         labels = manifests.labels(instance)
         child = pulumi.ResourceOptions(parent=self)
 
-        entries = [key.entry for key in args.keys]
-        # The keys are known only once minted: their rules are checked here, and a broken
-        # one ends the update in one line (components.bail).
-        files = pulumi.Output.all(*(key.pem for key in args.keys)).apply(
-            reported(
-                lambda pems: gateway_files.gateway_files(
-                    settings,
-                    (replace(e, pem=pem) for pem, e in zip(pems, entries, strict=True)),
-                )
-            )
-        )
+        files = _rendered_files(settings, args.keys)
         split = files.apply(gateway_files.config_map_data)
         # After the certificates: a crt-list naming a tenant is loaded once its
         # certificate exists (the sidecar waits for it, but need not wait long).
@@ -206,6 +196,21 @@ class Gateway(pulumi.ComponentResource):
                 "config_checksum": self.config_checksum,
             }
         )
+
+
+def _rendered_files(
+    settings: GatewaySettings, keys: Sequence[BoundKey]
+) -> pulumi.Output[dict[str, str]]:
+    """The gateway's files, once every key is minted: their rules are checked then, and a
+    broken one ends the update in one line (components.bail)."""
+    entries = [key.entry for key in keys]
+    return pulumi.Output.all(*(key.pem for key in keys)).apply(
+        reported(
+            lambda pems: gateway_files.gateway_files(
+                settings, (replace(e, pem=pem) for pem, e in zip(pems, entries, strict=True))
+            )
+        )
+    )
 
 
 _FIELDS: Final[Mapping[Any, Mapping[str, str]]] = {
