@@ -97,6 +97,7 @@ class Instance(pulumi.ComponentResource):
                 cluster=args.cluster_access,
                 load_balancer=platform.load_balancer,
                 replicas=config.gateway_replicas,
+                min_ready_seconds=config.gateway_min_ready_seconds,
                 image=config.gateway_image,
                 sync_image=config.gateway_sync_image,
                 certificates=tuple(t.certificate for t in tenants.values()),

@@ -237,6 +237,12 @@ def broken_stacks(project: str) -> list[Broken]:
             "tenants[0].tokens[0].scope: unknown token option; use name, scopes, rateLimit",
         ),
         Broken(
+            "gateway_min_ready_too_long",
+            stack(gatewayMinReadySeconds=601),
+            "gatewayMinReadySeconds: 601 is not from 1 to 600 seconds (or 0, the load "
+            "balancer's default)",
+        ),
+        Broken(
             "token_rate_limit_zero",
             stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "rateLimit": 0}]}]),
             "tenants[0].tokens[0].rateLimit: expected requests per second, a whole number from "

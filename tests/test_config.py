@@ -79,6 +79,15 @@ def test_a_token_object_lists_its_scopes_in_one_order_whatever_the_file_says() -
     assert (default.scopes, agent.scopes) == ((), ("metrics:write", "logs:write"))
 
 
+def test_a_new_gateway_pod_waits_its_load_balancers_time_unless_the_stack_says() -> None:
+    assert parse().gateway_min_ready_seconds == 10
+    generic = parse(
+        loadBalancer="generic", cluster="existing", certificateIssuer="issuer", eksClusterName="c"
+    )
+    assert generic.gateway_min_ready_seconds == 120
+    assert parse(gatewayMinReadySeconds=5).gateway_min_ready_seconds == 5
+
+
 def test_a_token_object_may_set_a_rate_limit_and_a_token_by_name_has_none() -> None:
     entry = {"name": "agent", "rateLimit": 50}
     config = parse(tenants=[{"name": "ci", "tokens": ["default", entry]}])

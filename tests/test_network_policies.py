@@ -82,7 +82,7 @@ def test_mimirs_alertmanager_accepts_lokis_ruler_only_where_the_instance_runs_bo
 
 
 def test_the_gateway_pods_declare_their_listeners_and_the_sidecars_status_port_only() -> None:
-    deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], "code", 2, "aws")
+    deployment = gateway_manifests.deployment("system-tenant", "acme", ["cfg"], "code", 2, 10)
     pod = deployment["spec"]["template"]["spec"]
     declared = {
         port["containerPort"]

@@ -65,6 +65,8 @@ class GatewayArgs:
     """`aws`: an NLB of the AWS Load Balancer Controller; `generic`: the cluster's own."""
     replicas: int = 2
     """Pods behind the load balancer; at least 2 so a node loss or a rollout keeps serving."""
+    min_ready_seconds: int = manifests.MIN_READY_SECONDS["aws"]
+    """How long a new pod must be ready before a rollout goes on."""
     image: str = DEFAULT_IMAGE
     """The HAProxy image; keep a pinned, stock LTS image."""
     sync_image: str = DEFAULT_SYNC_IMAGE
@@ -149,7 +151,7 @@ class Gateway(pulumi.ComponentResource):
                 values[1],
                 values[2],
                 args.replicas,
-                args.load_balancer,
+                args.min_ready_seconds,
                 args.image,
                 args.sync_image,
             )

@@ -336,6 +336,15 @@ CATALOG: Final = (
         2,
     ),
     Setting(
+        "gatewayMinReadySeconds",
+        "integer",
+        "How long a new gateway pod must be ready before a rollout of the gateway goes on, 1 "
+        "to 600 seconds: at least the time the load balancer takes to send to a new pod. 0: "
+        "the load balancer's, 10 with `loadBalancer: aws` (whose readiness gate waits for the "
+        "NLB) and 120 with `generic`.",
+        0,
+    ),
+    Setting(
         "gatewayImage",
         "string",
         "The gateway's stock HAProxy image (2.6 or newer): `<repository>:<version>`, ideally "

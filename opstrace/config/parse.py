@@ -70,6 +70,7 @@ from opstrace.config.schema import (
     InstanceConfig,
     TrustedKey,
 )
+from opstrace.gateway import manifests
 from opstrace.gateway import upstreams as gateway_upstreams
 from opstrace.gateway.settings import image_problem, replicas_problem, upstream_problem
 from opstrace.policy import limits
@@ -143,6 +144,9 @@ def parse_config(
     replicas = read.integer(values, "gatewayReplicas")
     if problem := replicas_problem(replicas):
         raise ConfigError(f"gatewayReplicas: {problem}")
+    min_ready = read.integer(values, "gatewayMinReadySeconds")
+    if problem := manifests.min_ready_seconds_problem(min_ready):
+        raise ConfigError(f"gatewayMinReadySeconds: {problem}")
     image = read.string(values, "gatewayImage")
     if problem := image_problem(image):
         raise ConfigError(f"gatewayImage: {problem}")
@@ -194,6 +198,9 @@ def parse_config(
         cortex_url=cortex_url,
         loki_url=loki_url,
         gateway_replicas=replicas,
+        gateway_min_ready_seconds=(
+            min_ready or manifests.MIN_READY_SECONDS[platform_config.load_balancer]
+        ),
         gateway_image=str(images.mirrored(images.parse(image), platform_config.image_mirrors)),
         gateway_sync_image=str(
             images.mirrored(images.parse(sync_image), platform_config.image_mirrors)

@@ -122,6 +122,8 @@ class InstanceConfig:
     loki_url: str
     """An external logs backend, or "" for the instance's own Loki."""
     gateway_replicas: int
+    gateway_min_ready_seconds: int
+    """How long a new gateway pod must be ready before a rollout goes on."""
     gateway_image: str
     gateway_sync_image: str
     """The stock Python image the gateway's sidecar runs in, by version."""

@@ -48,9 +48,21 @@ set below). Then the container runtime sends the image's STOPSIGNAL (SIGUSR1, a 
 in-flight requests finish, for at most `hard-stop-after`)."""
 DEREGISTRATION_DELAY_SECONDS: Final = 30
 MIN_READY_SECONDS: Final = {"aws": 10, "generic": 120}
-"""How long a new pod must be ready before the rollout goes on: with the AWS controller's
-readiness gate a pod is ready only once the NLB sends to it; without one, wait out a
-typical load balancer's registration."""
+"""How long a new pod must be ready before the rollout goes on, unless the stack says
+(`gatewayMinReadySeconds`): with the AWS controller's readiness gate a pod is ready only
+once the NLB sends to it; without one, wait out a typical load balancer's registration."""
+MAX_MIN_READY_SECONDS: Final = 600
+
+
+def min_ready_seconds_problem(seconds: int) -> str | None:
+    """Why a new gateway pod cannot be made to wait `seconds` (0: the load balancer's)."""
+    if 0 <= seconds <= MAX_MIN_READY_SECONDS:
+        return None
+    return (
+        f"{seconds} is not from 1 to {MAX_MIN_READY_SECONDS} seconds (or 0, the load "
+        "balancer's default)"
+    )
+
 
 NLB_ANNOTATIONS: Final = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
@@ -329,7 +341,7 @@ def deployment(
     config_map_names: Sequence[str],
     code_config_map: str,
     replicas: int,
-    load_balancer: str,
+    min_ready_seconds: int,
     image: str = DEFAULT_IMAGE,
     sync_image: str = DEFAULT_SYNC_IMAGE,
 ) -> Manifest:
@@ -343,7 +355,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
-            "minReadySeconds": MIN_READY_SECONDS[load_balancer],
+            "minReadySeconds": min_ready_seconds,
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},

@@ -158,7 +158,7 @@ class GatewayPod:
 
 def pod_manifest(namespace: str, status_port: int) -> dict[str, Any]:
     """One pod of the component's own template, its status port on loopback."""
-    deployment = manifests.deployment(namespace, INSTANCE, CONFIG_MAPS, CODE, 1, "generic")
+    deployment = manifests.deployment(namespace, INSTANCE, CONFIG_MAPS, CODE, 1, 120)
     template = deployment["spec"]["template"]
     spec = template["spec"]
     (sidecar,) = spec["initContainers"]

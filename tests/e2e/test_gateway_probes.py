@@ -48,7 +48,7 @@ def _port(address: str | None) -> int:
 def container() -> dict[str, Any]:
     """The HAProxy container of the gateway Deployment."""
     manifest = manifests.deployment(
-        "system-tenant", INSTANCE, ["gw-config", "gw-keys"], "gw-sync", 2, "aws"
+        "system-tenant", INSTANCE, ["gw-config", "gw-keys"], "gw-sync", 2, 10
     )
     containers = manifest["spec"]["template"]["spec"]["containers"]
     (haproxy,) = [c for c in containers if c["name"] == "haproxy"]

@@ -271,7 +271,7 @@ def local_stack(
     loki_url: str = "http://127.0.0.1:3100",
 ) -> dict[str, Any]:
     """A stack the engine can run on the local cluster: `existing` mode with `dns: none`, a
-    generic load balancer, the cluster's stand-in issuer, external backends, no telemetry:
+    generic load balancer (that need not be waited for), the cluster's stand-in issuer, external backends, no telemetry:
     no AWS resource and no Helm chart. The local cluster enforces no NetworkPolicy, so the
     stack accepts that risk (a key an earlier release ignores)."""
     return {
@@ -281,6 +281,8 @@ def local_stack(
         "opstrace:cluster": "existing",
         "opstrace:kubeconfig": str(local_cluster.KUBECONFIG),
         "opstrace:loadBalancer": "generic",
+        # The local gateway pods serve once ready (no real load balancer registers them).
+        "opstrace:gatewayMinReadySeconds": 5,
         "opstrace:certificateIssuer": local_cluster.TEST_ISSUER,
         "opstrace:cortexUrl": cortex_url,
         "opstrace:lokiUrl": loki_url,
