@@ -271,9 +271,10 @@ def local_stack(
     loki_url: str = "http://127.0.0.1:3100",
 ) -> dict[str, Any]:
     """A stack the engine can run on the local cluster: `existing` mode with `dns: none`, a
-    generic load balancer (that need not be waited for), the cluster's stand-in issuer, external backends, no telemetry:
-    no AWS resource and no Helm chart. The local cluster enforces no NetworkPolicy, so the
-    stack accepts that risk (a key an earlier release ignores)."""
+    generic load balancer (that need not be waited for), the cluster's stand-in issuer,
+    external backends, no telemetry: no AWS resource and no Helm chart. The local cluster
+    enforces no NetworkPolicy, so the stack accepts that risk (keys an earlier release
+    ignores)."""
     return {
         "opstrace:instanceName": instance,
         "opstrace:domain": "example.com",
