@@ -12,7 +12,7 @@ The scopes travel in the token as the `scope` claim, one string of scope names
 separated by single spaces (as OAuth 2.0 writes them, RFC 8693 section 4.2 and RFC
 9068). A token without the claim may do everything: Opstrace's tokens, and tokens minted
 here without scopes, work unchanged. A claim that is present must be well formed
-(`claim_problem`), or the token is refused as a bad token.
+(`token_scopes`), or the token is refused as a bad token.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from opstrace.data_token import (
     token_claims,
 )
 from opstrace.keys import key_id, key_set, public_key_pem
+from opstrace.scopes import SCOPES
 
 INSTANCE = "acme"
 TENANT = "prod"
@@ -415,3 +416,50 @@ def test_the_system_tenants_notice_names_its_own_rotation_setting() -> None:
 
 def test_timestamp_is_iso_8601_utc() -> None:
     assert timestamp(0) == "1970-01-01T00:00:00Z"
+
+
+# --- scopes ---------------------------------------------------------------------------
+
+
+def _scoped(signer: Signer, trusted: dict[str, str], claim: Any, needed: str | None) -> Decision:
+    token = signer.token(scope=claim)
+    return authenticate(f"Bearer {token}", TENANT, trusted, INSTANCE, NOW, scope=needed)
+
+
+def test_a_token_without_a_scope_claim_holds_every_scope(
+    signer: Signer, trusted: dict[str, str]
+) -> None:
+    for needed in SCOPES:
+        assert _scoped(signer, trusted, None, needed) == ACCEPTED
+
+
+def test_a_scoped_token_passes_its_scopes_and_is_refused_others_naming_the_scope(
+    signer: Signer, trusted: dict[str, str]
+) -> None:
+    claim = "metrics:write logs:write"
+    assert _scoped(signer, trusted, claim, "logs:write") == ACCEPTED
+    assert _scoped(signer, trusted, claim, "metrics:read") == Decision(
+        403, "token lacks scope metrics:read"
+    )
+
+
+@pytest.mark.parametrize(
+    "claim", ["", "metrics:read,logs:read", "metrics:read  logs:read", " metrics:read", "x", 7, []]
+)
+def test_a_malformed_scope_claim_is_a_bad_token_whatever_the_route(
+    signer: Signer, trusted: dict[str, str], claim: Any
+) -> None:
+    assert _scoped(signer, trusted, claim, None) == BAD_TOKEN
+
+
+def test_another_tenants_scoped_token_is_refused_for_its_tenant_before_its_scopes(
+    signer: Signer, trusted: dict[str, str]
+) -> None:
+    token = signer.token(sub="tenant-dev", scope="logs:read")
+    decision = authenticate(f"Bearer {token}", TENANT, trusted, INSTANCE, NOW, scope="metrics:read")
+    assert decision == Decision(401, "bad authentication token: unexpected tenant: dev")
+
+
+def test_a_scope_claim_is_added_only_to_a_token_limited_to_some_scopes() -> None:
+    assert "scope" not in token_claims(INSTANCE, TENANT, ISSUED_AT, 60)
+    assert token_claims(INSTANCE, TENANT, ISSUED_AT, 60, "logs:read")["scope"] == "logs:read"
