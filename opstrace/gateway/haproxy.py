@@ -245,6 +245,7 @@ ACCESS_LOG_FIELDS: Final = (
     ("ms", "%Ta"),
     ("client", "%ci"),
     ("method", "%HM"),
+    ("version", "%HV"),
 )
 """The audit fields of each access log line, `name=value`, `-` where a value is unknown
 (no known host, no route, or a token of no trusted key). Never the token or the query."""

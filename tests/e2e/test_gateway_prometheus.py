@@ -98,6 +98,10 @@ def test_remote_write_over_https_through_the_gateway_arrives_with_the_tokens_ten
     pushes = [r for r in tenant_recorder.requests if r.path == "/api/v1/push"]
     assert pushes, "no remote write reached the metrics backend"
     assert queries.requests == []
-    assert '/api/v1/push HTTP/2.0"' in gateway.log_text(), "Prometheus did not speak HTTP/2"
+    pushed = [
+        line for line in gateway.log_text().splitlines() if "route=cortex:/api/v1/push " in line
+    ]
+    assert pushed, "no access log line of a push"
+    assert all(line.endswith(" version=HTTP/2.0") for line in pushed), "Prometheus spoke HTTP/1"
     assert {tuple(r.values("X-Scope-OrgID")) for r in pushes} == {("prod",)}
     assert all(r.values("Authorization") == [] for r in pushes)
