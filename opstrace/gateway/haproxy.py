@@ -347,7 +347,7 @@ def _signature_rules(settings: GatewaySettings) -> str:
     return f"""\
     # 5. Signature: RS256 by a key trusted at this endpoint: its kid in {KEYS_MAP}, and
     # either unbound or bound to this tenant in {BINDINGS_MAP}.
-    # A token accepted at this host since the last reload (rule 9) skips every rule whose
+    # A token accepted at this host since the last reload (rule 10) skips every rule whose
     # outcome only depends on the token, the host and these files: the signature, aud,
     # iat, sub and the tenant. exp and nbf are checked on every request.
     # Every known host is cortex.* or loki.*, so token + host is unambiguous.
