@@ -59,6 +59,8 @@ E2E = "tests/e2e/test_gateway_haproxy.py"
 E2E_ROUTES = "tests/e2e/test_gateway_routes.py"
 E2E_TLS = "tests/e2e/test_gateway_tls.py"
 E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
+E2E_SCOPES = "tests/e2e/test_gateway_scopes.py"
+E2E_RATES = "tests/e2e/test_gateway_rate_limits.py"
 PROGRAM_TESTS = "tests/test_program.py"
 PLATFORM_TESTS = "tests/test_platform.py"
 CHART_VALUES = "opstrace/chart_values.py"
@@ -88,6 +90,20 @@ MUTANTS: Final = (
         "    {wrong_tenant} unless verified_before || tenant_matches\n",
         "",
         (E2E,),
+    ),
+    Mutant(
+        "scope_check_deleted",
+        HAPROXY,
+        ' lf-string "{body}" if scope_claimed !scope_held\n',
+        ' lf-string "{body}" if scope_claimed !scope_claimed\n',
+        (E2E_SCOPES,),
+    ),
+    Mutant(
+        "rate_limit_never_counted",
+        HAPROXY,
+        "    http-request track-sc1 {_KID} table credential_rates if rate_limited\n",
+        "",
+        (E2E_RATES,),
     ),
     Mutant(
         "authorization_forwarded",
