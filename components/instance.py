@@ -290,7 +290,7 @@ def _bound_keys(config: InstanceConfig, tenants: Mapping[str, Tenant]) -> list[B
     """Every key the instance trusts: each token's (bound to its tenant), then trustedKeys."""
     return [
         *(
-            BoundKey(tenants[spec.name].public_keys[token.name], config.key_entry(spec, token, ""))
+            BoundKey(tenants[spec.name].public_keys[token.name], config.key_entry(spec, token))
             for spec in config.tenants
             for token in spec.tokens
         ),

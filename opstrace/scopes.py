@@ -43,15 +43,16 @@ SCOPE_RULE: Final = (
     "(leave scopes out for a token that may do everything)"
 )
 
-_READ_UPSTREAMS: Final = {"query": "read", "push": "write"}
+_ACCESS_BY_UPSTREAM: Final = {"query": "read", "push": "write"}
+"""The data upstreams, whose access is theirs whatever the method (a POST query reads)."""
 _FAMILY_BY_UPSTREAM: Final = {"ruler": "rules", "alertmanager": "alerts"}
 _FAMILY_BY_SERVICE: Final = {"cortex": "metrics", "loki": "logs"}
 
 
 def required_scope(service: str, upstream: str, method: str) -> str:
     """The one scope a request to `upstream` of `service` with `method` needs."""
-    if upstream in _READ_UPSTREAMS:
-        return f"{_FAMILY_BY_SERVICE[service]}:{_READ_UPSTREAMS[upstream]}"
+    if upstream in _ACCESS_BY_UPSTREAM:
+        return f"{_FAMILY_BY_SERVICE[service]}:{_ACCESS_BY_UPSTREAM[upstream]}"
     access = "read" if method == "GET" else "write"
     return f"{_FAMILY_BY_UPSTREAM[upstream]}:{access}"
 

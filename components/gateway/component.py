@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 import pulumi
@@ -235,16 +236,8 @@ def _registered(
 ) -> R:
     """`kind` registered from a manifest that `opstrace.gateway.manifests` makes once the
     namespace is known: its metadata and its kind's fields (`_FIELDS`), and `fixed`."""
-    fields = {
-        argument: manifest.apply(partial(_field, key)) for argument, key in _FIELDS[kind].items()
-    }
-    return kind(
-        name, metadata=manifest.apply(partial(_field, "metadata")), **fields, **fixed, opts=opts
-    )
-
-
-def _field(key: str, manifest: manifests.Manifest) -> Any:
-    return manifest[key]
+    fields = {argument: manifest.apply(itemgetter(key)) for argument, key in _FIELDS[kind].items()}
+    return kind(name, metadata=manifest.apply(itemgetter("metadata")), **fields, **fixed, opts=opts)
 
 
 def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[str, str]:

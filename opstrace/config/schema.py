@@ -158,10 +158,11 @@ class InstanceConfig:
             for spec in self.tenants
         }
 
-    def key_entry(self, tenant: TenantSpec, token: TokenSpec, pem: str) -> KeyEntry:
-        """What the gateway knows of a token's key: bound to its tenant, named, limited."""
+    def key_entry(self, tenant: TenantSpec, token: TokenSpec) -> KeyEntry:
+        """What the gateway knows of a token's key before it is minted: bound to its
+        tenant, named, limited (`pem` empty: the key is filled in once known)."""
         name = names.credential_name(tenant.name, token.name)
-        return KeyEntry(pem, tenant.name, name, token.rate_limit)
+        return KeyEntry("", tenant.name, name, token.rate_limit)
 
     def trusted_key_entries(self) -> list[KeyEntry]:
         """What the gateway knows of each `trustedKeys` entry (named by its place)."""

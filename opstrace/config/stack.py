@@ -75,7 +75,7 @@ def capacity_problem(config: InstanceConfig) -> str | None:
     # A signing key file's size is known only once it is read: count the largest.
     credentials = [
         (
-            config.key_entry(tenant, token, pem=""),
+            config.key_entry(tenant, token),
             max(keys.ALLOWED_KEY_BITS) if token.signing_key_file else config.key_bits,
         )
         for tenant in config.tenants

@@ -422,15 +422,15 @@ def _claim_and_tenant_rules(settings: GatewaySettings) -> str:
 
 def _scope_rules(settings: GatewaySettings) -> str:
     """Rule 8: a token with a scope claim holds the scope the route needs."""
-    names = {scope: scope.replace(":", "_") for scope in scopes.SCOPES}
+    acl_names = {scope: scope.replace(":", "_") for scope in scopes.SCOPES}
     acls = "".join(
         f"    acl needs_{name} var(txn.needed_scope) -m str {scope}\n"
         f"    acl holds_{name} var(txn.scopes) -m reg '(^| ){scope}( |$)'\n"
-        for scope, name in names.items()
+        for scope, name in acl_names.items()
     )
     held = "".join(
         f"    http-request set-var(txn.scope_held) bool(1) if needs_{n} holds_{n}\n"
-        for n in names.values()
+        for n in acl_names.values()
     )
     body = f"{scopes.MISSING_SCOPE_PREFIX}%[var(txn.needed_scope)]"
     scope_map = f"{settings.config_dir}/{SCOPES_MAP}"
