@@ -6,7 +6,8 @@
 Five scenarios against the same HAProxy binary, all over TLS with keep-alive (wrk keeps
 its connections open; SNI is the tenant host), each run for a bounded time in
 interleaved rounds (default 3 x 5 s each, median reported):
-  (a) pass-through: TLS and the same logging and header rewriting, no authentication;
+  (a) pass-through: TLS and the same logging (standard output and the usage ring) and
+      header rewriting, no authentication;
   (b) the rendered gateway with 1 trusted key, the same token on every request (after the
       first, answered from the verified-token cache);
   (c) the rendered gateway with 1,000 keys bound to 1,000 tenants, the same token;
@@ -15,9 +16,12 @@ interleaved rounds (default 3 x 5 s each, median reported):
   (e) as (c), a different token on every request.
 The upstream is another HAProxy answering a static `http-request return`, so that it is
 never the bottleneck. Every HAProxy formats its log lines and discards them (a log sink
-costs both sides alike, and a pod's sink is not this machine's disk). Prints requests/s,
-p50 and p99 latency, the gateway's CPU time per request (user + system of its worker,
-from /proc), and the ratios.
+costs both sides alike, and a pod's sink is not this machine's disk); the gateways also
+forward them from their ring for the usage counters, as in a pod, to a socket that reads
+and discards them (HAProxy's cost; the sidecar's is measured apart: the microseconds
+its counters take per line); so does the pass-through, whose logging is the gateway's.
+Prints requests/s, p50 and p99 latency, the gateway's CPU time per request (user +
+system of its worker, from /proc), and the ratios.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import argparse
 import dataclasses
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -42,19 +48,28 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from opstrace import data_token, keys
-from opstrace.gateway.haproxy import HAPROXY_PROLOGUE, VERIFIED_TOKENS_SIZE, tls_bind
+from opstrace.gateway.haproxy import (
+    HAPROXY_PROLOGUE,
+    VERIFIED_TOKENS_SIZE,
+    tls_bind,
+    usage_logger,
+    usage_ring,
+)
 from opstrace.gateway.settings import GatewaySettings
 from opstrace.keys import stand_in_public_key
+from sidecar import usage
 from tests.e2e.harness import (
     HAPROXY,
     INSTANCE,
+    Gateway,
     Signer,
     bearer,
+    gateway_settings,
     host,
     one_upstream,
     plain_request,
     request,
-    running_gateway,
+    started_gateway,
     wait_until,
 )
 from tools.ports import free_port
@@ -153,12 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh_file.write_text("".join(f"{t}\n" for t in fresh_tokens), encoding="ascii")
 
         upstream = one_upstream(stack.enter_context(static_upstream(root / "upstream")))
+        usage_log = stack.enter_context(discarding_sink())
         one = stack.enter_context(
-            running_gateway(root / "one", one_key, upstream, (TENANT,), bindings={}, quiet=True)
+            counted_gateway(root / "one", one_key, upstream, (TENANT,), {}, usage_log)
         )
         many = stack.enter_context(
-            running_gateway(
-                root / "many", many_keys, upstream, many_tenants, bindings=many_bindings, quiet=True
+            counted_gateway(
+                root / "many", many_keys, upstream, many_tenants, many_bindings, usage_log
             )
         )
         baseline = stack.enter_context(pass_through(root / "baseline", one.settings, upstream))
@@ -200,7 +216,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         throughput = x.requests_per_second / y.requests_per_second
         cpu = y.cpu_us_per_request / x.cpu_us_per_request
         print(f"{label:<56} throughput {throughput:.2f}  CPU per request {cpu:.2f}")
+    print(f"sidecar: {counting_us_per_line():.1f} us of one core to count a line")
     return 0 if all(r.non_2xx == 0 for r in results.values()) else 1
+
+
+@contextmanager
+def discarding_sink() -> Iterator[str]:
+    """Where the gateways forward their lines: read in large chunks and dropped."""
+    listener = usage.listen(("127.0.0.1", 0))
+
+    def drain() -> None:
+        while True:
+            connection, _ = listener.accept()
+            threading.Thread(target=_discard, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=drain, daemon=True).start()
+    with listener:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _discard(connection: socket.socket) -> None:
+    with connection:
+        while connection.recv(1 << 20):
+            pass
+
+
+@contextmanager
+def counted_gateway(
+    directory: Path,
+    trusted: dict[str, str],
+    upstream: dict[str, str],
+    tenants: tuple[str, ...],
+    bindings: dict[str, str],
+    usage_log: str,
+) -> Iterator[Gateway]:
+    """The rendered gateway, forwarding its lines to `usage_log` as a pod's does."""
+    settings = dataclasses.replace(
+        gateway_settings(directory, upstream, tenants), usage_log=usage_log
+    )
+    with started_gateway(settings, trusted, bindings=bindings, quiet=True) as running:
+        yield running
+
+
+def counting_us_per_line(lines: int = 100_000) -> float:
+    """What the sidecar spends per access log line (`usage.Usage.count`)."""
+    counters = usage.Usage()
+    line = (
+        "tenant=t0 credential=t0/agent key=0123456789abcdef0123456789abcdef01234567 "
+        "route=cortex:/api/v1/push scope=metrics:write status=200 bytes_in=18231 "
+        "bytes_out=0 ms=1 client=10.0.3.7 method=POST version=HTTP/2.0"
+    )
+    started = time.process_time()
+    for _ in range(lines):
+        counters.count(line)
+    return (time.process_time() - started) / lines * 1e6
 
 
 def sign_many(signer: Signer, count: int) -> list[str]:
@@ -355,17 +424,18 @@ frontend upstream
 def pass_through(
     directory: Path, gateway: GatewaySettings, upstreams: dict[str, str]
 ) -> Iterator[tuple[int, tuple[int, ...]]]:
-    """The baseline: the gateway's TLS listener (its crt-list and certificates), no auth."""
+    """The baseline: the gateway's TLS listener (its crt-list and certificates) and its
+    log targets (standard output, the usage ring), no auth."""
     port, probe = free_port(), free_port()
     tls = tls_bind(dataclasses.replace(gateway, listen=f"127.0.0.1:{port}"))
-    config = f"""{HAPROXY_PROLOGUE}
+    config = f"""{HAPROXY_PROLOGUE}{usage_ring(gateway)}
 frontend probe
     bind 127.0.0.1:{probe}
     http-request return status 200
 
 frontend data_api
     {tls}
-    http-request set-header x-scope-orgid {TENANT}
+{usage_logger(gateway)}    http-request set-header x-scope-orgid {TENANT}
     default_backend cortex
 backend cortex
     server cortex {upstreams["cortex_push"].removeprefix("http://")}

@@ -67,6 +67,8 @@ class Cluster(pulumi.ComponentResource):
 
     name: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
+    egress_addresses: pulumi.Output[list[str]]
+    """Where its nodes' and pods' outbound traffic comes from (`Network.egress_addresses`)."""
     kubeconfig: pulumi.Output[str]
     """A secret; authenticates with `aws eks get-token`."""
     oidc_provider_arn: pulumi.Output[str]
@@ -123,6 +125,7 @@ class Cluster(pulumi.ComponentResource):
         kube_proxy = addon("kube-proxy", eks_versions.KUBE_PROXY, on_nodes)
         self.name = cluster.name
         self.vpc_id = network.vpc_id
+        self.egress_addresses = network.egress_addresses
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
                 lambda values: eks_kubeconfig(

@@ -96,6 +96,7 @@ class Instance(pulumi.ComponentResource):
                 namespace=system_namespace,
                 cluster=args.cluster_access,
                 load_balancer=platform.load_balancer,
+                egress=cluster.egress_addresses if cluster else (),
                 replicas=config.gateway_replicas,
                 min_ready_seconds=config.gateway_min_ready_seconds,
                 image=config.gateway_image,

@@ -33,6 +33,9 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
+    egress_addresses: pulumi.Output[list[str]]
+    """The NAT gateways' public addresses (`/32`): where the nodes' and pods' outbound
+    traffic comes from, the instance's collector's pushes included."""
     routing: list[pulumi.Resource]
     """Each subnet's route table association, and through it its routes, the NAT gateways
     and the internet gateway: what anything running in the subnets needs (nodes join
@@ -77,6 +80,7 @@ class Network(pulumi.ComponentResource):
         private: list[pulumi.Output[str]] = []
         private_route_tables: list[pulumi.Output[str]] = []
         nats: list[aws.ec2.NatGateway] = []
+        self._nat_addresses: list[aws.ec2.Eip] = []
         for plan in subnets.subnet_plan(args.cidr, count):
             public_id, private_id, route_table_id = self._zone(
                 name, args, plan, chosen[plan.zone_index], vpc, gateway, public_routes, nats
@@ -96,11 +100,15 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = private
         self.public_subnet_ids = public
+        self.egress_addresses = pulumi.Output.all(
+            *(address.public_ip for address in self._nat_addresses)
+        ).apply(lambda ips: [f"{ip}/32" for ip in ips])
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
                 "private_subnet_ids": self.private_subnet_ids,
                 "public_subnet_ids": self.public_subnet_ids,
+                "egress_addresses": self.egress_addresses,
             }
         )
 
@@ -139,6 +147,7 @@ class Network(pulumi.ComponentResource):
         )
         if args.nat_per_zone or not nats:
             address = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", opts=child)
+            self._nat_addresses.append(address)
             nats.append(
                 aws.ec2.NatGateway(
                     f"{name}-nat-{suffix}",

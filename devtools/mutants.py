@@ -61,6 +61,7 @@ E2E_TLS = "tests/e2e/test_gateway_tls.py"
 E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
 E2E_SCOPES = "tests/e2e/test_gateway_scopes.py"
 E2E_RATES = "tests/e2e/test_gateway_rate_limits.py"
+E2E_SOURCES = "tests/e2e/test_gateway_sources.py"
 PROGRAM_TESTS = "tests/test_program.py"
 PLATFORM_TESTS = "tests/test_platform.py"
 CHART_VALUES = "opstrace/chart_values.py"
@@ -104,6 +105,20 @@ MUTANTS: Final = (
         "    http-request track-sc1 {_KID} table credential_rates if rate_limited\n",
         "",
         (E2E_RATES,),
+    ),
+    Mutant(
+        "source_check_deleted",
+        HAPROXY,
+        "    {source_refused} if source_listed !source_allowed\n",
+        "",
+        (E2E_SOURCES,),
+    ),
+    Mutant(
+        "nested_networks_not_closed",
+        "opstrace/gateway/sources.py",
+        "                candidate.version == mine.version and candidate.subnet_of(mine)",
+        "                candidate.version == mine.version and candidate == mine",
+        ("tests/test_gateway_sources.py", E2E_SOURCES),
     ),
     Mutant(
         "authorization_forwarded",

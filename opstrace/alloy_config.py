@@ -9,9 +9,12 @@ the gateway like any tenant's data, so the gateway's checks apply to it too.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from opstrace import names
+from opstrace.gateway import manifests as gateway_manifests
+from sidecar import contract
 
 TOKEN_DIR: Final = "/var/run/secrets/opstrace"
 TOKEN_FILE: Final = "token"
@@ -31,6 +34,22 @@ def alloy_config(instance: str, domain: str, trusted_roots: str = "") -> str:
     no system trusts (Let's Encrypt's staging CA); "": the system's."""
     metrics_url, logs_url = push_urls(instance, domain)
     token = f"{TOKEN_DIR}/{TOKEN_FILE}"
+    # A pod discovery target per container port, init containers' (the sidecar is a
+    # native sidecar) included (Prometheus' discovery/kubernetes/pod.go, which Alloy
+    # runs: `__meta_kubernetes_pod_container_init`): the sidecar's status port of this
+    # instance's gateway pods, in the system tenant's namespace.
+    gateway = {
+        "__meta_kubernetes_namespace": names.tenant_namespace(names.SYSTEM_TENANT),
+        **{
+            f"__meta_kubernetes_pod_label_{re.sub('[^a-zA-Z0-9_]', '_', key)}": value
+            for key, value in sorted(gateway_manifests.labels(instance).items())
+        },
+        "__meta_kubernetes_pod_container_port_number": str(contract.STATUS_PORT),
+    }
+    gateway_keys = ", ".join(f'"{key}"' for key in gateway)
+    # Names and label values: letters, digits and '-', nothing a regular expression reads.
+    assert all(re.fullmatch("[a-z0-9-]+", value) for value in gateway.values()), gateway
+    gateway_values = ";".join(gateway.values())
     # A raw string (backticks): the PEM as it is, newlines included.
     tls = f"\n    tls_config {{\n      ca_pem = `{trusted_roots}`\n    }}" if trusted_roots else ""
     return f"""\
@@ -76,6 +95,31 @@ prometheus.scrape "node" {{
     insecure_skip_verify = true // kubelets serve self-signed certificates on EKS
   }}
   forward_to = [prometheus.remote_write.system.receiver]
+}}
+
+// The gateway pods' usage counters (requests, refusals, bytes per tenant and
+// credential), from each one's sidecar on this node.
+discovery.relabel "gateway_usage" {{
+  targets = discovery.kubernetes.pods.targets
+  rule {{
+    source_labels = [{gateway_keys}]
+    regex         = "{gateway_values}"
+    action        = "keep"
+  }}
+  rule {{
+    target_label = "job"
+    replacement  = "gateway-usage"
+  }}
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_name"]
+    target_label  = "pod"
+  }}
+}}
+
+prometheus.scrape "gateway_usage" {{
+  targets      = discovery.relabel.gateway_usage.output
+  metrics_path = "{contract.METRICS_PATH}"
+  forward_to   = [prometheus.remote_write.system.receiver]
 }}
 
 prometheus.remote_write "system" {{

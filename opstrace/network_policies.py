@@ -16,9 +16,10 @@ recognizes lets a pod's own node reach it (Kubernetes documents that a pod canno
 its node; the AWS network policy agent allows the node's IP since VPC CNI 1.15.1,
 aws/aws-network-policy-agent#65; Calico and Cilium allow the local host by default).
 The NLB's health checks come from its own addresses, hence the gateway's health port
-among its listeners; the sync sidecar's status port is probed by the kubelet alone, so
-no policy opens it. Egress is not restricted: the sidecar reaches the API server (its
-Service's ClusterIP, DNAT'd to the control plane's addresses, which no selector names).
+among its listeners; the sync sidecar's status port is opened to the collector's
+namespace alone (it scrapes the usage counters there), the kubelet's probes need
+nothing. Egress is not restricted: the sidecar reaches the API server (its Service's
+ClusterIP, DNAT'd to the control plane's addresses, which no selector names).
 
 Every port and label named here comes from its owner: the gateway's from its settings
 (through the manifests' container ports), the backends' from `charts`.
@@ -34,14 +35,15 @@ from opstrace import chart_values, charts
 from opstrace.config.sizes import Size
 from opstrace.gateway import manifests as gateway_manifests
 from opstrace.gateway.manifests import HEALTH_PORT, PLAIN_PORT, TLS_PORT
+from sidecar import contract
 
 Manifest = dict[str, Any]
 
 GATEWAY_PORTS: Final = (TLS_PORT, PLAIN_PORT, HEALTH_PORT)
 """What the gateway pods accept from anywhere: the data API (TLS), the plain-HTTP refusal
 and the health endpoint the NLB checks. Not the sidecar's status port
-(`contract.STATUS_PORT`): only the kubelet probes it, and a pod's node needs no
-policy (see the module doc), so no other pod and no tenant reaches it."""
+(`contract.STATUS_PORT`): the collector scrapes it (`USAGE_SCRAPE`), the kubelet probes
+it, and no other pod and no tenant reaches it."""
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 """Set by the API server on every namespace (Kubernetes 1.21 and later): a namespace
 selector on it names exactly one namespace."""
@@ -56,6 +58,7 @@ FROM_GATEWAY: Final = "opstrace-from-gateway"
 GATEWAY_LISTENERS: Final = "opstrace-gateway-listeners"
 WEBHOOKS: Final = "opstrace-webhooks"
 ALERTS_FROM_RULER: Final = "opstrace-alerts-from-ruler"
+USAGE_SCRAPE: Final = "opstrace-usage-scrape"
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,18 @@ def instance_policies(layout: Layout) -> list[Manifest]:
             [{"ports": _tcp(GATEWAY_PORTS)}],
         ),
     ]
+    if layout.telemetry_namespace:
+        collector = {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: layout.telemetry_namespace}}
+        }
+        policies.append(
+            _policy(
+                USAGE_SCRAPE,
+                layout.gateway_namespace,
+                gateway_pods,
+                [{"from": [collector], "ports": _tcp((contract.STATUS_PORT,))}],
+            )
+        )
     policies += [_deny_ingress(namespace) for namespace in layout.tenant_namespaces]
     from_gateway = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: layout.gateway_namespace}},

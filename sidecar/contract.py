@@ -33,7 +33,10 @@ STATE_ANNOTATION: Final = "opstrace.io/sync-state"
 MESSAGE_ANNOTATION: Final = "opstrace.io/sync-message"
 
 STATUS_PORT: Final = 8082
-"""Where the sidecar answers its probes and `/status`."""
+"""Where the sidecar answers its probes, `/status` and `/metrics` (the usage counters)."""
+METRICS_PATH: Final = "/metrics"
+USAGE_LOG_PORT: Final = 8083
+"""Where, on 127.0.0.1 in the pod, the sidecar takes HAProxy's access log lines (TCP)."""
 FILES_DIR: Final = "/run/gateway"
 """The in-memory volume the sidecar writes the generations of files into."""
 CURRENT: Final = "current"

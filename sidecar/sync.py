@@ -46,12 +46,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from sidecar import kube_client
+from sidecar import kube_client, usage
 from sidecar.contract import (
     CHECKSUM_KEY,
     CURRENT,
     LEASE_PREFIX,
     MESSAGE_ANNOTATION,
+    METRICS_PATH,
     SERVED_ANNOTATION,
     SERVICE_ACCOUNT_DIR,
     STATE_ANNOTATION,
@@ -478,13 +479,23 @@ def _newest_generation(directory: Path) -> int:
     return max(numbers, default=0)
 
 
-def serve_status(loader: Loader, listen: tuple[str, int]) -> http.server.ThreadingHTTPServer:
-    """`/healthz` (the process answers), `/ready` (a whole set is written), `/status`."""
+def serve_status(
+    loader: Loader, listen: tuple[str, int], counters: usage.Usage | None = None
+) -> http.server.ThreadingHTTPServer:
+    """`/healthz` (the process answers), `/ready` (a whole set is written), `/status`,
+    and `/metrics` (the usage counters)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status = loader.status
-            if self.path == "/healthz":
+            if self.path == METRICS_PATH and counters is not None:
+                body = counters.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path == "/healthz":
                 self._answer(200, {"ok": True})
             elif self.path == "/ready":
                 self._answer(200 if status.ready else 503, status.document())
@@ -526,6 +537,11 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     parser.add_argument("--files", type=Path, required=True)
     parser.add_argument("--master-socket", type=Path, required=True)
     parser.add_argument("--listen", default=f"0.0.0.0:{STATUS_PORT}")
+    parser.add_argument(
+        "--usage-log",
+        default="",
+        help="ADDRESS:PORT (TCP) where HAProxy forwards its access log lines to be counted",
+    )
     parser.add_argument(
         "--service-account",
         type=Path,
@@ -579,7 +595,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             kwargs=selector,
             daemon=True,
         ).start()
-    serve_status(loader, options.listen)
+    counters = None
+    if args.usage_log:
+        host, _, port = args.usage_log.rpartition(":")
+        counters = usage.Usage()
+        receiver = usage.listen((host, int(port)))
+        threading.Thread(
+            target=_or_exit(usage.receive), args=(receiver, counters), daemon=True
+        ).start()
+    serve_status(loader, options.listen, counters)
     print(f"gateway-sync: watching {', '.join(options.config_maps)} and {options.certificates}")
     sys.stdout.flush()
     loader.run()

@@ -195,7 +195,7 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(tenants=[{"name": "ci", "colour": "red"}]),
             "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
             "signingKeyFile, limits, metricsRetention, logsRetention, rules, logRules, "
-            "alertmanagerConfig",
+            "alertmanagerConfig, dataApiAllowedCidrs",
         ),
         Broken(
             "tenant_tokens_empty",
@@ -253,6 +253,35 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(tenants=[{"name": "ci", "tokens": [{"name": "a", "rateLimit": "50/s"}]}]),
             "tenants[0].tokens[0].rateLimit: expected requests per second, a whole number from "
             "1 to 100000, got '50/s'",
+        ),
+        Broken(
+            "data_api_network_with_host_bits",
+            stack(dataApiAllowedCidrs="203.0.113.7/24"),
+            "dataApiAllowedCidrs: '203.0.113.7/24' is not a network: write ADDRESS/PREFIX with "
+            "the host bits zero, e.g. 203.0.113.0/24",
+        ),
+        Broken(
+            "data_api_private_network_on_nlb",
+            stack(dataApiAllowedCidrs="10.1.0.0/16"),
+            "dataApiAllowedCidrs: '10.1.0.0/16' is a private network, which never reaches the "
+            "internet-facing NLB (clients in the VPC come from its NAT gateways' addresses, "
+            "which the system tenant takes already): list public networks",
+        ),
+        Broken(
+            "tenant_networks_outside_the_instances",
+            stack(
+                dataApiAllowedCidrs="203.0.113.0/24",
+                tenants=[{"name": "ci", "dataApiAllowedCidrs": ["198.51.100.0/24"]}],
+            ),
+            "tenants[0].dataApiAllowedCidrs (tenant 'ci'): none of 198.51.100.0/24 lies within "
+            "the instance's dataApiAllowedCidrs (203.0.113.0/24): no address could reach the "
+            "tenant; list networks within those",
+        ),
+        Broken(
+            "tenant_networks_empty",
+            stack(tenants=[{"name": "ci", "dataApiAllowedCidrs": []}]),
+            "tenants[0].dataApiAllowedCidrs (tenant 'ci'): empty: list at least one network, or "
+            "leave it out for every address",
         ),
         Broken(
             "token_object_without_name",

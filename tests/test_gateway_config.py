@@ -23,6 +23,7 @@ from opstrace.gateway.files import (
     render_gateway_files,
 )
 from opstrace.gateway.settings import (
+    ALLOWED_NETWORKS_MAP,
     BINDINGS_MAP,
     CREDENTIALS_MAP,
     CRT_LIST,
@@ -30,6 +31,7 @@ from opstrace.gateway.settings import (
     HOSTS_MAP,
     KEYS_MAP,
     METHODS_MAP,
+    NETWORKS_MAP,
     RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
@@ -41,6 +43,7 @@ from opstrace.gateway.settings import (
     validate_settings,
 )
 from opstrace.keys import stand_in_public_key
+from sidecar import contract
 from tests.e2e.harness import (
     HAPROXY,
     NEEDS_HAPROXY,
@@ -94,6 +97,8 @@ def test_files_are_config_maps_script_and_one_file_per_trusted_key() -> None:
         SCOPES_MAP,
         CREDENTIALS_MAP,
         RATE_LIMITS_MAP,
+        NETWORKS_MAP,
+        ALLOWED_NETWORKS_MAP,
         CRT_LIST,
     } | {f"key-{kid}.pem" for kid in KEYS}
 
@@ -761,3 +766,16 @@ def test_cli_refuses_a_missing_key_set_file(
     assert (
         capsys.readouterr().err == f"error: {tmp_path / 'nope.json'}: No such file or directory\n"
     )
+
+
+def test_the_access_log_goes_into_a_ring_forwarded_to_the_sidecars_usage_port() -> None:
+    lines = config_lines(render_gateway_files(SETTINGS, KEYS))
+    assert "ring usage" in lines
+    assert f"    server sidecar 127.0.0.1:{contract.USAGE_LOG_PORT} log-proto octet-count" in lines
+    frontend = lines[lines.index("frontend data_api") :]
+    assert "    log ring@usage local0 info" in frontend[: frontend.index("")]
+
+
+def test_without_a_usage_log_there_is_no_ring() -> None:
+    lines = config_lines(render_gateway_files(settings(usage_log=None), KEYS))
+    assert not [line for line in lines if line.startswith("ring ") or "ring@" in line]

@@ -165,19 +165,26 @@ def test_from_outside_the_cluster_only_the_gateways_listeners_and_webhooks_are_r
 @NEEDS_ANALYZER
 def test_pods_reach_the_gateway_on_its_listeners_only(analysed: Analysed) -> None:
     gateway = analysed.gateway.peer
+    collector = collector_pods(analysed)
     for source in {c.src for c in analysed.found if c.dst == gateway}:
-        assert reachable_ports(analysed.found, source, gateway) == set(
-            network_policies.GATEWAY_PORTS
-        ), source
+        expected = set(network_policies.GATEWAY_PORTS)
+        if source in collector:
+            expected.add(contract.STATUS_PORT)  # the usage counters
+        assert reachable_ports(analysed.found, source, gateway) == expected, source
 
 
 @NEEDS_ANALYZER
-def test_no_pod_and_nothing_outside_reaches_the_sync_sidecars_status_port(
-    analysed: Analysed,
-) -> None:
-    """Only the kubelet probes it (a pod's node needs no policy)."""
+def test_only_the_collector_reaches_the_sync_sidecars_status_port(analysed: Analysed) -> None:
+    """It scrapes the usage counters there; the kubelet's probes need no policy."""
     assert contract.STATUS_PORT in analysed.gateway.ports
-    assert sources(analysed.found, analysed.gateway.peer, contract.STATUS_PORT) == set()
+    reaching = sources(analysed.found, analysed.gateway.peer, contract.STATUS_PORT)
+    assert reaching == collector_pods(analysed) != set()
+
+
+def collector_pods(analysed: Analysed) -> set[str]:
+    return {
+        pod.peer for pod in analysed.cluster.workloads if pod.namespace == charts.ALLOY.namespace
+    }
 
 
 @NEEDS_ANALYZER

@@ -99,6 +99,7 @@ def test_plan_prints_each_tenants_limits_retention_rules_and_alertmanager(prod_t
         "  prod                 logs    ingestion_rate_mb=8 retention_period=2160h",
         "  prod                 rules   availability, job.rules; log rules log.errors; "
         "alertmanager stacks/alertmanager/prod.yaml",
+        "  prod                 from    every address",
     ]
     assert "  staging              rules   none; log rules none; alertmanager default" in policy
 
@@ -109,7 +110,23 @@ def test_plan_says_defaults_for_a_tenant_that_sets_no_policy(tree: str) -> None:
         "  staging              metrics defaults",
         "  staging              logs    defaults",
         "  staging              rules   none; log rules none; alertmanager default",
+        "  staging              from    every address",
     ]
+
+
+def test_plan_prints_the_networks_a_tenants_endpoints_take_requests_from(
+    stacks_dir: Path,
+) -> None:
+    stack = stacks_dir / "Pulumi.dev.yaml"
+    text = stack.read_text(encoding="utf-8").replace(
+        "config:\n", "config:\n  opstrace:dataApiAllowedCidrs: 203.0.113.0/24\n", 1
+    )
+    (stacks_dir / "Pulumi.listed.yaml").write_text(text, encoding="utf-8")
+
+    result = run_plan("--stack", "listed", "--stacks-dir", str(stacks_dir))
+
+    assert result.returncode == 0, result.stderr
+    assert "  staging              from    203.0.113.0/24" in result.stdout.splitlines()
 
 
 def test_plan_lists_the_stack_outputs_with_secrets_and_unknowns_marked(tree: str) -> None:

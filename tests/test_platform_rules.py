@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +15,7 @@ from opstrace import alloy_config, certificates, charts, keys, names
 from opstrace.aws import iam, subnets
 from opstrace.aws.eks_kubeconfig import eks_kubeconfig
 from opstrace.config import platform, sizes
+from opstrace.gateway import manifests as gateway_manifests
 from opstrace.gateway import upstreams as gateway_upstreams
 
 # Address plan ------------------------------------------------------------------------
@@ -213,6 +217,42 @@ def test_collector_config_reads_the_token_from_the_mounted_secret() -> None:
     )
     assert "https://cortex.system.acme.example.org/api/v1/push" in config
     assert "https://loki.system.acme.example.org/loki/api/v1/push" in config
+
+
+def discovered(pod: Mapping[str, Any], namespace: str, port: int) -> dict[str, str]:
+    """The labels Alloy's pod discovery gives one container port of `pod`."""
+    return {
+        "__meta_kubernetes_namespace": namespace,
+        **{
+            "__meta_kubernetes_pod_label_" + re.sub("[^a-zA-Z0-9_]", "_", key): value
+            for key, value in pod["metadata"]["labels"].items()
+        },
+        "__meta_kubernetes_pod_container_port_number": str(port),
+    }
+
+
+def test_the_collector_scrapes_the_gateway_pods_sidecar_and_nothing_else() -> None:
+    config = alloy_config.alloy_config("acme", "example.org")
+    block = config.split('discovery.relabel "gateway_usage"')[1].split("\n}\n")[0]
+    (listed,) = re.findall(r"source_labels = \[(.*)\]", block.split("action")[0])
+    (regex,) = re.findall(r'regex += "(.*)"', block)
+    keys_ = [key.strip().strip('"') for key in listed.split(",")]
+    pod = gateway_manifests.deployment("system-tenant", "acme", ["c", "k"], "code", 2, 5)
+    template = pod["spec"]["template"]
+    sidecar = next(c for c in template["spec"]["initContainers"] if c["name"] == "gateway-sync")
+    ports = {
+        c["name"]: [p["containerPort"] for p in c["ports"]] for c in template["spec"]["containers"]
+    }
+
+    def kept(namespace: str, port: int, instance_pod: Mapping[str, Any] = template) -> bool:
+        labels = discovered(instance_pod, namespace, port)
+        return re.fullmatch(regex, ";".join(labels.get(k, "") for k in keys_)) is not None
+
+    assert [kept("system-tenant", p["containerPort"]) for p in sidecar["ports"]] == [True]
+    assert not any(kept("system-tenant", p) for p in ports["haproxy"])
+    assert not kept("prod-tenant", sidecar["ports"][0]["containerPort"])
+    other = gateway_manifests.deployment("system-tenant", "other", ["c"], "code", 2, 5)
+    assert not kept("system-tenant", 8082, other["spec"]["template"])
 
 
 def test_load_balancer_name_is_the_dns_name_without_its_id() -> None:

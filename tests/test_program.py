@@ -23,7 +23,14 @@ from opstrace.config_maps import JWKS_FILE
 from opstrace.data_token import timestamp
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
-from tools.offline import TOKEN_TYPE, ProgramFailed, ProgramRun, Registration, run_program
+from tools.offline import (
+    AWS_OUTPUTS,
+    TOKEN_TYPE,
+    ProgramFailed,
+    ProgramRun,
+    Registration,
+    run_program,
+)
 
 TENANTS = ("system", "prod", "staging")
 
@@ -183,6 +190,27 @@ def test_extra_trusted_key_joins_the_trust_store() -> None:
     extra = keys.public_key_pem(keys.generate_private_key(2048))
     run = run_program(dev_config(trustedKeys=[extra]), stack="dev")
     assert keys.key_id(extra) in run.stack_outputs["key_ids"]
+
+
+def test_the_instances_nat_addresses_join_its_allowlist_for_the_system_tenant_only() -> None:
+    run = run_program(dev_config(dataApiAllowedCidrs="203.0.113.0/24"), stack="dev")
+    eip = "aws:ec2/eip:Eip"
+    nat = [
+        AWS_OUTPUTS[eip](r.name, r.inputs, "")["publicIp"] for r in run.resources if r.type == eip
+    ]
+    assert len(nat) == 1  # sizing small: one NAT gateway
+    service = named(run, "dev-acme-gateway-service").inputs["spec"]
+    assert service["loadBalancerSourceRanges"] == [f"{nat[0]}/32", "203.0.113.0/24"]
+    allowed = named(run, "dev-acme-gateway-config").inputs["data"]["allowed-networks.map"]
+    assert f"system@{nat[0]}/32 1" in allowed.splitlines()
+    assert not [line for line in allowed.splitlines() if line.startswith(f"prod@{nat[0]}")]
+
+
+def test_without_an_instance_allowlist_the_load_balancer_takes_every_address(
+    dev_run: ProgramRun,
+) -> None:
+    service = named(dev_run, "dev-acme-gateway-service").inputs["spec"]
+    assert "loadBalancerSourceRanges" not in service
 
 
 def test_gateway_image_settings_name_the_images_of_haproxy_and_its_sidecar() -> None:

@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from opstrace import keys
 from opstrace.gateway import routes
@@ -123,15 +124,16 @@ def _bindings(path: Path | None) -> dict[str, str]:
 def _render(args: argparse.Namespace) -> int:
     out: Path = args.out
     trusted = keys.parse_key_set_json(args.keyset.read_text(encoding="utf-8"), source="--keyset")
+    urls: dict[str, Any] = {
+        f"{service}_{role}_url": _upstream(args, service, role)
+        for service in ("cortex", "loki")
+        for role in _roles(service)
+    }
     settings = GatewaySettings(
         instance=args.instance,
         domain=args.domain,
         tenants=[tenant for tenant in args.tenants.split(",") if tenant],
-        **{
-            f"{service}_{role}_url": _upstream(args, service, role)
-            for service in ("cortex", "loki")
-            for role in _roles(service)
-        },
+        **urls,
         metrics_query_prefix=args.metrics_query_prefix,
         ruler_config_prefix=args.ruler_config_prefix,
         metrics_otlp_path=args.metrics_otlp_path,

@@ -132,6 +132,10 @@ AWS_OUTPUTS: Final[dict[str, Outputs]] = {
         "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{_uuid(name)}",
         "keyId": _uuid(name),
     },
+    "aws:ec2/eip:Eip": lambda name, inputs, region: {
+        # An address from TEST-NET-2 (RFC 5737), one per name.
+        "publicIp": f"198.51.100.{int(_digest(name)[:4], 16) % 254 + 1}",
+    },
     "aws:s3/bucket:Bucket": lambda name, inputs, region: {
         "bucket": f"{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",
         "arn": f"arn:aws:s3:::{inputs.get('bucketPrefix', name)}{_digest(name)[:12]}",

@@ -82,7 +82,8 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
     policy = outputs.get("tenant_policy", {})
     if policy:
         print(
-            "\ntenant policy (the backends' runtime overrides; rule groups; Alertmanager):",
+            "\ntenant policy (the backends' runtime overrides; rule groups; Alertmanager; "
+            "the networks its endpoints take requests from):",
             file=out,
         )
         for tenant, chosen in sorted(policy.items()):
@@ -95,6 +96,8 @@ def print_tree(run: ProgramRun, out: TextIO) -> None:
                 f"alertmanager {chosen['alertmanager']}",
                 file=out,
             )
+            networks = " ".join(chosen.get("networks", [])) or "every address"
+            print(f"  {tenant:<20} from    {networks}", file=out)
     token_scopes = outputs.get("token_scopes", {})
     if token_scopes:
         print(

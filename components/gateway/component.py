@@ -72,6 +72,9 @@ class GatewayArgs:
     """The HAProxy image; keep a pinned, stock LTS image."""
     sync_image: str = DEFAULT_SYNC_IMAGE
     """The sidecar's stock Python image."""
+    egress: pulumi.Input[Sequence[str]] = ()
+    """The instance's own outbound addresses (its NAT gateways' `/32`s): where its
+    collector's pushes come from, let in whenever the instance has an allowlist."""
     certificates: Sequence[pulumi.Resource] = ()
     """The tenants' certificates: the files naming one change once it is issued."""
     depends_on: Sequence[pulumi.Resource] = ()
@@ -100,7 +103,10 @@ class Gateway(pulumi.ComponentResource):
         labels = manifests.labels(instance)
         child = pulumi.ResourceOptions(parent=self)
 
-        files = _rendered_files(settings, args.keys)
+        # Only an instance with an allowlist lets its egress addresses in: without one,
+        # nothing waits for them (they are unknown until the NAT gateways exist).
+        egress = pulumi.Output.from_input(args.egress if settings.instance_networks else ())
+        files = _rendered_files(settings, args.keys, egress)
         split = files.apply(gateway_files.config_map_data)
         # After the certificates: a crt-list naming a tenant is loaded once its
         # certificate exists (the sidecar waits for it, but need not wait long).
@@ -174,7 +180,11 @@ class Gateway(pulumi.ComponentResource):
         service = _registered(
             k8s.core.v1.Service,
             f"{name}-service",
-            namespace.apply(lambda ns: manifests.service(ns, instance, args.load_balancer)),
+            pulumi.Output.all(namespace, egress).apply(
+                lambda v: manifests.service(
+                    v[0], instance, args.load_balancer, settings.instance_networks, v[1]
+                )
+            ),
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.config_checksum = files.apply(gateway_files.config_checksum)
@@ -202,15 +212,17 @@ class Gateway(pulumi.ComponentResource):
 
 
 def _rendered_files(
-    settings: GatewaySettings, keys: Sequence[BoundKey]
+    settings: GatewaySettings, keys: Sequence[BoundKey], egress: pulumi.Output[Sequence[str]]
 ) -> pulumi.Output[dict[str, str]]:
     """The gateway's files, once every key is minted: their rules are checked then, and a
     broken one ends the update in one line (components.bail)."""
     entries = [key.entry for key in keys]
-    return pulumi.Output.all(*(key.pem for key in keys)).apply(
+    return pulumi.Output.all(egress, *(key.pem for key in keys)).apply(
         reported(
-            lambda pems: gateway_files.gateway_files(
-                settings, (replace(e, pem=pem) for pem, e in zip(pems, entries, strict=True))
+            lambda values: gateway_files.gateway_files(
+                settings,
+                (replace(e, pem=pem) for pem, e in zip(values[1:], entries, strict=True)),
+                values[0],
             )
         )
     )

@@ -80,8 +80,8 @@ CATALOG: Final = (
         "list",
         "The user tenants (the `system` tenant is always added): each a name, or `{name, "
         "tokens, rotation, exportKeysTo, signingKeyFile, limits, metricsRetention, "
-        "logsRetention, rules, logRules, alertmanagerConfig}` (docs/tenants.md); each token "
-        "a name or `{name, scopes}`.",
+        "logsRetention, rules, logRules, alertmanagerConfig, dataApiAllowedCidrs}` "
+        "(docs/tenants.md); each token a name or `{name, scopes, rateLimit}`.",
         required=True,
     ),
     Setting(
@@ -334,6 +334,16 @@ CATALOG: Final = (
         "integer",
         "Data API gateway pods (at least 2, so that one can be disrupted).",
         2,
+    ),
+    Setting(
+        "dataApiAllowedCidrs",
+        "string",
+        "The networks that may reach the data API, comma-separated: the load balancer keeps "
+        "every other address out, and the gateway refuses it with 403. A tenant's own "
+        "`dataApiAllowedCidrs` narrows it for that tenant. With `loadBalancer: aws`: public "
+        "IPv4 networks, at most 24; the instance's NAT gateways are let in for the system "
+        "tenant's collector. Empty: every address.",
+        "",
     ),
     Setting(
         "gatewayMinReadySeconds",

@@ -51,12 +51,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from opstrace import images, keys, names
-from opstrace.config import platform, read, tenant_config
+from opstrace.config import networks, platform, read, tenant_config
 from opstrace.config.local_files import path_setting, read_text, resolve
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import (
@@ -68,6 +68,7 @@ from opstrace.config.schema import (
     STRUCTURED,
     TRUSTED_KEY_OPTIONS,
     InstanceConfig,
+    TenantSpec,
     TrustedKey,
 )
 from opstrace.gateway import manifests
@@ -210,6 +211,7 @@ def parse_config(
             domain,
             [tenant.name for tenant in tenants],
             gateway_upstreams.upstreams(platform_config.size, cortex_url, loki_url),
+            *_allowlists(values, tenants, platform_config.load_balancer),
         ),
         platform=platform_config,
         limits=limits.parse_limits("limits", values["limits"]),
@@ -222,6 +224,26 @@ def parse_config(
                 f"instance: use one of {', '.join(sorted(served))}"
             )
     return config
+
+
+def _allowlists(
+    values: Mapping[str, Any], tenants: Sequence[TenantSpec], load_balancer: str
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The instance's `dataApiAllowedCidrs`, then each tenant's, checked against the load
+    balancer and against each other."""
+    instance = networks.instance_networks(read.string(values, networks.KEY), load_balancer)
+    own: dict[str, tuple[str, ...]] = {}
+    for index, tenant in enumerate(tenants[1:]):
+        if not tenant.allowed_networks:
+            continue
+        field = f"tenants[{index}].{networks.KEY}"
+        problem = networks.load_balancer_problem(
+            tenant.allowed_networks, load_balancer
+        ) or networks.tenant_networks_problem(tenant.allowed_networks, instance)
+        if problem:
+            raise ConfigError(f"{field} (tenant {tenant.name!r}): {problem}")
+        own[tenant.name] = tenant.allowed_networks
+    return instance, own
 
 
 def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:

@@ -16,6 +16,7 @@ from opstrace import names
 from opstrace.chart_values import TenantPolicy
 from opstrace.config import catalog, platform
 from opstrace.config.platform import PlatformConfig
+from opstrace.gateway import sources
 from opstrace.gateway.files import KeyEntry
 from opstrace.gateway.settings import GatewaySettings
 from opstrace.gateway.upstreams import rulers_alertmanager
@@ -50,6 +51,7 @@ TENANT_OPTIONS: Final = (
     "rules",
     "logRules",
     "alertmanagerConfig",
+    "dataApiAllowedCidrs",
 )
 
 
@@ -86,6 +88,9 @@ class TenantSpec:
     """Its logs rule groups (LogQL), uploaded to Loki's ruler by `up`."""
     alertmanager_config: AlertmanagerConfig | None = None
     """Its Alertmanager configuration; None: the instance's default (blackhole)."""
+    allowed_networks: tuple[str, ...] = ()
+    """The networks its endpoints take requests from, within the instance's; (): the
+    instance's (`opstrace.gateway.sources`)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,8 @@ class InstanceConfig:
         """Tenant -> what it sets for itself, for the plan and the stack outputs: its
         limits and retention as each backend reads them, its rule groups, and whose
         Alertmanager configuration it runs (no configuration text: receivers hold
-        credentials)."""
+        credentials), and the networks its endpoints take requests from ([]: every
+        address; the system tenant's NAT addresses are added once they exist)."""
         by_backend = {group: self.overrides(group) for group in limits.GROUPS}
         return {
             spec.name: {
@@ -153,6 +159,9 @@ class InstanceConfig:
                 "logRules": list(spec.log_rules.names) if spec.log_rules else [],
                 "alertmanager": (
                     spec.alertmanager_config.source if spec.alertmanager_config else "default"
+                ),
+                "networks": list(
+                    sources.within(spec.allowed_networks, self.gateway.instance_networks)
                 ),
             }
             for spec in self.tenants

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from opstrace import keys, names, scopes
-from opstrace.config import platform
+from opstrace.config import networks, platform
 from opstrace.config.local_files import path_setting, read_text, resolve
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import TENANT_OPTIONS, TenantSpec, TokenSpec
@@ -119,6 +119,11 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
             base_dir,
             owner,
             rule_files.alertmanager_config,
+        ),
+        allowed_networks=(
+            networks.parse_networks(f"{field}.{networks.KEY}", entry[networks.KEY], owner)
+            if networks.KEY in entry
+            else ()
         ),
     )
 

@@ -8,14 +8,15 @@ HAProxy, so the configuration tested is the one the pods get.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 from opstrace import data_token, keys
-from opstrace.gateway import haproxy, maps
+from opstrace.gateway import haproxy, maps, sources
 from opstrace.gateway.settings import (
+    ALLOWED_NETWORKS_MAP,
     BINDINGS_MAP,
     CREDENTIALS_MAP,
     CRT_LIST,
@@ -24,6 +25,7 @@ from opstrace.gateway.settings import (
     KEY_FILE_PREFIX,
     KEYS_MAP,
     METHODS_MAP,
+    NETWORKS_MAP,
     RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
@@ -42,13 +44,15 @@ def render_gateway_files(
     bindings: Mapping[str, str] = data_token.NO_BINDINGS,
     credentials: Mapping[str, str] = data_token.NO_BINDINGS,
     rate_limits: Mapping[str, int] = MappingProxyType({}),
+    egress: Sequence[str] = (),
 ) -> dict[str, str]:
     """File name -> content of everything HAProxy reads (but the certificates).
 
     `trusted` is the key set (key ID -> PEM); `bindings` maps a key ID to the one tenant
     whose endpoints accept its tokens (keys absent from it are instance-wide);
     `credentials` maps a key ID to the names the access log gives its tokens;
-    `rate_limits` a key ID to the requests per second its tokens may make (at each pod).
+    `rate_limits` a key ID to the requests per second its tokens may make (at each pod);
+    `egress` the instance's own outbound addresses (`sources.allowlists`).
     Deterministic for equal inputs (sorted everywhere), so the checksum of the result
     changes exactly when the behaviour can change. The certificates are not among the
     files: they come from each tenant's TLS Secret (the pod's sidecar writes them into
@@ -57,6 +61,9 @@ def render_gateway_files(
     checked = validate_keys(trusted)
     tenants = gateway_tenants(settings.tenants)
     bound = validate_bindings(bindings, checked, tenants)
+    allowlists = sources.allowlists(
+        tenants, settings.instance_networks, settings.tenant_networks, egress
+    )
     files = {
         HAPROXY_CONFIG: haproxy.haproxy_config(settings, checked),
         HOSTS_MAP: maps.hosts_map(settings, tenants),
@@ -71,6 +78,8 @@ def render_gateway_files(
         ROUTES_MAP: maps.routes_map(),
         METHODS_MAP: maps.methods_map(),
         SCOPES_MAP: maps.scopes_map(),
+        NETWORKS_MAP: sources.networks_map(allowlists),
+        ALLOWED_NETWORKS_MAP: sources.allowed_networks_map(allowlists),
         CRT_LIST: maps.crt_list(settings, tenants),
     }
     files.update({key_file_name(kid): pem for kid, pem in checked.items()})
@@ -106,9 +115,12 @@ class KeyEntry:
     """Requests per second its tokens may make at each gateway pod; 0: no limit."""
 
 
-def gateway_files(settings: GatewaySettings, entries: Iterable[KeyEntry]) -> dict[str, str]:
-    """The gateway's files from the instance's keys: the one way from its keys to what its
-    gateway reads, for the Gateway component and for the capacity check alike."""
+def gateway_files(
+    settings: GatewaySettings, entries: Iterable[KeyEntry], egress: Sequence[str] = ()
+) -> dict[str, str]:
+    """The gateway's files from the instance's keys (and its own outbound addresses): the
+    one way from its keys to what its gateway reads, for the Gateway component and for
+    the capacity check alike."""
     listed = list(entries)
     pairs = [(entry.pem, entry.tenant) for entry in listed]
     named: dict[str, set[str]] = {}
@@ -126,6 +138,7 @@ def gateway_files(settings: GatewaySettings, entries: Iterable[KeyEntry]) -> dic
         keys.key_bindings(pairs),
         {kid: ",".join(sorted(names)) for kid, names in named.items()},
         limits,
+        egress,
     )
 
 

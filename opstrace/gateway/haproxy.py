@@ -35,8 +35,9 @@ from collections.abc import Mapping
 from typing import Final
 
 from opstrace import data_token, names, scopes
-from opstrace.gateway import maps, routes
+from opstrace.gateway import maps, routes, sources
 from opstrace.gateway.settings import (
+    ALLOWED_NETWORKS_MAP,
     BINDINGS_MAP,
     CREDENTIALS_MAP,
     CRT_LIST,
@@ -44,6 +45,7 @@ from opstrace.gateway.settings import (
     HOSTS_MAP,
     KEYS_MAP,
     METHODS_MAP,
+    NETWORKS_MAP,
     RATE_LIMITS_MAP,
     ROUTES_MAP,
     SCOPES_MAP,
@@ -199,6 +201,7 @@ resolvers cluster_dns
     parse-resolv-conf
     hold valid 10s
 {_health_frontend(settings)}{_plain_http_frontend(settings)}
+{usage_ring(settings)}
 # Tokens accepted at a host since this process started: SHA-256 of token and host. No
 # peers, so a reload (a key removed, say) starts with an empty table.
 backend verified_tokens
@@ -259,6 +262,38 @@ def _access_log(settings: GatewaySettings) -> str:
     return f"""\
     # The audit trail: one line per request (docs/gateway.md, Access log).
     log-format "{fields}"
+{usage_logger(settings)}"""
+
+
+USAGE_RING: Final = "usage"
+USAGE_RING_BYTES: Final = 1024 * 1024
+"""The ring's size: about 4,000 lines, what the sidecar may fall behind by."""
+
+
+def usage_logger(settings: GatewaySettings) -> str:
+    """A frontend's `log` line that writes its lines into the usage ring too."""
+    if not settings.usage_log:
+        return ""
+    return (
+        "    # Each line into the ring the sidecar counts from (sidecar/usage.py) too.\n"
+        f"    log ring@{USAGE_RING} local0 info\n"
+    )
+
+
+def usage_ring(settings: GatewaySettings) -> str:
+    """The ring section `usage_logger` writes into, forwarded to `settings.usage_log`."""
+    if not settings.usage_log:
+        return ""
+    return f"""
+# The access log lines, forwarded over TCP to the sidecar, which counts them: a copy in
+# memory per request, many lines per write (octet-counted framing, RFC 6587).
+ring {USAGE_RING}
+    format raw
+    maxlen 2048
+    size {USAGE_RING_BYTES}
+    timeout connect 5s
+    timeout server 10s
+    server sidecar {settings.usage_log} log-proto octet-count
 """
 
 
@@ -289,13 +324,18 @@ frontend plain_http
 
 
 def _tenant_and_route_rules(settings: GatewaySettings) -> str:
-    """Rules 1-2: which tenant the host is, and whether the route is a data API route."""
+    """Rules 1-2: which tenant the host is, whether the client's address may reach it,
+    and whether the route is a data API route."""
     d = settings.config_dir
     label_segment = routes.path_pattern(maps.LABEL_SEGMENT).removeprefix("^")
     label_placeholder = maps.LABEL_SEGMENT.replace(routes.LABEL_NAME, maps.LABEL_PLACEHOLDER)
     names = "".join(
         f",regsub({routes.path_pattern(path)},{maps.route_key('', path).removeprefix(':')})"
         for path in maps.named_paths()
+    )
+    allowed, at = f"{d}/{ALLOWED_NETWORKS_MAP}", sources.ALLOWLIST_SEPARATOR
+    source_refused = (
+        f"http-request return status 403 {_TEXT} string {_quoted(sources.REFUSED_BODY)}"
     )
     no_route = f"http-request return status 404 {_TEXT} string {_quoted(routes.ROUTE_NOT_FOUND)}"
     wrong_method = (
@@ -308,6 +348,14 @@ def _tenant_and_route_rules(settings: GatewaySettings) -> str:
     http-request set-var(txn.tenant) var(txn.host),map_str({d}/{HOSTS_MAP})
     acl known_host var(txn.tenant) -m found
     http-request return status 404 {_TEXT} string {_quoted(NOT_FOUND_BODY)} unless known_host
+
+    # 1b. Source: a tenant with an allowlist in {ALLOWED_NETWORKS_MAP} takes requests from
+    # those networks only: the longest listed network holding the client's address
+    # ({NETWORKS_MAP}), then "<tenant>{at}<network>" (opstrace/gateway/sources.py).
+    acl source_listed var(txn.tenant),map_str({allowed}) -m found
+    http-request set-var(txn.network) src,map_ip({d}/{NETWORKS_MAP}) if source_listed
+    acl source_allowed var(txn.tenant),concat({at},txn.network),map_str({allowed}) -m found
+    {source_refused} if source_listed !source_allowed
 
     # 2. Route: only the data API paths of the endpoint's service ({ROUTES_MAP}, from
     # opstrace/gateway/routes.py), looked up exactly as sent (a label name, a rule

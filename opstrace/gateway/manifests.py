@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from opstrace.gateway import sources
 from opstrace.gateway.haproxy import HARD_STOP_SECONDS
 from opstrace.gateway.settings import (
     DEFAULT_HEALTH_LISTEN,
@@ -28,6 +29,7 @@ from opstrace.gateway.settings import (
     DEFAULT_IMAGE,
     DEFAULT_LISTEN,
     DEFAULT_SYNC_IMAGE,
+    DEFAULT_USAGE_LOG,
     HAPROXY_CONFIG,
     HEALTH_PATH,
 )
@@ -73,11 +75,25 @@ NLB_ANNOTATIONS: Final = {
     "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": HEALTH_PATH,
     "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
         f"deregistration_delay.timeout_seconds={DEREGISTRATION_DELAY_SECONDS},"
-        "deregistration_delay.connection_termination.enabled=true"
+        "deregistration_delay.connection_termination.enabled=true,"
+        "preserve_client_ip.enabled=true"
     ),
 }
 """An internet-facing NLB passing TCP to pod IPs (TLS ends in HAProxy, so HTTP/2 and
-SNI work end to end); the controller deregisters a stopping pod before it stops."""
+SNI work end to end); the controller deregisters a stopping pod before it stops.
+
+Client IP preservation (off by default for IP targets over TCP, per the ELB guide,
+edit-target-group-attributes.html#client-ip-preservation) makes the pods see each client's
+own address: the access log's `client` and the tenants' allowlists need it. The pods
+still accept the NLB's traffic: the controller (v2.6 and later) gives the NLB a security
+group and lets it in by reference (pkg/service/model_build_target_group.go,
+buildTargetGroupBindingNetworking), which "ensures that your targets accept traffic from
+your Network Load Balancer even if you enable client IP preservation" (ELB guide,
+load-balancer-security-groups.html). Without an NLB security group (older controllers),
+the controller opens the targets to the source ranges instead (the same file's
+buildTargetGroupBindingNetworkingLegacy). Loopback (a target that is its own client) is
+no concern: the NLB is internet-facing and the instance's collector reaches it from its
+NAT gateways' public addresses."""
 
 
 def labels(instance: str) -> dict[str, str]:
@@ -206,6 +222,7 @@ def _sidecar(instance: str, config_map_names: Sequence[str], sync_image: str) ->
             f"--files={contract.FILES_DIR}",
             f"--master-socket={contract.MASTER_SOCKET}",
             f"--listen=0.0.0.0:{contract.STATUS_PORT}",
+            f"--usage-log={DEFAULT_USAGE_LOG}",
             f"--service-account={contract.SERVICE_ACCOUNT_DIR!s}",
         ],
         "env": [
@@ -404,24 +421,33 @@ def pod_disruption_budget(namespace: str, instance: str) -> Manifest:
     }
 
 
-def service(namespace: str, instance: str, load_balancer: str) -> Manifest:
+def service(
+    namespace: str,
+    instance: str,
+    load_balancer: str,
+    networks: Sequence[str] = (),
+    egress: Sequence[str] = (),
+) -> Manifest:
     """The load balancer: 443 to HAProxy's TLS listener, 80 to its plain-HTTP refusal.
 
     `load_balancer`: `aws` (an NLB of the AWS Load Balancer Controller) or `generic`
-    (whatever serves `type: LoadBalancer` in the cluster)."""
+    (whatever serves `type: LoadBalancer` in the cluster). `networks`: the instance's
+    allowlist, which the load balancer enforces too (with the controller, as inbound rules
+    of the NLB's security group: pkg/service/model_build_managed_sg.go), with `egress`,
+    the instance's own addresses; (): every address."""
     metadata: Manifest = {"namespace": namespace, "labels": labels(instance)}
     if load_balancer == "aws":
         metadata["annotations"] = dict(NLB_ANNOTATIONS)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata,
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": labels(instance),
-            "ports": [
-                {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
-                {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
-            ],
-        },
+    spec: Manifest = {
+        "type": "LoadBalancer",
+        "selector": labels(instance),
+        "ports": [
+            {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        ],
     }
+    if networks:
+        spec["loadBalancerSourceRanges"] = list(
+            sources.collapsed(sources.network(n) for n in (*networks, *egress))
+        )
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}

@@ -8,16 +8,19 @@ because they arrive later, as Outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
 from opstrace import keys, names
 from opstrace.errors import OpstraceError
-from opstrace.gateway import routes
+from opstrace.gateway import routes, sources
+from sidecar import contract
 
 HAPROXY_CONFIG: Final = "haproxy.cfg"
 HOSTS_MAP: Final = "hosts.map"
@@ -28,6 +31,8 @@ BINDINGS_MAP: Final = "bindings.map"
 ROUTES_MAP: Final = "routes.map"
 METHODS_MAP: Final = "methods.map"
 SCOPES_MAP: Final = "scopes.map"
+NETWORKS_MAP: Final = "networks.map"
+ALLOWED_NETWORKS_MAP: Final = "allowed-networks.map"
 CRT_LIST: Final = "crt-list"
 KEY_FILE_PREFIX: Final = "key-"
 """Every trusted key file's name begins so (`key_file_name`); no other file's does."""
@@ -41,6 +46,7 @@ CERTS_SUBDIR: Final = "certs"
 DEFAULT_LISTEN: Final = "0.0.0.0:8443"
 DEFAULT_HTTP_LISTEN: Final = "0.0.0.0:8080"
 DEFAULT_HEALTH_LISTEN: Final = "0.0.0.0:8081"
+DEFAULT_USAGE_LOG: Final = f"127.0.0.1:{contract.USAGE_LOG_PORT}"
 
 _KID_RE: Final = re.compile(r"^[0-9a-f]{40}$")
 _DIR_RE: Final = re.compile(r"^/[A-Za-z0-9._/-]*$")
@@ -125,10 +131,20 @@ class GatewaySettings:
     """Address and port of the plain-HTTP listener that refuses everything, or None."""
     health_listen: str | None = DEFAULT_HEALTH_LISTEN
     """Address and port of the health endpoint for probes, or None for none."""
+    usage_log: str | None = DEFAULT_USAGE_LOG
+    """IPv4 address and TCP port HAProxy forwards each access log line to as well (its
+    ring's server: the sidecar's usage counters, `sidecar.usage`), or None."""
     config_dir: str = DEFAULT_CONFIG_DIR
     """The directory the rendered files live in when HAProxy reads them: "." (HAProxy's
     `-C` directory, as in the pod) or an absolute path. The tenants' certificates are
     `<config_dir>/certs/<tenant>.pem` (chain) and `<tenant>.pem.key` (private key)."""
+    instance_networks: tuple[str, ...] = ()
+    """The networks every tenant's endpoints take requests from; (): every address."""
+    tenant_networks: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Tenant -> the networks its own endpoints take requests from, within the instance's
+    (`sources.allowlists`); a tenant absent here: the instance's."""
 
     def __post_init__(self) -> None:
         # Checked once, here: every object of this class renders safely.
@@ -191,6 +207,36 @@ def validate_settings(settings: GatewaySettings) -> None:
         raise GatewayConfigError(f"metrics_otlp_path: {problem}")
     _check_listeners(settings)
     _check_dir("config_dir", settings.config_dir)
+    _check_networks(settings)
+
+
+def _check_networks(settings: GatewaySettings) -> None:
+    lists = {"instance_networks": settings.instance_networks} | {
+        f"tenant_networks[{tenant!r}]": networks
+        for tenant, networks in settings.tenant_networks.items()
+    }
+    for where, networks in lists.items():
+        for text in networks:
+            try:
+                sources.network(text)
+            except ValueError:
+                raise GatewayConfigError(
+                    f"{where}: {text!r} is not a network: write ADDRESS/PREFIX with the "
+                    "host bits zero"
+                ) from None
+    for tenant, networks in settings.tenant_networks.items():
+        if tenant not in settings.tenants:
+            raise GatewayConfigError(f"tenant_networks: {tenant!r} is not a tenant served")
+        if not networks:
+            raise GatewayConfigError(
+                f"tenant_networks[{tenant!r}]: empty: leave the tenant out to take the "
+                "instance's networks"
+            )
+        if not sources.within(networks, settings.instance_networks):
+            raise GatewayConfigError(
+                f"tenant_networks[{tenant!r}]: no network lies within instance_networks: "
+                "no address could reach the tenant"
+            )
 
 
 def validate_keys(trusted: Mapping[str, str]) -> dict[str, str]:
@@ -268,6 +314,7 @@ def _check_listeners(settings: GatewaySettings) -> None:
         "listen": (settings.listen, "data API"),
         "http_listen": (settings.http_listen, "plain-HTTP"),
         "health_listen": (settings.health_listen, "health"),
+        "usage_log": (settings.usage_log, "usage log"),
     }
     ports: dict[str, str] = {}
     for field, (address, role) in listeners.items():

@@ -6,8 +6,9 @@ Pure, no Pulumi. The instance's own backends are the Services their charts creat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from opstrace.charts import (
     LOKI,
@@ -72,10 +73,16 @@ def upstreams(size: Size, cortex_url: str = "", loki_url: str = "") -> Upstreams
 
 
 def gateway_settings(
-    instance: str, domain: str, tenants: Sequence[str], to: Upstreams
+    instance: str,
+    domain: str,
+    tenants: Sequence[str],
+    to: Upstreams,
+    instance_networks: Sequence[str] = (),
+    tenant_networks: Mapping[str, tuple[str, ...]] = MappingProxyType({}),
 ) -> GatewaySettings:
     """The settings the gateway pods render their files from (listeners and paths: the
-    pod's defaults). The one place an instance's gateway settings are made."""
+    pod's defaults), with the instance's and the tenants' allowlists. The one place an
+    instance's gateway settings are made."""
     return GatewaySettings(
         instance=instance,
         domain=domain,
@@ -90,6 +97,8 @@ def gateway_settings(
         metrics_query_prefix=to.metrics_query_prefix,
         ruler_config_prefix=to.ruler_config_prefix,
         metrics_otlp_path=to.metrics_otlp_path,
+        instance_networks=tuple(instance_networks),
+        tenant_networks=MappingProxyType(dict(tenant_networks)),
     )
 
 

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,13 +241,21 @@ class TLSConnection(http.client.HTTPSConnection):
     """HTTPS to 127.0.0.1:`port` with `server_name` as SNI (what DNS would achieve)."""
 
     def __init__(
-        self, port: int, server_name: str, timeout: float = CLIENT_TIMEOUT_SECONDS
+        self,
+        port: int,
+        server_name: str,
+        timeout: float = CLIENT_TIMEOUT_SECONDS,
+        source: str = "127.0.0.1",
     ) -> None:
         self.tls_context = client_context()
+        self.source = source
+        """The client's address: any of 127.0.0.0/8 reaches a listener on 127.0.0.1."""
         super().__init__(server_name, port, timeout=timeout, context=self.tls_context)
 
     def connect(self) -> None:
-        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        raw = socket.create_connection(
+            ("127.0.0.1", self.port), self.timeout, source_address=(self.source, 0)
+        )
         self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -620,10 +628,11 @@ class Gateway:
         bindings: Mapping[str, str] | None = None,
         credentials: Mapping[str, str] | None = None,
         rate_limits: Mapping[str, int] | None = None,
+        egress: Sequence[str] = (),
     ) -> None:
         """Write the files as the pod's projected volume gets them (one atomic swap)."""
         self.files = render_gateway_files(
-            self.settings, trusted, bindings or {}, credentials or {}, rate_limits or {}
+            self.settings, trusted, bindings or {}, credentials or {}, rate_limits or {}, egress
         )
         project(self.directory, {**self.files, **self.certificates})
 
@@ -792,11 +801,12 @@ def base_settings(
     ruler_config_prefix: str = routes.CORTEX_RULER_CONFIG_PATH,
 ) -> GatewaySettings:
     """The test instance's settings for `tenants` in front of `upstreams`."""
+    urls: dict[str, Any] = {f"{backend}_url": upstreams[backend] for backend in BACKENDS}
     return GatewaySettings(
         instance=INSTANCE,
         domain=DOMAIN,
         tenants=tenants,
-        **{f"{backend}_url": upstreams[backend] for backend in BACKENDS},
+        **urls,
         metrics_query_prefix=metrics_query_prefix,
         ruler_config_prefix=ruler_config_prefix,
     )
@@ -810,6 +820,8 @@ def on_loopback(settings: GatewaySettings, directory: Path | None = None) -> Gat
         listen=f"127.0.0.1:{free_port()}",
         http_listen=f"127.0.0.1:{free_port()}",
         health_listen=f"127.0.0.1:{free_port()}",
+        # No sidecar counts the lines here (tests/e2e/test_gateway_usage.py sets one).
+        usage_log=None,
         config_dir=settings.config_dir if directory is None else str(directory),
     )
 
@@ -851,13 +863,14 @@ def started_gateway(
     bindings: Mapping[str, str] | None = None,
     credentials: Mapping[str, str] | None = None,
     rate_limits: Mapping[str, int] | None = None,
+    egress: Sequence[str] = (),
     quiet: bool = False,
 ) -> Iterator[Gateway]:
     """A gateway started with `settings` (files in its `config_dir`), with certificates of
     the test CA; stopped (and waited for) on exit."""
     certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
     gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
-    gateway.render(trusted, bindings, credentials, rate_limits)
+    gateway.render(trusted, bindings, credentials, rate_limits, egress)
     try:
         gateway.start()
         yield gateway
