@@ -44,7 +44,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 
-from opstrace import data_token
+from opstrace import data_token, scopes
 from opstrace.config import sizes
 from opstrace.gateway import routes
 from opstrace.gateway import upstreams as gateway_upstreams
@@ -67,6 +67,7 @@ from tests.e2e.harness import (
     Gateway,
     Recorder,
     Response,
+    Signer,
     bearer,
     connect_tunnel,
     gateway_ca,
@@ -114,18 +115,26 @@ class Deployment:
     """The Cortex that serves queries (and holds the ingester)."""
     gateway: Gateway
     tokens: Mapping[str, str]
+    """Each tenant's full token, and `prod/write` and `prod/read`, tokens of prod limited
+    to `metrics:write` and to `metrics:read`."""
     tunnel_port: int
     """A CONNECT proxy to the gateway: how clients reach the endpoint hosts (for DNS)."""
     logs: Recorder
     """Loki's stand-in (Loki is AGPL, not built here): it records what reaches it."""
 
     def ask(
-        self, tenant: str, path: str, params: Mapping[str, str], *, form: bool = False
+        self,
+        tenant: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        form: bool = False,
+        token_of: str = "",
     ) -> Response:
-        """A Prometheus API request at `tenant`'s endpoint with its token (GET, or a form
-        POST as Grafana sends queries)."""
+        """A Prometheus API request at `tenant`'s endpoint with its token, or the token
+        `token_of` names (GET, or a form POST as Grafana sends queries)."""
         encoded = urllib.parse.urlencode(params)
-        headers = bearer(self.tokens[tenant])
+        headers = bearer(self.tokens[token_of or tenant])
         endpoint = host("cortex", tenant)
         if form:
             return request(
@@ -218,13 +227,16 @@ def deployment(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     minted: dict[str, Minted],
+    bound_signer: Signer,
 ) -> Iterator[Deployment]:
     """Cortex, the gateway in front of it, and a Prometheus writing through the gateway
     until every tenant's series can be queried back through it."""
     layout: Layout = request.param
     directory = tmp_path_factory.mktemp(layout.name)
     trusted = {m.kid: m.public_pem for m in minted.values()}
+    trusted[bound_signer.kid] = bound_signer.public_pem
     bindings = {m.kid: tenant for tenant, m in minted.items()}
+    bindings[bound_signer.kid] = "prod"
     token_files = {tenant: directory / f"{tenant}.token" for tenant in TENANTS}
     for tenant, file in token_files.items():
         file.write_text(minted[tenant].token, encoding="utf-8")
@@ -245,6 +257,8 @@ def deployment(
         )
         tunnel_port, _ = stack.enter_context(connect_tunnel(gateway.port))
         tokens = {tenant: minted[tenant].token for tenant in TENANTS}
+        for scope in ("write", "read"):
+            tokens[f"prod/{scope}"] = bound_signer.token("prod", scope=f"metrics:{scope}")
         running = Deployment(queries, gateway, tokens, tunnel_port, logs)
         sender_port = free_port()
         config = sender_config(sender_port, tunnel_port, token_files)
@@ -355,7 +369,7 @@ def otlp_session(deployment: Deployment) -> requests.Session:
 
 def otlp_metrics_exporter(deployment: Deployment, endpoint_of: str, token_of: str) -> Any:
     """OpenTelemetry's own OTLP/HTTP metrics exporter (protobuf, gzip as Collectors send),
-    at `endpoint_of`'s endpoint with `token_of`'s token."""
+    at `endpoint_of`'s endpoint with the token `token_of` names (`deployment.tokens`)."""
     return OTLPMetricExporter(
         endpoint=f"https://{host('cortex', endpoint_of)}{routes.OTLP_METRICS_PATH}",
         certificate_file=str(gateway_ca().file),
@@ -397,6 +411,39 @@ def test_an_opentelemetry_sdk_push_lands_in_cortex_and_is_queried_back_by_its_te
     (found,) = otlp_series(deployment, "prod", name)
     assert found["metric"]["path"] == "/checkout"
     assert found["value"][1] == "3"
+    assert otlp_series(deployment, "staging", name) == []
+
+
+def test_a_write_scoped_otlp_push_is_queried_back_with_a_read_scoped_token_only(
+    deployment: Deployment,
+) -> None:
+    name = f"otlp_scoped_{uuid.uuid4().hex[:8]}"
+    assert push_metric(otlp_metrics_exporter(deployment, "prod", "prod/write"), name)
+
+    query = {"query": f'{{__name__=~"{name}.*"}}'}
+    wait_until(
+        lambda: bool(
+            success_data(deployment.ask("prod", "/api/v1/query", query, token_of="prod/read"))[
+                "result"
+            ]
+        ),
+        f"{name} read back with the read-scoped token",
+    )
+    asked_by_writer = deployment.ask("prod", "/api/v1/query", query, token_of="prod/write")
+    assert asked_by_writer == Response(403, f"{scopes.MISSING_SCOPE_PREFIX}metrics:read")
+    pushed_by_reader = otlp_metrics_exporter(deployment, "prod", "prod/read")
+    assert not push_metric(pushed_by_reader, f"{name}_reader")
+    raw_push = request(
+        deployment.gateway.port,
+        host("cortex", "prod"),
+        routes.OTLP_METRICS_PATH,
+        {**bearer(deployment.tokens["prod/read"]), "Content-Type": "application/x-protobuf"},
+        method="POST",
+        body=b"",
+    )
+    assert raw_push == Response(403, f"{scopes.MISSING_SCOPE_PREFIX}metrics:write")
+    assert otlp_series(deployment, "prod", f"{name}_reader") == []
+    assert deployment.ask("staging", "/api/v1/query", query, token_of="prod/read").status == 401
     assert otlp_series(deployment, "staging", name) == []
 
 
