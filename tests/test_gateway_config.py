@@ -158,6 +158,7 @@ def test_label_and_rule_names_become_the_placeholder_before_the_route_lookup() -
     assert (
         "http-request set-var(txn.path) "
         "path,regsub(/label/[A-Za-z_][A-Za-z0-9_]*/values$,/label/_/values)"
+        f",regsub(^/loki/api/v1/detected_field/{name}/values$,/loki/api/v1/detected_field/_/values)"
         f",regsub(^{config_api}/{name}/{name}$,{config_api}/_/_)"
         f",regsub(^/alertmanager/api/v2/silence/{name}$,/alertmanager/api/v2/silence/_)"
         f",regsub(^{config_api}/{name}$,{config_api}/_)"

@@ -193,7 +193,10 @@ def test_the_alertmanager_alerts_api_takes_and_lists_alerts_only() -> None:
     assert route("cortex", "GET", "/alertmanager/api/v2/alerts/groups") == Route(
         "cortex_alertmanager", "/alertmanager/api/v2/alerts/groups", "alerts:read"
     )
-    for path in ("/alertmanager/api/v2/status", "/alertmanager/api/v2/receivers", "/alertmanager"):
+    assert route("cortex", "GET", "/alertmanager/api/v2/status") == Route(
+        "cortex_alertmanager", "/alertmanager/api/v2/status", "alerts:read"
+    )
+    for path in ("/alertmanager/api/v2/receivers", "/alertmanager"):
         assert route("cortex", "GET", path) == NOT_A_ROUTE
 
 

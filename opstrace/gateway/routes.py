@@ -37,7 +37,7 @@ LABEL_NAME_RE: Final = "[A-Za-z_][A-Za-z0-9_]*"
 """A Prometheus/Loki label name; also covers Prometheus 3's `U__` escaped UTF-8 names."""
 NAME: Final = "{name}"
 """Stands for one rule namespace or rule group name in a path (the rulers' config APIs),
-or a silence's ID (a UUID, the Alertmanager's)."""
+a silence's ID (a UUID, the Alertmanager's), or a field Loki detected in log lines."""
 NAME_RE: Final = "[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 """A rule namespace or group name the gateway passes: letters, digits, `_`, `-`, `.`, not
 starting with `.` (so never `.` or `..`, which a backend's path cleaning would act on)."""
@@ -153,7 +153,16 @@ ROUTES: Final = (
     # The tenant's Alertmanager: its configuration, and its alerts (Alertmanager's v2 API).
     RouteRule("cortex", "alertmanager", _GET_POST_DELETE, ("/api/v1/alerts",)),
     RouteRule("cortex", "alertmanager", _GET_POST, (f"{ALERTMANAGER_PREFIX}/api/v2/alerts",)),
-    RouteRule("cortex", "alertmanager", ("GET",), (f"{ALERTMANAGER_PREFIX}/api/v2/alerts/groups",)),
+    RouteRule(
+        "cortex",
+        "alertmanager",
+        ("GET",),
+        (
+            f"{ALERTMANAGER_PREFIX}/api/v2/alerts/groups",
+            # Its status: what Grafana's Alertmanager data source checks it by.
+            f"{ALERTMANAGER_PREFIX}/api/v2/status",
+        ),
+    ),
     # Its silences: list and create (or update), read and expire one by its ID.
     RouteRule("cortex", "alertmanager", _GET_POST, (f"{ALERTMANAGER_PREFIX}/api/v2/silences",)),
     RouteRule(
@@ -180,6 +189,8 @@ ROUTES: Final = (
             "/loki/api/v1/patterns",
         ),
     ),
+    # The values of one detected field (Grafana's Loki query editor and Logs Drilldown).
+    RouteRule("loki", "query", ("GET",), (f"/loki/api/v1/detected_field/{NAME}/values",)),
     # Loki's ruler: its Prometheus-compatible rules and alerts, and its configuration.
     RouteRule("loki", "ruler", ("GET",), ("/prometheus/api/v1/rules", "/prometheus/api/v1/alerts")),
     *_rules_api("loki", LOKI_RULER_CONFIG_PATH),

@@ -142,6 +142,13 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
         "/alertmanager/api/v2/alerts/groups",
         to("cortex_alertmanager", "/alertmanager/api/v2/alerts/groups"),
     ),
+    # Its status (Grafana's Alertmanager data source checks it by), read only.
+    (
+        "GET",
+        "/alertmanager/api/v2/status",
+        to("cortex_alertmanager", "/alertmanager/api/v2/status"),
+    ),
+    ("POST", "/alertmanager/api/v2/status", allowed_only("GET")),
     # Its silences: list, create, read and expire one (the ID is the Alertmanager's UUID).
     *[
         (
@@ -198,7 +205,6 @@ CORTEX_ROWS: list[tuple[str, str, Expected]] = [
             "/multitenant_alertmanager/delete_tenant_config",
             "/alertmanager",
             "/alertmanager/",
-            "/alertmanager/api/v2/status",
             "/alertmanager/api/v2/receivers",
             "/alertmanager/api/v1/alerts",
             "/api/v1/alertmanager",
@@ -319,6 +325,19 @@ LOKI_ROWS: list[tuple[str, str, Expected]] = [
     ("POST", "/otlp/v1/traces", NOT_A_ROUTE),
     ("POST", "/otlp/v1/logs/", NOT_A_ROUTE),
     ("GET", "/loki/api/v1/tail", to("loki_query", "/loki/api/v1/tail")),
+    # One detected field's values (Grafana's Loki query editor).
+    *[
+        (
+            "GET",
+            f"/loki/api/v1/detected_field/{field}/values",
+            to("loki_query", f"/loki/api/v1/detected_field/{field}/values"),
+        )
+        for field in ("opstrace", "service.name", "level")
+    ],
+    ("POST", "/loki/api/v1/detected_field/level/values", allowed_only("GET")),
+    ("GET", "/loki/api/v1/detected_field/.hidden/values", NOT_A_ROUTE),
+    ("GET", "/loki/api/v1/detected_field/a/b/values", NOT_A_ROUTE),
+    ("GET", "/loki/api/v1/detected_field//values", NOT_A_ROUTE),
     ("POST", "/loki/api/v1/tail", allowed_only("GET")),
     *[
         (method, f"/loki/api/v1/{name}", to("loki_query", f"/loki/api/v1/{name}"))
