@@ -116,6 +116,8 @@ def frames(stream: BinaryIO) -> Iterator[bytes]:
             if not byte.isdigit() or len(length) == _MAX_LENGTH_DIGITS:
                 return  # the end of the stream, or not a frame: HAProxy reconnects
             length += byte
+        if not length:
+            return
         line = stream.read(int(length))
         if len(line) < int(length):
             return

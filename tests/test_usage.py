@@ -75,3 +75,4 @@ def test_a_stream_cut_mid_line_or_out_of_frame_ends_without_a_partial_line() -> 
     assert list(usage.frames(io.BytesIO(b"5 hello9 cut"))) == [b"hello"]
     assert list(usage.frames(io.BytesIO(b"5 hello\n4 abcd"))) == [b"hello"]
     assert list(usage.frames(io.BytesIO(b"1234567 x"))) == []
+    assert list(usage.frames(io.BytesIO(b" 5 hello"))) == []
