@@ -87,18 +87,16 @@ def networks_map(lists: Mapping[str, Sequence[str]]) -> str:
 
 def allowed_networks_map(lists: Mapping[str, Sequence[str]]) -> str:
     """`<tenant>` for each listed tenant; `<tenant>@<network>` for each listed network
-    that lies within one of the tenant's networks."""
-    every = {network(n) for networks in lists.values() for n in networks}
-    lines = []
+    that lies within one of the tenant's networks (found by walking each network's
+    supernets, at most 128: linear in the networks, whatever the tenants)."""
+    listing: dict[Network, set[str]] = {}
     for tenant, networks in lists.items():
-        lines.append(f"{tenant} {len(networks)}\n")
-        own = [network(n) for n in networks]
-        lines += [
-            f"{tenant}{ALLOWLIST_SEPARATOR}{candidate} 1\n"
-            for candidate in every
-            if any(
-                candidate.version == mine.version and candidate.subnet_of(mine)  # type: ignore[arg-type]
-                for mine in own
-            )
-        ]
+        for text in networks:
+            listing.setdefault(network(text), set()).add(tenant)
+    lines = [f"{tenant} {len(networks)}\n" for tenant, networks in lists.items()]
+    for candidate in listing:
+        holders = set(listing[candidate])
+        for prefix in range(candidate.prefixlen - 1, -1, -1):
+            holders |= listing.get(candidate.supernet(new_prefix=prefix), set())
+        lines += [f"{tenant}{ALLOWLIST_SEPARATOR}{candidate} 1\n" for tenant in holders]
     return "".join(sorted(lines))
