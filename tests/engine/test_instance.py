@@ -24,6 +24,7 @@ import json
 import secrets
 import shutil
 import ssl
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ import pytest
 import yaml
 
 from opstrace import charts, config_maps, data_token, enforcers, keys
-from sidecar import kube_client
+from sidecar import contract, kube_client
+from tests.e2e.harness import wait_until
 from tests.engine import harness
 from tests.engine.harness import Workspace, copy_project, gateway_pods, local_stack
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
@@ -187,6 +189,33 @@ def test_the_gateway_forwards_each_token_at_its_own_tenant_and_refuses_it_elsewh
         # Its key is bound to its tenant: at another tenant's endpoint it is no trusted key.
         for other in sorted(set(instance.tokens) - {tenant}):
             assert refused(token, other) == (401, data_token.BAD_TOKEN), (tenant, other)
+
+
+def test_the_gateway_pods_count_each_tenants_requests_by_credential_and_status(
+    instance: Instance, backend: harness.RecordingBackend
+) -> None:
+    """The usage counters as the pods run them: HAProxy's ring to its pod's sidecar,
+    served at the sidecar's status port (the local pods share this machine's network, so
+    each scrape reaches one pod: the series must show up across scrapes)."""
+    expected = set()
+    for tenant, by_name in instance.tokens.items():
+        assert forwarded(backend, by_name["default"], tenant), tenant
+        expected.add(f'tenant="{tenant}",credential="{tenant}/default",code="200"')
+    seen: set[str] = set()
+
+    def all_counted() -> bool:
+        url = f"http://127.0.0.1:{contract.STATUS_PORT}{contract.METRICS_PATH}"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(url, timeout=5) as answer:
+            text = answer.read().decode()
+        seen.update(
+            line.split("{", 1)[1].rsplit("}", 1)[0]
+            for line in text.splitlines()
+            if line.startswith("opstrace_gateway_requests_total{")
+        )
+        return expected <= seen
+
+    wait_until(all_counted, "every tenant's request in some pod's usage counters")
 
 
 def state_objects(instance: Instance) -> list[dict[str, Any]]:
