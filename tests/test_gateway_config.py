@@ -642,6 +642,7 @@ def cli_settings(out: Path) -> GatewaySettings:
         listen="127.0.0.1:8443",
         http_listen=None,
         health_listen=None,
+        usage_log=None,
         config_dir=str(out.resolve()),
     )
 
@@ -698,6 +699,52 @@ def test_cli_takes_an_upstream_per_backend_bindings_and_the_pods_listeners(
         {FIRST_KID: "prod"},
     )
     assert {p.name: p.read_text() for p in out.iterdir()} == expected
+
+
+def test_cli_takes_the_allowlists_and_a_usage_log(tmp_path: Path, keyset_file: Path) -> None:
+    out = tmp_path / "out"
+    args = [
+        *cli_args(keyset_file, out, **{"--allowed-networks": "203.0.113.0/24, 198.51.100.0/24"}),
+        "--tenant-networks=prod=203.0.113.0/26",
+        "--usage-log=127.0.0.1:9083",
+    ]
+    assert cli.main(args) == 0
+    expected = render_gateway_files(
+        dataclasses.replace(
+            cli_settings(out),
+            instance_networks=("203.0.113.0/24", "198.51.100.0/24"),
+            tenant_networks={"prod": ("203.0.113.0/26",)},
+            usage_log="127.0.0.1:9083",
+        ),
+        KEYS,
+    )
+    assert {p.name: p.read_text() for p in out.iterdir()} == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "--allowed-networks=203.0.113.7/24",
+            "--allowed-networks: '203.0.113.7/24' is not a network: write ADDRESS/PREFIX with "
+            "the host bits zero",
+        ),
+        (
+            "--tenant-networks=prod",
+            "--tenant-networks: 'prod': use TENANT=NETWORK[,NETWORK...], once per tenant",
+        ),
+    ],
+)
+def test_cli_refuses_a_bad_allowlist_in_one_line_naming_the_flag(
+    tmp_path: Path,
+    keyset_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    message: str,
+) -> None:
+    status = cli.main([*cli_args(keyset_file, tmp_path / "out"), option])
+    assert status == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
 
 
 def test_cli_refuses_a_missing_upstream(

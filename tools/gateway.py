@@ -3,7 +3,9 @@
     python -m tools.gateway render --instance acme --domain example.com \\
         --tenants prod,dev --keyset keyset.json [--bindings bindings.json] \\
         --cortex-url http://127.0.0.1:9009 --loki-url http://127.0.0.1:3100 \\
-        --listen 127.0.0.1:8443 --http-listen 127.0.0.1:8080 --out ./gateway
+        --listen 127.0.0.1:8443 --http-listen 127.0.0.1:8080 --out ./gateway \
+        [--allowed-networks 203.0.113.0/24] [--tenant-networks prod=203.0.113.0/26] \
+        [--usage-log 127.0.0.1:8083]
 
 writes haproxy.cfg, the maps, the crt-list, the reload script and the key files exactly
 as the Gateway component puts them into its ConfigMaps (same renderer), with paths
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from opstrace import keys
-from opstrace.gateway import routes
+from opstrace.gateway import routes, sources
 from opstrace.gateway.files import render_gateway_files
 from opstrace.gateway.settings import GatewayConfigError, GatewaySettings
 
@@ -86,6 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--listen", required=True, help="IPV4:PORT of the data API (HTTPS)")
     render.add_argument("--http-listen", help="IPV4:PORT refusing plain HTTP (default: none)")
     render.add_argument("--health-listen", help="IPV4:PORT of /healthz (default: none)")
+    render.add_argument(
+        "--allowed-networks",
+        default="",
+        help="comma-separated networks every tenant takes requests from (default: any)",
+    )
+    render.add_argument(
+        "--tenant-networks",
+        action="append",
+        default=[],
+        metavar="TENANT=NETWORK[,NETWORK...]",
+        help="a tenant's own networks, within --allowed-networks (repeatable)",
+    )
+    render.add_argument(
+        "--usage-log",
+        help="IPV4:PORT to forward the access log to for usage counters (default: none)",
+    )
     render.add_argument("--out", required=True, type=Path)
     render.add_argument(
         "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
@@ -121,6 +139,32 @@ def _bindings(path: Path | None) -> dict[str, str]:
     return document
 
 
+def _networks(flag: str, text: str) -> tuple[str, ...]:
+    """Comma-separated networks of a flag, each checked (host bits zero)."""
+    networks = tuple(part.strip() for part in text.split(",") if part.strip())
+    for network in networks:
+        try:
+            sources.network(network)
+        except ValueError:
+            raise GatewayConfigError(
+                f"{flag}: {network!r} is not a network: write ADDRESS/PREFIX with the host "
+                "bits zero"
+            ) from None
+    return networks
+
+
+def _tenant_networks(entries: list[str]) -> dict[str, tuple[str, ...]]:
+    own: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        tenant, _, networks = entry.partition("=")
+        if not tenant or not networks or tenant in own:
+            raise GatewayConfigError(
+                f"--tenant-networks: {entry!r}: use TENANT=NETWORK[,NETWORK...], once per tenant"
+            )
+        own[tenant] = _networks(f"--tenant-networks {tenant}", networks)
+    return own
+
+
 def _render(args: argparse.Namespace) -> int:
     out: Path = args.out
     trusted = keys.parse_key_set_json(args.keyset.read_text(encoding="utf-8"), source="--keyset")
@@ -140,7 +184,10 @@ def _render(args: argparse.Namespace) -> int:
         listen=args.listen,
         http_listen=args.http_listen,
         health_listen=args.health_listen,
+        usage_log=args.usage_log,
         config_dir=args.config_dir or str(out.resolve()),
+        instance_networks=_networks("--allowed-networks", args.allowed_networks),
+        tenant_networks=_tenant_networks(args.tenant_networks),
     )
     files = render_gateway_files(settings, trusted, _bindings(args.bindings))
     out.mkdir(parents=True, exist_ok=True)
