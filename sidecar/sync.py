@@ -89,6 +89,8 @@ class Options:
     files: Path
     master_socket: Path
     listen: tuple[str, int]
+    usage_log: tuple[str, int] | None = None
+    """Where HAProxy's access log lines are taken to be counted (`sidecar.usage`), or None."""
 
 
 @dataclass
@@ -549,7 +551,6 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
         help="the pod's service account files (token, ca.crt, namespace)",
     )
     args = parser.parse_args(argv)
-    host, _, port = args.listen.rpartition(":")
     options = Options(
         namespace=args.namespace,
         pod=args.pod,
@@ -558,9 +559,16 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
         certificates=args.certificates,
         files=args.files,
         master_socket=args.master_socket,
-        listen=(host, int(port)),
+        listen=_address(args.listen),
+        usage_log=_address(args.usage_log) if args.usage_log else None,
     )
     return options, args
+
+
+def _address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` as a socket address."""
+    host, _, port = text.rpartition(":")
+    return host, int(port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -596,10 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon=True,
         ).start()
     counters = None
-    if args.usage_log:
-        host, _, port = args.usage_log.rpartition(":")
+    if options.usage_log:
         counters = usage.Usage()
-        receiver = usage.listen((host, int(port)))
+        receiver = usage.listen(options.usage_log)
         threading.Thread(
             target=_or_exit(usage.receive), args=(receiver, counters), daemon=True
         ).start()

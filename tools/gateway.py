@@ -143,13 +143,8 @@ def _networks(flag: str, text: str) -> tuple[str, ...]:
     """Comma-separated networks of a flag, each checked (host bits zero)."""
     networks = tuple(part.strip() for part in text.split(",") if part.strip())
     for network in networks:
-        try:
-            sources.network(network)
-        except ValueError:
-            raise GatewayConfigError(
-                f"{flag}: {network!r} is not a network: write ADDRESS/PREFIX with the host "
-                "bits zero"
-            ) from None
+        if problem := sources.network_problem(network):
+            raise GatewayConfigError(f"{flag}: {problem}")
     return networks
 
 

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any, Final
 
+from opstrace.config.platform import PRIVATE_NETWORKS
 from opstrace.config.read import ConfigError
 from opstrace.gateway import sources
 
@@ -19,9 +20,6 @@ MAX_LOAD_BALANCER_NETWORKS: Final = 24
 """The instance's networks on an NLB: its security group takes 60 inbound rules (the
 default quota), and the controller makes one per network and listener port (443, 80),
 leaving room for six NAT gateways' addresses."""
-_PRIVATE: Final = tuple(
-    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
 
 
 def parse_networks(field: str, raw: Any, owner: str = "") -> tuple[str, ...]:
@@ -33,13 +31,9 @@ def parse_networks(field: str, raw: Any, owner: str = "") -> tuple[str, ...]:
         )
     parsed = []
     for entry in (e.strip() for e in entries):
-        try:
-            parsed.append(sources.network(entry))
-        except ValueError:
-            raise ConfigError(
-                f"{field}{owner}: {entry!r} is not a network: write ADDRESS/PREFIX with the "
-                f"host bits zero, e.g. {EXAMPLE}"
-            ) from None
+        if problem := sources.network_problem(entry):
+            raise ConfigError(f"{field}{owner}: {problem}, e.g. {EXAMPLE}")
+        parsed.append(sources.network(entry))
     if not parsed and not isinstance(raw, str):
         raise ConfigError(
             f"{field}{owner}: empty: list at least one network, or leave it out for every address"
@@ -56,7 +50,7 @@ def load_balancer_problem(networks: Sequence[str], load_balancer: str) -> str | 
         network = sources.network(text)
         if not isinstance(network, ipaddress.IPv4Network):
             return f"{text!r} is IPv6, but the NLB serves IPv4 only: list IPv4 networks"
-        if any(network.subnet_of(block) for block in _PRIVATE):
+        if any(network.subnet_of(block) for block in PRIVATE_NETWORKS):
             return (
                 f"{text!r} is a private network, which never reaches the internet-facing "
                 "NLB (clients in the VPC come from its NAT gateways' addresses, which the "

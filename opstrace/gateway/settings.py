@@ -217,13 +217,8 @@ def _check_networks(settings: GatewaySettings) -> None:
     }
     for where, networks in lists.items():
         for text in networks:
-            try:
-                sources.network(text)
-            except ValueError:
-                raise GatewayConfigError(
-                    f"{where}: {text!r} is not a network: write ADDRESS/PREFIX with the "
-                    "host bits zero"
-                ) from None
+            if problem := sources.network_problem(text):
+                raise GatewayConfigError(f"{where}: {problem}")
     for tenant, networks in settings.tenant_networks.items():
         if tenant not in settings.tenants:
             raise GatewayConfigError(f"tenant_networks: {tenant!r} is not a tenant served")

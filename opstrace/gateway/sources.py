@@ -39,6 +39,15 @@ def network(text: str) -> Network:
     return ipaddress.ip_network(text, strict=True)
 
 
+def network_problem(text: str) -> str | None:
+    """Why `text` is no network `network` takes, or None."""
+    try:
+        network(text)
+    except ValueError:
+        return f"{text!r} is not a network: write ADDRESS/PREFIX with the host bits zero"
+    return None
+
+
 def collapsed(networks: Iterable[Network]) -> tuple[str, ...]:
     """The same addresses in the fewest networks, IPv4 first, sorted."""
     listed = list(networks)

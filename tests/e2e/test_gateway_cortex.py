@@ -396,6 +396,18 @@ def push_metric(exporter: Any, name: str) -> bool:
         provider.shutdown()
 
 
+def raw_otlp_push(deployment: Deployment, token_of: str) -> Response:
+    """An empty OTLP metrics push at prod's endpoint with the token `token_of` names."""
+    return request(
+        deployment.gateway.port,
+        host("cortex", "prod"),
+        routes.OTLP_METRICS_PATH,
+        {**bearer(deployment.tokens[token_of]), "Content-Type": "application/x-protobuf"},
+        method="POST",
+        body=b"",
+    )
+
+
 def otlp_series(deployment: Deployment, tenant: str, name: str) -> list[dict[str, Any]]:
     data = deployment.data(tenant, "/api/v1/query", {"query": f'{{__name__=~"{name}.*"}}'})
     return list(data["result"])
@@ -433,15 +445,9 @@ def test_a_write_scoped_otlp_push_is_queried_back_with_a_read_scoped_token_only(
     assert asked_by_writer == Response(403, f"{scopes.MISSING_SCOPE_PREFIX}metrics:read")
     pushed_by_reader = otlp_metrics_exporter(deployment, "prod", "prod/read")
     assert not push_metric(pushed_by_reader, f"{name}_reader")
-    raw_push = request(
-        deployment.gateway.port,
-        host("cortex", "prod"),
-        routes.OTLP_METRICS_PATH,
-        {**bearer(deployment.tokens["prod/read"]), "Content-Type": "application/x-protobuf"},
-        method="POST",
-        body=b"",
+    assert raw_otlp_push(deployment, "prod/read") == Response(
+        403, f"{scopes.MISSING_SCOPE_PREFIX}metrics:write"
     )
-    assert raw_push == Response(403, f"{scopes.MISSING_SCOPE_PREFIX}metrics:write")
     assert otlp_series(deployment, "prod", f"{name}_reader") == []
     assert deployment.ask("staging", "/api/v1/query", query, token_of="prod/read").status == 401
     assert otlp_series(deployment, "staging", name) == []
@@ -452,15 +458,7 @@ def test_an_otlp_push_with_another_tenants_token_is_refused_and_lands_nowhere(
 ) -> None:
     name = f"otlp_stray_{uuid.uuid4().hex[:8]}"
     assert not push_metric(otlp_metrics_exporter(deployment, "prod", "staging"), name)
-    response = request(
-        deployment.gateway.port,
-        host("cortex", "prod"),
-        routes.OTLP_METRICS_PATH,
-        {**bearer(deployment.tokens["staging"]), "Content-Type": "application/x-protobuf"},
-        method="POST",
-        body=b"",
-    )
-    assert response == Response(401, data_token.BAD_TOKEN)
+    assert raw_otlp_push(deployment, "staging") == Response(401, data_token.BAD_TOKEN)
     assert otlp_series(deployment, "prod", name) == otlp_series(deployment, "staging", name) == []
 
 
