@@ -76,6 +76,12 @@ def build(config: InstanceConfig) -> Instance:
     pulumi.export("token_scopes", config.token_scopes())
     pulumi.export("token_rate_limits", config.token_rate_limits())
     pulumi.export("dns_records", instance.dns_records)
+    pulumi.export(
+        "grafana_admin_passwords",
+        pulumi.Output.secret(
+            pulumi.Output.all(**{t: g.admin_password for t, g in instance.grafanas.items()})
+        ),
+    )
     if instance.name_servers is not None:
         pulumi.export("name_servers", instance.name_servers)
     pulumi.export("bucket_names", instance.bucket_names)

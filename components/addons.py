@@ -32,6 +32,8 @@ class ClusterAddonsArgs:
     """The platform settings and, in eks mode, the cluster's identity."""
 
     platform: PlatformConfig
+    instance: str = ""
+    """The instance name: the tag of the disks `destroy` leaves."""
     cluster_name: pulumi.Input[str] | None = None
     vpc_id: pulumi.Input[str] | None = None
     oidc_provider_arn: pulumi.Input[str] | None = None
@@ -65,17 +67,22 @@ class ClusterAddons(pulumi.ComponentResource):
         after_cluster = pulumi.ResourceOptions(parent=self, depends_on=list(args.cluster_ready))
         assert args.oidc_provider_arn is not None, "eks mode passes the cluster's identity"
         assert args.oidc_issuer_host is not None, "eks mode passes the cluster's identity"
-        storage_class = certificates.encrypted_gp3_storage_class(charts.STORAGE_CLASS)
-        k8s.storage.v1.StorageClass(
-            f"{name}-gp3",
-            metadata=storage_class["metadata"],
-            provisioner=storage_class["provisioner"],
-            parameters=storage_class["parameters"],
-            reclaim_policy=storage_class["reclaimPolicy"],
-            volume_binding_mode=storage_class["volumeBindingMode"],
-            allow_volume_expansion=storage_class["allowVolumeExpansion"],
-            opts=after_cluster,
-        )
+        classes = {"gp3": certificates.encrypted_gp3_storage_class(charts.STORAGE_CLASS)}
+        if platform.keep_data_on_destroy:
+            classes["gp3-retained"] = certificates.encrypted_gp3_storage_class(
+                charts.RETAINED_STORAGE_CLASS, args.instance, retain=True
+            )
+        for suffix, storage_class in classes.items():
+            k8s.storage.v1.StorageClass(
+                f"{name}-{suffix}",
+                metadata=storage_class["metadata"],
+                provisioner=storage_class["provisioner"],
+                parameters=storage_class["parameters"],
+                reclaim_policy=storage_class["reclaimPolicy"],
+                volume_binding_mode=storage_class["volumeBindingMode"],
+                allow_volume_expansion=storage_class["allowVolumeExpansion"],
+                opts=after_cluster,
+            )
         lbc = charts.LOAD_BALANCER_CONTROLLER
         lbc_role = service_account_role(
             f"{name}-lbc",

@@ -20,7 +20,7 @@ move what you want to keep, and run `destroy` again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,7 +40,8 @@ class DnsArgs:
 
     instance: str
     domain: str
-    tenants: Sequence[str]
+    tenants: Mapping[str, bool]
+    """Tenant -> whether it has a Grafana (whose host gets a record too)."""
     parent_zone_id: str = ""
     """If set, delegate the instance zone from this zone with an NS record; else from the
     domain's public zone in this account, if there is one."""
@@ -116,8 +117,8 @@ class Dns(pulumi.ComponentResource):
             else None
         )
         records: dict[str, list[aws.route53.Record]] = {}
-        for tenant in args.tenants:
-            for service in names.ENDPOINT_SERVICES:
+        for tenant, grafana in args.tenants.items():
+            for service in names.tenant_services(grafana):
                 host = names.endpoint_host(service, tenant, args.instance, args.domain)
                 record = f"{self._name}-{tenant}-{service}"
                 if nlb_zone is None:

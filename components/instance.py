@@ -23,8 +23,10 @@ from components.isolation import EnforcementCheck, Isolation, IsolationArgs
 from components.name_lock import NameLock
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenant import Tenant, TenantArgs
+from components.tenant_grafana import TenantGrafana, TenantGrafanaArgs
 from components.trust_store import BoundKey, TrustStore, TrustStoreArgs
-from opstrace import certificates, charts, names, network_policies
+from opstrace import certificates, charts, grafana, names, network_policies
+from opstrace.config.platform import PlatformConfig
 from opstrace.config.schema import InstanceConfig, TenantSpec
 from opstrace.gateway import routes
 
@@ -67,6 +69,8 @@ class Instance(pulumi.ComponentResource):
     """The instance zone's name servers (dns route53): delegate to them."""
     bucket_names: dict[str, pulumi.Output[str]]
     """`metrics`/`logs` -> the bucket of the instance's own backend."""
+    grafanas: dict[str, TenantGrafana]
+    """Tenant -> its Grafana, for the tenants that have one."""
 
     def __init__(
         self, name: str, args: InstanceArgs, opts: pulumi.ResourceOptions | None = None
@@ -134,6 +138,18 @@ class Instance(pulumi.ComponentResource):
                 network_load_balancer=platform.load_balancer == "aws",
             )
             self.name_servers = dns.name_servers.apply(list)
+        self.grafanas = {
+            spec.name: _grafana(
+                f"{name}-tenant-{spec.name}-grafana",
+                tenants[spec.name],
+                spec,
+                config,
+                gateway,
+                [*ready, gateway, *([backends] if backends else [])],
+            )
+            for spec in config.tenants
+            if spec.grafana.enabled
+        }
         for spec in config.user_tenants:
             # Uploaded through the tenant's own endpoint, once everything on its way is up.
             on_the_way = [gateway, *([backends] if backends else []), *records.get(spec.name, [])]
@@ -229,7 +245,10 @@ class Instance(pulumi.ComponentResource):
         )
         self.dns_records = gateway.load_balancer_hostname.apply(
             lambda target: names.endpoint_records(
-                tenant_names, config.instance_name, config.domain, target
+                {spec.name: spec.grafana.enabled for spec in config.tenants},
+                config.instance_name,
+                config.domain,
+                target,
             )
         )
         self.register_outputs(
@@ -256,7 +275,7 @@ def _dns(name: str, config: InstanceConfig, child: pulumi.ResourceOptions) -> Dn
         DnsArgs(
             instance=config.instance_name,
             domain=config.domain,
-            tenants=[spec.name for spec in config.tenants],
+            tenants={spec.name: spec.grafana.enabled for spec in config.tenants},
             parent_zone_id=config.parent_zone_id,
         ),
         child,
@@ -276,6 +295,7 @@ def _addons(
         f"{name}-addons",
         ClusterAddonsArgs(
             platform=config.platform,
+            instance=config.instance_name,
             cluster_name=cluster.name if cluster else None,
             vpc_id=cluster.vpc_id if cluster else None,
             oidc_provider_arn=cluster.oidc_provider_arn if cluster else None,
@@ -334,7 +354,52 @@ def _layout(config: InstanceConfig) -> network_policies.Layout:
             config.platform.size, metrics=not config.cortex_url, logs=not config.loki_url
         ),
         telemetry_namespace=charts.ALLOY.namespace if config.platform.telemetry else None,
+        grafana_namespaces=tuple(
+            names.tenant_namespace(t.name) for t in config.tenants if t.grafana.enabled
+        ),
     )
+
+
+def _grafana(
+    name: str,
+    tenant: Tenant,
+    spec: TenantSpec,
+    config: InstanceConfig,
+    gateway: Gateway,
+    on_the_way: Sequence[pulumi.Resource],
+) -> TenantGrafana:
+    """The tenant's Grafana, reading with its read-only token through the gateway's
+    in-cluster door (`opstrace.grafana`)."""
+    token_name = grafana.TOKEN_NAME
+    platform = config.platform
+    return TenantGrafana(
+        name,
+        TenantGrafanaArgs(
+            tenant=spec.name,
+            instance=config.instance_name,
+            domain=config.domain,
+            spec=spec.grafana,
+            namespace=tenant.namespace,
+            token=tenant.tokens.apply(lambda tokens: tokens[token_name]),
+            token_key_id=tenant.key_ids.apply(lambda ids: ids[token_name]),
+            sso=config.grafana_sso,
+            client_secret=config.grafana_client_secret,
+            gateway_address=gateway.internal_address,
+            storage_class=_grafana_storage_class(platform),
+            ca_certificates=certificates.STAGING_ROOTS if platform.acme_staging else "",
+            mirrors=platform.image_mirrors,
+            depends_on=tuple(on_the_way),
+        ),
+        pulumi.ResourceOptions(parent=tenant),
+    )
+
+
+def _grafana_storage_class(platform: PlatformConfig) -> str:
+    """Where a Grafana keeps its disk: in eks mode the program's class, one whose volumes
+    `destroy` leaves with `keepDataOnDestroy`; with `existing`, the cluster's default."""
+    if not platform.makes_cluster:
+        return ""
+    return charts.RETAINED_STORAGE_CLASS if platform.keep_data_on_destroy else charts.STORAGE_CLASS
 
 
 def _tenant_alerting(

@@ -96,7 +96,12 @@ class Tenant(pulumi.ComponentResource):
         gateway_namespace = args.gateway_namespace or self.namespace
         manifest = pulumi.Output.from_input(gateway_namespace).apply(
             lambda where: certificates.tenant_certificate(
-                tenant, args.instance, args.domain, where, args.certificate_issuer
+                tenant,
+                args.instance,
+                args.domain,
+                where,
+                args.certificate_issuer,
+                grafana=args.spec.grafana.enabled,
             )
         )
         self.certificate = k8s.apiextensions.CustomResource(
@@ -110,7 +115,9 @@ class Tenant(pulumi.ComponentResource):
             ),
         )
         self.certificate_secret = certificates.certificate_secret(tenant)
-        self.endpoints = names.tenant_endpoints(tenant, args.instance, args.domain)
+        self.endpoints = names.tenant_endpoints(
+            tenant, args.instance, args.domain, grafana=args.spec.grafana.enabled
+        )
         self.tokens = pulumi.Output.secret(
             pulumi.Output.all(**{n: c.token for n, c in credentials.items()})
         )

@@ -2,6 +2,7 @@
 
     make charts                                       # every chart, stack and preset
     python -m devtools.chart_check --chart loki --stack dev --sizing small --no-apply
+    python -m devtools.chart_check --grafana-sample                 # one sample Grafana
 
 For every shipped stack (`stacks/*.yaml`) and both sizing presets, the real program runs
 under the offline mocks (`tools.offline`, as the plan does) and each Helm release it
@@ -11,8 +12,12 @@ rendered object is checked against that version's schema (kubernetes-validate), 
 the wiring only a render shows (`devtools.chart_wiring`): the Services and ports the
 gateway forwards to, the IRSA annotations against the roles' trust, multi-tenancy, the
 bucket and region, the rulers' and the Alertmanager's storage and APIs, the runtime
-configuration, the collector's endpoints and token; and that a tenant policy change
-renders as a change of the backends' runtime configuration alone (no pod restarts).
+configuration, the collector's endpoints and token, each tenant's Grafana's Service,
+secrets, volume and data API hosts; and that a tenant policy change renders as a change
+of the backends' runtime configuration alone (no pod restarts). A chart installed per
+tenant (Grafana) is rendered once for each tenant the program gives one, and each tenant
+whose settings give it one must have exactly one. `--grafana-sample` renders a sample
+Grafana with every option on, without planning a stack.
 Last, the rendered objects are applied to the local cluster (`make cluster-up`;
 server-side, CRDs first) and removed again.
 
@@ -36,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,11 +51,13 @@ from pulumi.runtime import rpc
 
 from components import telemetry as telemetry_component
 from devtools import chart_wiring as wiring
-from opstrace import alloy_config, chart_images, charts, names
+from opstrace import alloy_config, chart_images, chart_values, charts, grafana, names
+from opstrace.aws import eks_versions
 from opstrace.config import sizes
 from opstrace.config.parse import ConfigError
 from opstrace.config.schema import InstanceConfig
 from opstrace.config.stack import config_of_stack
+from opstrace.grafana import GrafanaRelease, RoleGrant, SingleSignOn
 from opstrace.policy import limits
 from tools.cluster.state import BIN, KUBECONFIG
 from tools.offline import ProgramRun, Registration, run_program
@@ -66,6 +74,8 @@ STAND_IN_DOMAIN: Final = "observability.acme.dev"
 STAND_IN_API_CIDRS: Final = "203.0.113.0/24"
 """An eks stack's API networks where it sets none (a documentation network, RFC 5737)."""
 FIELD_MANAGER: Final = "opstrace-chart-check"
+SAMPLE_GATEWAY_ADDRESS: Final = "10.100.0.10"
+"""The gateway's cluster IP in `SAMPLE_GRAFANA`."""
 
 
 class CheckError(Exception):
@@ -102,6 +112,14 @@ class Release:
     name: str
     namespace: str
     values: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """How a case's renders are told apart: the chart's name, and for a chart
+        installed per tenant, the tenant's namespace too."""
+        if self.chart.per_tenant:
+            return f"{self.chart.name} in {self.namespace}"
+        return self.chart.name
 
 
 @dataclass
@@ -201,15 +219,105 @@ def releases(case: Case) -> list[Release]:
             chart = by_name[r.inputs["chart"]]
             if r.inputs["version"] != chart.version:
                 raise CheckError(f"{r.urn}: version {r.inputs['version']}, pinned {chart.version}")
-            found.append(
-                Release(chart, r.inputs["name"], r.inputs["namespace"], plain(r.inputs["values"]))
-            )
+            namespace = r.inputs["namespace"]
+            if chart.per_tenant and namespace not in tenant_namespaces(case.config):
+                raise CheckError(f"{r.urn}: {chart.name} in {namespace}, not a tenant's namespace")
+            values = plain(r.inputs["values"])
+            if not isinstance(values, dict):
+                raise CheckError(f"{r.urn}: its values are not known in the plan ({values!r})")
+            found.append(Release(chart, r.inputs["name"], namespace, values))
     return found
+
+
+def tenant_namespaces(config: InstanceConfig) -> set[str]:
+    return {names.tenant_namespace(t.name) for t in config.tenants}
+
+
+def with_images(chart: charts.Chart, values: dict[str, Any], mirrors: dict[str, str]) -> Any:
+    """`values` with the chart's images set, as `components.helm.helm_release` sets them."""
+    return reduce(chart_values.merged, chart_images.image_values(chart.name, mirrors), values)
+
+
+def grafana_coverage_problems(case: Case) -> list[str]:
+    """Every tenant whose stack settings give it a Grafana has one release of the grafana
+    chart in its namespace, and no other namespace has one."""
+    wanted = {names.tenant_namespace(t.name) for t in case.config.tenants if t.grafana.enabled}
+    found = [r.namespace for r in releases(case) if r.chart == charts.GRAFANA]
+    problems = [
+        f"grafana: the plan has no Grafana release in {namespace}, whose tenant has one"
+        for namespace in sorted(wanted - set(found))
+    ]
+    problems += [
+        f"grafana: the plan has a Grafana release in {namespace}, whose tenant has none"
+        for namespace in sorted(set(found) - wanted)
+    ]
+    problems += [
+        f"grafana: the plan has {found.count(namespace)} Grafana releases in {namespace}"
+        for namespace in sorted(set(found))
+        if found.count(namespace) > 1
+    ]
+    return problems
+
+
+SAMPLE_GRAFANA: Final = GrafanaRelease(
+    tenant="prod",
+    root_url="https://grafana.prod.dev-acme.observability.acme.dev",
+    datasources=grafana.datasources("prod", "dev-acme", "observability.acme.dev"),
+    sso=SingleSignOn(
+        "Acme SSO",
+        "https://sso.acme.dev/oauth2/authorize",
+        "https://sso.acme.dev/oauth2/token",
+        "https://sso.acme.dev/oauth2/userinfo",
+        "grafana-prod",
+    ),
+    roles=(RoleGrant("Admin", groups=("ops",)), RoleGrant("Viewer", email_domains=("acme.dev",))),
+    storage_class=charts.STORAGE_CLASS,
+    storage_gib=grafana.DEFAULT_STORAGE_GIB,
+    gateway_address=SAMPLE_GATEWAY_ADDRESS,
+    data_api_hosts=names.endpoint_hosts("prod", "dev-acme", "observability.acme.dev"),
+    dashboard_files=("overview.json",),
+    secret_version="sample",  # noqa: S106 (a version label, not a secret)
+)
+"""A Grafana with every option on (single sign-on, roles, dashboards, the gateway's
+address): `--grafana-sample` renders it without planning a stack."""
+
+
+def grafana_wiring(release: Release, instance: str, domain: str, sso: bool) -> wiring.GrafanaWiring:
+    """What the render of a Grafana release must show: `opstrace.grafana`'s names, the
+    tenant's data API hosts (its namespace's tenant's), resolving to the gateway address
+    its values give (none: through DNS)."""
+    aliases = release.values.get("hostAliases") or [{}]
+    tenant = release.namespace.removesuffix(names.TENANT_NAMESPACE_SUFFIX)
+    secret_env = {
+        "GF_SECURITY_ADMIN_USER": grafana.ADMIN_USER_KEY,
+        "GF_SECURITY_ADMIN_PASSWORD": grafana.ADMIN_PASSWORD_KEY,
+        grafana.TOKEN_ENV: grafana.TOKEN_KEY,
+    }
+    if sso:
+        secret_env["GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"] = grafana.CLIENT_SECRET_KEY
+    return wiring.GrafanaWiring(
+        service=grafana.RELEASE,
+        service_port=grafana.SERVICE_PORT,
+        container_port=grafana.CONTAINER_PORT,
+        secret=grafana.SECRET,
+        secret_env=secret_env,
+        data_api_hosts=names.endpoint_hosts(tenant, instance, domain),
+        gateway_address=str(aliases[0].get("ip", "")),
+    )
 
 
 def render(case: Case, release: Release, source: Path) -> Render:
     """`helm template` of the release (its values schema enforced), each object checked
     against the case's Kubernetes version."""
+    objects, custom = rendered_objects(release, source, case.kubernetes_version)
+    return Render(case, release, objects, custom)
+
+
+def rendered_objects(
+    release: Release, source: Path, kubernetes_version: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The release's objects as `helm template` renders them for that Kubernetes version,
+    each valid for it, and how many of them no Kubernetes schema describes."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
         json.dump(release.values, file)
         file.flush()
@@ -220,28 +328,28 @@ def render(case: Case, release: Release, source: Path) -> Render:
             "--namespace",
             release.namespace,
             "--kube-version",
-            f"v{case.kubernetes_version}.0",
+            f"v{kubernetes_version}.0",
             "--include-crds",
             "--skip-tests",
             "--values",
             file.name,
         )
     objects = [o for o in yaml.safe_load_all(text) if o]
-    result = Render(case, release, objects)
+    custom = 0
     problems = []
     for obj in objects:
         where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
         try:
-            kubernetes_validate.validate(obj, f"{case.kubernetes_version}.0", strict=True)
+            kubernetes_validate.validate(obj, f"{kubernetes_version}.0", strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            result.custom += 1
+            custom += 1
         except kubernetes_validate.ValidationError as error:
             problems.append(
-                f"{where}: not valid for Kubernetes {case.kubernetes_version}: {error.message}"
+                f"{where}: not valid for Kubernetes {kubernetes_version}: {error.message}"
             )
     if problems:
         raise CheckError("\n".join(problems))
-    return result
+    return objects, custom
 
 
 @dataclass(frozen=True)
@@ -301,10 +409,10 @@ def _registrations(run: ProgramRun, typ: str) -> list[Registration]:
 
 
 def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str], list[str]]:
-    """Every wiring rule for the case's renders (keyed by chart name): (problems, what
-    was not checked because its chart was left out with `--chart`)."""
+    """Every wiring rule for the case's renders (keyed by `Release.key`): (problems,
+    what was not checked: its chart left out with `--chart`, or not known in the plan)."""
     run = case.run
-    unrendered = {r.namespace for r in releases(case) if r.chart.name not in rendered}
+    unrendered = {r.namespace for r in releases(case) if r.key not in rendered}
     problems: list[str] = []
     unchecked: list[str] = []
     roles = {
@@ -335,7 +443,7 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
             )
     for r in rendered.values():
         account = r.release.values.get("serviceAccount")
-        if account:
+        if account and charts.IRSA_ANNOTATION in (account.get("annotations") or {}):
             problems += wiring.service_account_problems(
                 r.objects,
                 account["name"],
@@ -346,9 +454,23 @@ def wiring_problems(case: Case, rendered: dict[str, Render]) -> tuple[list[str],
             )
     settings = case.config.platform
     size = settings.size
-    for name, r in rendered.items():
+    if any(r.release.chart == charts.GRAFANA for r in rendered.values()):
+        problems += grafana_coverage_problems(case)
+    for r in rendered.values():
+        name = r.release.chart.name
         expected = chart_images.expected_images(name, settings.image_mirrors)
         problems += wiring.image_problems(name, r.objects, expected)
+        if r.release.chart == charts.GRAFANA:
+            want = grafana_wiring(
+                r.release,
+                case.config.instance_name,
+                case.config.domain,
+                case.config.grafana_sso is not None,
+            )
+            problems += wiring.grafana_problems(r.objects, r.release.namespace, want)
+            if not want.gateway_address:
+                # The mocks know no cluster IP: the plan gives the pod no host aliases.
+                unchecked.append(f"{r.release.key}: its data API hosts' aliases (no gateway IP)")
     if charts.MIMIR.name in rendered:
         mimir = wiring.config_document(
             rendered[charts.MIMIR.name].objects, BACKENDS[charts.MIMIR.name].config_key
@@ -417,7 +539,8 @@ def sizing_fit(case: Case, rendered: dict[str, Render]) -> tuple[str, list[str]]
     as a line of figures, and a problem if it is more than `sizes.FIT` of them."""
     settings = case.config.platform
     shape = sizes.NODE_SHAPES.get(settings.node_instance_type)
-    if not settings.makes_cluster or shape is None or len(rendered) < len(charts.ALL_CHARTS):
+    everything = all(c.name in rendered for c in charts.INSTANCE_CHARTS)
+    if not settings.makes_cluster or shape is None or not everything:
         return "", []
     nodes = settings.node_count
     total = wiring.Requests(0.0, 0.0)
@@ -532,6 +655,38 @@ def apply(renders: Sequence[Render]) -> str:
             kubectl("delete", "--wait=true", *(f"crd/{o['metadata']['name']}" for o in new_crds))
 
 
+def render_grafana_sample(source: Path, kubernetes_version: str) -> tuple[int, list[str]]:
+    """`SAMPLE_GRAFANA` rendered from `source` and checked as a case's Grafana is: the
+    number of objects, and the problems."""
+    values = with_images(charts.GRAFANA, chart_values.grafana_values(SAMPLE_GRAFANA), {})
+    release = Release(
+        charts.GRAFANA,
+        charts.GRAFANA.release,
+        names.tenant_namespace(SAMPLE_GRAFANA.tenant),
+        values,
+    )
+    objects, _ = rendered_objects(release, source, kubernetes_version)
+    want = grafana_wiring(release, "dev-acme", "observability.acme.dev", sso=True)
+    expected = chart_images.expected_images(charts.GRAFANA.name, {})
+    problems = wiring.grafana_problems(objects, release.namespace, want)
+    problems += wiring.image_problems(charts.GRAFANA.name, objects, expected)
+    return len(objects), problems
+
+
+def grafana_sample() -> int:
+    try:
+        source = chart_source(charts.GRAFANA)
+        count, problems = render_grafana_sample(source, eks_versions.DEFAULT_VERSION)
+    except CheckError as error:
+        print(f"charts: error: {error}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"  grafana sample PROBLEM {problem}")
+    verdict = "FAILED" if problems else "passed"
+    print(f"charts: grafana {charts.GRAFANA.version} sample, {count} objects: {verdict}")
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.chart_check", description=__doc__.splitlines()[0]
@@ -550,8 +705,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only this chart (repeatable)",
     )
     parser.add_argument("--no-apply", action="store_true", help="render and check, apply nothing")
+    parser.add_argument(
+        "--grafana-sample",
+        action="store_true",
+        help="only render and check one sample tenant Grafana (no stack planned, nothing applied)",
+    )
     options = parser.parse_args(argv)
     start = time.monotonic()
+    if options.grafana_sample:
+        return grafana_sample()
     wanted = [c for c in charts.ALL_CHARTS if not options.chart or c.name in options.chart]
     try:
         print(f"charts: {helm('version', '--short').strip()} ({HELM})", flush=True)
@@ -570,12 +732,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rendered: dict[str, Render] = {}
             for release in releases(case):
                 if release.chart.name in sources:
-                    rendered[release.chart.name] = render(
-                        case, release, sources[release.chart.name]
-                    )
+                    rendered[release.key] = render(case, release, sources[release.chart.name])
             for r in rendered.values():
                 print(
-                    f"  {case.label:<28} {r.release.chart.name:<30} {len(r.objects):4} objects "
+                    f"  {case.label:<28} {r.release.key:<30} {len(r.objects):4} objects "
                     f"({r.custom} custom), valid for Kubernetes {case.kubernetes_version}",
                     flush=True,
                 )
@@ -584,11 +744,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if fit:
                 print(f"  {case.label:<28} {fit}", flush=True)
             problems += fit_problems
-            for name, r in rendered.items():
-                if name in BACKENDS:
-                    problems += policy_change_problems(case, r, sources[name])
+            for r in rendered.values():
+                if r.release.chart.name in BACKENDS:
+                    problems += policy_change_problems(case, r, sources[r.release.chart.name])
             if unchecked:
-                print(f"  {case.label:<28} not checked (chart left out): {', '.join(unchecked)}")
+                why = "chart left out, or not known in the plan"
+                print(f"  {case.label:<28} not checked ({why}): {', '.join(unchecked)}")
             for problem in problems:
                 print(f"  {case.label:<28} PROBLEM {problem}", flush=True)
             failed = failed or bool(problems)

@@ -8,6 +8,7 @@ small hand-made renders, so that each rule is known to catch what it names.
 
 from __future__ import annotations
 
+import configparser
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -364,9 +365,17 @@ def container_args_problems(
 
 _QUANTITY_RE: Final = re.compile(r"^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _UNITS: Final = {
-    None: 1.0, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
-}  # fmt: skip
+    None: 1.0,
+    "m": 0.001,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+}
 
 
 def quantity(value: Any) -> float:
@@ -433,4 +442,148 @@ def image_problems(chart: str, objects: Iterable[Object], expected: set[str]) ->
                 problems.append(
                     f"{chart}: {where} runs {container['image']}, not an image the program set"
                 )
+    return problems
+
+
+# A tenant's Grafana ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrafanaWiring:
+    """What a tenant's Grafana render must show (`opstrace.grafana`'s names)."""
+
+    service: str
+    service_port: int
+    container_port: int
+    secret: str
+    secret_env: Mapping[str, str]
+    """Environment variable -> the key of `secret` it must be read from."""
+    data_api_hosts: Sequence[str]
+    gateway_address: str
+    """Where those hosts must resolve in the pod (`hostAliases`); "": through DNS."""
+    data_dir: str = "/var/lib/grafana"
+
+
+_ANONYMOUS_SECTION: Final = "auth.anonymous"
+
+
+def _ini(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    return parser
+
+
+def _secret_refs(container: Object) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for variable in container.get("env", []):
+        ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            refs[str(variable["name"])] = (str(ref.get("name")), str(ref.get("key")))
+    return refs
+
+
+def grafana_problems(objects: Sequence[Object], namespace: str, want: GrafanaWiring) -> list[str]:
+    """A tenant's Grafana: its Service on `service_port` reaching the container's
+    `container_port`; its secrets (the admin's, the data token, the SSO client secret)
+    read from `secret` by the expected keys, none written in the render; its data API
+    hosts aliased to the gateway; its state on a claimed volume; no anonymous access; no
+    Kubernetes API token, Role or NetworkPolicy of the chart's own."""
+    where = f"grafana {namespace}"
+    problems = []
+    service = named(objects, "Service", want.service, namespace)
+    deployment = named(objects, "Deployment", want.service, namespace)
+    if service is None or deployment is None:
+        return [f"{where}: no Service and Deployment {want.service} in the render"]
+    upstream = Upstream("grafana", want.service, namespace, want.service_port)
+    problems += service_problems(objects, upstream, namespace)
+    # A Service port without a targetPort targets the same number (Kubernetes' default).
+    target = str(
+        next(
+            (
+                p.get("targetPort", p["port"])
+                for p in service["spec"].get("ports", [])
+                if int(p["port"]) == want.service_port
+            ),
+            "",
+        )
+    )
+    container = next(
+        (c for c in pod_spec(deployment).get("containers", []) if c.get("name") == "grafana"),
+        None,
+    )
+    if container is None:
+        return [*problems, f"{where}: Deployment {want.service} has no grafana container"]
+    numbers = {
+        str(p.get("name", p["containerPort"])): int(p["containerPort"])
+        for p in container.get("ports", [])
+    }
+    reached = numbers.get(target, int(target) if target.isdigit() else None)
+    if reached != want.container_port:
+        problems.append(
+            f"{where}: Service {want.service} port {want.service_port} reaches container "
+            f"port {reached}, not {want.container_port}"
+        )
+    refs = _secret_refs(container)
+    for variable, key in want.secret_env.items():
+        if refs.get(variable) != (want.secret, key):
+            problems.append(
+                f"{where}: {variable} is read from {refs.get(variable)!r}, not Secret "
+                f"{want.secret} key {key}"
+            )
+    problems += [
+        f"{where}: {variable} is written in the render, not read from a Secret"
+        for variable in want.secret_env
+        for given in container.get("env", [])
+        if given.get("name") == variable and "value" in given
+    ]
+    problems += [
+        f"{where}: renders Secret/{o['metadata']['name']} (its secrets are the program's)"
+        for o in objects
+        if o.get("kind") == "Secret"
+    ]
+    spec = pod_spec(deployment)
+    if want.gateway_address:
+        aliased = {
+            host
+            for alias in spec.get("hostAliases", [])
+            if alias.get("ip") == want.gateway_address
+            for host in alias.get("hostnames", [])
+        }
+        problems += [
+            f"{where}: {host} does not resolve to the gateway {want.gateway_address}"
+            for host in want.data_api_hosts
+            if host not in aliased
+        ]
+    claims = {
+        str(v["name"]): v["persistentVolumeClaim"]["claimName"]
+        for v in spec.get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+    mounted = [
+        claims[m["name"]]
+        for m in container.get("volumeMounts", [])
+        if m.get("mountPath", "").rstrip("/") == want.data_dir and m.get("name") in claims
+    ]
+    if not mounted or named(objects, "PersistentVolumeClaim", mounted[0], namespace) is None:
+        problems.append(f"{where}: {want.data_dir} is not on a PersistentVolumeClaim it renders")
+    ini = next(
+        (
+            str(o["data"]["grafana.ini"])
+            for o in objects
+            if o.get("kind") == "ConfigMap" and "grafana.ini" in (o.get("data") or {})
+        ),
+        None,
+    )
+    if ini is None:
+        problems.append(f"{where}: no ConfigMap with grafana.ini in the render")
+    elif _ini(ini).get(_ANONYMOUS_SECTION, "enabled", fallback="false").lower() != "false":
+        problems.append(f"{where}: [{_ANONYMOUS_SECTION}] enabled: anonymous users get in")
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append(f"{where}: its pods get a Kubernetes API token")
+    problems += [
+        f"{where}: renders {o['kind']}/{o['metadata']['name']} (the program makes its own)"
+        for o in objects
+        if o.get("kind")
+        in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "NetworkPolicy", "Pod")
+    ]
     return problems

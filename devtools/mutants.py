@@ -62,6 +62,7 @@ E2E_RELOAD = "tests/e2e/test_gateway_reload.py"
 E2E_SCOPES = "tests/e2e/test_gateway_scopes.py"
 E2E_RATES = "tests/e2e/test_gateway_rate_limits.py"
 E2E_SOURCES = "tests/e2e/test_gateway_sources.py"
+E2E_GRAFANA_HOSTS = "tests/e2e/test_gateway_grafana_hosts.py"
 PROGRAM_TESTS = "tests/test_program.py"
 PLATFORM_TESTS = "tests/test_platform.py"
 CHART_VALUES = "opstrace/chart_values.py"
@@ -109,9 +110,16 @@ MUTANTS: Final = (
     Mutant(
         "source_check_deleted",
         HAPROXY,
-        "    {source_refused} if source_listed !source_allowed\n",
+        "    {source_refused} if source_listed !source_allowed !internal_listener\n",
         "",
         (E2E_SOURCES,),
+    ),
+    Mutant(
+        "grafana_host_forwarded_without_the_allowlist",
+        HAPROXY,
+        "    {source_refused} if source_listed !source_allowed !internal_listener\n",
+        "    {source_refused} if source_listed !source_allowed !internal_listener !grafana_host\n",
+        (E2E_GRAFANA_HOSTS,),
     ),
     Mutant(
         "nested_networks_not_closed",

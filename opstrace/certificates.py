@@ -37,9 +37,10 @@ def certificate_secret(tenant: str) -> str:
 
 
 def tenant_certificate(
-    tenant: str, instance: str, domain: str, namespace: str, issuer: str
+    tenant: str, instance: str, domain: str, namespace: str, issuer: str, grafana: bool = False
 ) -> Manifest:
-    """The certificate of one tenant's endpoints, from the instance's ClusterIssuer."""
+    """The certificate of one tenant's hosts (its Grafana's too, if it has one), from the
+    instance's ClusterIssuer."""
     return {
         "apiVersion": API_VERSION,
         "kind": "Certificate",
@@ -51,7 +52,7 @@ def tenant_certificate(
         },
         "spec": {
             "secretName": certificate_secret(tenant),
-            "dnsNames": list(names.endpoint_hosts(tenant, instance, domain)),
+            "dnsNames": list(names.tenant_hosts(tenant, instance, domain, grafana)),
             "issuerRef": {"kind": "ClusterIssuer", "name": issuer, "group": "cert-manager.io"},
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
             # What the gateway pods' sidecar watches its certificates by.
@@ -79,18 +80,32 @@ def acme_cluster_issuer(name: str, server: str, email: str, region: str, zone_id
     }
 
 
-def encrypted_gp3_storage_class(name: str) -> Manifest:
-    """The default disk class: gp3, encrypted, made where the pod is scheduled."""
+def encrypted_gp3_storage_class(name: str, instance: str = "", retain: bool = False) -> Manifest:
+    """A disk class: gp3, encrypted, made where the pod is scheduled; the default one, or
+    with `retain` the one whose volumes outlive their claims (and so `destroy`), each
+    tagged with the instance and its claim's namespace so that it can be found again."""
+    parameters = {"type": "gp3", "encrypted": "true"}
+    if retain:
+        # The EBS CSI driver tags each volume from `tagSpecification_<n>` parameters, and
+        # fills in `{{ .PVCNamespace }}` from the claim (kubernetes-sigs/aws-ebs-csi-driver,
+        # docs/tagging.md; the claim's metadata reaches it with `--extra-create-metadata`,
+        # which the EKS add-on turns on).
+        parameters |= {
+            "tagSpecification_1": f"opstrace.io/instance={instance}",
+            "tagSpecification_2": "opstrace.io/namespace={{ .PVCNamespace }}",
+        }
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {
             "name": name,
-            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "false" if retain else "true"
+            },
         },
         "provisioner": "ebs.csi.aws.com",
-        "parameters": {"type": "gp3", "encrypted": "true"},
-        "reclaimPolicy": "Delete",
+        "parameters": parameters,
+        "reclaimPolicy": "Retain" if retain else "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
         "allowVolumeExpansion": True,
     }

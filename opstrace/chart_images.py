@@ -8,11 +8,12 @@ that a render names exactly these, mirrored) and where its values set it:
   mimir-distributed's `image` and memcached's, the rollout operator's (its subchart with
   an empty `registry`), the load balancer controller's, cert-manager's per component
   (`image.repository`, "Full repository override").
-- `registry` charts compose `<registry>/<repository>:<tag>`: Loki's (`loki.image` helper)
-  and Alloy's.
+- `registry` charts compose `<registry>/<repository>:<tag>`: Loki's (`loki.image` helper),
+  Alloy's and Grafana's (its pod template; its init, sidecar, dashboard download and
+  test images are not rendered: `chart_values.grafana_values` turns them off).
 
 Where no registry without Docker Hub's anonymous limit has the image (Grafana's images:
-mimir, loki, alloy, rollout-operator; prom/memcached-exporter), it stays on Docker Hub
+mimir, loki, alloy, rollout-operator, grafana; prom/memcached-exporter), it stays on Docker Hub
 unless `imageMirrors` maps `docker.io` (README, "Images"). memcached is a Docker official
 image and comes from ECR Public by default; cert-manager's and Alloy's config reloader
 come from quay.io, the load balancer controller from ECR Public.
@@ -85,6 +86,10 @@ CHART_IMAGES: Final[Mapping[str, tuple[ChartImage, ...]]] = {
         ChartImage(
             ("image",), REPOSITORY, "public.ecr.aws/eks/aws-load-balancer-controller:v3.5.0"
         ),
+    ),
+    charts.GRAFANA.name: (
+        # grafana 12.11.1's appVersion (the image's tag when `image.tag` is empty).
+        ChartImage(("image",), REGISTRY, "docker.io/grafana/grafana:13.2.0"),
     ),
     charts.CERT_MANAGER.name: tuple(
         ChartImage((*at, "image"), REPOSITORY, f"quay.io/jetstack/cert-manager-{name}:v1.21.1")

@@ -8,10 +8,13 @@ renders the real charts with them.
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+from opstrace import grafana
 from opstrace.charts import (
     CERT_MANAGER_SERVICE_ACCOUNT,
     IRSA_ANNOTATION,
@@ -20,6 +23,7 @@ from opstrace.charts import (
     MIMIR_SERVICE_ACCOUNT,
 )
 from opstrace.config.sizes import SINGLE_BINARY, Size
+from opstrace.grafana import GrafanaRelease
 from opstrace.mimir_sizing import SMALL_YAML
 from opstrace.policy.limits import runtime_config
 from opstrace.policy.rule_files import DEFAULT_ALERTMANAGER_CONFIG
@@ -299,3 +303,189 @@ def alloy_values(config: str, token_secret: str, token_dir: str) -> Values:
         },
         "crds": {"create": False},
     }
+
+
+GRAFANA_MEMORY_LIMIT: Final = "1Gi"
+"""A tenant's Grafana's memory limit; the chart sets Go's GOMEMLIMIT to it, so that
+Grafana collects garbage before the kernel kills it."""
+GRAFANA_DASHBOARDS_PROVIDER: Final = "opstrace"
+"""The dashboard provider that reads `grafana.DASHBOARDS_CONFIG_MAP`: the chart mounts
+that ConfigMap at /var/lib/grafana/dashboards/<provider>."""
+GRAFANA_SECRET_VERSION_ANNOTATION: Final = "opstrace.io/secret-version"
+"""The pod annotation carrying `GrafanaRelease.secret_version`."""
+
+
+def grafana_values(release: GrafanaRelease) -> Values:
+    """One tenant's Grafana (the grafana chart, `charts.GRAFANA`), secure by default: its
+    secrets read from `grafana.SECRET` (never in the values), no anonymous access, no
+    sign-up but by single sign-on with a mapped role, its data sources and dashboards
+    provisioned read-only, its state on a volume of its own, nothing of the chart's that
+    talks to the Kubernetes API.
+
+    Raises ValueError when `release.gateway_address` is set and is not an IP address
+    (a pod's `hostAliases` take addresses only)."""
+    if release.gateway_address:
+        try:
+            ipaddress.ip_address(release.gateway_address)
+        except ValueError:
+            raise ValueError(
+                f"{release.tenant}: Grafana's gateway address {release.gateway_address!r} is "
+                "not an IP address: give the gateway Service's cluster IP, or '' to resolve "
+                "the data API hosts through DNS"
+            ) from None
+    host = urlsplit(release.root_url).hostname or ""
+    secret = grafana.SECRET
+
+    def from_secret(key: str) -> Values:
+        return {"secretKeyRef": {"name": secret, "key": key}}
+
+    env_from_secret = {grafana.TOKEN_ENV: from_secret(grafana.TOKEN_KEY)}
+    ini: Values = {
+        "server": {"root_url": release.root_url, "domain": host},
+        "security": {
+            # Browsers send the session cookie over HTTPS only (the gateway serves
+            # Grafana's host over TLS alone), not with cross-site POSTs.
+            "cookie_secure": True,
+            "cookie_samesite": "lax",
+            # Gravatar would tell a third party who looks at which Grafana.
+            "disable_gravatar": True,
+            "strict_transport_security": True,
+            # No framing of the tenant's dashboards by other sites (clickjacking).
+            "allow_embedding": False,
+            # Grafana's own Content-Security-Policy template (scripts by nonce).
+            "content_security_policy": True,
+        },
+        "auth.anonymous": {"enabled": False},
+        # Accounts come from single sign-on only (its own allow_sign_up below); nobody
+        # may create one from the login page, nor an organization of their own.
+        "users": {"allow_sign_up": False, "allow_org_create": False},
+        # A tenant's Grafana calls nobody but its data sources and its SSO provider.
+        "analytics": {
+            "reporting_enabled": False,
+            "check_for_updates": False,
+            "check_for_plugin_updates": False,
+        },
+        "news": {"news_feed_enabled": False},
+    }
+    sso = release.sso
+    if sso is not None:
+        # The client secret reaches Grafana as GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET,
+        # which overrides the (absent) `client_secret` key: never in the values.
+        env_from_secret["GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"] = from_secret(
+            grafana.CLIENT_SECRET_KEY
+        )
+        ini["auth.generic_oauth"] = {
+            "enabled": True,
+            "name": sso.name,
+            "client_id": sso.client_id,
+            "scopes": " ".join(sso.scopes),
+            "auth_url": sso.auth_url,
+            "token_url": sso.token_url,
+            "api_url": sso.api_url,
+            "use_pkce": True,
+            # The highest role a grant gives, else '' which, strict, refuses the login:
+            # with no grants nobody signs in through SSO, only the admin.
+            "role_attribute_path": grafana.role_attribute_path(
+                release.roles, sso.groups_attribute_path
+            ),
+            "role_attribute_strict": True,
+            # The server admin is the Secret's admin alone; no SSO user becomes one.
+            "allow_assign_grafana_admin": False,
+            # A user with a mapped role gets an account at their first login, and their
+            # role is synchronized from the provider at every login.
+            "allow_sign_up": True,
+            "skip_org_role_sync": False,
+            "groups_attribute_path": sso.groups_attribute_path,
+        }
+    persistence: Values = {
+        "enabled": True,
+        "type": "pvc",
+        "accessModes": ["ReadWriteOnce"],
+        "size": f"{release.storage_gib}Gi",
+    }
+    if release.storage_class:
+        persistence["storageClassName"] = release.storage_class
+    values: Values = {
+        # The admin's name and password from the tenant's Secret: the chart makes no
+        # Secret of its own and writes no password into the values.
+        "admin": {
+            "existingSecret": secret,
+            "userKey": grafana.ADMIN_USER_KEY,
+            "passwordKey": grafana.ADMIN_PASSWORD_KEY,
+        },
+        "envValueFrom": env_from_secret,
+        "grafana.ini": ini,
+        "datasources": {
+            "datasources.yaml": {"apiVersion": 1, "datasources": list(release.datasources)}
+        },
+        # Its database (users, their preferences and stars, dashboards and alert rules
+        # made in the UI, service accounts) on a disk that outlives the pod; data
+        # sources and the tenant's dashboards are provisioned again at every start.
+        "persistence": persistence,
+        # One ReadWriteOnce disk: the old pod lets go of it before the new one starts.
+        "deploymentStrategy": {"type": "Recreate"},
+        # The volume is new and the pod's fsGroup (the chart's 472) owns it: no root
+        # init container to chown it.
+        "initChownData": {"enabled": False},
+        # A new token or password restarts Grafana, which reads its environment once.
+        "podAnnotations": {GRAFANA_SECRET_VERSION_ANNOTATION: release.secret_version},
+        # The gateway's one way in: a cluster-internal Service.
+        "service": {
+            "enabled": True,
+            "type": "ClusterIP",
+            "port": grafana.SERVICE_PORT,
+            "targetPort": grafana.CONTAINER_PORT,
+        },
+        "ingress": {"enabled": False},
+        # Grafana does not talk to the Kubernetes API: no Role, no token in the pod.
+        "rbac": {"create": False},
+        "serviceAccount": {"create": True, "automountServiceAccountToken": False},
+        "automountServiceAccountToken": False,
+        # No Kubernetes Service variables of the tenant's namespace in its environment.
+        "enableServiceLinks": False,
+        # The program makes the tenant namespace's NetworkPolicies.
+        "networkPolicy": {"enabled": False},
+        # The chart's test pod is not installed (and its image not pulled).
+        "testFramework": {"enabled": False},
+        # The sidecars watch ConfigMaps through the Kubernetes API; the dashboards come
+        # from one ConfigMap mounted as files instead.
+        "sidecar": {
+            kind: {"enabled": False}
+            for kind in ("alerts", "dashboards", "datasources", "plugins", "notifiers")
+        },
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "1", "memory": GRAFANA_MEMORY_LIMIT},
+        },
+    }
+    if release.dashboard_files:
+        # Dashboards as code: read-only in the UI (a change made there would differ
+        # from the code and be lost when the file changes); users save their own copy.
+        values["dashboardProviders"] = {
+            "dashboardproviders.yaml": {
+                "apiVersion": 1,
+                "providers": [
+                    {
+                        "name": GRAFANA_DASHBOARDS_PROVIDER,
+                        "orgId": 1,
+                        "folder": "",
+                        "type": "file",
+                        "disableDeletion": True,
+                        "allowUiUpdates": False,
+                        "options": {
+                            "path": f"/var/lib/grafana/dashboards/{GRAFANA_DASHBOARDS_PROVIDER}"
+                        },
+                    }
+                ],
+            }
+        }
+        values["dashboardsConfigMaps"] = {
+            GRAFANA_DASHBOARDS_PROVIDER: grafana.DASHBOARDS_CONFIG_MAP
+        }
+    if release.gateway_address:
+        # The tenant's data API hosts resolve to the gateway inside the cluster: the
+        # data sources' queries never leave it, with the certificate's names unchanged.
+        values["hostAliases"] = [
+            {"ip": release.gateway_address, "hostnames": list(release.data_api_hosts)}
+        ]
+    return values

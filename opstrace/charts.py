@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from opstrace import names
+
 
 @dataclass(frozen=True)
 class Source:
@@ -47,11 +49,27 @@ class Chart:
     version: str
     repository: str
     namespace: str
+    """Where its one release is installed; `PER_TENANT` for a chart installed once in
+    every tenant's namespace (`names.tenant_namespace`), see `per_tenant`."""
     release: str
     source: Source
 
+    @property
+    def per_tenant(self) -> bool:
+        """Installed once in each tenant's namespace, not once for the instance: its
+        releases are found by chart name and namespace, never by `namespace`."""
+        return self.namespace == PER_TENANT
+
+
+PER_TENANT: Final = names.tenant_namespace("<tenant>")
+"""The `namespace` of a chart installed in every tenant's namespace: not a valid
+namespace name (Kubernetes refuses it), so that a release given it by mistake fails
+instead of landing in a namespace of its own."""
+
 
 GRAFANA_CHARTS: Final = "https://grafana.github.io/helm-charts"
+GRAFANA_COMMUNITY_CHARTS: Final = "https://grafana-community.github.io/helm-charts"
+"""Where the open-source Loki and Grafana charts moved in 2026-03."""
 MIMIR: Final = Chart(
     "mimir-distributed",
     "6.0.4",
@@ -78,7 +96,7 @@ LOKI: Final = Chart(
     # The open-source chart moved to the community repository in 2026-03.
     "loki",
     "17.1.7",
-    "https://grafana-community.github.io/helm-charts",
+    GRAFANA_COMMUNITY_CHARTS,
     "opstrace-logs",
     "loki",
     Source(
@@ -140,7 +158,32 @@ CERT_MANAGER: Final = Chart(
         "v1.21.1",
     ),
 )
-ALL_CHARTS: Final = (MIMIR, LOKI, ALLOY, LOAD_BALANCER_CONTROLLER, CERT_MANAGER)
+GRAFANA: Final = Chart(
+    # A tenant's own Grafana (`opstrace.grafana`), one release in each tenant's namespace,
+    # from the community repository that also publishes Loki's chart. The tag
+    # grafana-12.11.1 ("[grafana] Omit replicas on StatefulSet when autoscaling is
+    # enabled (#746)"), appVersion 13.2.0, the newest grafana-* tag in
+    # grafana-community/helm-charts as read there (history to 2026-08-20).
+    "grafana",
+    "12.11.1",
+    GRAFANA_COMMUNITY_CHARTS,
+    PER_TENANT,
+    "grafana",
+    Source(
+        "grafana-community/helm-charts",
+        "grafana-12.11.1",
+        "864f7794683680e5100a38670e103c4fa6e37e29",
+        "2026-08-19",
+        "charts/grafana/Chart.yaml",
+        "12.11.1",
+    ),
+)
+ALL_CHARTS: Final = (MIMIR, LOKI, ALLOY, LOAD_BALANCER_CONTROLLER, CERT_MANAGER, GRAFANA)
+INSTANCE_CHARTS: Final = tuple(c for c in ALL_CHARTS if not c.per_tenant)
+"""The charts installed once for the instance, each in its own namespace."""
+TENANT_CHARTS: Final = tuple(c for c in ALL_CHARTS if c.per_tenant)
+"""The charts installed in every tenant's namespace that has them (a tenant with
+`grafana: false` has no Grafana)."""
 
 IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
 MIMIR_SERVICE_ACCOUNT: Final = "mimir"
@@ -149,6 +192,9 @@ LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT: Final = "aws-load-balancer-controller"
 CERT_MANAGER_SERVICE_ACCOUNT: Final = "cert-manager"
 STORAGE_CLASS: Final = "gp3"
 """The encrypted gp3 class the program makes default in eks mode."""
+RETAINED_STORAGE_CLASS: Final = "gp3-retained"
+"""The same class with volumes that outlive their claims: the tenants' Grafanas' disks in
+eks mode with `keepDataOnDestroy`, so that `destroy` leaves them."""
 
 MIMIR_HTTP_PORT: Final = 8080
 MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT: Final = 8443

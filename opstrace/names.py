@@ -8,6 +8,7 @@ narrowed where Opstrace would accept a name that cannot become a valid hostname.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 SYSTEM_TENANT: Final = "system"
@@ -22,6 +23,9 @@ DNS_NAME_MAX: Final = 253
 
 ENDPOINT_SERVICES: Final = ("cortex", "loki")
 """The data API services each tenant gets an endpoint for, in a stable order."""
+GRAFANA_SERVICE: Final = "grafana"
+"""The host of a tenant's own Grafana (`grafana.<tenant>.<instance>.<domain>`), served by
+the gateway like the data API hosts, unless the tenant has `grafana: false`."""
 
 TENANT_NAMESPACE_SUFFIX: Final = "-tenant"
 """Opstrace's Kubernetes namespace convention: tenant `prod` lives in `prod-tenant`."""
@@ -148,22 +152,37 @@ def endpoint_hosts(tenant: str, instance: str, domain: str) -> tuple[str, ...]:
     return tuple(endpoint_host(service, tenant, instance, domain) for service in ENDPOINT_SERVICES)
 
 
-def tenant_endpoints(tenant: str, instance: str, domain: str) -> dict[str, str]:
-    """Service name -> `https://` URL of each data API endpoint of a tenant."""
+def tenant_services(grafana: bool) -> tuple[str, ...]:
+    """The hosts' first labels of a tenant: the data API's, then its Grafana's if it has one."""
+    return (*ENDPOINT_SERVICES, GRAFANA_SERVICE) if grafana else ENDPOINT_SERVICES
+
+
+def tenant_hosts(tenant: str, instance: str, domain: str, grafana: bool) -> tuple[str, ...]:
+    """Every host of a tenant: the names its certificate carries and its DNS records."""
+    return tuple(
+        endpoint_host(service, tenant, instance, domain) for service in tenant_services(grafana)
+    )
+
+
+def tenant_endpoints(
+    tenant: str, instance: str, domain: str, grafana: bool = False
+) -> dict[str, str]:
+    """Service name -> `https://` URL of each endpoint of a tenant (its Grafana's too)."""
     return {
         service: f"https://{endpoint_host(service, tenant, instance, domain)}"
-        for service in ENDPOINT_SERVICES
+        for service in tenant_services(grafana)
     }
 
 
 def endpoint_records(
-    tenants: list[str] | tuple[str, ...], instance: str, domain: str, target: str
+    tenants: Mapping[str, bool], instance: str, domain: str, target: str
 ) -> list[dict[str, str]]:
-    """The DNS records every tenant endpoint needs: a CNAME to the gateway's address."""
+    """The DNS records every tenant host needs (tenant -> whether it has a Grafana): a
+    CNAME to the gateway's address."""
     return [
-        {"name": endpoint_host(service, tenant, instance, domain), "type": "CNAME", "value": target}
-        for tenant in tenants
-        for service in ENDPOINT_SERVICES
+        {"name": host, "type": "CNAME", "value": target}
+        for tenant, grafana in tenants.items()
+        for host in tenant_hosts(tenant, instance, domain, grafana)
     ]
 
 

@@ -7,7 +7,8 @@ read and write any tenant's data: their namespaces accept only the gateway pods 
 HTTP port the gateway forwards to) and their own pods (which talk to each other); where
 the instance runs both, Mimir's Alertmanager also accepts Loki's pods (Loki's ruler sends
 its tenants' alerts there, `X-Scope-OrgID` and all), on that port and nothing else. Every
-tenant namespace and the collector's namespace accept nothing; the gateway's namespace
+tenant namespace (but its Grafana, below) and the collector's namespace accept nothing;
+the gateway's namespace
 accepts only the gateway's listeners, from anywhere (the NLB sends to pod IPs from its
 own addresses, which no selector names).
 
@@ -18,11 +19,31 @@ aws/aws-network-policy-agent#65; Calico and Cilium allow the local host by defau
 The NLB's health checks come from its own addresses, hence the gateway's health port
 among its listeners; the sync sidecar's status port is opened to the collector's
 namespace alone (it scrapes the usage counters there), the kubelet's probes need
-nothing. Egress is not restricted: the sidecar reaches the API server (its Service's
-ClusterIP, DNAT'd to the control plane's addresses, which no selector names).
+nothing. Egress is not restricted (but the Grafana pods', below): the sidecar reaches the
+API server (its Service's ClusterIP, DNAT'd to the control plane's addresses, which no
+selector names).
+
+Each tenant's Grafana (`opstrace.grafana`, in its tenant's namespace, the system
+tenant's too) is the one exception, both ways. It accepts the gateway's pods on its
+container port (the gateway forwards `grafana.<tenant>...` to it) and nothing else; it
+reaches DNS, the gateway's internal listener (where its data sources' hosts resolve,
+`hostAliases`) and HTTPS on public addresses (the identity provider's token and userinfo
+endpoints), nothing else: not Mimir or Loki, not another tenant, not the Kubernetes API's
+ClusterIP, not the cloud's metadata address. The gateway's internal listener accepts only
+those pods. The policies go into the namespaces of the tenants with a Grafana and pick
+its pods by the chart's labels: a pod there that wears the labels gains a door that
+still asks for a token, and loses its egress. No
+namespace restricts egress otherwise, so the egress policy, selecting the Grafana pods
+alone, isolates exactly them. What "public addresses" leaves open: whatever has one on
+443, the cluster's public API endpoint among them (Grafana holds no credential for it:
+no service account token is mounted). The Grafana pods reach the gateway and DNS through
+their Services' ClusterIPs: the AWS network policy agent, which sees the packet before the
+DNAT, allows a ClusterIP only for a Service whose selector the rule's pod selector matches
+(`gateway_manifests.internal_service`, CoreDNS's `kube-dns`).
 
 Every port and label named here comes from its owner: the gateway's from its settings
-(through the manifests' container ports), the backends' from `charts`.
+(through the manifests' container ports), the backends' from `charts`, Grafana's from
+`opstrace.grafana` and its chart's labels.
 """
 
 from __future__ import annotations
@@ -31,10 +52,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from opstrace import chart_values, charts
+from opstrace import chart_values, charts, grafana
+from opstrace.config.platform import PRIVATE_NETWORKS
 from opstrace.config.sizes import Size
 from opstrace.gateway import manifests as gateway_manifests
-from opstrace.gateway.manifests import HEALTH_PORT, PLAIN_PORT, TLS_PORT
+from opstrace.gateway.manifests import HEALTH_PORT, INTERNAL_PORT, PLAIN_PORT, TLS_PORT
 from sidecar import contract
 
 Manifest = dict[str, Any]
@@ -47,6 +69,32 @@ it, and no other pod and no tenant reaches it."""
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 """Set by the API server on every namespace (Kubernetes 1.21 and later): a namespace
 selector on it names exactly one namespace."""
+TENANT_LABEL: Final = "opstrace.io/tenant"
+INSTANCE_LABEL: Final = "opstrace.io/instance"
+PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
+"""What `components.tenant` labels every tenant's namespace with (the tenant, the
+instance, `opstrace`); the internal listener's policy names them, beside their names."""
+GRAFANA_PODS: Final = {
+    "app.kubernetes.io/name": "grafana",
+    "app.kubernetes.io/instance": grafana.RELEASE,
+}
+"""The Grafana chart's labels on its pods (its `grafana.selectorLabels`), for the release
+in a tenant's namespace."""
+DNS_PODS: Final = {"k8s-app": "kube-dns"}
+"""CoreDNS's pods in `kube-system` (EKS's add-on and kubeadm's keep kube-dns's label)."""
+DNS_NAMESPACE: Final = "kube-system"
+DNS_PORT: Final = 53
+HTTPS_PORT: Final = 443
+NOT_PUBLIC: Final = (
+    *(str(block) for block in PRIVATE_NETWORKS),
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
+"""What the identity provider's addresses are not: RFC 1918's space (the VPC, its pods,
+nodes, Services and the Kubernetes API's ClusterIP and private endpoint), the shared
+address space (EKS's custom networking gives pods addresses there) and link-local (the
+cloud's metadata address, 169.254.169.254)."""
+EVERY_IPV4: Final = "0.0.0.0/0"
 POLICY_LABELS: Final = {
     "app.kubernetes.io/part-of": "opstrace",
     "app.kubernetes.io/managed-by": "pulumi",
@@ -59,6 +107,9 @@ GATEWAY_LISTENERS: Final = "opstrace-gateway-listeners"
 WEBHOOKS: Final = "opstrace-webhooks"
 ALERTS_FROM_RULER: Final = "opstrace-alerts-from-ruler"
 USAGE_SCRAPE: Final = "opstrace-usage-scrape"
+INTERNAL_LISTENER: Final = "opstrace-internal-listener"
+GRAFANA_FROM_GATEWAY: Final = "opstrace-grafana-from-gateway"
+GRAFANA_EGRESS: Final = "opstrace-grafana-egress"
 
 
 @dataclass(frozen=True)
@@ -103,6 +154,9 @@ class Layout:
     """The instance's own Mimir and Loki (none for external backends)."""
     telemetry_namespace: str | None
     """The collector's namespace, or None without telemetry."""
+    grafana_namespaces: tuple[str, ...] = ()
+    """The namespaces of the tenants with a Grafana (the system tenant's among them when
+    it has one); (): no Grafana, no door for one."""
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -159,6 +213,7 @@ def instance_policies(layout: Layout) -> list[Manifest]:
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: layout.gateway_namespace}},
         "podSelector": {"matchLabels": gateway_pods},
     }
+    policies += _grafana_policies(layout, from_gateway)
     for backend in layout.backends:
         namespace = backend.namespace
         policies += [
@@ -192,20 +247,88 @@ def instance_policies(layout: Layout) -> list[Manifest]:
     return policies
 
 
+def _grafana_policies(layout: Layout, from_gateway: Manifest) -> list[Manifest]:
+    """The tenants' Grafana pods and the gateway's internal listener (see the module doc).
+
+    The listener's peers are named by namespace name (a label the API server sets and
+    nobody else can) as well as by the tenant labels: a namespace someone labels as a
+    tenant's gains nothing."""
+    if not layout.grafana_namespaces:
+        return []
+    tenants_grafana = {
+        "namespaceSelector": {
+            "matchLabels": {PART_OF_LABEL: "opstrace", INSTANCE_LABEL: layout.instance},
+            "matchExpressions": [
+                {"key": TENANT_LABEL, "operator": "Exists"},
+                {
+                    "key": NAMESPACE_NAME_LABEL,
+                    "operator": "In",
+                    "values": sorted(layout.grafana_namespaces),
+                },
+            ],
+        },
+        "podSelector": {"matchLabels": dict(GRAFANA_PODS)},
+    }
+    policies = [
+        _policy(
+            INTERNAL_LISTENER,
+            layout.gateway_namespace,
+            gateway_manifests.labels(layout.instance),
+            [{"from": [tenants_grafana], "ports": _tcp((INTERNAL_PORT,))}],
+        )
+    ]
+    dns = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
+        "podSelector": {"matchLabels": dict(DNS_PODS)},
+    }
+    public = {"ipBlock": {"cidr": EVERY_IPV4, "except": list(NOT_PUBLIC)}}
+    egress: list[Manifest] = [
+        {
+            "to": [dns],
+            "ports": [
+                {"protocol": "UDP", "port": DNS_PORT},
+                {"protocol": "TCP", "port": DNS_PORT},
+            ],
+        },
+        {"to": [from_gateway], "ports": _tcp((INTERNAL_PORT,))},
+        {"to": [public], "ports": _tcp((HTTPS_PORT,))},
+    ]
+    for namespace in layout.grafana_namespaces:
+        policies += [
+            _policy(
+                GRAFANA_FROM_GATEWAY,
+                namespace,
+                GRAFANA_PODS,
+                [{"from": [from_gateway], "ports": _tcp((grafana.CONTAINER_PORT,))}],
+            ),
+            _policy(GRAFANA_EGRESS, namespace, GRAFANA_PODS, egress=egress),
+        ]
+    return policies
+
+
 def _deny_ingress(namespace: str) -> Manifest:
     """No pod of the namespace accepts anything that another policy does not allow."""
     return _policy(DENY_INGRESS, namespace, {}, [])
 
 
 def _policy(
-    name: str, namespace: str, pods: Mapping[str, str], ingress: Sequence[Manifest]
+    name: str,
+    namespace: str,
+    pods: Mapping[str, str],
+    ingress: Sequence[Manifest] = (),
+    *,
+    egress: Sequence[Manifest] | None = None,
 ) -> Manifest:
+    """An ingress policy (`ingress`: what it allows, (): nothing), or with `egress` an
+    egress policy (only what `egress` allows)."""
     spec: Manifest = {
         "podSelector": {"matchLabels": dict(pods)} if pods else {},
-        "policyTypes": ["Ingress"],
+        "policyTypes": ["Ingress"] if egress is None else ["Egress"],
     }
     if ingress:
         spec["ingress"] = list(ingress)
+    if egress:
+        spec["egress"] = [dict(rule) for rule in egress]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -24,11 +24,11 @@ import pytest
 import yaml
 
 from devtools.chart_check import plain
-from opstrace import charts, names
+from opstrace import charts, grafana, names
 from opstrace.config.schema import InstanceConfig
 from opstrace.config.sizes import SINGLE_BINARY
 from opstrace.gateway import manifests as gateway_manifests
-from opstrace.network_policies import NAMESPACE_NAME_LABEL
+from opstrace.network_policies import GRAFANA_PODS, NAMESPACE_NAME_LABEL
 from tools.cluster import state as cluster_state
 from tools.offline import ProgramRun
 
@@ -163,19 +163,38 @@ def chart_stand_ins(config: InstanceConfig) -> list[Workload]:
     return pods
 
 
+ROGUE_NAMESPACE: Final = "rogue"
+"""A namespace that is no tenant's but labelled as the first user tenant's namespace is
+(anyone who may label a namespace may do so), with a pod labelled as Grafana."""
+
+
+def grafana_pod(namespace: str) -> Workload:
+    """A pod of a Grafana release named as a tenant's is (`opstrace.grafana`), labelled as
+    the chart labels its pods."""
+    return Workload(
+        namespace, grafana.RELEASE, "Deployment", GRAFANA_PODS, (grafana.CONTAINER_PORT,)
+    )
+
+
 def bystanders(config: InstanceConfig) -> list[Workload]:
-    """Pods that are none of the instance's: one in each tenant's namespace, one there
-    carrying the gateway's labels (anyone who may run a pod may label it so), one in
-    `default` and one in `kube-system` (anything else the cluster runs)."""
+    """Pods that are none of the instance's own: in each tenant's namespace one app and
+    the tenant's Grafana (whatever its `grafana` switch says: the policies go by labels);
+    one in the first user tenant's carrying the gateway's labels (anyone who may run a pod
+    may label it so); in `default`, one pod and one carrying Grafana's labels (outside any
+    tenant's namespace); one carrying Grafana's labels in `ROGUE_NAMESPACE`; and CoreDNS
+    in `kube-system` (anything else the cluster runs)."""
     pods = [
         Workload(names.tenant_namespace(t.name), "app", "Deployment", {"app": t.name}, (8080,))
         for t in config.tenants
     ]
+    pods += [grafana_pod(names.tenant_namespace(t.name)) for t in config.tenants]
     impostor_namespace = names.tenant_namespace(config.user_tenants[0].name)
     gateway_labels = gateway_manifests.labels(config.instance_name)
     pods.append(Workload(impostor_namespace, "impostor", "Deployment", gateway_labels, (8080,)))
     pods += [
         Workload("default", "anything", "Deployment", {"app": "anything"}, (8080,)),
+        grafana_pod("default"),
+        grafana_pod(ROGUE_NAMESPACE),
         Workload("kube-system", "coredns", "Deployment", {"k8s-app": "kube-dns"}, (53,)),
     ]
     return pods
@@ -208,12 +227,23 @@ def policies_of(run: ProgramRun) -> list[dict[str, Any]]:
     ]
 
 
-def namespace(name: str) -> dict[str, Any]:
-    """A namespace as the API server holds it (it adds the name label to every one)."""
+def namespace_labels_of(run: ProgramRun) -> dict[str, dict[str, str]]:
+    """Name -> labels of every Namespace the program registers (the tenants')."""
+    found = {}
+    for resource in run.resources:
+        if resource.type == "kubernetes:core/v1:Namespace":
+            metadata = plain(resource.inputs)["metadata"]
+            found[metadata["name"]] = dict(metadata.get("labels") or {})
+    return found
+
+
+def namespace(name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A namespace as the API server holds it: with `labels` (the program's), and the
+    name label it adds to every one."""
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {NAMESPACE_NAME_LABEL: name}},
+        "metadata": {"name": name, "labels": {**(labels or {}), NAMESPACE_NAME_LABEL: name}},
     }
 
 
@@ -232,11 +262,15 @@ class Cluster:
 
 
 def cluster_of(run: ProgramRun, config: InstanceConfig, *, with_policies: bool = True) -> Cluster:
-    """The program's NetworkPolicies and gateway, with stand-ins for every other pod."""
+    """The program's NetworkPolicies, gateway and namespaces (with their labels), with
+    stand-ins for every other pod."""
     workloads = (gateway_of(run), *chart_stand_ins(config), *bystanders(config))
     namespaces = sorted({w.namespace for w in workloads})
+    labels = namespace_labels_of(run)
+    impersonated = labels.get(names.tenant_namespace(config.user_tenants[0].name), {})
+    labels[ROGUE_NAMESPACE] = {**impersonated, "opstrace.io/tenant": ROGUE_NAMESPACE}
     manifests = [
-        *(namespace(n) for n in namespaces),
+        *(namespace(n, labels.get(n)) for n in namespaces),
         *(w.manifest() for w in workloads),
         *(policies_of(run) if with_policies else ()),
     ]

@@ -38,6 +38,8 @@ EC_PEM = (
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
+LONG_DOMAIN = ".".join(["d" * 63, "d" * 63, "d" * 63, "d" * 42, "dev"])
+"""`cortex.ci.acme.<it>` is 253 characters, the longest a name may be."""
 PRIVATE_KEY = keys.generate_private_key(2048)
 PRIVATE_PEM = keys.private_key_pem(PRIVATE_KEY).decode()
 RSA_PEM = keys.public_key_pem(PRIVATE_KEY)
@@ -195,7 +197,7 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(tenants=[{"name": "ci", "colour": "red"}]),
             "tenants[0].colour: unknown tenant option; use name, tokens, rotation, exportKeysTo, "
             "signingKeyFile, limits, metricsRetention, logsRetention, rules, logRules, "
-            "alertmanagerConfig, dataApiAllowedCidrs",
+            "alertmanagerConfig, dataApiAllowedCidrs, grafana",
         ),
         Broken(
             "tenant_tokens_empty",
@@ -282,6 +284,100 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(tenants=[{"name": "ci", "dataApiAllowedCidrs": []}]),
             "tenants[0].dataApiAllowedCidrs (tenant 'ci'): empty: list at least one network, or "
             "leave it out for every address",
+        ),
+        Broken(
+            "grafana_token_name_taken",
+            stack(tenants=[{"name": "ci", "tokens": ["default", "grafana"]}]),
+            "tenants[0].tokens[1]: 'grafana' names the tenant's Grafana credential (read-only, "
+            "made by the program): choose another name, or set grafana: false",
+        ),
+        Broken(
+            "grafana_not_a_boolean_or_object",
+            stack(tenants=[{"name": "ci", "grafana": "yes"}]),
+            "tenants[0].grafana (tenant 'ci'): expected true, false or {roles, dashboards, "
+            "storageGi}, got 'yes'",
+        ),
+        Broken(
+            "grafana_option_while_the_instance_has_none",
+            stack(grafana=False, tenants=[{"name": "ci", "grafana": {"storageGi": 5}}]),
+            "tenants[0].grafana (tenant 'ci'): is set, but the instance's grafana is false: no "
+            "tenant has a Grafana; remove the option or set opstrace:grafana to true",
+        ),
+        Broken(
+            "grafana_unknown_role",
+            stack(tenants=[{"name": "ci", "grafana": {"roles": {"Owner": {"groups": ["a"]}}}}]),
+            "tenants[0].grafana.roles (tenant 'ci').Owner: unknown role; use Viewer, Editor, Admin",
+        ),
+        Broken(
+            "grafana_role_for_nobody",
+            stack(tenants=[{"name": "ci", "grafana": {"roles": {"Admin": {"groups": []}}}}]),
+            "tenants[0].grafana.roles (tenant 'ci').Admin: grants the role to nobody: list "
+            "groups or emailDomains",
+        ),
+        Broken(
+            "grafana_role_email_domain_with_at",
+            stack(
+                tenants=[
+                    {"name": "ci", "grafana": {"roles": {"Viewer": {"emailDomains": ["@a.com"]}}}}
+                ]
+            ),
+            "tenants[0].grafana.roles (tenant 'ci').Viewer.emailDomains[0]: '@a.com' is not a "
+            "valid domain: use dot-separated labels of lowercase letters, digits and inner "
+            "hyphens, at least two labels, no trailing dot",
+        ),
+        Broken(
+            "grafana_role_group_with_a_quote",
+            stack(tenants=[{"name": "ci", "grafana": {"roles": {"Editor": {"groups": ["o'n"]}}}}]),
+            "tenants[0].grafana.roles (tenant 'ci').Editor.groups[0]: \"o'n\" holds a quote or a "
+            "backslash, which Grafana's role mapping cannot match: rename the group",
+        ),
+        Broken(
+            "grafana_storage_zero",
+            stack(tenants=[{"name": "ci", "grafana": {"storageGi": 0}}]),
+            "tenants[0].grafana.storageGi (tenant 'ci'): expected GiB, a whole number from 1 to "
+            "1000, got 0",
+        ),
+        Broken(
+            "grafana_sso_without_secret",
+            stack(
+                grafanaSso={
+                    "name": "Okta",
+                    "authUrl": "https://idp.acme.dev/authorize",
+                    "tokenUrl": "https://idp.acme.dev/token",
+                    "apiUrl": "https://idp.acme.dev/userinfo",
+                    "clientId": "opstrace",
+                }
+            ),
+            "grafanaClientSecret: required with grafanaSso; set it as a secret: `pulumi config "
+            "set --secret opstrace:grafanaClientSecret <the client secret>`",
+        ),
+        Broken(
+            "grafana_sso_plain_http",
+            stack(
+                grafanaSso={
+                    "name": "Okta",
+                    "authUrl": "http://idp.acme.dev/authorize",
+                    "tokenUrl": "https://idp.acme.dev/token",
+                    "apiUrl": "https://idp.acme.dev/userinfo",
+                    "clientId": "opstrace",
+                },
+                grafanaClientSecret="s3cret",
+            ),
+            "grafanaSso.authUrl: 'http://idp.acme.dev/authorize' is not an https:// URL with a "
+            "host and no credentials",
+        ),
+        Broken(
+            "grafana_sso_missing_endpoint",
+            stack(grafanaSso={"name": "Okta", "clientId": "opstrace"}),
+            "grafanaSso.authUrl: required, a non-empty string; copy the endpoints from your "
+            "provider's /.well-known/openid-configuration",
+        ),
+        Broken(
+            # One letter longer than its data API hosts: only the Grafana host is too long.
+            "grafana_host_too_long",
+            stack(domain=LONG_DOMAIN, tenants=["ci"]),
+            f"tenants[0]: tenant 'ci' gives a bad endpoint: 'grafana.ci.acme.{LONG_DOMAIN}' is "
+            "longer than 253 characters: use a shorter tenant, instance or domain name",
         ),
         Broken(
             "token_object_without_name",
@@ -932,11 +1028,21 @@ def broken_stacks(project: str) -> list[Broken]:
         ),
         Broken(
             "too_many_credentials",
-            stack(tenants=[f"t{i}" for i in range(2100)]),
+            stack(grafana=False, tenants=[f"t{i}" for i in range(2100)]),
             "tenants: 2101 credentials and 0 trusted keys are too many: the trust store "
             "opstrace-trust-store ConfigMap would take 1063144 bytes, more than Kubernetes allows "
             "(1048576); about 2072 keys of this size fit: remove tenants or tokens, or split the "
             "tenants over two instances",
+        ),
+        Broken(
+            # A Grafana per tenant is a second credential each: half as many tenants fit.
+            "too_many_credentials_with_grafanas",
+            stack(tenants=[f"t{i}" for i in range(1040)]),
+            "tenants: 2082 credentials and 0 trusted keys are too many: the trust store "
+            "opstrace-trust-store ConfigMap would take 1053530 bytes, more than Kubernetes allows "
+            "(1048576); about 2072 keys of this size fit: remove tenants or tokens, or split the "
+            "tenants over two instances (1041 of the credentials are the tenants' Grafanas': a "
+            "tenant's `grafana: false` frees one)",
         ),
     ]
 

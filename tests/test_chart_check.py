@@ -6,12 +6,13 @@ program's own plan, and that is checked here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from devtools import chart_check as check
-from opstrace import charts
+from opstrace import charts, names
 from opstrace.aws import eks_versions
 from opstrace.policy import limits
 
@@ -59,6 +60,7 @@ def test_each_chart_has_its_local_copy_variable() -> None:
         "OPSTRACE_CHART_ALLOY",
         "OPSTRACE_CHART_AWS_LOAD_BALANCER_CONTROLLER",
         "OPSTRACE_CHART_CERT_MANAGER",
+        "OPSTRACE_CHART_GRAFANA",
     ]
 
 
@@ -84,3 +86,31 @@ def test_the_policy_check_changes_the_runtime_configuration_where_the_program_pu
             holder = holder[key]
         holder.pop(backend.runtime_config_at[-1])
     assert variant.values == release.values
+
+
+def test_each_tenants_grafana_is_rendered_in_its_namespace(dev_cases: list[check.Case]) -> None:
+    case = dev_cases[0]
+    grafanas = [r for r in check.releases(case) if r.chart == charts.GRAFANA]
+    with_grafana = [t.name for t in case.config.tenants if t.grafana.enabled]
+    assert with_grafana
+    assert sorted(r.namespace for r in grafanas) == sorted(
+        names.tenant_namespace(t) for t in with_grafana
+    )
+    assert {r.name for r in grafanas} == {charts.GRAFANA.release}
+    # Each is a render of its own, beside the instance's charts.
+    keys = [r.key for r in check.releases(case)]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_tenant_with_a_grafana_setting_but_no_release_is_named(
+    dev_cases: list[check.Case],
+) -> None:
+    case = dev_cases[0]
+    assert check.grafana_coverage_problems(case) == []
+    staging = next(t for t in case.config.tenants if t.name == "staging")
+    spec = replace(staging.grafana, enabled=False)
+    tenants = tuple(replace(t, grafana=spec) if t is staging else t for t in case.config.tenants)
+    changed = replace(case, config=replace(case.config, tenants=tenants))
+    assert check.grafana_coverage_problems(changed) == [
+        "grafana: the plan has a Grafana release in staging-tenant, whose tenant has none"
+    ]

@@ -22,10 +22,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def parse(**overrides: Any) -> config_module.InstanceConfig:
+    """A valid stack's config with `overrides`; without Grafanas (and so without their
+    credentials and hosts) unless they say otherwise: tests/test_grafana_config.py."""
     raw: dict[str, Any] = {
         "instanceName": "acme",
         "domain": "acme.dev",
         "tenants": ["prod"],
+        "grafana": False,
         **overrides,
     }
     return parse_config(raw, base_dir=PROJECT_DIR, aws_region="eu-central-1")

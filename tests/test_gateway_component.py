@@ -10,9 +10,10 @@ from typing import Any
 
 import kubernetes_validate
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
-from components.gateway import Gateway, GatewayArgs
+from components.gateway import Gateway, GatewayArgs, component
 from components.trust_store import BoundKey
 from opstrace import keys
 from opstrace.config import sizes
@@ -66,8 +67,12 @@ def deploy(args: GatewayArgs) -> Deployed:
 
     def program() -> None:
         gateway = Gateway("gw", args)
-        pulumi.Output.all(gateway.load_balancer_hostname, gateway.config_checksum).apply(
-            lambda values: outputs.update(hostname=values[0], checksum=values[1])
+        pulumi.Output.all(
+            gateway.load_balancer_hostname, gateway.config_checksum, gateway.internal_address
+        ).apply(
+            lambda values: outputs.update(
+                hostname=values[0], checksum=values[1], internal_address=values[2]
+            )
         )
 
     return Deployed(run_components(program), outputs)
@@ -120,11 +125,12 @@ def test_children_are_named_after_the_component_and_parented_to_it(deployed: Dep
         ("opstrace:index:Gateway$kubernetes:apps/v1:Deployment", "gw-deployment"),
         ("opstrace:index:Gateway$kubernetes:policy/v1:PodDisruptionBudget", "gw-pdb"),
         ("opstrace:index:Gateway$kubernetes:core/v1:Service", "gw-service"),
+        ("opstrace:index:Gateway$kubernetes:core/v1:Service", "gw-internal"),
     }
 
 
 def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed) -> None:
-    status = deployed.registration("kubernetes:core/v1:Service").state["status"]
+    status = deployed.registration("kubernetes:core/v1:Service", "gw-service").state["status"]
     assert deployed.outputs["hostname"] == status["loadBalancer"]["ingress"][0]["hostname"]
 
 
@@ -283,7 +289,7 @@ def test_the_config_maps_change_only_after_the_certificates_are_issued(
 
 
 def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: Deployed) -> None:
-    service = deployed.manifest("kubernetes:core/v1:Service")
+    service = deployed.manifest("kubernetes:core/v1:Service", "gw-service")
     annotations = service["metadata"]["annotations"]
     assert service["spec"]["type"] == "LoadBalancer"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
@@ -297,9 +303,56 @@ def test_service_is_an_internet_facing_nlb_to_pod_ips_on_443_and_80(deployed: De
 
 def test_generic_load_balancer_has_no_aws_annotations(key_set: dict[str, str]) -> None:
     service = deploy(gateway_args(key_set, load_balancer="generic")).manifest(
-        "kubernetes:core/v1:Service"
+        "kubernetes:core/v1:Service", "gw-service"
     )
     assert "annotations" not in service["metadata"]
+
+
+@pytest.mark.parametrize("load_balancer", ["aws", "generic"])
+def test_no_load_balancer_carries_the_internal_listener(
+    key_set: dict[str, str], load_balancer: str
+) -> None:
+    deployed = deploy(gateway_args(key_set, load_balancer=load_balancer))
+    service = deployed.manifest("kubernetes:core/v1:Service", "gw-service")
+    ports = service["spec"]["ports"]
+    assert {p["targetPort"] for p in ports} == {"https", "http"}
+    assert manifests.INTERNAL_PORT not in {p["port"] for p in ports}
+    (load_balancers,) = [
+        r.name
+        for r in deployed.run.resources
+        if r.type == "kubernetes:core/v1:Service" and r.inputs["spec"]["type"] == "LoadBalancer"
+    ]
+    assert load_balancers == "gw-service"
+
+
+def test_the_internal_service_is_a_cluster_ip_443_to_the_internal_listener(
+    deployed: Deployed,
+) -> None:
+    service = deployed.manifest("kubernetes:core/v1:Service", "gw-internal")
+    spec = service["spec"]
+    assert spec["type"] == "ClusterIP"
+    assert "annotations" not in service["metadata"]
+    assert (
+        spec["selector"]
+        == deployed.manifest("kubernetes:apps/v1:Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert [(p["port"], p["targetPort"], p["protocol"]) for p in spec["ports"]] == [
+        (443, manifests.INTERNAL_PORT, "TCP")
+    ]
+    (haproxy,) = deployed.pod()["containers"]
+    named = {p["name"]: p["containerPort"] for p in haproxy["ports"]}
+    assert named["internal"] == manifests.INTERNAL_PORT
+    listen = gateway_settings.DEFAULT_INTERNAL_LISTEN
+    assert int(listen.rpartition(":")[2]) == manifests.INTERNAL_PORT
+
+
+def test_the_internal_address_is_the_internal_services_cluster_ip(deployed: Deployed) -> None:
+    # Pulumi's mocks allocate no ClusterIP: the output is what the state holds.
+    state = deployed.registration("kubernetes:core/v1:Service", "gw-internal").state
+    assert deployed.outputs["internal_address"] == state["spec"].get("clusterIP", "")
+    spec = k8s.core.v1.outputs.ServiceSpec(cluster_ip="10.100.7.9")
+    assert component._cluster_ip(spec) == "10.100.7.9"
+    assert component._cluster_ip(None) == ""
 
 
 def test_pod_disruption_budget_keeps_one_pod_of_the_deployment(deployed: Deployed) -> None:
@@ -313,7 +366,7 @@ def test_every_registered_manifest_is_valid_against_the_kubernetes_schema(
     deployed: Deployed,
 ) -> None:
     objects = [r for r in deployed.run.resources if r.type.startswith("kubernetes:")]
-    assert len(objects) == 9
+    assert len(objects) == 10
     for resource in objects:
         manifest = {**resource.inputs, **api_version_and_kind(resource.type)}
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)

@@ -352,14 +352,26 @@ def test_listeners_come_from_the_settings() -> None:
     lines = [line.strip() for line in config_lines(render_gateway_files(SETTINGS, KEYS))]
     assert "bind 127.0.0.1:18080" in lines
     assert "bind 127.0.0.1:18081" in lines
+    tls = "ssl crt-list /etc/gateway/crt-list alpn h2,http/1.1 strict-sni"
+    assert f"bind 127.0.0.1:18443 {tls}" in lines
+    assert f"bind 0.0.0.0:9443 {tls} name internal" in lines
+    without = config_lines(render_gateway_files(settings(internal_listen=None), KEYS))
+    assert [line.strip() for line in without if "bind" in line and "crt-list" in line] == [
+        f"bind 127.0.0.1:18443 {tls}"
+    ]
 
 
 def test_defaults_are_the_pods_listeners_and_directories() -> None:
     pod = gateway_upstreams.gateway_settings(
-        "acme", "example.com", (), gateway_upstreams.upstreams(sizes.SIZES["small"])
+        "acme",
+        "example.com",
+        (),
+        gateway_upstreams.upstreams(sizes.SIZES["small"]),
+        grafana_tenants=("system",),
     )
-    assert (pod.listen, pod.http_listen, pod.health_listen) == (
+    assert (pod.listen, pod.internal_listen, pod.http_listen, pod.health_listen) == (
         "0.0.0.0:8443",
+        "0.0.0.0:9443",
         "0.0.0.0:8080",
         "0.0.0.0:8081",
     )
@@ -430,7 +442,10 @@ def haproxy_check(directory: Path, trusted: dict[str, str], **overrides: Any) ->
     }
     chosen = settings(config_dir=str(directory), **{**local, **overrides})
     files = render_gateway_files(chosen, trusted)
-    project(directory, {**files, **certificate_files(gateway_ca(), tuple(chosen.tenants))})
+    certificates = certificate_files(
+        gateway_ca(), tuple(chosen.tenants), tuple(chosen.grafana_urls)
+    )
+    project(directory, {**files, **certificates})
     result = subprocess.run(
         [HAPROXY, "-c", "-f", str(directory / HAPROXY_CONFIG)],
         capture_output=True,
@@ -563,6 +578,18 @@ LONG_DOMAIN = ("d" * 60 + ".") * 3 + "com"
             {"health_listen": "0.0.0.0:18080"},
             "health_listen: '0.0.0.0:18080' has the plain-HTTP port: use another port",
         ),
+        (
+            {"internal_listen": "0.0.0.0:94430"},
+            f"internal_listen: '0.0.0.0:94430' {NOT_A_LISTEN_ADDRESS}",
+        ),
+        (
+            {"internal_listen": "127.0.0.1:18443"},
+            "internal_listen: '127.0.0.1:18443' has the data API port: use another port",
+        ),
+        (
+            {"http_listen": "0.0.0.0:9443"},
+            "http_listen: '0.0.0.0:9443' has the in-cluster port: use another port",
+        ),
         ({"config_dir": "etc/gateway"}, f"config_dir: 'etc/gateway' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/a b"}, f"config_dir: '/etc/a b' {NOT_A_CONFIG_DIR}"),
         ({"config_dir": "/etc/../tmp"}, f"config_dir: '/etc/../tmp' {NOT_A_CONFIG_DIR}"),
@@ -640,6 +667,7 @@ def cli_settings(out: Path) -> GatewaySettings:
         loki_query_url="http://127.0.0.1:3100",
         loki_ruler_url="http://127.0.0.1:3100",
         listen="127.0.0.1:8443",
+        internal_listen=None,
         http_listen=None,
         health_listen=None,
         usage_log=None,

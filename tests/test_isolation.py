@@ -10,6 +10,7 @@ cluster.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -17,15 +18,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from opstrace import charts, network_policies
+from opstrace import charts, grafana, names, network_policies
 from opstrace.config.schema import InstanceConfig
 from opstrace.config.stack import config_of_stack
+from opstrace.gateway.manifests import INTERNAL_PORT
 from opstrace.gateway.settings import UPSTREAM_FIELDS
 from sidecar import contract
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.reachability import (
     NEEDS_ANALYZER,
     OUTSIDE,
+    ROGUE_NAMESPACE,
     Cluster,
     Connection,
     Workload,
@@ -86,6 +89,13 @@ class Analysed:
 
     def in_namespace(self, namespace: str) -> set[str]:
         return {w.peer for w in self.cluster.workloads if w.namespace == namespace}
+
+    def grafanas(self) -> set[str]:
+        """The tenants' Grafana pods (not the one in `default` wearing their labels)."""
+        return {
+            self.workload(names.tenant_namespace(t.name), grafana.RELEASE).peer
+            for t in self.config.tenants
+        }
 
 
 def analyse(stack: str, directory: Path, *, with_policies: bool = True) -> Analysed:
@@ -155,7 +165,7 @@ def test_from_outside_the_cluster_only_the_gateways_listeners_and_webhooks_are_r
             expected = set(network_policies.GATEWAY_PORTS)
         elif pod.labels == charts.MIMIR_ROLLOUT_OPERATOR_LABELS:
             expected = {charts.MIMIR_ROLLOUT_OPERATOR_WEBHOOK_PORT}
-        elif pod.namespace in ("default", "kube-system"):
+        elif pod.namespace in ("default", "kube-system", ROGUE_NAMESPACE):
             continue  # not the instance's: no policy of ours selects them
         else:
             expected = set()
@@ -164,12 +174,16 @@ def test_from_outside_the_cluster_only_the_gateways_listeners_and_webhooks_are_r
 
 @NEEDS_ANALYZER
 def test_pods_reach_the_gateway_on_its_listeners_only(analysed: Analysed) -> None:
+    """A tenant's Grafana, on its internal listener only (its egress goes nowhere else)."""
     gateway = analysed.gateway.peer
     collector = collector_pods(analysed)
+    grafanas = analysed.grafanas()
     for source in {c.src for c in analysed.found if c.dst == gateway}:
         expected = set(network_policies.GATEWAY_PORTS)
         if source in collector:
             expected.add(contract.STATUS_PORT)  # the usage counters
+        if source in grafanas:
+            expected = {INTERNAL_PORT}
         assert reachable_ports(analysed.found, source, gateway) == expected, source
 
 
@@ -189,13 +203,103 @@ def collector_pods(analysed: Analysed) -> set[str]:
 
 @NEEDS_ANALYZER
 def test_nothing_reaches_a_tenants_namespace_or_the_collector(analysed: Analysed) -> None:
+    """But the gateway, its tenant's Grafana (next test)."""
     closed = [
         *(n for n in network_policies_namespaces(analysed) if n.endswith("-tenant")),
         charts.ALLOY.namespace,
     ]
+    grafanas = analysed.grafanas()
     for pod in analysed.cluster.workloads:
-        if pod.namespace in closed and pod != analysed.gateway:
+        if pod.namespace in closed and pod != analysed.gateway and pod.peer not in grafanas:
             assert {c.src for c in analysed.found if c.dst == pod.peer} == set(), pod.peer
+
+
+@NEEDS_ANALYZER
+def test_only_the_gateway_reaches_a_tenants_grafana_and_on_its_port_only(
+    analysed: Analysed,
+) -> None:
+    for pod in analysed.grafanas():
+        assert {c.src for c in analysed.found if c.dst == pod} == {analysed.gateway.peer}, pod
+        assert reachable_ports(analysed.found, analysed.gateway.peer, pod) == {
+            grafana.CONTAINER_PORT
+        }
+
+
+@NEEDS_ANALYZER
+def test_only_the_tenants_grafana_pods_reach_the_gateways_internal_listener(
+    analysed: Analysed,
+) -> None:
+    """Not a pod of a tenant's namespace that is not labelled as Grafana (the gateway's
+    impostor among them), not a pod labelled as Grafana outside the tenants' namespaces
+    (even in one labelled as a tenant's), not from outside the cluster."""
+    assert INTERNAL_PORT in analysed.gateway.ports
+    for namespace in ("default", ROGUE_NAMESPACE):
+        impostor = analysed.workload(namespace, grafana.RELEASE)
+        assert impostor.labels == network_policies.GRAFANA_PODS
+    (rogue,) = [
+        m
+        for m in analysed.cluster.manifests
+        if m["kind"] == "Namespace" and m["metadata"]["name"] == ROGUE_NAMESPACE
+    ]
+    assert network_policies.TENANT_LABEL in rogue["metadata"]["labels"]
+    assert network_policies.INSTANCE_LABEL in rogue["metadata"]["labels"]
+    reaching = sources(analysed.found, analysed.gateway.peer, INTERNAL_PORT)
+    assert reaching == analysed.grafanas()
+    assert len(reaching) == len(analysed.config.tenants)
+
+
+@NEEDS_ANALYZER
+def test_a_tenants_grafana_reaches_dns_and_the_internal_listener_and_nothing_else_inside(
+    analysed: Analysed,
+) -> None:
+    """Not Mimir or Loki, not another tenant's pods or Grafana, not the gateway's other
+    ports (its listeners, the sidecar's usage counters), not the collector."""
+    dns = analysed.workload(network_policies.DNS_NAMESPACE, "coredns").peer
+    for source in analysed.grafanas():
+        for pod in analysed.cluster.workloads:
+            if pod.peer == source:
+                continue
+            tcp = reachable_ports(analysed.found, source, pod.peer)
+            udp = {
+                p
+                for c in analysed.found
+                if (c.src, c.dst) == (source, pod.peer)
+                for p in allowed_ports(c.conn, "UDP")
+            }
+            expected: tuple[set[int], set[int]]
+            if pod == analysed.gateway:
+                expected = ({INTERNAL_PORT}, set())
+            elif pod.peer == dns:
+                expected = ({network_policies.DNS_PORT}, {network_policies.DNS_PORT})
+            else:
+                expected = (set(), set())
+            assert (tcp, udp) == expected, (source, pod.peer)
+
+
+@NEEDS_ANALYZER
+def test_outside_the_cluster_a_tenants_grafana_reaches_https_on_public_addresses_only(
+    analysed: Analysed,
+) -> None:
+    """The identity provider's endpoints, wherever they are; not the VPC's addresses (the
+    Kubernetes API's private endpoint and ClusterIP, nodes, load balancers) nor the cloud's
+    metadata address. The analyzer cannot tell which pod has which address: that an ipBlock
+    reaches no pod is the enforcers' (and the pods' private addresses') doing."""
+    not_public = [ipaddress.IPv4Network(block) for block in network_policies.NOT_PUBLIC]
+    assert any(METADATA_ADDRESS in block for block in not_public)
+    for source in analysed.grafanas():
+        reached = 0
+        for connection in (c for c in analysed.found if c.src == source and "[" not in c.dst):
+            low, high = (ipaddress.IPv4Address(a) for a in connection.dst.split("-"))
+            for block in not_public:
+                assert high < block.network_address or low > block.broadcast_address, connection
+            assert allowed_ports(connection.conn) == {network_policies.HTTPS_PORT}, connection
+            assert allowed_ports(connection.conn, "UDP") == set(), connection
+            reached += int(high) - int(low) + 1
+        # Every public address, so wherever the identity provider is.
+        assert reached == 2**32 - sum(b.num_addresses for b in not_public), source
+
+
+METADATA_ADDRESS: Final = ipaddress.IPv4Address("169.254.169.254")
 
 
 @NEEDS_ANALYZER
@@ -217,6 +321,11 @@ def test_without_the_policies_any_pod_reaches_the_backends(tmp_path: Path) -> No
     anywhere = open_cluster.workload("default", "anything").peer
     for pod, port in open_cluster.targets():
         assert anywhere in sources(open_cluster.found, pod.peer, port)
+    assert anywhere in sources(open_cluster.found, open_cluster.gateway.peer, INTERNAL_PORT)
+    querier = open_cluster.workload(charts.MIMIR.namespace, f"{charts.MIMIR.release}-querier")
+    for peer in open_cluster.grafanas():
+        assert anywhere in sources(open_cluster.found, peer, grafana.CONTAINER_PORT)
+        assert charts.MIMIR_HTTP_PORT in reachable_ports(open_cluster.found, peer, querier.peer)
 
 
 def network_policies_namespaces(analysed: Analysed) -> set[str]:

@@ -15,11 +15,13 @@ from opstrace.names import (
     domain_problem,
     endpoint_host,
     endpoint_hosts,
+    endpoint_records,
     hostname_problem,
     instance_dns_name,
     instance_name_problem,
     subject,
     tenant_endpoints,
+    tenant_hosts,
     tenant_name_problem,
     tenant_namespace,
     token_name_problem,
@@ -267,6 +269,39 @@ def test_endpoint_hosts_are_the_cortex_then_loki_hosts_of_the_tenant() -> None:
 
 def test_endpoint_services_are_cortex_and_loki() -> None:
     assert ENDPOINT_SERVICES == ("cortex", "loki")
+
+
+def test_a_tenant_with_a_grafana_has_its_host_after_the_data_api_hosts() -> None:
+    assert tenant_hosts("prod", "acme", "example.com", grafana=True) == (
+        "cortex.prod.acme.example.com",
+        "loki.prod.acme.example.com",
+        "grafana.prod.acme.example.com",
+    )
+
+
+def test_a_tenant_without_a_grafana_has_the_data_api_hosts_alone() -> None:
+    assert tenant_hosts("prod", "acme", "example.com", grafana=False) == endpoint_hosts(
+        "prod", "acme", "example.com"
+    )
+
+
+def test_the_endpoints_of_a_tenant_with_a_grafana_give_its_url() -> None:
+    endpoints = tenant_endpoints("prod", "acme", "example.com", grafana=True)
+
+    assert endpoints["grafana"] == "https://grafana.prod.acme.example.com"
+    assert list(endpoints) == ["cortex", "loki", "grafana"]
+
+
+def test_endpoint_records_point_every_host_of_each_tenant_at_the_target() -> None:
+    records = endpoint_records({"prod": True, "ci": False}, "acme", "example.com", "lb.aws")
+
+    assert [(r["name"], r["type"], r["value"]) for r in records] == [
+        ("cortex.prod.acme.example.com", "CNAME", "lb.aws"),
+        ("loki.prod.acme.example.com", "CNAME", "lb.aws"),
+        ("grafana.prod.acme.example.com", "CNAME", "lb.aws"),
+        ("cortex.ci.acme.example.com", "CNAME", "lb.aws"),
+        ("loki.ci.acme.example.com", "CNAME", "lb.aws"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -69,10 +69,16 @@ def test_plan_prints_children_indented_under_their_parent(tree: str) -> None:
     tenant = lines.index("  opstrace:index:Tenant  dev-acme-tenant-prod")
     assert lines[0] == "opstrace:index:Cluster  dev-acme-cluster"
     assert "opstrace:index:Instance  dev-acme" in lines
-    assert lines[tenant + 1 : tenant + 4] == [
+    assert lines[tenant + 1 : tenant + 9] == [
         "    kubernetes:cert-manager.io/v1:Certificate  dev-acme-tenant-prod-certificate",
         "    kubernetes:core/v1:Namespace  dev-acme-tenant-prod-namespace",
+        "    opstrace:index:Grafana  dev-acme-tenant-prod-grafana",
+        "      kubernetes:core/v1:Secret  dev-acme-tenant-prod-grafana-secret",
+        "      kubernetes:helm.sh/v3:Release  dev-acme-tenant-prod-grafana-release",
+        "      pulumi-python:dynamic/opstrace:GeneratedPassword  "
+        "dev-acme-tenant-prod-grafana-admin-password",
         "    pulumi-python:dynamic/opstrace:TenantToken  dev-acme-tenant-prod-token-default",
+        "    pulumi-python:dynamic/opstrace:TenantToken  dev-acme-tenant-prod-token-grafana",
     ]
 
 

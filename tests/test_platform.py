@@ -38,6 +38,16 @@ def named(run: ProgramRun, name: str) -> Registration:
     return resource
 
 
+def load_balancer_service(run: ProgramRun) -> Registration:
+    """The gateway's public Service (not its in-cluster one, for the tenants' Grafana)."""
+    (service,) = [
+        r
+        for r in of_type(run, "kubernetes:core/v1:Service")
+        if r.inputs["spec"]["type"] == "LoadBalancer"
+    ]
+    return service
+
+
 def release(run: ProgramRun, chart: charts.Chart) -> Registration:
     (found,) = [r for r in of_type(run, RELEASE) if r.inputs["chart"] == chart.name]
     return found
@@ -305,13 +315,17 @@ def test_no_token_or_kubeconfig_appears_in_plain_text_in_any_input(
 
 
 def test_the_system_token_reaches_the_collector_only_as_a_secret(dev_run: ProgramRun) -> None:
-    string_data = of_type(dev_run, "kubernetes:core/v1:Secret")[0].inputs["stringData"]
+    string_data = collector_secret(dev_run).inputs["stringData"]
     assert rpc.is_rpc_secret(string_data)
     assert list(rpc.unwrap_rpc_secret(string_data)) == ["token"]
 
 
 def collector_secret(run: ProgramRun) -> Registration:
-    (secret,) = of_type(run, "kubernetes:core/v1:Secret")
+    (secret,) = [
+        secret
+        for secret in of_type(run, "kubernetes:core/v1:Secret")
+        if secret.inputs["metadata"]["namespace"] == charts.ALLOY.namespace
+    ]
     return secret
 
 
@@ -694,7 +708,7 @@ def test_the_gateways_load_balancer_goes_before_the_network_it_lives_in(
 ) -> None:
     # The controller deletes the NLB when the Service goes; until then the NLB holds
     # addresses in the public subnets and public addresses the internet gateway maps.
-    (service,) = of_type(dev_run, "kubernetes:core/v1:Service")
+    service = load_balancer_service(dev_run)
     network = [
         *of_type(dev_run, "aws:ec2/vpc:Vpc"),
         *of_type(dev_run, "aws:ec2/subnet:Subnet"),
@@ -729,7 +743,7 @@ def test_whoever_uses_a_role_comes_after_its_permissions_and_goes_before_them(
 
 
 def test_gateway_load_balancer_is_deleted_before_its_controller(dev_run: ProgramRun) -> None:
-    service = of_type(dev_run, "kubernetes:core/v1:Service")[0]
+    service = load_balancer_service(dev_run)
     assert depends_on(dev_run, service, release(dev_run, charts.LOAD_BALANCER_CONTROLLER))
 
 

@@ -25,6 +25,7 @@ from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools.offline import (
     AWS_OUTPUTS,
+    PASSWORD_TYPE,
     TOKEN_TYPE,
     ProgramFailed,
     ProgramRun,
@@ -33,6 +34,7 @@ from tools.offline import (
 )
 
 TENANTS = ("system", "prod", "staging")
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def named(run: ProgramRun, name: str) -> Registration:
@@ -76,8 +78,23 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
             ("kubernetes:cert-manager.io/v1:Certificate", f"{component}-certificate", component),
             ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-cortex", "dev-acme-dns"),
             ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-loki", "dev-acme-dns"),
+            # Its Grafana, reading with a credential of its own.
+            (TOKEN_TYPE, f"{component}-token-grafana", component),
+            ("opstrace:index:Grafana", f"{component}-grafana", component),
+            (PASSWORD_TYPE, f"{component}-grafana-admin-password", f"{component}-grafana"),
+            ("kubernetes:core/v1:Secret", f"{component}-grafana-secret", f"{component}-grafana"),
+            (HELM_RELEASE, f"{component}-grafana-release", f"{component}-grafana"),
+            ("aws:route53/record:Record", f"dev-acme-dns-{tenant}-grafana", "dev-acme-dns"),
         }
     expected.add((TOKEN_TYPE, "dev-acme-tenant-staging-token-ci", "dev-acme-tenant-staging"))
+    # The system tenant's Grafana shows the instance's own dashboards.
+    expected.add(
+        (
+            "kubernetes:core/v1:ConfigMap",
+            "dev-acme-tenant-system-grafana-dashboards",
+            "dev-acme-tenant-system-grafana",
+        )
+    )
     assert expected <= tree
     # Everything else belongs to the platform components (cluster, add-ons, backends,
     # telemetry) or the gateway.
@@ -108,7 +125,7 @@ def test_system_tenant_exists_though_config_does_not_list_it(dev_run: ProgramRun
 
 def test_every_token_resource_registers_its_token_as_secret(dev_run: ProgramRun) -> None:
     tokens = [r for r in dev_run.resources if r.type == TOKEN_TYPE]
-    assert len(tokens) == 4
+    assert len(tokens) == 7  # 4 listed or default, and each tenant's Grafana's
     assert all(r.additional_secret_outputs == ("token",) for r in tokens)
 
 
@@ -119,9 +136,9 @@ def test_tokens_stack_output_is_secret(dev_run: ProgramRun) -> None:
 def test_tokens_stack_output_has_every_tenant_and_token_name(minted_dev_run: ProgramRun) -> None:
     tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
     assert {t: sorted(v) for t, v in tokens.items()} == {
-        "system": ["default"],
-        "prod": ["default"],
-        "staging": ["ci", "default"],
+        "system": ["default", "grafana"],
+        "prod": ["default", "grafana"],
+        "staging": ["ci", "default", "grafana"],
     }
 
 
@@ -132,6 +149,7 @@ def test_stack_outputs_name_the_instance_and_each_tenant_endpoint(dev_run: Progr
     assert outputs["endpoints"]["prod"] == {
         "cortex": f"https://cortex.prod.dev-acme.{OPERATOR_DOMAIN}",
         "loki": f"https://loki.prod.dev-acme.{OPERATOR_DOMAIN}",
+        "grafana": f"https://grafana.prod.dev-acme.{OPERATOR_DOMAIN}",
     }
 
 
@@ -172,7 +190,7 @@ def trust_store_data(run: ProgramRun, role: str = "keys") -> dict[str, str]:
 def test_trust_store_holds_one_key_per_token_in_opstrace_format(dev_run: ProgramRun) -> None:
     key_set = keys.parse_key_set_json(trust_store_data(dev_run)[keys.KEYSET_ENV_NAME])
     assert sorted(key_set) == dev_run.stack_outputs["key_ids"]
-    assert len(key_set) == 4
+    assert len(key_set) == 7
 
 
 def test_trust_store_jwks_has_the_key_set_ids(dev_run: ProgramRun) -> None:
@@ -275,7 +293,7 @@ def test_every_endpoint_has_exactly_one_record_in_the_instance_zone(dev_run: Pro
     hosts = {
         f"{service}.{tenant}.dev-acme.{OPERATOR_DOMAIN}"
         for tenant in TENANTS
-        for service in ("cortex", "loki")
+        for service in ("cortex", "loki", "grafana")
     }
     records = endpoint_records(dev_run)
     assert set(records) == hosts
@@ -373,11 +391,11 @@ def test_existing_cluster_is_checked_not_changed() -> None:
     run = run_program(existing_config(), stack="dev")
     types = {r.type for r in run.resources}
     assert not {t for t in types if t.startswith(("aws:eks", "aws:ec2"))}
-    assert "kubernetes:helm.sh/v3:Release" in types  # the backends and telemetry only
+    # The backends, telemetry and the tenants' Grafanas only: no add-on.
     releases = {
         r.inputs["chart"] for r in run.resources if r.type == "kubernetes:helm.sh/v3:Release"
     }
-    assert releases == {"mimir-distributed", "loki", "alloy"}
+    assert releases == {"mimir-distributed", "loki", "alloy", "grafana"}
 
 
 def test_invalid_config_stops_the_program_with_one_line_before_any_registration() -> None:
@@ -443,7 +461,8 @@ def test_dns_none_registers_no_aws_resource_and_lists_the_records_to_create() ->
             "value": service_hostname(service),
         },
     ]
-    assert len(run.stack_outputs["dns_records"]) == 6
+    # Each tenant's three: cortex, loki and grafana.
+    assert len(run.stack_outputs["dns_records"]) == 9
 
 
 def test_a_token_expiring_within_30_days_is_reported_by_every_run() -> None:
@@ -456,6 +475,10 @@ def test_a_token_expiring_within_30_days_is_reported_by_every_run() -> None:
         "token 'default' of tenant 'prod'",
         "token 'default' of tenant 'staging'",
         "token 'default' of tenant 'system'",
+        # A Grafana whose token expires shows no data: its tenant's rotation renews it.
+        "token 'grafana' of tenant 'prod'",
+        "token 'grafana' of tenant 'staging'",
+        "token 'grafana' of tenant 'system'",
     ]
 
 
@@ -465,7 +488,7 @@ def test_an_expired_token_is_reported_as_an_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(tenant_module, "time", SimpleNamespace(time=lambda: later))
     run = run_program(dev_config(), stack="dev")
     errors = [text for level, text in run.messages if level == "error"]
-    assert len(errors) == 4
+    assert len(errors) == 7
     assert all("every request with it gets 401" in text for text in errors)
 
 
@@ -473,16 +496,21 @@ def test_system_token_rotation_setting_replaces_the_system_token_and_its_key(
     dev_run: ProgramRun,
 ) -> None:
     after = run_program(dev_config(systemTokenRotation="2026-11"), stack="dev")
-    assert change(dev_run, after).changed == {"dev-acme-tenant-system-token-default", *KEY_DERIVED}
+    assert change(dev_run, after).changed == {
+        "dev-acme-tenant-system-token-default",
+        *KEY_DERIVED,
+        "dev-acme-tenant-system-token-grafana",
+        "dev-acme-tenant-system-grafana-release",
+    }
 
 
 def test_token_expiry_is_a_plain_output_per_tenant_and_token(dev_run: ProgramRun) -> None:
     expiry = dev_run.stack_outputs["token_expiry"]
     assert not rpc.is_rpc_secret(expiry)
     assert {t: sorted(v) for t, v in expiry.items()} == {
-        "system": ["default"],
-        "prod": ["default"],
-        "staging": ["ci", "default"],
+        "system": ["default", "grafana"],
+        "prod": ["default", "grafana"],
+        "staging": ["ci", "default", "grafana"],
     }
     for tenant, by_token in expiry.items():
         for token_name, when in by_token.items():
@@ -523,7 +551,9 @@ def run_with_tenants(*tenants: Any) -> ProgramRun:
 
 def tenant_resources(tenant: str) -> set[str]:
     """Everything a user tenant with one token adds: component, namespace, token,
-    certificate, its two DNS records, and the policy that closes its namespace."""
+    certificate, its three DNS records, the policy that closes its namespace; its Grafana
+    (its credential, admin password, Secret and release) and the two policies that let
+    the gateway alone reach it and it reach the gateway alone."""
     component = f"dev-acme-tenant-{tenant}"
     return {
         component,
@@ -533,6 +563,14 @@ def tenant_resources(tenant: str) -> set[str]:
         f"dev-acme-dns-{tenant}-cortex",
         f"dev-acme-dns-{tenant}-loki",
         f"dev-acme-isolation-{tenant}-tenant-deny-ingress",
+        f"{component}-token-grafana",
+        f"{component}-grafana",
+        f"{component}-grafana-admin-password",
+        f"{component}-grafana-secret",
+        f"{component}-grafana-release",
+        f"dev-acme-dns-{tenant}-grafana",
+        f"dev-acme-isolation-{tenant}-tenant-grafana-from-gateway",
+        f"dev-acme-isolation-{tenant}-tenant-grafana-egress",
     }
 
 
@@ -546,6 +584,9 @@ KEY_DERIVED = {
 """The trust store, the gateway files rendered from it (loaded in place by the pods'
 sidecar), and the wait for the pods to serve them: the only existing resources a key or
 tenant change may touch. Never the gateway's Deployment: no pod rolls."""
+TENANT_DERIVED = KEY_DERIVED | {"dev-acme-isolation-system-tenant-internal-listener"}
+"""What a tenant change may touch: those, and the policy that names the tenants' namespaces
+whose Grafanas may reach the gateway's in-cluster door."""
 
 STAGING = {"name": "staging", "tokens": ["default", "ci"]}
 
@@ -554,20 +595,20 @@ def test_appending_a_tenant_adds_its_resources_and_changes_only_key_derived_ones
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("prod", STAGING, "qa")
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
 
 
 def test_inserting_a_tenant_mid_list_changes_no_other_tenants_resources(
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("qa", "prod", STAGING)
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), KEY_DERIVED)
+    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
 
 
 def test_removing_a_tenant_mid_list_removes_only_its_resources() -> None:
     before = run_with_tenants("prod", "qa", STAGING)
     after = run_with_tenants("prod", STAGING)
-    assert change(before, after) == Change(set(), tenant_resources("qa"), KEY_DERIVED)
+    assert change(before, after) == Change(set(), tenant_resources("qa"), TENANT_DERIVED)
 
 
 def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:
@@ -578,7 +619,13 @@ def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:
 def test_rotating_a_token_changes_only_it_and_the_key_derived_files(dev_run: ProgramRun) -> None:
     # Also guards the guards above: a rotation must show as a change of its token.
     after = run_with_tenants({"name": "prod", "rotation": "r1"}, STAGING)
-    assert change(dev_run, after).changed == {"dev-acme-tenant-prod-token-default", *KEY_DERIVED}
+    assert change(dev_run, after).changed == {
+        "dev-acme-tenant-prod-token-default",
+        *KEY_DERIVED,
+        # Its Grafana's credential too, which restarts its Grafana with the new token.
+        "dev-acme-tenant-prod-token-grafana",
+        "dev-acme-tenant-prod-grafana-release",
+    }
 
 
 KUBERNETES_VERSION = "1.33.0"

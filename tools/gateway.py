@@ -5,7 +5,8 @@
         --cortex-url http://127.0.0.1:9009 --loki-url http://127.0.0.1:3100 \\
         --listen 127.0.0.1:8443 --http-listen 127.0.0.1:8080 --out ./gateway \
         [--allowed-networks 203.0.113.0/24] [--tenant-networks prod=203.0.113.0/26] \
-        [--usage-log 127.0.0.1:8083]
+        [--usage-log 127.0.0.1:8083] [--internal-listen 127.0.0.1:9443] \
+        [--grafana prod=http://127.0.0.1:3000]
 
 writes haproxy.cfg, the maps, the crt-list, the reload script and the key files exactly
 as the Gateway component puts them into its ConfigMaps (same renderer), with paths
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from opstrace import keys
 from opstrace.gateway import routes, sources
@@ -104,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
         "--usage-log",
         help="IPV4:PORT to forward the access log to for usage counters (default: none)",
     )
+    render.add_argument(
+        "--internal-listen",
+        help="IPV4:PORT of the in-cluster listener: the data API without the allowlists "
+        "(default: none)",
+    )
+    render.add_argument(
+        "--grafana",
+        action="append",
+        default=[],
+        metavar="TENANT=URL",
+        help="a tenant's Grafana (http://HOST[:PORT]), served at grafana.<tenant>... (repeatable)",
+    )
     render.add_argument("--out", required=True, type=Path)
     render.add_argument(
         "--config-dir", help="absolute directory HAProxy reads the files from (default: --out)"
@@ -160,30 +174,38 @@ def _tenant_networks(entries: list[str]) -> dict[str, tuple[str, ...]]:
     return own
 
 
+def _grafana(entries: list[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for entry in entries:
+        tenant, _, url = entry.partition("=")
+        if not tenant or not url or tenant in urls:
+            raise GatewayConfigError(f"--grafana: {entry!r}: use TENANT=URL, once per tenant")
+        urls[tenant] = url
+    return urls
+
+
+_FIELD_FLAGS: Final = (
+    (re.compile(r"^internal_listen:"), "--internal-listen:"),
+    (re.compile(r"^grafana_urls\['([^']*)'\]:"), r"--grafana \1:"),
+    (re.compile(r"^grafana_urls:"), "--grafana:"),
+)
+"""A refusal of a settings field that one flag alone sets, named by that flag."""
+
+
+def _named_by_flag(error: GatewayConfigError) -> GatewayConfigError:
+    message = str(error)
+    for field, flag in _FIELD_FLAGS:
+        message = field.sub(flag, message, count=1)
+    return GatewayConfigError(message)
+
+
 def _render(args: argparse.Namespace) -> int:
     out: Path = args.out
     trusted = keys.parse_key_set_json(args.keyset.read_text(encoding="utf-8"), source="--keyset")
-    urls: dict[str, Any] = {
-        f"{service}_{role}_url": _upstream(args, service, role)
-        for service in ("cortex", "loki")
-        for role in _roles(service)
-    }
-    settings = GatewaySettings(
-        instance=args.instance,
-        domain=args.domain,
-        tenants=[tenant for tenant in args.tenants.split(",") if tenant],
-        **urls,
-        metrics_query_prefix=args.metrics_query_prefix,
-        ruler_config_prefix=args.ruler_config_prefix,
-        metrics_otlp_path=args.metrics_otlp_path,
-        listen=args.listen,
-        http_listen=args.http_listen,
-        health_listen=args.health_listen,
-        usage_log=args.usage_log,
-        config_dir=args.config_dir or str(out.resolve()),
-        instance_networks=_networks("--allowed-networks", args.allowed_networks),
-        tenant_networks=_tenant_networks(args.tenant_networks),
-    )
+    try:
+        settings = _settings(args, out)
+    except GatewayConfigError as error:
+        raise _named_by_flag(error) from None
     files = render_gateway_files(settings, trusted, _bindings(args.bindings))
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("key-*.pem"):
@@ -192,6 +214,32 @@ def _render(args: argparse.Namespace) -> int:
     for name, content in files.items():
         (out / name).write_text(content, encoding="utf-8")
     return len(files)
+
+
+def _settings(args: argparse.Namespace, out: Path) -> GatewaySettings:
+    urls: dict[str, Any] = {
+        f"{service}_{role}_url": _upstream(args, service, role)
+        for service in ("cortex", "loki")
+        for role in _roles(service)
+    }
+    return GatewaySettings(
+        instance=args.instance,
+        domain=args.domain,
+        tenants=[tenant for tenant in args.tenants.split(",") if tenant],
+        **urls,
+        metrics_query_prefix=args.metrics_query_prefix,
+        ruler_config_prefix=args.ruler_config_prefix,
+        metrics_otlp_path=args.metrics_otlp_path,
+        listen=args.listen,
+        internal_listen=args.internal_listen,
+        http_listen=args.http_listen,
+        health_listen=args.health_listen,
+        usage_log=args.usage_log,
+        config_dir=args.config_dir or str(out.resolve()),
+        instance_networks=_networks("--allowed-networks", args.allowed_networks),
+        tenant_networks=_tenant_networks(args.tenant_networks),
+        grafana_urls=_grafana(args.grafana),
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ from tools.stack_files import PROJECT, PROJECT_DIR, cli_config
 
 TOKEN_TYPE: Final = "pulumi-python:dynamic/opstrace:TenantToken"
 NAME_LOCK_TYPE: Final = "pulumi-python:dynamic/opstrace:NameLock"
+PASSWORD_TYPE: Final = "pulumi-python:dynamic/opstrace:GeneratedPassword"
+STAND_IN_PASSWORD: Final = "stand-in-password"
+"""What a generated password is under the mocks, unless a preview (unknown)."""
 PLACEHOLDER_TOKEN: Final = "<minted by the token provider at deploy time>"
 TOKEN_OUTPUTS: Final = ("token", "key_id", "public_key_pem")
 
@@ -238,6 +241,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
             return self._token(args.name, inputs)
         if args.typ == NAME_LOCK_TYPE:
             return str(inputs["name"]), inputs
+        if args.typ == PASSWORD_TYPE:
+            password = UNKNOWN if self.preview else STAND_IN_PASSWORD
+            return f"{args.name}-id", {**inputs, "password": password}
         if args.typ == "aws:route53/zone:Zone":
             zone_id = "Z" + _digest(args.name)[:20].upper()
             servers = [f"ns-{i}.awsdns-{i}.org" for i in range(4)]
@@ -308,7 +314,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
             hostname = f"{metadata['name']}-{_digest(name)[:16]}.elb.{self.region}.amazonaws.com"
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
             if self.preview:
-                state["status"] = UNKNOWN
+                state["status"] = state["spec"] = UNKNOWN
+            else:
+                state["spec"] = {**inputs.get("spec", {}), "clusterIP": cluster_ip(name)}
         namespace = metadata.get("namespace")
         return f"{namespace}/{metadata['name']}" if namespace else str(metadata["name"]), state
 
@@ -502,6 +510,13 @@ def autoname(name: str) -> str:
     """The name pulumi-kubernetes gives an object without `metadata.name`: the logical
     name, a dash and 8 random hex digits (here a digest of the name, so runs repeat)."""
     return f"{name}-{_digest(name)[:AUTONAME_SUFFIX]}"
+
+
+def cluster_ip(name: str) -> str:
+    """The address the API server would give a Service (10.100.0.0/16, EKS's default
+    range): here a digest of its name, so runs repeat."""
+    digest = bytes.fromhex(_digest(name)[:4])
+    return f"10.100.{digest[0]}.{digest[1]}"
 
 
 def _uuid(text: str) -> str:

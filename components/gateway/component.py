@@ -89,6 +89,9 @@ class Gateway(pulumi.ComponentResource):
     """The load balancer's DNS name; tenant endpoint records point here."""
     config_checksum: pulumi.Output[str]
     """SHA-256 of the rendered files; what every pod serves once `up` is done."""
+    internal_address: pulumi.Output[str]
+    """The ClusterIP of the gateway's in-cluster Service (443 to the internal listener):
+    what the tenants' data API hosts resolve to in their Grafana pods (`hostAliases`)."""
 
     def __init__(
         self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -187,6 +190,16 @@ class Gateway(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
+        # In the cluster only: the tenants' Grafana pods query through it (and only they
+        # may, `network_policies.INTERNAL_LISTENER`); no load balancer carries its port.
+        # Registered after the load balancer's Service, so that "the gateway's first
+        # Service" stays the load balancer wherever a reader takes the first.
+        internal = _registered(
+            k8s.core.v1.Service,
+            f"{name}-internal",
+            namespace.apply(lambda ns: manifests.internal_service(ns, instance)),
+            pulumi.ResourceOptions(parent=self, depends_on=[service]),
+        )
         self.config_checksum = files.apply(gateway_files.config_checksum)
         GatewayRollout(
             f"{name}-rollout",
@@ -203,10 +216,12 @@ class Gateway(pulumi.ComponentResource):
         )
 
         self.load_balancer_hostname = service.status.apply(reported(_load_balancer_hostname))
+        self.internal_address = internal.spec.apply(_cluster_ip)
         self.register_outputs(
             {
                 "load_balancer_hostname": self.load_balancer_hostname,
                 "config_checksum": self.config_checksum,
+                "internal_address": self.internal_address,
             }
         )
 
@@ -254,6 +269,12 @@ def _registered(
 
 def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     return config_maps.checked_data(f"gateway {role}", split[role])
+
+
+def _cluster_ip(spec: k8s.core.v1.outputs.ServiceSpec | None) -> str:
+    """The address the API server gave the Service ("" until it has one: never, under
+    Pulumi's mocks)."""
+    return (spec.cluster_ip if spec else None) or ""
 
 
 def _load_balancer_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

@@ -80,7 +80,7 @@ CATALOG: Final = (
         "list",
         "The user tenants (the `system` tenant is always added): each a name, or `{name, "
         "tokens, rotation, exportKeysTo, signingKeyFile, limits, metricsRetention, "
-        "logsRetention, rules, logRules, alertmanagerConfig, dataApiAllowedCidrs}` "
+        "logsRetention, rules, logRules, alertmanagerConfig, dataApiAllowedCidrs, grafana}` "
         "(docs/tenants.md); each token a name or `{name, scopes, rateLimit}`.",
         required=True,
     ),
@@ -225,6 +225,39 @@ CATALOG: Final = (
         "boolean",
         "Ship the cluster's own metrics and pod logs to the `system` tenant (Grafana Alloy).",
         True,
+    ),
+    Setting(
+        "grafana",
+        "boolean",
+        "Each tenant's own Grafana at `https://grafana.<tenant>.<instanceName>.<domain>`, "
+        "its data sources the tenant through the gateway with a read-only token "
+        "(docs/tenants.md); a tenant's `grafana: false` leaves it out; `false`: no tenant has "
+        "one.",
+        True,
+    ),
+    Setting(
+        "grafanaSso",
+        "object",
+        "Single sign-on for the tenants' Grafanas through an OpenID Connect provider: "
+        "`{name, authUrl, tokenUrl, apiUrl, clientId, scopes, groupsAttributePath}` (the "
+        "endpoints from its `/.well-known/openid-configuration`); who gets which role is each "
+        "tenant's `grafana.roles`. Empty: only each Grafana's own admin logs in.",
+        {},
+    ),
+    Setting(
+        "grafanaClientSecret",
+        "string",
+        "The single sign-on client's secret, required with `grafanaSso`: set it with "
+        "`pulumi config set --secret`.",
+        "",
+    ),
+    Setting(
+        "systemGrafanaRoles",
+        "object",
+        "Who may log in to the `system` tenant's Grafana (the instance's own dashboards) "
+        "through single sign-on, as a tenant's `grafana.roles`: `{Admin|Editor|Viewer: "
+        "{groups, emailDomains}}`.",
+        {},
     ),
     Setting(
         "apiAllowedCidrs",

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from opstrace import images, keys, names
-from opstrace.config import networks, platform, read, tenant_config
+from opstrace.config import grafana_config, networks, platform, read, tenant_config
 from opstrace.config.local_files import path_setting, read_text, resolve
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import (
@@ -154,18 +154,29 @@ def parse_config(
     sync_image = read.string(values, "gatewaySyncImage")
     if problem := image_problem(sync_image):
         raise ConfigError(f"gatewaySyncImage: {problem}")
+    grafana_enabled = read.boolean(values, "grafana")
     tenants = tenant_config.parse_tenants(
-        values["tenants"], read.string(values, "systemTokenRotation"), base_dir
+        values["tenants"],
+        read.string(values, "systemTokenRotation"),
+        base_dir,
+        grafana_config.system_grafana(grafana_enabled, values[grafana_config.SYSTEM_ROLES_KEY]),
     )
+    client_secret = grafana_config.parse_client_secret(values)
+    sso = grafana_config.parse_sso(values[grafana_config.SSO_KEY], client_secret)
+    if sso and not grafana_enabled:
+        raise ConfigError(
+            f"{grafana_config.SSO_KEY}: is set, but grafana is false: no tenant has a Grafana "
+            "to sign in to; remove it or set opstrace:grafana to true"
+        )
     # The user tenants first, so that a long one is named; then the system tenant, whose
     # endpoints are the longest when every user tenant's name is shorter than `system`.
     for index, tenant in enumerate(tenants[1:]):
-        if problem := _endpoint_problem(tenant.name, instance, domain):
+        if problem := _endpoint_problem(tenant, instance, domain):
             raise ConfigError(
                 f"tenants[{index}]: tenant {tenant.name!r} gives a bad endpoint: {problem}: "
                 "use a shorter tenant, instance or domain name"
             )
-    if problem := _endpoint_problem(names.SYSTEM_TENANT, instance, domain):
+    if problem := _endpoint_problem(tenants[0], instance, domain):
         raise ConfigError(
             f"domain: the {names.SYSTEM_TENANT!r} tenant (always there) gives a bad endpoint: "
             f"{problem}: use a shorter instance or domain name"
@@ -212,9 +223,12 @@ def parse_config(
             [tenant.name for tenant in tenants],
             gateway_upstreams.upstreams(platform_config.size, cortex_url, loki_url),
             *_allowlists(values, tenants, platform_config.load_balancer),
+            grafana_tenants=[tenant.name for tenant in tenants if tenant.grafana.enabled],
         ),
         platform=platform_config,
         limits=limits.parse_limits("limits", values["limits"]),
+        grafana_sso=sso,
+        grafana_client_secret=client_secret,
     )
     served = {tenant.name for tenant in tenants}
     for index, trusted in enumerate(config.trusted_keys):
@@ -246,9 +260,9 @@ def _allowlists(
     return instance, own
 
 
-def _endpoint_problem(tenant: str, instance: str, domain: str) -> str | None:
-    """Why one of the tenant's endpoint hosts is no valid hostname, or None."""
-    for host in names.endpoint_hosts(tenant, instance, domain):
+def _endpoint_problem(tenant: TenantSpec, instance: str, domain: str) -> str | None:
+    """Why one of the tenant's hosts (its Grafana's too) is no valid hostname, or None."""
+    for host in names.tenant_hosts(tenant.name, instance, domain, tenant.grafana.enabled):
         if problem := names.hostname_problem(host):
             return problem
     return None

@@ -20,6 +20,7 @@ from opstrace.gateway import sources
 from opstrace.gateway.files import KeyEntry
 from opstrace.gateway.settings import GatewaySettings
 from opstrace.gateway.upstreams import rulers_alertmanager
+from opstrace.grafana import NO_GRAFANA, GrafanaSpec, SingleSignOn
 from opstrace.policy import limits
 from opstrace.policy.limits import NO_LIMITS, Limits
 from opstrace.policy.rule_files import AlertmanagerConfig, RuleGroups
@@ -52,6 +53,7 @@ TENANT_OPTIONS: Final = (
     "logRules",
     "alertmanagerConfig",
     "dataApiAllowedCidrs",
+    "grafana",
 )
 
 
@@ -91,6 +93,9 @@ class TenantSpec:
     allowed_networks: tuple[str, ...] = ()
     """The networks its endpoints take requests from, within the instance's; (): the
     instance's (`opstrace.gateway.sources`)."""
+    grafana: GrafanaSpec = NO_GRAFANA
+    """Its own Grafana (`opstrace.grafana`); the stack file gives every tenant one unless
+    it says `grafana: false`."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,10 @@ class InstanceConfig:
     platform: PlatformConfig
     limits: Limits = field(default_factory=lambda: NO_LIMITS)
     """Every tenant's limits (`limits`); a tenant's own win key by key."""
+    grafana_sso: SingleSignOn | None = None
+    """The tenants' Grafanas' single sign-on provider; None: their admins only."""
+    grafana_client_secret: str = field(default="", repr=False)
+    """Its client's secret (a stack secret): made a Pulumi secret where it is used."""
 
     def overrides(self, group: str) -> dict[str, dict[str, Any]]:
         """The runtime overrides of the `metrics` or `logs` backend: every tenant's

@@ -82,4 +82,11 @@ def capacity_problem(config: InstanceConfig) -> str | None:
         for token in tenant.tokens
     ]
     trusted = config.trusted_key_entries()
-    return config_maps.capacity_problem(credentials, trusted, config.gateway)
+    problem = config_maps.capacity_problem(credentials, trusted, config.gateway)
+    grafanas = sum(tenant.grafana.enabled for tenant in config.tenants)
+    if problem and grafanas:
+        return (
+            f"{problem} ({grafanas} of the credentials are the tenants' Grafanas': a tenant's "
+            "`grafana: false` frees one)"
+        )
+    return problem

@@ -13,11 +13,12 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from opstrace import keys, names, scopes
-from opstrace.config import networks, platform
+from opstrace import grafana, keys, names, scopes
+from opstrace.config import grafana_config, networks, platform
 from opstrace.config.local_files import path_setting, read_text, resolve
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import TENANT_OPTIONS, TenantSpec, TokenSpec
+from opstrace.grafana import NO_GRAFANA, GrafanaSpec
 from opstrace.policy import limits, rule_files
 
 _Document = TypeVar("_Document")
@@ -29,9 +30,12 @@ SET_HINT: Final = (
 """How to add a first tenant (`config._SET_HINT` says why the stack file comes first)."""
 
 
-def parse_tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[TenantSpec, ...]:
+def parse_tenants(
+    raw: Any, system_rotation: str, base_dir: Path, system_grafana: GrafanaSpec = NO_GRAFANA
+) -> tuple[TenantSpec, ...]:
     """The system tenant, then the user tenants in the stack file's order; `base_dir`
-    resolves the files they name."""
+    resolves the files they name. A tenant gets a Grafana unless it says `grafana: false`
+    or the system tenant has none (the instance's `grafana: false`)."""
     if isinstance(raw, str):
         first = raw.split(",")[0].strip() or "prod"
         raise ConfigError(
@@ -46,11 +50,15 @@ def parse_tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[Tenan
         )
     seen: set[str] = set()
     system_token = TokenSpec(names.DEFAULT_TOKEN_NAME, system_rotation, "", "")
-    system = TenantSpec(names.SYSTEM_TENANT, (system_token,))
+    system = TenantSpec(
+        names.SYSTEM_TENANT,
+        _with_grafana_token((system_token,), system_grafana, system_rotation),
+        grafana=system_grafana,
+    )
     specs = [system]
     for index, entry in enumerate(raw):
         field = f"tenants[{index}]"
-        spec = _tenant(field, entry, base_dir)
+        spec = _tenant(field, entry, base_dir, system_grafana.enabled)
         if spec.name == names.SYSTEM_TENANT:
             raise ConfigError(
                 f"{field}: 'system' is the instance's own tenant; it always exists and "
@@ -63,7 +71,7 @@ def parse_tenants(raw: Any, system_rotation: str, base_dir: Path) -> tuple[Tenan
     return tuple(specs)
 
 
-def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
+def _tenant(field: str, entry: Any, base_dir: Path, grafana_enabled: bool) -> TenantSpec:
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict):
@@ -95,9 +103,19 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
             TokenSpec(token_name, rotation, export_to, signing_file, token_scopes, rate_limit)
         )
     owner = f" (tenant {name!r})"
+    grafana_spec = grafana_config.parse_tenant_grafana(
+        f"{field}.grafana", entry.get("grafana"), grafana_enabled, base_dir, owner
+    )
+    if grafana_spec.enabled and grafana.TOKEN_NAME in {t.name for t in tokens}:
+        position = [t.name for t in tokens].index(grafana.TOKEN_NAME)
+        raise ConfigError(
+            f"{field}.tokens[{position}]: {grafana.TOKEN_NAME!r} names the tenant's Grafana "
+            "credential (read-only, made by the program): choose another name, or set "
+            "grafana: false"
+        )
     return TenantSpec(
         name,
-        tuple(tokens),
+        _with_grafana_token(tuple(tokens), grafana_spec, rotation),
         limits=limits.parse_limits(f"{field}.limits", entry.get("limits", {}), owner),
         retention_days={
             group: platform.retention_days(f"{field}.{key}", entry[key], owner)
@@ -125,7 +143,20 @@ def _tenant(field: str, entry: Any, base_dir: Path) -> TenantSpec:
             if networks.KEY in entry
             else ()
         ),
+        grafana=grafana_spec,
     )
+
+
+def _with_grafana_token(
+    tokens: tuple[TokenSpec, ...], grafana_spec: GrafanaSpec, rotation: str
+) -> tuple[TokenSpec, ...]:
+    """The tenant's tokens and, if it has a Grafana, its Grafana's: read scopes only, its
+    own key (never exported, never the tenant's signing key file), rotated with the
+    tenant's other tokens."""
+    if not grafana_spec.enabled:
+        return tokens
+    read_only = tuple(s for s in scopes.SCOPES if s in grafana.TOKEN_SCOPES)
+    return (*tokens, TokenSpec(grafana.TOKEN_NAME, rotation, "", "", read_only))
 
 
 def _optional_document(

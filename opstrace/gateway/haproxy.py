@@ -27,6 +27,20 @@ The token is decoded once per request (`field(2,.),ub64dec` into a variable, the
 token accepted at a host is remembered in a stick table (`verified_tokens`, no `peers`:
 a reload starts it empty), so that a repeated token skips the RSA verification; every
 other rule still runs on every request.
+
+A tenant's Grafana host (`grafana.<tenant>...`, only for tenants in `grafana_urls`) is a
+known host of `hosts.map` like its data API hosts, told apart by its first label: after
+the host and allowlist rules (1, 1b) an `http-request allow` ends the frontend's rules
+for it (no route, token, scope or rate rule: Grafana does its own login), and a
+`use_backend` on the tenant's name sends it to that tenant's backend, `grafana_<tenant>`,
+which sets the forwarding headers. A lookup of a backend by name, whatever the number of
+tenants; a data API host never gets there, and a Grafana host never reaches a data API
+backend (it has no route, and the Grafana `use_backend` comes first: HAProxy stops at a
+dynamic name it cannot find, with a 503).
+
+The in-cluster listener (`internal_listen`) is a second `bind` of the same frontend,
+named so that rule 1b can skip requests that arrived on it: the same certificates and
+every other rule.
 """
 
 from __future__ import annotations
@@ -57,6 +71,12 @@ from opstrace.gateway.settings import (
 
 NOT_FOUND_BODY: Final = "no data API endpoint at this host"
 """The 404 body for a Host that is no tenant's endpoint."""
+GRAFANA_ROUTE: Final = "grafana"
+"""The access log's `route` of every request to a Grafana host."""
+GRAFANA_BACKEND_PREFIX: Final = "grafana_"
+"""A tenant's Grafana backend is `grafana_<tenant>` (no data API backend starts so)."""
+INTERNAL_BIND: Final = "internal"
+"""The name of the in-cluster listener's `bind` line, which rule 1b tests (`so_name`)."""
 PLAIN_HTTP_STATUS: Final = 403
 PLAIN_HTTP_BODY: Final = "plain HTTP is refused: use https://"
 """The answer to every request on the plain-HTTP port: refused, never forwarded, and not
@@ -118,12 +138,21 @@ defaults
 """Process and proxy defaults; the benchmark's pass-through baseline shares them."""
 
 
-def tls_bind(settings: GatewaySettings) -> str:
+def tls_bind(settings: GatewaySettings, address: str | None = None) -> str:
     """The data API's `bind` line: TLS with each tenant's certificate chosen by SNI."""
     return (
-        f"bind {settings.listen} ssl crt-list {settings.config_dir}/{CRT_LIST} "
+        f"bind {address or settings.listen} ssl crt-list {settings.config_dir}/{CRT_LIST} "
         f"alpn {ALPN} strict-sni"
     )
+
+
+def _binds(settings: GatewaySettings) -> str:
+    """The public listener, and the in-cluster one (same TLS, named for rule 1b)."""
+    lines = [f"    {tls_bind(settings)}"]
+    if settings.internal_listen is not None:
+        internal = tls_bind(settings, settings.internal_listen)
+        lines.append(f"    {internal} name {INTERNAL_BIND}")
+    return "\n".join(lines)
 
 
 def _quoted(text: str) -> str:
@@ -200,7 +229,7 @@ def haproxy_config(settings: GatewaySettings, trusted: Mapping[str, str]) -> str
 resolvers cluster_dns
     parse-resolv-conf
     hold valid 10s
-{_health_frontend(settings)}{_plain_http_frontend(settings)}
+{_grafana_resolvers(settings)}{_health_frontend(settings)}{_plain_http_frontend(settings)}
 {usage_ring(settings)}
 # Tokens accepted at a host since this process started: SHA-256 of token and host. No
 # peers, so a reload (a key removed, say) starts with an empty table.
@@ -212,7 +241,7 @@ backend credential_rates
     stick-table type string len 64 size {VERIFIED_TOKENS_SIZE} expire 10s store http_req_rate(1s)
 
 frontend data_api
-    {tls_bind(settings)}
+{_binds(settings)}
 {_access_log(settings)}    # Upstreams see origin-form requests whatever form the client used.
     http-request set-uri %[pathq] unless {{ url_beg / }}
 
@@ -229,11 +258,11 @@ frontend data_api
     # 11. Upstream: the tenant from the token, never the client's; credentials stay here.
     http-request del-header authorization
     http-request set-header x-scope-orgid %[var(txn.tenant)]
-{_path_rewrite(settings)}    use_backend %[var(txn.backend)]
+{_path_rewrite(settings)}{_GRAFANA_SWITCH}    use_backend %[var(txn.backend)]
 
     # Never evaluated: names each trusted key file literally so that HAProxy loads it
     # at startup (2.6 verifies only with keys loaded then). One line per key.
-{_key_preloads(settings, trusted)}{_backends(settings)}"""
+{_key_preloads(settings, trusted)}{_backends(settings)}{_grafana_backends(settings)}"""
 
 
 ACCESS_LOG_FIELDS: Final = (
@@ -324,16 +353,18 @@ frontend plain_http
 
 
 def _tenant_and_route_rules(settings: GatewaySettings) -> str:
-    """Rules 1-2: which tenant the host is, whether the client's address may reach it,
-    and whether the route is a data API route."""
+    """Rules 1-2: which tenant the host is, whether the client's address may reach it
+    (not asked on the in-cluster listener), a Grafana host forwarded at once (1c), and
+    whether the route is a data API route."""
     d = settings.config_dir
     label_segment = routes.path_pattern(maps.LABEL_SEGMENT).removeprefix("^")
     label_placeholder = maps.LABEL_SEGMENT.replace(routes.LABEL_NAME, maps.LABEL_PLACEHOLDER)
-    names = "".join(
+    named = "".join(
         f",regsub({routes.path_pattern(path)},{maps.route_key('', path).removeprefix(':')})"
         for path in maps.named_paths()
     )
     allowed, at = f"{d}/{ALLOWED_NETWORKS_MAP}", sources.ALLOWLIST_SEPARATOR
+    network = f"src,map_ip({d}/{NETWORKS_MAP})"
     source_refused = (
         f"http-request return status 403 {_TEXT} string {_quoted(sources.REFUSED_BODY)}"
     )
@@ -348,20 +379,29 @@ def _tenant_and_route_rules(settings: GatewaySettings) -> str:
     http-request set-var(txn.tenant) var(txn.host),map_str({d}/{HOSTS_MAP})
     acl known_host var(txn.tenant) -m found
     http-request return status 404 {_TEXT} string {_quoted(NOT_FOUND_BODY)} unless known_host
+    # A known host is <service>.<tenant>...; a tenant's Grafana host is in {HOSTS_MAP} only
+    # when the tenant has a Grafana.
+    acl grafana_host var(txn.host) -m beg {names.GRAFANA_SERVICE}.
 
     # 1b. Source: a tenant with an allowlist in {ALLOWED_NETWORKS_MAP} takes requests from
     # those networks only: the longest listed network holding the client's address
-    # ({NETWORKS_MAP}), then "<tenant>{at}<network>" (opstrace/gateway/sources.py).
+    # ({NETWORKS_MAP}), then "<tenant>{at}<network>" (opstrace/gateway/sources.py). Not
+    # on the in-cluster listener (the tenants' Grafana pods, which a NetworkPolicy picks).
+    acl internal_listener so_name -m str {INTERNAL_BIND}
     acl source_listed var(txn.tenant),map_str({allowed}) -m found
-    http-request set-var(txn.network) src,map_ip({d}/{NETWORKS_MAP}) if source_listed
+    http-request set-var(txn.network) {network} if source_listed !internal_listener
     acl source_allowed var(txn.tenant),concat({at},txn.network),map_str({allowed}) -m found
-    {source_refused} if source_listed !source_allowed
+    {source_refused} if source_listed !source_allowed !internal_listener
+
+    # 1c. Grafana host: no route, token, scope or rate rule (Grafana authenticates its
+    # users itself); straight to the tenant's Grafana backend, which sets its headers.
+    http-request allow if grafana_host
 
     # 2. Route: only the data API paths of the endpoint's service ({ROUTES_MAP}, from
     # opstrace/gateway/routes.py), looked up exactly as sent (a label name, a rule
     # namespace or group name becomes "{maps.LABEL_PLACEHOLDER}"), and only with the methods
     # {METHODS_MAP} lists for them; refused before any credential is looked at.
-    http-request set-var(txn.path) path,regsub({label_segment},{label_placeholder}){names}
+    http-request set-var(txn.path) path,regsub({label_segment},{label_placeholder}){named}
     http-request set-var(txn.route) var(txn.host),field(1,.),concat(:,txn.path)
     http-request set-var(txn.allow) var(txn.route),map_str({d}/{ROUTES_MAP})
     http-request set-var(txn.backend) method,concat(:,txn.route),map_str({d}/{METHODS_MAP})
@@ -398,7 +438,7 @@ def _signature_rules(settings: GatewaySettings) -> str:
     # A token accepted at this host since the last reload (rule 10) skips every rule whose
     # outcome only depends on the token, the host and these files: the signature, aud,
     # iat, sub and the tenant. exp and nbf are checked on every request.
-    # Every known host is cortex.* or loki.*, so token + host is unambiguous.
+    # Only data API hosts get here, cortex.* or loki.*, so token + host is unambiguous.
     http-request set-var(txn.verified_before) {_CACHE_KEY},in_table(verified_tokens)
     acl verified_before var(txn.verified_before) -m bool
     # The header on every request: its kid names the credential in the access log.
@@ -518,6 +558,61 @@ def _key_preloads(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
         f'    acl trusted_key_file str(),jwt_verify("RS256","{d}/{key_file_name(kid)}") -m int 1\n'
         for kid in trusted
     )
+
+
+_GRAFANA_SWITCH: Final = f"""\
+    # A Grafana host to its tenant's Grafana (1c); first, so that it never falls through.
+    use_backend {GRAFANA_BACKEND_PREFIX}%[var(txn.tenant)] if grafana_host
+"""
+
+
+_SERVER_SIDE_TIMEOUTS: Final = "".join(
+    f"{line}\n"
+    for line in HAPROXY_PROLOGUE.splitlines()
+    if line.split()[:2] in (["timeout", "connect"], ["timeout", "server"], ["timeout", "tunnel"])
+)
+"""The prologue's timeouts that concern a backend, for the Grafana backends' defaults."""
+
+
+def _grafana_resolvers(settings: GatewaySettings) -> str:
+    """The Grafanas' Services, resolved once a minute rather than every 10 s: a ClusterIP
+    lives as long as its Service, and a thousand tenants' Grafanas would otherwise ask
+    the cluster's DNS a hundred times a second from each gateway pod."""
+    if not settings.grafana_urls:
+        return ""
+    return """resolvers grafana_dns
+    parse-resolv-conf
+    hold valid 60s
+"""
+
+
+def _grafana_backends(settings: GatewaySettings) -> str:
+    """One backend per tenant with a Grafana, reached only from that tenant's Grafana host
+    (1c); what they do alike is said once, in a defaults section of their own (a few dozen
+    bytes per tenant). The client's Authorization and cookies pass untouched (Grafana's
+    own login); its X-Scope-OrgID and the forwarding headers it sent do not (the client's
+    address is what Grafana's login throttling and logs see: `option forwardfor`)."""
+    if not settings.grafana_urls:
+        return ""
+    backends = "".join(
+        f"""
+backend {GRAFANA_BACKEND_PREFIX}{tenant}
+    server grafana {upstream_address(url)}
+"""
+        for tenant, url in sorted(settings.grafana_urls.items())
+    )
+    return f"""
+# The tenants' Grafanas (grafana.<tenant>...), one backend each; only the frontend's
+# Grafana switch (1c) uses them. Last: every proxy below takes these defaults.
+defaults grafana
+    mode http
+{_SERVER_SIDE_TIMEOUTS}    default-server {_SERVER_OPTIONS.replace("cluster_dns", "grafana_dns")}
+    http-request set-var(txn.route) str({GRAFANA_ROUTE})
+    http-request del-header x-scope-orgid
+    http-request del-header x-real-ip
+    http-request del-header x-forwarded-for
+    http-request set-header x-forwarded-proto https
+{backends}"""
 
 
 def _backends(settings: GatewaySettings) -> str:

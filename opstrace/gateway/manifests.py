@@ -27,6 +27,7 @@ from opstrace.gateway.settings import (
     DEFAULT_HEALTH_LISTEN,
     DEFAULT_HTTP_LISTEN,
     DEFAULT_IMAGE,
+    DEFAULT_INTERNAL_LISTEN,
     DEFAULT_LISTEN,
     DEFAULT_SYNC_IMAGE,
     DEFAULT_USAGE_LOG,
@@ -40,6 +41,14 @@ Manifest = dict[str, Any]
 TLS_PORT: Final = int(DEFAULT_LISTEN.rpartition(":")[2])
 PLAIN_PORT: Final = int(DEFAULT_HTTP_LISTEN.rpartition(":")[2])
 HEALTH_PORT: Final = int(DEFAULT_HEALTH_LISTEN.rpartition(":")[2])
+INTERNAL_PORT: Final = int(DEFAULT_INTERNAL_LISTEN.rpartition(":")[2])
+"""The in-cluster listener: only the tenants' Grafana pods reach it (a NetworkPolicy,
+`network_policies.INTERNAL_LISTENER`), through `internal_service`, never the load
+balancer."""
+INTERNAL_SERVICE_PORT: Final = 443
+"""Where `internal_service` takes the Grafana pods' queries: the data API's own port, so
+that its `https://cortex.<tenant>...` URLs stay as they are (the hosts resolve to the
+Service's ClusterIP in those pods, `hostAliases`)."""
 RUN_AS_USER: Final = 99
 """The `haproxy` user of the stock image; numeric so that runAsNonRoot can be checked."""
 
@@ -270,11 +279,15 @@ def _sidecar(instance: str, config_map_names: Sequence[str], sync_image: str) ->
     }
 
 
+HAPROXY_CONTAINER: Final = "haproxy"
+"""The gateway pod's HAProxy container: its logs (the access log) carry this name."""
+
+
 def _haproxy(image: str) -> Manifest:
     """HAProxy in master-worker mode on the files the sidecar made current."""
     haproxy_probe = {"httpGet": {"path": HEALTH_PATH, "port": "health"}}
     return {
-        "name": "haproxy",
+        "name": HAPROXY_CONTAINER,
         "image": image,
         # -W: master-worker (reloads, clean stops), -db: foreground, -S: the master CLI
         # the sidecar reloads through, -C: the generation of files the sidecar made current.
@@ -293,6 +306,7 @@ def _haproxy(image: str) -> Manifest:
             {"name": "https", "containerPort": TLS_PORT, "protocol": "TCP"},
             {"name": "http", "containerPort": PLAIN_PORT, "protocol": "TCP"},
             {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+            {"name": "internal", "containerPort": INTERNAL_PORT, "protocol": "TCP"},
         ],
         "readinessProbe": {**haproxy_probe, "periodSeconds": 5, "failureThreshold": 2},
         "livenessProbe": {**haproxy_probe, "periodSeconds": 10, "failureThreshold": 3},
@@ -451,3 +465,35 @@ def service(
             sources.collapsed(sources.network(n) for n in (*networks, *egress))
         )
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+def internal_service(namespace: str, instance: str) -> Manifest:
+    """The in-cluster door for the tenants' Grafana pods: a ClusterIP Service, 443 to
+    HAProxy's internal listener. Never a load balancer (`service` does not carry that
+    port): outside the cluster, the internal listener is unreachable; inside, only the
+    Grafana pods may reach it (`network_policies.INTERNAL_LISTENER`).
+
+    Its selector is the pods' labels, exactly those the Grafana pods' egress policy names,
+    and its target port a number: the AWS network policy controller lets a pod's egress
+    reach a ClusterIP (its agent sees the packet before the DNAT) only for a Service whose
+    selector the policy's pod selector matches, on the service port whose target port is
+    the policy's port (amazon-network-policy-controller-k8s, pkg/resolvers/endpoints.go,
+    getMatchingServiceClusterIPs; a named target port is resolved only through a running
+    pod)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"namespace": namespace, "labels": labels(instance)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels(instance),
+            "ports": [
+                {
+                    "name": "internal",
+                    "port": INTERNAL_SERVICE_PORT,
+                    "targetPort": INTERNAL_PORT,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }

@@ -14,25 +14,31 @@ from opstrace.gateway import routes
 from opstrace.gateway.settings import GatewaySettings, certificate_file_name, key_file_name
 
 
+def served_hosts(settings: GatewaySettings, tenant: str) -> tuple[str, ...]:
+    """A tenant's hosts the gateway serves: its data API hosts, then its Grafana's when
+    it has one (`settings.grafana_urls`)."""
+    grafana = tenant in settings.grafana_urls
+    return names.tenant_hosts(tenant, settings.instance, settings.domain, grafana)
+
+
 def hosts_map(settings: GatewaySettings, tenants: Sequence[str]) -> str:
-    lines = [
-        f"{names.endpoint_host(service, tenant, settings.instance, settings.domain)} {tenant}\n"
-        for tenant in tenants
-        for service in names.ENDPOINT_SERVICES
-    ]
+    """Host -> its tenant: each data API host, and the Grafana host of each tenant with a
+    Grafana (the rules tell the two apart by the host's first label)."""
+    lines = [f"{host} {tenant}\n" for tenant in tenants for host in served_hosts(settings, tenant)]
     return "".join(sorted(lines))
 
 
 def crt_list(settings: GatewaySettings, tenants: Sequence[str]) -> str:
-    """One line per tenant: its certificate, served only for its two endpoint hosts.
+    """One line per tenant: its certificate, served only for its hosts (its two data API
+    hosts, and its Grafana host when it has a Grafana).
 
     The system tenant comes first, which makes it HAProxy's default certificate; with
-    `strict-sni` a client naming no endpoint host gets no certificate at all.
+    `strict-sni` a client naming no served host gets no certificate at all.
     """
     ordered = sorted(tenants, key=lambda tenant: (tenant != names.SYSTEM_TENANT, tenant))
     lines = []
     for tenant in ordered:
-        hosts = " ".join(names.endpoint_hosts(tenant, settings.instance, settings.domain))
+        hosts = " ".join(served_hosts(settings, tenant))
         lines.append(f"{settings.certificates_dir}/{certificate_file_name(tenant)} {hosts}\n")
     return "".join(lines)
 

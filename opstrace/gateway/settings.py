@@ -46,6 +46,10 @@ CERTS_SUBDIR: Final = "certs"
 DEFAULT_LISTEN: Final = "0.0.0.0:8443"
 DEFAULT_HTTP_LISTEN: Final = "0.0.0.0:8080"
 DEFAULT_HEALTH_LISTEN: Final = "0.0.0.0:8081"
+DEFAULT_INTERNAL_LISTEN: Final = "0.0.0.0:9443"
+"""The in-cluster listener: the same TLS and rules as `listen`, except the network
+allowlists; only the tenants' Grafana pods reach it (a NetworkPolicy), through the
+gateway's ClusterIP Service, to read their tenant's data without leaving the cluster."""
 DEFAULT_USAGE_LOG: Final = f"127.0.0.1:{contract.USAGE_LOG_PORT}"
 
 _KID_RE: Final = re.compile(r"^[0-9a-f]{40}$")
@@ -127,6 +131,9 @@ class GatewaySettings:
     or Mimir's `/otlp/v1/metrics` (what clients send, either way)."""
     listen: str = DEFAULT_LISTEN
     """IPv4 address and port of the data API listener (HTTPS)."""
+    internal_listen: str | None = DEFAULT_INTERNAL_LISTEN
+    """IPv4 address and port of the in-cluster listener (HTTPS, the same certificates and
+    rules as `listen` but the network allowlists), or None for none."""
     http_listen: str | None = DEFAULT_HTTP_LISTEN
     """Address and port of the plain-HTTP listener that refuses everything, or None."""
     health_listen: str | None = DEFAULT_HEALTH_LISTEN
@@ -145,6 +152,12 @@ class GatewaySettings:
     )
     """Tenant -> the networks its own endpoints take requests from, within the instance's
     (`sources.allowlists`); a tenant absent here: the instance's."""
+    grafana_urls: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Tenant -> `http://host[:port]` of its own Grafana, served at
+    `grafana.<tenant>.<instance>.<domain>` (`grafana.service_url`); a tenant absent here
+    has no Grafana host (404, as any unknown host)."""
 
     def __post_init__(self) -> None:
         # Checked once, here: every object of this class renders safely.
@@ -208,6 +221,22 @@ def validate_settings(settings: GatewaySettings) -> None:
     _check_listeners(settings)
     _check_dir("config_dir", settings.config_dir)
     _check_networks(settings)
+    _check_grafana(settings)
+
+
+def _check_grafana(settings: GatewaySettings) -> None:
+    served = gateway_tenants(settings.tenants)
+    for tenant, url in settings.grafana_urls.items():
+        if tenant not in served:
+            raise GatewayConfigError(f"grafana_urls: {tenant!r} is not a tenant served")
+        host = names.endpoint_host(
+            names.GRAFANA_SERVICE, tenant, settings.instance, settings.domain
+        )
+        if problem := names.hostname_problem(host):
+            raise GatewayConfigError(
+                f"grafana_urls[{tenant!r}]: Grafana host {problem}: use a shorter tenant or domain"
+            )
+        _check_upstream(f"grafana_urls[{tenant!r}]", url)
 
 
 def _check_networks(settings: GatewaySettings) -> None:
@@ -307,6 +336,7 @@ def _check_upstream(field: str, url: str) -> None:
 def _check_listeners(settings: GatewaySettings) -> None:
     listeners = {
         "listen": (settings.listen, "data API"),
+        "internal_listen": (settings.internal_listen, "in-cluster"),
         "http_listen": (settings.http_listen, "plain-HTTP"),
         "health_listen": (settings.health_listen, "health"),
         "usage_log": (settings.usage_log, "usage log"),

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from opstrace import grafana
 from opstrace.charts import (
     LOKI,
     LOKI_HTTP_PORT,
@@ -20,7 +21,7 @@ from opstrace.charts import (
 )
 from opstrace.config.sizes import SINGLE_BINARY, Size
 from opstrace.gateway import routes
-from opstrace.gateway.settings import GatewaySettings
+from opstrace.gateway.settings import DEFAULT_INTERNAL_LISTEN, GatewaySettings
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,11 @@ def gateway_settings(
     to: Upstreams,
     instance_networks: Sequence[str] = (),
     tenant_networks: Mapping[str, tuple[str, ...]] = MappingProxyType({}),
+    grafana_tenants: Sequence[str] = (),
 ) -> GatewaySettings:
     """The settings the gateway pods render their files from (listeners and paths: the
-    pod's defaults), with the instance's and the tenants' allowlists. The one place an
-    instance's gateway settings are made."""
+    pod's defaults), with the instance's and the tenants' allowlists, and the tenants
+    whose Grafana it serves. The one place an instance's gateway settings are made."""
     return GatewaySettings(
         instance=instance,
         domain=domain,
@@ -99,6 +101,9 @@ def gateway_settings(
         metrics_otlp_path=to.metrics_otlp_path,
         instance_networks=tuple(instance_networks),
         tenant_networks=MappingProxyType(dict(tenant_networks)),
+        grafana_urls=MappingProxyType({t: grafana.service_url(t) for t in grafana_tenants}),
+        # The in-cluster door (no allowlists) only where a Grafana needs it.
+        internal_listen=DEFAULT_INTERNAL_LISTEN if grafana_tenants else None,
     )
 
 

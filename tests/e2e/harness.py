@@ -139,20 +139,24 @@ class CertificateAuthority:
         file.write_bytes(pki.certificate_pem(authority.certificate))
         return cls(authority, file)
 
-    def issue(self, tenant: str) -> tuple[str, str]:
-        """(certificate PEM, private key PEM) valid for exactly the tenant's two hosts,
-        as cert-manager's `tls.crt` and `tls.key`; a new serial number each time."""
-        hosts = names.endpoint_hosts(tenant, INSTANCE, DOMAIN)
+    def issue(self, tenant: str, grafana: bool = False) -> tuple[str, str]:
+        """(certificate PEM, private key PEM) valid for exactly the tenant's two hosts
+        (and its Grafana host with `grafana`), as cert-manager's `tls.crt` and `tls.key`;
+        a new serial number each time."""
+        hosts = names.tenant_hosts(tenant, INSTANCE, DOMAIN, grafana)
         certificate, key = self.authority.issue(pki.name(hosts[0]), days=1, dns_names=hosts)
         return pki.certificate_pem(certificate).decode(), pki.private_pem(key).decode()
 
 
-def certificate_files(ca: CertificateAuthority, tenants: tuple[str, ...]) -> dict[str, str]:
+def certificate_files(
+    ca: CertificateAuthority, tenants: tuple[str, ...], grafana: Sequence[str] = ()
+) -> dict[str, str]:
     """Relative path -> content of every served tenant's certificate and key, as the pod's
-    projected volume puts each tenant's TLS Secret under `certs/`."""
+    projected volume puts each tenant's TLS Secret under `certs/`; the tenants in
+    `grafana` have a Grafana host, which their certificates name too."""
     files = {}
     for tenant in gateway_tenants(tenants):
-        chain, key = ca.issue(tenant)
+        chain, key = ca.issue(tenant, tenant in grafana)
         files[f"{CERTS_SUBDIR}/{certificate_file_name(tenant)}"] = chain
         files[f"{CERTS_SUBDIR}/{private_key_file_name(tenant)}"] = key
     return files
@@ -609,6 +613,11 @@ class Gateway:
         return _port(self.settings.listen)
 
     @property
+    def internal_port(self) -> int:
+        assert self.settings.internal_listen is not None
+        return _port(self.settings.internal_listen)
+
+    @property
     def http_port(self) -> int:
         assert self.settings.http_listen is not None
         return _port(self.settings.http_listen)
@@ -638,7 +647,7 @@ class Gateway:
 
     def replace_certificate(self, tenant: str) -> x509.Certificate:
         """Reissue `tenant`'s certificate (as a renewal does) and write it; the new one."""
-        chain, key = gateway_ca().issue(tenant)
+        chain, key = gateway_ca().issue(tenant, tenant in self.settings.grafana_urls)
         self.certificates[f"{CERTS_SUBDIR}/{certificate_file_name(tenant)}"] = chain
         self.certificates[f"{CERTS_SUBDIR}/{private_key_file_name(tenant)}"] = key
         project(self.directory, {**self.files, **self.certificates})
@@ -818,6 +827,7 @@ def on_loopback(settings: GatewaySettings, directory: Path | None = None) -> Gat
     return dataclasses.replace(
         settings,
         listen=f"127.0.0.1:{free_port()}",
+        internal_listen=f"127.0.0.1:{free_port()}",
         http_listen=f"127.0.0.1:{free_port()}",
         health_listen=f"127.0.0.1:{free_port()}",
         # No sidecar counts the lines here (tests/e2e/test_gateway_usage.py sets one).
@@ -868,7 +878,9 @@ def started_gateway(
 ) -> Iterator[Gateway]:
     """A gateway started with `settings` (files in its `config_dir`), with certificates of
     the test CA; stopped (and waited for) on exit."""
-    certificates = certificate_files(gateway_ca(), tuple(settings.tenants))
+    certificates = certificate_files(
+        gateway_ca(), tuple(settings.tenants), tuple(settings.grafana_urls)
+    )
     gateway = Gateway(Path(settings.config_dir), settings, certificates, quiet=quiet)
     gateway.render(trusted, bindings, credentials, rate_limits, egress)
     try:

@@ -31,7 +31,7 @@ from tests.e2e.harness import (
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
 
-LISTENERS = ("listen", "http_listen", "health_listen")
+LISTENERS = ("listen", "internal_listen", "http_listen", "health_listen")
 """The settings that bind a port, each one listener of `haproxy.cfg`."""
 POD = gateway_upstreams.gateway_settings(
     INSTANCE, DOMAIN, TENANTS, gateway_upstreams.upstreams(sizes.SIZES["small"])
@@ -102,6 +102,14 @@ def test_the_services_https_port_reaches_the_tls_listener(gateway: Gateway) -> N
     endpoint = host("cortex", "prod")
     certificate = peer_certificate(served_port(gateway, service_target(443)), endpoint)
     assert endpoint in san_names(certificate)
+
+
+def test_the_internal_services_port_reaches_the_internal_tls_listener(gateway: Gateway) -> None:
+    (port,) = manifests.internal_service("system-tenant", INSTANCE)["spec"]["ports"]
+    served = served_port(gateway, container_port(port["targetPort"]))
+    assert served == _port(gateway.settings.internal_listen)
+    endpoint = host("loki", "staging")
+    assert endpoint in san_names(peer_certificate(served, endpoint))
 
 
 def test_the_services_http_port_reaches_the_plain_http_refusal(gateway: Gateway) -> None:

@@ -272,7 +272,8 @@ def local_stack(
 ) -> dict[str, Any]:
     """A stack the engine can run on the local cluster: `existing` mode with `dns: none`, a
     generic load balancer (that need not be waited for), the cluster's stand-in issuer,
-    external backends, no telemetry: no AWS resource and no Helm chart. The local cluster
+    external backends, no telemetry and no Grafana: no AWS resource and no Helm chart (no
+    chart repository is reachable). The local cluster
     enforces no NetworkPolicy, so the stack accepts that risk (keys an earlier release
     ignores)."""
     return {
@@ -288,6 +289,7 @@ def local_stack(
         "opstrace:cortexUrl": cortex_url,
         "opstrace:lokiUrl": loki_url,
         "opstrace:telemetry": False,
+        "opstrace:grafana": False,
         "opstrace:networkPolicyRiskAccepted": True,
         "opstrace:tenants": tenants,
     }
