@@ -2,7 +2,7 @@
 itself, through the gateway, with a read-only token), and where its secrets live.
 
 Pure, no Pulumi. The chart's values are built from a `GrafanaRelease`
-(`chart_values.grafana_values`); the component (`components.grafana`) makes the
+(`chart_values.grafana_values`); the component (`components.tenant_grafana`) makes the
 Secret, the dashboards and the release.
 
 A tenant's Grafana sees that tenant only because of what it holds, not because of
@@ -129,8 +129,8 @@ class GrafanaRelease:
     dashboard_files: tuple[str, ...] = ()
     """The file names in `DASHBOARDS_CONFIG_MAP`; (): no dashboard provider."""
     secret_version: str = ""
-    """Changes whenever `SECRET`'s content does (the token's key ID, the password's
-    version): a pod annotation, so that Grafana restarts and reads the new values."""
+    """Changes whenever `SECRET`'s content does (the token's key ID, the password
+    resource's ID): a pod annotation, so that Grafana restarts and reads the new values."""
 
 
 def service_url(tenant: str) -> str:

@@ -306,12 +306,12 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "grafana_unknown_role",
             stack(tenants=[{"name": "ci", "grafana": {"roles": {"Owner": {"groups": ["a"]}}}}]),
-            "tenants[0].grafana.roles (tenant 'ci').Owner: unknown role; use Viewer, Editor, Admin",
+            "tenants[0].grafana.roles.Owner (tenant 'ci'): unknown role; use Viewer, Editor, Admin",
         ),
         Broken(
             "grafana_role_for_nobody",
             stack(tenants=[{"name": "ci", "grafana": {"roles": {"Admin": {"groups": []}}}}]),
-            "tenants[0].grafana.roles (tenant 'ci').Admin: grants the role to nobody: list "
+            "tenants[0].grafana.roles.Admin (tenant 'ci'): grants the role to nobody: list "
             "groups or emailDomains",
         ),
         Broken(
@@ -321,14 +321,14 @@ def broken_stacks(project: str) -> list[Broken]:
                     {"name": "ci", "grafana": {"roles": {"Viewer": {"emailDomains": ["@a.com"]}}}}
                 ]
             ),
-            "tenants[0].grafana.roles (tenant 'ci').Viewer.emailDomains[0]: '@a.com' is not a "
+            "tenants[0].grafana.roles.Viewer.emailDomains[0] (tenant 'ci'): '@a.com' is not a "
             "valid domain: use dot-separated labels of lowercase letters, digits and inner "
             "hyphens, at least two labels, no trailing dot",
         ),
         Broken(
             "grafana_role_group_with_a_quote",
             stack(tenants=[{"name": "ci", "grafana": {"roles": {"Editor": {"groups": ["o'n"]}}}}]),
-            "tenants[0].grafana.roles (tenant 'ci').Editor.groups[0]: \"o'n\" holds a quote or a "
+            "tenants[0].grafana.roles.Editor.groups[0] (tenant 'ci'): \"o'n\" holds a quote or a "
             "backslash, which Grafana's role mapping cannot match: rename the group",
         ),
         Broken(
@@ -377,7 +377,8 @@ def broken_stacks(project: str) -> list[Broken]:
             "grafana_host_too_long",
             stack(domain=LONG_DOMAIN, tenants=["ci"]),
             f"tenants[0]: tenant 'ci' gives a bad endpoint: 'grafana.ci.acme.{LONG_DOMAIN}' is "
-            "longer than 253 characters: use a shorter tenant, instance or domain name",
+            "longer than 253 characters (its Grafana's host; `grafana: false` leaves it out): use "
+            "a shorter tenant, instance or domain name",
         ),
         Broken(
             "token_object_without_name",

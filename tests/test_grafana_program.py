@@ -17,8 +17,10 @@ from opstrace import certificates, charts, data_token, grafana, keys, names
 from opstrace.gateway.settings import BINDINGS_MAP
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, cluster_ip, run_program
+from tools.stack_files import stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
+EXAMPLE_TENANTS = stack_config("example-prod")["opstrace:tenants"]
 SECRET = "kubernetes:core/v1:Secret"
 
 
@@ -181,3 +183,49 @@ def test_a_grafana_reaches_its_tenants_hosts_at_the_gateways_in_cluster_service(
             ],
         }
     ]
+
+
+@pytest.fixture(scope="module")
+def example_prod() -> ProgramRun:
+    """The production example as the plan runs it: its placeholders and the missing client
+    secret are warnings there."""
+    return run_program(stack_config("example-prod"), stack="example-prod", plan=True)
+
+
+def test_the_production_example_plans_a_grafana_for_every_tenant(example_prod: ProgramRun) -> None:
+    releases = [
+        r for r in example_prod.resources if r.type == RELEASE and r.inputs["chart"] == "grafana"
+    ]
+    tenants = [spec if isinstance(spec, str) else spec["name"] for spec in EXAMPLE_TENANTS]
+    assert sorted(r.inputs["namespace"] for r in releases) == sorted(
+        names.tenant_namespace(t) for t in ("system", *tenants)
+    )
+
+
+def test_the_production_example_signs_in_through_its_provider_with_prods_roles(
+    example_prod: ProgramRun,
+) -> None:
+    oauth = grafana_values(example_prod, "prod")["grafana.ini"]["auth.generic_oauth"]
+    assert (oauth["enabled"], oauth["client_id"]) == (True, "opstrace-grafana")
+    assert "contains(groups || `[]`, 'platform')) && 'Admin'" in oauth["role_attribute_path"]
+
+
+def test_the_production_example_provisions_prods_dashboards_and_holds_the_client_secret(
+    example_prod: ProgramRun,
+) -> None:
+    (dashboards_map,) = [
+        r
+        for r in in_namespace(example_prod, "kubernetes:core/v1:ConfigMap", "prod-tenant")
+        if r.inputs["metadata"]["name"] == grafana.DASHBOARDS_CONFIG_MAP
+    ]
+    assert sorted(dashboards_map.inputs["data"]) == ["service-overview.json"]
+    secret = next(r for r in in_namespace(example_prod, SECRET, "prod-tenant")).inputs["stringData"]
+    assert rpc.is_rpc_secret(secret)
+    assert sorted(rpc.unwrap_rpc_secret(secret)) == sorted(
+        (
+            grafana.TOKEN_KEY,
+            grafana.ADMIN_USER_KEY,
+            grafana.ADMIN_PASSWORD_KEY,
+            grafana.CLIENT_SECRET_KEY,
+        )
+    )

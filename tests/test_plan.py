@@ -324,3 +324,13 @@ def test_the_plan_says_what_a_preview_warns_about_the_delegation(stacks_dir: Pat
         "names the records here, and waits up to 20 minutes for them before it requests any "
         "certificate"
     ]
+
+
+def test_plan_of_the_production_example_warns_of_the_client_secret_it_lacks_and_goes_on() -> None:
+    result = run_plan("--stack", "example-prod")
+    assert result.returncode == 0
+    assert (
+        "warning: grafanaClientSecret: required with grafanaSso; set it as a secret: `pulumi "
+        "config set --secret opstrace:grafanaClientSecret <the client secret>` (preview and up "
+        "refuse it)"
+    ) in result.stderr.splitlines()

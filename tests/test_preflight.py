@@ -211,3 +211,25 @@ def test_make_up_stops_at_the_placeholder_domain_before_anything_is_created(
     )
     assert all(line.startswith("make: ***") for line in rest), result.stderr
     assert not backend.exists()
+
+
+def test_single_sign_on_without_its_client_secret_is_refused_before_anything_is_created(
+    stacks: Path,
+) -> None:
+    path = stacks / "Pulumi.dev.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"]["opstrace:grafanaSso"] = {
+        "name": "Okta",
+        "authUrl": "https://idp.acme.dev/authorize",
+        "tokenUrl": "https://idp.acme.dev/token",
+        "apiUrl": "https://idp.acme.dev/userinfo",
+        "clientId": "opstrace",
+    }
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(PrerequisiteMissing) as raised:
+        preflight.check("dev", machine()[0], stacks)
+    assert str(raised.value) == (
+        "grafanaClientSecret: required with grafanaSso; set it as a secret: `pulumi config set "
+        "--secret opstrace:grafanaClientSecret <the client secret>`, then run make up "
+        "STACK=dev again"
+    )

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from tools.stack_files import cli_text, load_yaml
+from tools.stack_files import (
+    OFFLINE_SECRET,
+    PROJECT_DIR,
+    cli_config_problem,
+    cli_text,
+    load_yaml,
+)
 
 HANDED_OVER = [
     ("plain_text", "acme", "acme"),
@@ -47,3 +53,16 @@ def test_stack_file_value_reaches_the_program_as_the_cli_hands_it(
     written: str, handed: str
 ) -> None:
     assert cli_text(load_yaml(f"value: {written}")["value"]) == handed
+
+
+def test_an_encrypted_value_is_set_and_never_shown_offline() -> None:
+    assert cli_text({"secure": "v1:c2FsdA==:v1:abc"}) == OFFLINE_SECRET
+
+
+def test_an_encrypted_value_passes_the_clis_check_of_a_declared_string() -> None:
+    config = {
+        "opstrace:instanceName": "acme",
+        "opstrace:domain": "acme.dev",
+        "opstrace:grafanaClientSecret": {"secure": "v1:c2FsdA==:v1:abc"},
+    }
+    assert cli_config_problem("dev", config, PROJECT_DIR) is None

@@ -24,7 +24,11 @@ from typing import Any, Final, TextIO
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from opstrace.config.stack import config_of_stack, placeholder_domain_problem
+from opstrace.config.stack import (
+    client_secret_problem,
+    config_of_stack,
+    placeholder_domain_problem,
+)
 from opstrace.errors import OpstraceError
 from tools.offline import UNKNOWN, ProgramRun, Registration, run_program
 from tools.stack_files import PROJECT_DIR, cli_config, shown_path, stack_config, stack_file
@@ -146,15 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     try:
         config = stack_config(options.stack, stacks_dir=options.stacks_dir)
-        if problem := placeholder_domain_problem(
-            config_of_stack(cli_config(config), PROJECT_DIR, plan=True)
-        ):
+        checked = config_of_stack(cli_config(config), PROJECT_DIR, plan=True)
+        if problem := placeholder_domain_problem(checked):
             where = shown_path(stack_file(options.stack, stacks_dir=options.stacks_dir))
             print(
                 f"warning: {problem}: preview and up refuse it; set opstrace:domain in "
                 f"{where} to a domain you own",
                 file=sys.stderr,
             )
+        if problem := client_secret_problem(checked):
+            print(f"warning: {problem} (preview and up refuse it)", file=sys.stderr)
         run = run_program(config, stack=options.stack, tokens="unknown", plan=True)
     except OpstraceError as error:
         for line in str(error).splitlines():

@@ -36,7 +36,11 @@ from typing import Final
 
 from opstrace import delegation
 from opstrace.config.schema import InstanceConfig
-from opstrace.config.stack import config_of_stack, placeholder_domain_problem
+from opstrace.config.stack import (
+    client_secret_problem,
+    config_of_stack,
+    placeholder_domain_problem,
+)
 from opstrace.errors import OpstraceError
 from opstrace.names import instance_dns_name
 from tools.stack_files import PROJECT_DIR, cli_config, shown_path, stack_config, stack_file
@@ -94,6 +98,8 @@ def check(stack: str, machine: Machine, stacks_dir: Path | None = None) -> str:
             f"{again(stack)} (or try the local instance first, no AWS account "
             "needed: make up)"
         )
+    if problem := client_secret_problem(config):
+        raise PrerequisiteMissing(f"{problem}, {again(stack)}")
     if not config.needs_aws:
         return f"stack {stack}: settings valid; no AWS resources, so no AWS credentials needed"
     return f"stack {stack}: settings valid; {aws_identity(config, machine, stack)}"

@@ -162,9 +162,12 @@ def _go_json(value: Any) -> str:
 
 
 def cli_text(value: Any) -> str:
-    """One stack file value as the text a program gets for it."""
+    """One stack file value as the text a program gets for it; an encrypted one
+    (`secure: ...`), which only the CLI can decrypt, as `OFFLINE_SECRET`."""
     if isinstance(value, str):
         return value
+    if _encrypted(value):
+        return OFFLINE_SECRET
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -174,6 +177,15 @@ def cli_text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return _go_number(value)
     return _go_json(value)
+
+
+OFFLINE_SECRET: Final = "secret-not-decrypted-offline"
+"""What an encrypted stack setting is offline: set, and never shown."""
+
+
+def _encrypted(value: Any) -> bool:
+    """Whether a stack file value is one the CLI encrypted (`pulumi config set --secret`)."""
+    return isinstance(value, dict) and set(value) == {"secure"}
 
 
 def declarations(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
@@ -256,7 +268,8 @@ def cli_config_problem(stack: str, config: Mapping[str, Any], project_dir: Path)
         if (value := config.get(f"{PROJECT}:{key}")) is None:
             continue
         declaration = declared[key]
-        stored = json.loads(_go_json(value)) if isinstance(value, (list, dict)) else cli_text(value)
+        structured = isinstance(value, (list, dict)) and not _encrypted(value)
+        stored = json.loads(_go_json(value)) if structured else cli_text(value)
         if not _cli_type_matches(declaration, stored):
             items = declaration.get("items", {}).get("type")
             type_name = f"array<{items}>" if items else declaration["type"]

@@ -46,7 +46,8 @@ _SCOPE_RE: Final = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 
 def parse_sso(raw: Any, client_secret: str) -> SingleSignOn | None:
-    """The instance's OpenID Connect provider, or None when `grafanaSso` is empty."""
+    """The instance's OpenID Connect provider, or None when `grafanaSso` is empty. Its
+    client secret is required where something is created (`stack.client_secret_problem`)."""
     if raw in (None, {}):
         if client_secret:
             raise ConfigError(
@@ -84,11 +85,6 @@ def parse_sso(raw: Any, client_secret: str) -> SingleSignOn | None:
         raise ConfigError(
             f"{SSO_KEY}.groupsAttributePath: expected a JMESPath (e.g. groups), got {groups_path!r}"
         )
-    if not client_secret:
-        raise ConfigError(
-            f"{CLIENT_SECRET_KEY}: required with {SSO_KEY}; set it as a secret: `pulumi config "
-            f"set --secret opstrace:{CLIENT_SECRET_KEY} <the client secret>`"
-        )
     return SingleSignOn(
         name=raw["name"].strip(),
         auth_url=raw["authUrl"],
@@ -107,37 +103,42 @@ def _https_url_problem(url: str) -> str | None:
     return None
 
 
-def parse_roles(field: str, raw: Any) -> tuple[RoleGrant, ...]:
-    """`{Admin: {groups: [...], emailDomains: [...]}, Editor: ..., Viewer: ...}`."""
+def parse_roles(field: str, raw: Any, owner: str = "") -> tuple[RoleGrant, ...]:
+    """`{Admin: {groups: [...], emailDomains: [...]}, Editor: ..., Viewer: ...}`; each
+    refusal names the field, then `owner` (the tenant)."""
     if raw in (None, {}):
         return ()
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{field}: expected {{<role>: {{groups, emailDomains}}}} with roles "
+            f"{field}{owner}: expected {{<role>: {{groups, emailDomains}}}} with roles "
             f"{', '.join(ROLES)}, got {raw!r}"
         )
     grants = []
     for role, entry in raw.items():
         where = f"{field}.{role}"
         if role not in ROLES:
-            raise ConfigError(f"{where}: unknown role; use {', '.join(ROLES)}")
+            raise ConfigError(f"{where}{owner}: unknown role; use {', '.join(ROLES)}")
         if not isinstance(entry, dict) or not entry:
-            raise ConfigError(f"{where}: expected {{groups: [...], emailDomains: [...]}}")
+            raise ConfigError(f"{where}{owner}: expected {{groups: [...], emailDomains: [...]}}")
         if unknown := sorted(set(entry) - set(GRANT_OPTIONS)):
-            raise ConfigError(f"{where}.{unknown[0]}: unknown option; use groups, emailDomains")
-        groups = _strings(f"{where}.groups", entry.get("groups", []))
+            raise ConfigError(
+                f"{where}.{unknown[0]}{owner}: unknown option; use {', '.join(GRANT_OPTIONS)}"
+            )
+        groups = _strings(f"{where}.groups{owner}", entry.get("groups", []))
         for position, group in enumerate(groups):
             if "'" in group or "\\" in group:
                 raise ConfigError(
-                    f"{where}.groups[{position}]: {group!r} holds a quote or a backslash, "
-                    "which Grafana's role mapping cannot match: rename the group"
+                    f"{where}.groups[{position}]{owner}: {group!r} holds a quote or a "
+                    "backslash, which Grafana's role mapping cannot match: rename the group"
                 )
-        domains = _strings(f"{where}.emailDomains", entry.get("emailDomains", []))
+        domains = _strings(f"{where}.emailDomains{owner}", entry.get("emailDomains", []))
         for position, domain in enumerate(domains):
             if problem := names.domain_problem(domain):
-                raise ConfigError(f"{where}.emailDomains[{position}]: {problem}")
+                raise ConfigError(f"{where}.emailDomains[{position}]{owner}: {problem}")
         if not groups and not domains:
-            raise ConfigError(f"{where}: grants the role to nobody: list groups or emailDomains")
+            raise ConfigError(
+                f"{where}{owner}: grants the role to nobody: list groups or emailDomains"
+            )
         grants.append(RoleGrant(role, groups, domains))
     return tuple(sorted(grants, key=lambda grant: ROLES.index(grant.role)))
 
@@ -184,8 +185,8 @@ def parse_tenant_grafana(
         )
     return GrafanaSpec(
         enabled=True,
-        roles=parse_roles(f"{field}.roles{owner}", raw.get("roles")),
-        dashboards=_dashboards(f"{field}.dashboards{owner}", raw.get("dashboards"), base_dir),
+        roles=parse_roles(f"{field}.roles", raw.get("roles"), owner),
+        dashboards=_dashboards(f"{field}.dashboards", raw.get("dashboards"), base_dir),
         storage_gib=storage,
     )
 

@@ -262,8 +262,11 @@ def _allowlists(
 
 def _endpoint_problem(tenant: TenantSpec, instance: str, domain: str) -> str | None:
     """Why one of the tenant's hosts (its Grafana's too) is no valid hostname, or None."""
-    for host in names.tenant_hosts(tenant.name, instance, domain, tenant.grafana.enabled):
+    for service in names.tenant_services(tenant.grafana.enabled):
+        host = names.endpoint_host(service, tenant.name, instance, domain)
         if problem := names.hostname_problem(host):
+            if service == names.GRAFANA_SERVICE:
+                return f"{problem} (its Grafana's host; `grafana: false` leaves it out)"
             return problem
     return None
 

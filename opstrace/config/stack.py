@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from opstrace import config_maps, keys, names
+from opstrace.config import grafana_config
 from opstrace.config.parse import parse_config, stack_settings
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import InstanceConfig
@@ -43,8 +44,9 @@ def config_of_stack(
 ) -> InstanceConfig:
     """The instance configuration of a stack's whole config (as the CLI hands it over).
 
-    A placeholder domain is refused unless the caller only plans (`plan`): then the caller
-    says so itself (`placeholder_domain_problem`), with the fix that works where it runs."""
+    A placeholder domain or a missing single sign-on secret is refused unless the caller
+    only plans (`plan`): then the caller says so itself (`placeholder_domain_problem`,
+    `client_secret_problem`), with the fix that works where it runs."""
     region = config.get("aws:region", "")
     profile = config.get("aws:profile", "")
     parsed = parse_config(
@@ -57,7 +59,22 @@ def config_of_stack(
         raise ConfigError(f"tenants: {problem}")
     if not plan and (problem := placeholder_domain_problem(parsed)):
         raise ConfigError(f"{problem}: {PLACEHOLDER_DOMAIN_FIX}")
+    if not plan and (problem := client_secret_problem(parsed)):
+        raise ConfigError(problem)
     return parsed
+
+
+def client_secret_problem(config: InstanceConfig) -> str | None:
+    """Why the Grafanas' single sign-on cannot work yet (its client secret, a stack secret,
+    is not set), or None. Valid to plan, so that an example can show single sign-on without
+    a secret of its own; refused where something would be created."""
+    if config.grafana_sso is None or config.grafana_client_secret:
+        return None
+    return (
+        f"{grafana_config.CLIENT_SECRET_KEY}: required with {grafana_config.SSO_KEY}; set it "
+        f"as a secret: `pulumi config set --secret opstrace:{grafana_config.CLIENT_SECRET_KEY} "
+        "<the client secret>`"
+    )
 
 
 def placeholder_domain_problem(config: InstanceConfig) -> str | None:

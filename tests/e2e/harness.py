@@ -327,6 +327,42 @@ def plain_request(
         connection.close()
 
 
+def websocket_echo(
+    port: int,
+    endpoint: str,
+    path: str,
+    headers: str,
+    frame: bytes,
+    source: str | None = None,
+) -> bytes:
+    """Open a WebSocket at `https://<endpoint><path>` through the gateway on `port` (from
+    `source`'s address), with `headers` (CRLF-ended lines) added to the handshake; assert
+    it is switched (101), send `frame`, return what comes back."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET {path} HTTP/1.1\r\nHost: {endpoint}\r\n{headers}"
+        "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\n\r\n"
+    )
+    with (
+        socket.create_connection(
+            ("127.0.0.1", port),
+            timeout=CLIENT_TIMEOUT_SECONDS,
+            source_address=(source, 0) if source else None,
+        ) as raw,
+        client_context().wrap_socket(raw, server_hostname=endpoint) as tls,
+    ):
+        tls.sendall(handshake.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = tls.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        tls.sendall(frame)
+        return tls.recv(4096)
+
+
 def unique_path(path: str = "/api/v1/labels") -> str:
     """`path` with a query no other request carries, so a test finds its own request."""
     return f"{path}?probe={uuid.uuid4().hex}"

@@ -12,9 +12,7 @@ the gateway sees each one's own address.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -46,6 +44,7 @@ from tests.e2e.harness import (
     started_gateway,
     unique_path,
     wait_until,
+    websocket_echo,
 )
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
@@ -278,32 +277,11 @@ def test_the_internal_listener_presents_the_same_certificates(grafana_gateway: G
 def test_a_websocket_upgrade_reaches_grafana_live(
     grafana_gateway: Gateway, grafanas: dict[str, Recorder]
 ) -> None:
-    endpoint = host("grafana", "prod")
-    key = base64.b64encode(os.urandom(16)).decode()
     path = unique_path("/api/live/ws")
-    handshake = (
-        f"GET {path} HTTP/1.1\r\nHost: {endpoint}\r\nCookie: grafana_session=0123abcd\r\n"
-        "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: {key}\r\n\r\n"
+    cookie = "Cookie: grafana_session=0123abcd\r\n"
+    echoed = websocket_echo(
+        grafana_gateway.port, host("grafana", "prod"), path, cookie, b"live frame", LISTED
     )
-    with (
-        socket.create_connection(
-            ("127.0.0.1", grafana_gateway.port),
-            timeout=CLIENT_TIMEOUT_SECONDS,
-            source_address=(LISTED, 0),
-        ) as raw,
-        client_context().wrap_socket(raw, server_hostname=endpoint) as tls,
-    ):
-        tls.sendall(handshake.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = tls.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        tls.sendall(b"live frame")
-        echoed = tls.recv(4096)
-
     assert echoed == b"live frame"
     arrived = grafanas["prod"].arrived(path)
     assert arrived.values("Cookie") == ["grafana_session=0123abcd"]

@@ -34,9 +34,14 @@ pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
 LISTENERS = ("listen", "internal_listen", "http_listen", "health_listen")
 """The settings that bind a port, each one listener of `haproxy.cfg`."""
 POD = gateway_upstreams.gateway_settings(
-    INSTANCE, DOMAIN, TENANTS, gateway_upstreams.upstreams(sizes.SIZES["small"])
+    INSTANCE,
+    DOMAIN,
+    TENANTS,
+    gateway_upstreams.upstreams(sizes.SIZES["small"]),
+    grafana_tenants=TENANTS,
 )
-"""The pod's own settings: its listeners at their defaults."""
+"""The pod's own settings: its listeners at their defaults (the in-cluster one with them,
+as with any tenant's Grafana)."""
 NLB = "service.beta.kubernetes.io/aws-load-balancer-"
 
 

@@ -3,8 +3,6 @@ HTTP/2 by ALPN, modern TLS only, and a plain-HTTP port that forwards nothing."""
 
 from __future__ import annotations
 
-import base64
-import os
 import socket
 import ssl
 import subprocess
@@ -30,6 +28,7 @@ from tests.e2e.harness import (
     plain_request,
     san_names,
     unique_path,
+    websocket_echo,
 )
 
 pytestmark = [pytest.mark.e2e, NEEDS_HAPROXY]
@@ -185,29 +184,8 @@ def test_plain_http_refuses_every_request_and_forwards_nothing(
 def test_loki_tail_websocket_upgrade_is_passed_through(
     gateway: Gateway, minted: dict[str, Minted], upstreams: dict[str, Recorder]
 ) -> None:
-    endpoint = host("loki", "prod")
-    key = base64.b64encode(os.urandom(16)).decode()
     path = unique_path("/loki/api/v1/tail")
-    handshake = (
-        f"GET {path} HTTP/1.1\r\nHost: {endpoint}\r\n"
-        f"Authorization: Bearer {minted['prod'].token}\r\n"
-        "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: {key}\r\n\r\n"
-    )
-    with (
-        socket.create_connection(
-            ("127.0.0.1", gateway.port), timeout=CLIENT_TIMEOUT_SECONDS
-        ) as raw,
-        client_context().wrap_socket(raw, server_hostname=endpoint) as tls,
-    ):
-        tls.sendall(handshake.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = tls.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        tls.sendall(b"frame bytes")
-        echoed = tls.recv(4096)
+    authorization = f"Authorization: Bearer {minted['prod'].token}\r\n"
+    echoed = websocket_echo(gateway.port, host("loki", "prod"), path, authorization, b"frame bytes")
     assert echoed == b"frame bytes"
     assert upstreams["loki_query"].arrived(path).values("X-Scope-OrgID") == ["prod"]
