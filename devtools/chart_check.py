@@ -60,7 +60,7 @@ from opstrace.config.stack import config_of_stack
 from opstrace.grafana import GrafanaRelease, RoleGrant, SingleSignOn
 from opstrace.policy import limits
 from tools.cluster.state import BIN, KUBECONFIG
-from tools.offline import ProgramRun, Registration, run_program
+from tools.offline import ProgramFailed, ProgramRun, Registration, run_program
 from tools.stack_files import PROJECT_DIR, cli_config, stack_config
 
 HELM: Final = Path(os.environ.get("OPSTRACE_HELM", BIN / "helm"))
@@ -71,6 +71,8 @@ PULLED: Final = Path(
 RELEASE_TYPE: Final = "kubernetes:helm.sh/v3:Release"
 STAND_IN_DOMAIN: Final = "observability.acme.dev"
 """Rendered in place of a stack's placeholder domain (example.com), which the program refuses."""
+STAND_IN_CLIENT_SECRET: Final = "stand-in-client-secret"
+"""A single sign-on client secret where a stack leaves it to the operator (the example)."""
 STAND_IN_API_CIDRS: Final = "203.0.113.0/24"
 """An eks stack's API networks where it sets none (a documentation network, RFC 5737)."""
 FIELD_MANAGER: Final = "opstrace-chart-check"
@@ -193,6 +195,9 @@ def cases(stacks: Sequence[str], sizings: Sequence[str]) -> Iterator[Case]:
             if config.get("opstrace:cluster", "eks") == "eks":
                 # Production sizing requires them; the dev stack leaves them unset.
                 config.setdefault("opstrace:apiAllowedCidrs", STAND_IN_API_CIDRS)
+            if config.get("opstrace:grafanaSso"):
+                # The production example leaves its client secret to the operator.
+                config.setdefault("opstrace:grafanaClientSecret", STAND_IN_CLIENT_SECRET)
             run = run_program(config, stack=stack, tokens="stand-in")
             yield Case(stack, sizing, config_of_stack(cli_config(config), PROJECT_DIR), run)
 
@@ -764,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             totals["cases"] += 1
             totals["renders"] += len(rendered)
             totals["objects"] += sum(len(r.objects) for r in rendered.values())
-    except (CheckError, ConfigError) as error:
+    except (CheckError, ConfigError, ProgramFailed) as error:
         print(f"charts: error: {error}", file=sys.stderr)
         return 1
     verdict = "FAILED" if failed else "passed"
