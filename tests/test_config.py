@@ -213,9 +213,17 @@ def test_shipped_stack_is_refused_until_its_placeholder_domain_is_changed(stack:
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_shipped_stack_is_valid_once_the_operator_sets_their_domain(stack: str) -> None:
+def test_shipped_stack_is_valid_once_the_operator_sets_what_it_says_to_set(stack: str) -> None:
     config = {**shipped_config(stack), "opstrace:domain": "observability.acme.dev"}
+    if "opstrace:grafanaSso" in config:  # and its client secret, as its comment says
+        config["opstrace:grafanaClientSecret"] = "s3cret"
     assert config_of_stack(config, PROJECT_DIR).user_tenants
+
+
+def test_the_production_example_asks_for_its_single_sign_on_client_secret() -> None:
+    config = {**shipped_config("example-prod"), "opstrace:domain": "observability.acme.dev"}
+    with pytest.raises(ConfigError, match=r"^grafanaClientSecret: required with grafanaSso"):
+        config_of_stack(config, PROJECT_DIR)
 
 
 def test_stack_settings_leave_other_namespaces_to_their_owners() -> None:
