@@ -3,7 +3,7 @@
     python -m bench.gateway_bench [--seconds 5] [--connections 32] [--threads 2] [--rounds 3]
     python -m bench.gateway_bench --smoke   # 1 round of 1 s, 200 fresh tokens: that it runs
 
-Five scenarios against the same HAProxy binary, all over TLS with keep-alive (wrk keeps
+Seven scenarios against the same HAProxy binary, all over TLS with keep-alive (wrk keeps
 its connections open; SNI is the tenant host), each run for a bounded time in
 interleaved rounds (default 3 x 5 s each, median reported):
   (a) pass-through: TLS and the same logging (standard output and the usage ring) and
@@ -13,7 +13,13 @@ interleaved rounds (default 3 x 5 s each, median reported):
   (c) the rendered gateway with 1,000 keys bound to 1,000 tenants, the same token;
   (d) as (b), a different token on every request (twice as many tokens as the cache
       holds, in a cycle: every request is a cache miss and an RSA verification);
-  (e) as (c), a different token on every request.
+  (e) as (c), a different token on every request;
+  (f) the rendered gateway with 10,000 keys bound to 2,500 tenants (four credentials
+      each, issue 28's size), the same token;
+  (g) as (f), a different token on every request.
+Then, for the gateways of 1, 1,000 and 10,000 keys: the memory of their worker (resident
+set), how long each took from rendering its files to serving, and how long a reload of
+the full 10,000-key set takes (a signal to the master until the new worker alone serves).
 The upstream is another HAProxy answering a static `http-request return`, so that it is
 never the bottleneck. Every HAProxy formats its log lines and discards them (a log sink
 costs both sides alike, and a pod's sink is not this machine's disk); the gateways also
@@ -21,7 +27,7 @@ forward them from their ring for the usage counters, as in a pod, to a socket th
 and discards them (HAProxy's cost; the sidecar's is measured apart: the microseconds
 its counters take per line); so does the pass-through, whose logging is the gateway's.
 Prints requests/s, p50 and p99 latency, the gateway's CPU time per request (user +
-system of its worker, from /proc), and the ratios.
+system of its worker, from /proc), the ratios, then memory, start and reload times.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -80,6 +86,10 @@ TENANT: Final = "t0"
 MISS_TOKENS: Final = 2 * VERIFIED_TOKENS_SIZE
 """Tokens cycled through by the cache-miss scenarios: each comes back only after the
 cache has had to forget it."""
+HUGE_KEYS: Final = 10_000
+"""The largest key set measured: issue 28's instance of 10,000 credentials."""
+KEYS_PER_TENANT: Final = 4
+"""Its credentials per tenant (an agent's, a reader's, a Grafana's and one more)."""
 SMOKE_TOKENS: Final = 200
 """Fresh tokens of a smoke run: too few to defeat the cache, enough to exercise the path."""
 _UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -156,6 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         signer.kid: TENANT,
         **{keys.key_id(pem): f"t{i + 1}" for i, pem in enumerate(stand_ins)},
     }
+    huge_stand_ins = [stand_in_public_key(f"bench-{i}") for i in range(HUGE_KEYS - 1)]
+    huge_keys = keys.key_set([signer.public_pem, *huge_stand_ins])
+    huge_tenants = tuple(f"t{i}" for i in range(HUGE_KEYS // KEYS_PER_TENANT))
+    huge_bindings = {
+        signer.kid: TENANT,
+        **{
+            keys.key_id(pem): huge_tenants[(i + 1) // KEYS_PER_TENANT]
+            for i, pem in enumerate(huge_stand_ins)
+        },
+    }
     started = time.monotonic()
     fresh_tokens = sign_many(signer, fresh_count)
     print(f"signed {len(fresh_tokens)} tokens in {time.monotonic() - started:.0f} s")
@@ -169,16 +189,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         upstream = one_upstream(stack.enter_context(static_upstream(root / "upstream")))
         usage_log = stack.enter_context(discarding_sink())
-        one = stack.enter_context(
-            counted_gateway(root / "one", one_key, upstream, (TENANT,), {}, usage_log)
-        )
-        many = stack.enter_context(
-            counted_gateway(
-                root / "many", many_keys, upstream, many_tenants, many_bindings, usage_log
+        gateways = {
+            key_count: timed(
+                stack,
+                counted_gateway(
+                    root / f"keys-{len(trusted)}", trusted, upstream, tenants, bound, usage_log
+                ),
             )
-        )
+            for key_count, (trusted, tenants, bound) in {
+                1: (one_key, (TENANT,), {}),
+                1_000: (many_keys, many_tenants, many_bindings),
+                HUGE_KEYS: (huge_keys, huge_tenants, huge_bindings),
+            }.items()
+        }
+        one, many, huge = (gateways[count][0] for count in (1, 1_000, HUGE_KEYS))
         baseline = stack.enter_context(pass_through(root / "baseline", one.settings, upstream))
-        for port in (one.port, many.port):
+        for port in (one.port, many.port, huge.port):
             _check_accepted(port, signer.token(TENANT))
         scenarios = [
             Scenario("a pass-through", baseline[0], baseline[1], repeated_file),
@@ -186,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             Scenario("c 1,000 keys, same token", many.port, workers(many.process), repeated_file),
             Scenario("d 1 key, new tokens", one.port, workers(one.process), fresh_file),
             Scenario("e 1,000 keys, new tokens", many.port, workers(many.process), fresh_file),
+            Scenario("f 10,000 keys, same token", huge.port, workers(huge.process), repeated_file),
+            Scenario("g 10,000 keys, new tokens", huge.port, workers(huge.process), fresh_file),
         ]
         # Interleaved rounds, median per scenario: loopback figures on a shared machine
         # drift, and a drift should not land on one scenario only.
@@ -193,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.rounds):
             for scenario in scenarios:
                 runs[scenario.name].append(wrk(root, scenario, wrk_options))
+        memory = {count: resident_mib(workers(g.process)) for count, (g, _) in gateways.items()}
+        reload_seconds = timed_reload(
+            root / "reload", huge.settings, huge_keys, huge_bindings, upstream, usage_log
+        )
     results = {name: _median(name, measured) for name, measured in runs.items()}
 
     print(
@@ -205,17 +237,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r.name:<28}{r.requests_per_second:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.cpu_us_per_request:>12.1f}{r.non_2xx:>9}"
         )
-    a, b, c, d, e = results.values()
+    a, b, c, d, e, f, g = results.values()
     for label, x, y in (
         ("b/a same token vs pass-through (target >= 0.80)", b, a),
         ("c/b 1,000 keys vs 1 key, same token (target >= 0.95)", c, b),
+        ("f/b 10,000 keys vs 1 key, same token", f, b),
         ("d/a new tokens vs pass-through", d, a),
         ("e/d 1,000 keys vs 1 key, new tokens", e, d),
+        ("g/d 10,000 keys vs 1 key, new tokens", g, d),
         ("b/d same token vs new tokens (the cache)", b, d),
     ):
         throughput = x.requests_per_second / y.requests_per_second
         cpu = y.cpu_us_per_request / x.cpu_us_per_request
         print(f"{label:<56} throughput {throughput:.2f}  CPU per request {cpu:.2f}")
+    for count, (_, started_in) in gateways.items():
+        print(
+            f"{count:>6,} keys: worker resident {memory[count]:.0f} MiB, "
+            f"files rendered and served in {started_in:.1f} s"
+        )
+    print(f"reload of the {HUGE_KEYS:,}-key set: {reload_seconds:.1f} s to the new worker alone")
     print(f"sidecar: {counting_us_per_line():.1f} us of one core to count a line")
     return 0 if all(r.non_2xx == 0 for r in results.values()) else 1
 
@@ -256,6 +296,44 @@ def counted_gateway(
     )
     with started_gateway(settings, trusted, bindings=bindings, quiet=True) as running:
         yield running
+
+
+def timed(stack: ExitStack, started: AbstractContextManager[Gateway]) -> tuple[Gateway, float]:
+    """A gateway entered on `stack`, and how long it took from rendering its files to
+    serving."""
+    began = time.monotonic()
+    gateway = stack.enter_context(started)
+    return gateway, time.monotonic() - began
+
+
+def resident_mib(pids: Sequence[int]) -> float:
+    """The resident memory (VmRSS) of processes, MiB."""
+    total_kib = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        (line,) = [line for line in status.splitlines() if line.startswith("VmRSS:")]
+        total_kib += int(line.split()[1])
+    return total_kib / 1024
+
+
+def timed_reload(
+    directory: Path,
+    settings: GatewaySettings,
+    trusted: dict[str, str],
+    bindings: dict[str, str],
+    upstream: dict[str, str],
+    usage_log: str,
+) -> float:
+    """How long a soft reload of a gateway with this key set takes, from the signal until
+    the new worker alone serves (a gateway of its own that keeps its log, which the
+    reload is read from; not one that wrk measured)."""
+    chosen = dataclasses.replace(
+        gateway_settings(directory, upstream, tuple(settings.tenants)), usage_log=usage_log
+    )
+    with started_gateway(chosen, trusted, bindings=bindings) as gateway:
+        began = time.monotonic()
+        gateway.reload()
+        return time.monotonic() - began
 
 
 def counting_us_per_line(lines: int = 100_000) -> float:
