@@ -199,7 +199,9 @@ for part in "${PARTS[@]}"; do wait "${pids[$part]}" || failed+=("$part"); done
 # ones); delete the rest and any build left unfinished by a killed run.
 for part in "${ALL_PARTS[@]}"; do
   find "$CACHE" -maxdepth 1 -name "$part-*.tmp.*" -mmin +120 -exec rm -rf {} +
-  ls -1dt "$CACHE/$part"-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +4 | xargs -r rm -rf
+  # find, not ls | grep: a part never built matches nothing, which must not fail the script.
+  find "$CACHE" -maxdepth 1 -name "$part-*" ! -name '*.tmp.*' -printf '%T@ %p\n' \
+    | sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
 done
 
 # .engine/bin: one symlink per binary of every part that is built (whichever were asked for).
