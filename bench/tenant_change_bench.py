@@ -1,10 +1,16 @@
 """How long a tenant change takes, through the real engine on the local cluster.
 
-    python -m bench.tenant_change_bench [--tenants 10,100]
+    python -m bench.tenant_change_bench [--tenants 10,100] [--tokens 1]
     python -m bench.tenant_change_bench --smoke   # 2 tenants: that it runs
+    python -m bench.tenant_change_bench --pure [--credentials 1000,5000,10000]
+
+`--pure` measures the pure parts of a change at sizes the engine run does not reach on
+this machine (`bench.key_change_figures`): what one credential's change rewrites, and
+what each gateway pod's sidecar does to load it.
 
 Needs `make engine`; uses the cluster of `make cluster-up` (or starts one for the run).
-For each tenant count, one instance (the engine tests' stack: `existing` mode, the local
+For each tenant count, one instance of tenants with `--tokens` credentials each (the
+engine tests' stack: `existing` mode, the local
 cluster's stand-in issuer, the gateway's pods run as local processes on 127.0.0.1:8443)
 with a backend that answers 200 behind the gateway, then three changes, each a
 `pulumi up` after editing the stack file as an operator would:
@@ -35,6 +41,7 @@ from typing import Any, Final
 
 import yaml
 
+from bench import key_change_figures
 from sidecar import kube_client
 from tests.engine.harness import Workspace, at_gateway, copy_project, gateway_pods, local_stack
 from tools import cluster as local_cluster
@@ -145,19 +152,21 @@ class Change:
     effective_after_up: float
 
 
-def measure(count: int, api: kube_client.Api, base: Path, backend_url: str) -> None:
+def measure(count: int, tokens: int, api: kube_client.Api, base: Path, backend_url: str) -> None:
     workspace = Workspace(base / "project", base / "home", base / "backend")
     shutil.rmtree(workspace.project_dir)
     copy_project(workspace.project_dir)
     stack = Stack(workspace)
-    others = [f"tenant{index}" for index in range(count - 1)]
+    names = [f"k{index}" for index in range(1, tokens)]
+    others = [{"name": f"tenant{i}", "tokens": ["default", *names]} for i in range(count - 1)]
     stack.write(
         local_stack(INSTANCE, [STEADY, *others], cortex_url=backend_url, loki_url=backend_url)
     )
     workspace.new_stack(STACK)
     try:
         first = stack.up()
-        print(f"  {count} tenants: first up {first:.1f}s")
+        credentials = sum(len(by_name) for by_name in stack.tokens.values())
+        print(f"  {count} tenants, {credentials} credentials: first up {first:.1f}s")
         client = SteadyClient(stack.tokens[STEADY]["default"])
         thread = threading.Thread(target=client.run, daemon=True)
         pods = gateway_pods(api)
@@ -202,14 +211,22 @@ def run_changes(stack: Stack) -> list[Change]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", default="10,100", help="comma-separated tenant counts")
+    parser.add_argument("--tokens", type=int, default=1, help="credentials per user tenant")
     parser.add_argument("--smoke", action="store_true", help="2 tenants: that it runs")
+    parser.add_argument("--pure", action="store_true", help="the pure parts, at --credentials")
+    parser.add_argument("--credentials", default="1000,5000,10000", help="for --pure")
     args = parser.parse_args(argv)
+    if args.pure or args.smoke:
+        sizes = [40] if args.smoke else [int(size) for size in args.credentials.split(",")]
+        key_change_figures.main(sizes)
+        if args.pure:
+            return
     counts = [2] if args.smoke else [int(count) for count in args.tenants.split(",")]
     print("tenant changes through the real engine on the local cluster")
     with local_cluster.running() as api, backend() as backend_url:
         for count in counts:
             with tempfile.TemporaryDirectory(prefix="tenant-change-bench-") as scratch:
-                measure(count, api, Path(scratch), backend_url)
+                measure(count, args.tokens, api, Path(scratch), backend_url)
 
 
 if __name__ == "__main__":

@@ -254,8 +254,15 @@ MUTANTS: Final = (
     Mutant(
         "half_a_render_loaded",
         SYNC,
-        '    if len(checksums) != 1 or "" in checksums:\n',
-        '    if "" in checksums:\n',
+        '    if not checksum or config.get(PARTS_KEY, "").splitlines() != parts:\n',
+        "    if not checksum:\n",
+        (SYNC_TESTS,),
+    ),
+    Mutant(
+        "unchecked_join_loaded",
+        SYNC,
+        "    if config_checksum(files) != checksum:\n",
+        "    if not files:\n",
         (SYNC_TESTS,),
     ),
     Mutant(

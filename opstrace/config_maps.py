@@ -1,11 +1,15 @@
 """What each ConfigMap of the instance holds, and the one size rule they share.
 
-The trust store is two ConfigMaps (Opstrace's key set; a JWKS with the same keys) and
-the gateway two (its configuration and maps; one file per trusted key), so that each
-key is stored once per ConfigMap and about 2,000 RSA-2048 credentials fit. The size
-rule is checked twice: on the configuration before anything is registered
-(`capacity_problem`, with stand-in keys of the configured sizes, which give exactly the
-real documents' sizes), and on the real documents (`size_problem`) as the last guard.
+The instance's keys are spread over sixteen shards by holder (`key_shards`), and each
+document that grows with them comes in one ConfigMap per shard: the trust store (the
+keys in Opstrace's key set format, `opstrace-trust-store-<shard>`; the same keys as a
+JWKS, `opstrace-trust-store-jwks-<shard>`) and the gateway's key files and lines; the
+gateway's configuration is one more. Each key is stored once per document, so about
+20,000 RSA-2048 credentials fit (`capacity_problem` says how many of a given size). The
+size rule is checked twice: on the configuration before anything is registered
+(`capacity_problem`, with stand-in keys of the configured sizes in the shards the real
+keys will be in, which gives exactly the real documents' sizes), and on the real
+documents (`checked_data`) as the last guard.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from opstrace import keys
+from opstrace import key_shards, keys
 from opstrace.errors import OpstraceError
 from opstrace.gateway import files as gateway_files
 from opstrace.gateway.settings import GatewaySettings
@@ -23,10 +27,21 @@ from opstrace.gateway.settings import GatewaySettings
 CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
 """Kubernetes refuses a ConfigMap whose keys and values exceed 1 MiB together."""
 
-TRUST_STORE_NAME: Final = "opstrace-trust-store"
-"""The trust store's fixed name: a stable contract for whatever reads the key set."""
-JWKS_NAME: Final = "opstrace-trust-store-jwks"
+TRUST_STORE_PREFIX: Final = "opstrace-trust-store"
+"""The trust store's names: this, then its shard (the key set in Opstrace's format), or
+`-jwks-` and its shard (the same keys as JWKS). Fixed: a stable contract for whatever
+reads the key set, which is the union of the shards."""
 JWKS_FILE: Final = "jwks.json"
+
+
+def trust_store_name(shard: str) -> str:
+    """The ConfigMap of a shard's keys in Opstrace's key set format."""
+    return f"{TRUST_STORE_PREFIX}-{shard}"
+
+
+def jwks_name(shard: str) -> str:
+    """The ConfigMap of a shard's keys as a JWKS document."""
+    return f"{TRUST_STORE_PREFIX}-jwks-{shard}"
 
 
 class CapacityError(OpstraceError):
@@ -41,11 +56,14 @@ def checked_data(what: str, data: Mapping[str, str]) -> dict[str, str]:
     return dict(data)
 
 
-def trust_store_data(key_set: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """ConfigMap name -> data: the key set in Opstrace's format, and the same keys as JWKS."""
+def trust_store_shard(shard: str, key_set: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """ConfigMap name -> data of a shard's two: its keys in Opstrace's format (an empty
+    shard is `{}`, which an Opstrace authenticator refuses on its own: give it the
+    union), and the same keys as JWKS."""
+    jwks = json.dumps(keys.jwks(key_set), indent=2, sort_keys=True) + "\n"
     return {
-        TRUST_STORE_NAME: {keys.KEYSET_ENV_NAME: keys.key_set_json(key_set)},
-        JWKS_NAME: {JWKS_FILE: json.dumps(keys.jwks(key_set), indent=2, sort_keys=True) + "\n"},
+        trust_store_name(shard): {keys.KEYSET_ENV_NAME: keys.key_set_json(key_set)},
+        jwks_name(shard): {JWKS_FILE: jwks},
     }
 
 
@@ -56,7 +74,10 @@ def data_size(data: Mapping[str, str]) -> int:
 
 def size_problem(what: str, data: Mapping[str, str]) -> str | None:
     """Why ConfigMap `what` cannot hold `data`, or None."""
-    size = data_size(data)
+    return _too_big(what, data_size(data))
+
+
+def _too_big(what: str, size: int) -> str | None:
     if size > CONFIGMAP_MAX_BYTES:
         return (
             f"the {what} ConfigMap would take {size} bytes, more than Kubernetes allows "
@@ -65,19 +86,33 @@ def size_problem(what: str, data: Mapping[str, str]) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Document:
+    """One ConfigMap's data, and how many keys it holds (None: not a key shard's)."""
+
+    data: dict[str, str]
+    keys: int | None
+
+
 def instance_config_maps(
     entries: Iterable[gateway_files.KeyEntry], settings: GatewaySettings
-) -> dict[str, dict[str, str]]:
-    """Every key-derived ConfigMap's data (trust store and gateway), by a readable name:
-    what the components render from the same keys (`gateway.files.gateway_files`,
-    `trust_store_data`)."""
+) -> dict[str, Document]:
+    """Every key-derived ConfigMap (trust store and gateway) by a readable name: what the
+    components render from the same keys (`gateway.files.gateway_files`,
+    `trust_store_shard`)."""
     listed = list(entries)
     gateway = gateway_files.config_map_data(gateway_files.gateway_files(settings, listed))
-    trust_store = trust_store_data(keys.key_set(entry.pem for entry in listed))
-    return {
-        **{f"trust store {name}": data for name, data in trust_store.items()},
-        **{f"gateway {role}": data for role, data in gateway.items()},
-    }
+    held: dict[str, list[str]] = {shard: [] for shard in key_shards.SHARDS}
+    for entry in listed:
+        held[entry.shard()].append(entry.pem)
+    config = gateway_files.CONFIG_ROLE
+    documents = {f"gateway {config}": Document(gateway[config], None)}
+    for shard, pems in held.items():
+        key_set = keys.key_set(pems) if pems else {}
+        documents[f"gateway keys-{shard}"] = Document(gateway[f"keys-{shard}"], len(key_set))
+        for name, data in trust_store_shard(shard, key_set).items():
+            documents[f"trust store {name}"] = Document(data, len(key_set))
+    return documents
 
 
 def capacity_problem(
@@ -88,23 +123,26 @@ def capacity_problem(
     """Why the instance's keys do not fit its ConfigMaps, with how many do; or None.
 
     `credentials` are each token credential's entry (its key not known yet) and RSA size:
-    stood in for by keys of that size; `trusted` are the extra keys.
+    stood in for by keys of that size, in the shards their holders put them in (exactly
+    where the real keys will be); `trusted` are the extra keys.
     """
     stand_ins = [
         dataclasses.replace(entry, pem=keys.stand_in_public_key(f"capacity-{i}", size))
         for i, (entry, size) in enumerate(credentials)
     ]
     extra = list(trusted)
-    all_keys = [*stand_ins, *extra]
-    documents = instance_config_maps(all_keys, settings)
-    for name, data in documents.items():
-        if problem := size_problem(name, data):
-            one_key = instance_config_maps(all_keys[:1], settings)[name]
-            per_key = (data_size(data) - data_size(one_key)) / max(len(all_keys) - 1, 1)
-            fit = 1 + int((CONFIGMAP_MAX_BYTES - data_size(one_key)) // per_key)
-            return (
-                f"{len(stand_ins)} credentials and {len(extra)} trusted keys are too many: "
-                f"{problem}; about {fit} keys of this size fit: remove tenants or tokens, or "
-                "split the tenants over two instances"
-            )
+    for name, document in instance_config_maps([*stand_ins, *extra], settings).items():
+        problem = size_problem(name, document.data)
+        if problem is None:
+            continue
+        if not document.keys:
+            return f"{problem}: remove tenants, or split them over two instances"
+        per_shard = int(CONFIGMAP_MAX_BYTES // (data_size(document.data) / document.keys))
+        return (
+            f"{len(stand_ins)} credentials and {len(extra)} trusted keys are too many: "
+            f"{problem} with {document.keys} keys; about {per_shard} keys of this size fit in "
+            f"each of the {len(key_shards.SHARDS)} shards ({per_shard * len(key_shards.SHARDS)} "
+            "in all, as credentials spread): remove tenants or tokens, or split the tenants "
+            "over two instances"
+        )
     return None

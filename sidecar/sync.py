@@ -1,18 +1,19 @@
 """The gateway pod's sidecar: HAProxy's files from the API server, loaded without a restart.
 
     python3 -m sidecar.sync --namespace system-tenant --pod <name> \\
-        --pod-uid <uid> --config-maps <config>,<keys> \\
+        --pod-uid <uid> --config-maps <config>,<keys-0>,...,<keys-f> \\
         --certificates opstrace.io/gateway-certificate=<instance> \\
         --files /run/gateway --master-socket /run/haproxy/master.sock --listen 0.0.0.0:8082
 
 Runs beside HAProxy (its own container, the standard library and `sidecar.kube_client`
 only, shipped in a ConfigMap), as the same user, without a shared process namespace:
-- it watches the gateway's two ConfigMaps (its configuration and maps; one file per
-  trusted key) and the tenants' certificate Secrets (one label selector, in the
-  gateway's namespace): a tenant added or removed changes no pod, a revoked key is
-  seen within the API server's watch latency, not the kubelet's sync period;
-- it writes a file set only when it is whole: both ConfigMaps from the same render (the
-  same `CHECKSUM_KEY`), and the certificate of every host the crt-list names. It writes
+- it watches the gateway's ConfigMaps (its configuration, then the key shards, each with
+  its keys' files and lines) and the tenants' certificate Secrets (one label selector,
+  in the gateway's namespace): a tenant added or removed changes no pod, a revoked key
+  is seen within the API server's watch latency, not the kubelet's sync period;
+- it writes a file set only when it is whole: every shard the one the configuration
+  names (`PARTS_KEY`), joined into the set whose checksum the configuration carries,
+  and the certificate of every host the crt-list names. It writes
   it as a new generation directory and swaps `<files>/current` to it in one rename, so
   that HAProxy (started with `-C <files>/current`) never reads half of one;
 - then it asks HAProxy's master, through its CLI socket (`-S`, in a volume both
@@ -53,17 +54,20 @@ from sidecar.contract import (
     LEASE_PREFIX,
     MESSAGE_ANNOTATION,
     METRICS_PATH,
+    PARTS_KEY,
     SERVED_ANNOTATION,
     SERVICE_ACCOUNT_DIR,
     STATE_ANNOTATION,
     STATUS_LABELS,
     STATUS_PORT,
     TENANT_LABEL,
+    config_checksum,
+    joined,
 )
 
 DEBOUNCE_SECONDS: Final = 0.2
 """After a change, how long to wait for the changes that come with it (one `pulumi up`
-updates both ConfigMaps)."""
+updates a key shard and the configuration)."""
 RELOAD_SECONDS: Final = 60.0
 """How long a reload may take to be reported by the master before it counts as failed."""
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -143,14 +147,16 @@ def file_set(
     missing = [name for name in wanted if name not in config_maps]
     if missing:
         raise Incomplete(f"ConfigMap {missing[0]} not seen yet")
-    checksums = {config_maps[name].get(CHECKSUM_KEY, "") for name in wanted}
-    if len(checksums) != 1 or "" in checksums:
+    config, *shards = (config_maps[name] for name in wanted)
+    checksum = config.get(CHECKSUM_KEY, "")
+    parts = [shard.get(CHECKSUM_KEY, "") for shard in shards]
+    if not checksum or config.get(PARTS_KEY, "").splitlines() != parts:
         raise Incomplete(
             "the gateway's ConfigMaps are from different renders (an update is on its way)"
         )
-    files: dict[str, str] = {}
-    for name in wanted:
-        files.update({k: v for k, v in config_maps[name].items() if k != CHECKSUM_KEY})
+    files = joined(_files_of(config), map(_files_of, shards))
+    if config_checksum(files) != checksum:
+        raise Incomplete("the gateway's ConfigMaps do not join into the set they name")
     certificates: dict[str, tuple[str, str]] = {}
     for secret in secrets.values():
         tenant = secret.get("metadata", {}).get("labels", {}).get(TENANT_LABEL)
@@ -177,7 +183,12 @@ def file_set(
         )
     if pending:
         files["crt-list"] = "".join(f"{line}\n" for line in served)
-    return FileSet(checksums.pop(), files, tuple(pending))
+    return FileSet(checksum, files, tuple(pending))
+
+
+def _files_of(data: Mapping[str, str]) -> dict[str, str]:
+    """A gateway ConfigMap's files: its data but the checksums."""
+    return {k: v for k, v in data.items() if k not in (CHECKSUM_KEY, PARTS_KEY)}
 
 
 def _decoded(text: str) -> str:
@@ -534,7 +545,11 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--pod", required=True)
     parser.add_argument("--pod-uid", required=True)
-    parser.add_argument("--config-maps", required=True, help="comma-separated names")
+    parser.add_argument(
+        "--config-maps",
+        required=True,
+        help="comma-separated names: the configuration's, then each key shard's in order",
+    )
     parser.add_argument("--certificates", required=True, help="label selector of the Secrets")
     parser.add_argument("--files", type=Path, required=True)
     parser.add_argument("--master-socket", type=Path, required=True)

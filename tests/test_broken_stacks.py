@@ -57,6 +57,11 @@ def stack(**settings: Any) -> str:
     return yaml.safe_dump({"config": config}, sort_keys=False)
 
 
+def many_tenants(count: int, tokens: int) -> list[dict[str, Any]]:
+    """`count` tenants of `tokens` tokens each."""
+    return [{"name": f"t{i}", "tokens": [f"k{j}" for j in range(tokens)]} for i in range(count)]
+
+
 def rule_file(
     name: str = "latency", groups: int = 1, rule: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -1028,22 +1033,32 @@ def broken_stacks(project: str) -> list[Broken]:
             "non-empty list of receivers",
         ),
         Broken(
+            # 21 tokens each: the fullest of the sixteen key shards overflows.
             "too_many_credentials",
-            stack(grafana=False, tenants=[f"t{i}" for i in range(2100)]),
-            "tenants: 2101 credentials and 0 trusted keys are too many: the trust store "
-            "opstrace-trust-store ConfigMap would take 1063144 bytes, more than Kubernetes allows "
-            "(1048576); about 2072 keys of this size fit: remove tenants or tokens, or split the "
-            "tenants over two instances",
+            stack(grafana=False, tenants=many_tenants(1000, tokens=21)),
+            "tenants: 21001 credentials and 0 trusted keys are too many: the gateway keys-1 "
+            "ConfigMap would take 1068796 bytes, more than Kubernetes allows (1048576) with 1337 "
+            "keys; about 1311 keys of this size fit in each of the 16 shards (20976 in all, as "
+            "credentials spread): remove tenants or tokens, or split the tenants over two "
+            "instances",
         ),
         Broken(
-            # A Grafana per tenant is a second credential each: half as many tenants fit.
+            # A Grafana per tenant is one more credential each.
             "too_many_credentials_with_grafanas",
-            stack(tenants=[f"t{i}" for i in range(1040)]),
-            "tenants: 2082 credentials and 0 trusted keys are too many: the trust store "
-            "opstrace-trust-store ConfigMap would take 1053530 bytes, more than Kubernetes allows "
-            "(1048576); about 2072 keys of this size fit: remove tenants or tokens, or split the "
-            "tenants over two instances (1041 of the credentials are the tenants' Grafanas': a "
-            "tenant's `grafana: false` frees one)",
+            stack(tenants=many_tenants(1300, tokens=15)),
+            "tenants: 20802 credentials and 0 trusted keys are too many: the gateway keys-1 "
+            "ConfigMap would take 1054366 bytes, more than Kubernetes allows (1048576) with 1318 "
+            "keys; about 1310 keys of this size fit in each of the 16 shards (20960 in all, as "
+            "credentials spread): remove tenants or tokens, or split the tenants over two "
+            "instances (1301 tenants have a Grafana, which takes a credential and a gateway "
+            "backend: a tenant's `grafana: false` frees both)",
+        ),
+        Broken(
+            # Each tenant's routes are lines of the one gateway configuration.
+            "too_many_tenants",
+            stack(grafana=False, tenants=[f"t{i}" for i in range(8000)]),
+            "tenants: the gateway config ConfigMap would take 1093152 bytes, more than "
+            "Kubernetes allows (1048576): remove tenants, or split them over two instances",
         ),
     ]
 

@@ -101,7 +101,9 @@ def test_the_gateway_knows_each_token_by_its_tenant_name_and_rate_limit() -> Non
     entry = {"name": "agent", "rateLimit": 50}
     config = parse(tenants=[{"name": "ci", "tokens": [entry]}])
     tenant = config.tenants[1]
-    assert config.key_entry(tenant, tenant.tokens[0]) == KeyEntry("", "ci", "ci/agent", 50)
+    assert config.key_entry(tenant, tenant.tokens[0]) == KeyEntry(
+        "", "ci", "ci/agent", 50, holder="ci/agent"
+    )
 
 
 def test_token_scopes_name_every_scope_for_a_token_without_scopes() -> None:

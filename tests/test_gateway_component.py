@@ -15,7 +15,7 @@ import pytest
 
 from components.gateway import Gateway, GatewayArgs, component
 from components.trust_store import BoundKey
-from opstrace import keys
+from opstrace import key_shards, keys
 from opstrace.config import sizes
 from opstrace.gateway import files as gateway_files
 from opstrace.gateway import manifests
@@ -113,8 +113,10 @@ def test_children_are_named_after_the_component_and_parented_to_it(deployed: Dep
         tuple(r.urn.split("::")[2:]) for r in deployed.run.resources if r.type.startswith("kube")
     }
     assert children == {
-        ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-config"),
-        ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-keys"),
+        *(
+            ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", f"gw-{role}")
+            for role in gateway_files.CONFIG_MAP_ROLES
+        ),
         ("opstrace:index:Gateway$kubernetes:core/v1:ConfigMap", "gw-sync"),
         ("opstrace:index:Gateway$kubernetes:core/v1:ServiceAccount", "gw-account"),
         ("opstrace:index:Gateway$kubernetes:rbac.authorization.k8s.io/v1:Role", "gw-role"),
@@ -134,28 +136,23 @@ def test_load_balancer_hostname_comes_from_the_service_status(deployed: Deployed
     assert deployed.outputs["hostname"] == status["loadBalancer"]["ingress"][0]["hostname"]
 
 
-def test_config_maps_hold_exactly_the_rendered_files_keys_apart(
+def test_config_maps_hold_the_rendered_files_in_the_configuration_and_sixteen_shards(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
     credentials = {kid: f"trustedKeys[{i}]" for i, kid in enumerate(key_set)}
-    files = gateway_files.render_gateway_files(settings(), key_set, credentials=credentials)
-    key_files = {name: content for name, content in files.items() if name.startswith("key-")}
+    parts = gateway_files.render_gateway_parts(settings(), key_set, credentials=credentials)
+    expected = gateway_files.config_map_data(parts)
     config_maps = deployed.config_maps()
-    checksum = {contract.CHECKSUM_KEY: gateway_files.config_checksum(files)}
-    assert len(key_files) == len(key_set)
-    assert config_maps["gw-keys"]["data"] == {**key_files, **checksum}
-    assert config_maps["gw-config"]["data"] == {
-        **{name: content for name, content in files.items() if name not in key_files},
-        **checksum,
-    }
+    roles = gateway_files.CONFIG_MAP_ROLES
+    assert {role: config_maps[f"gw-{role}"]["data"] for role in roles} == expected
 
 
 def test_checksum_output_is_the_checksum_of_the_rendered_files(
     deployed: Deployed, key_set: dict[str, str]
 ) -> None:
     credentials = {kid: f"trustedKeys[{i}]" for i, kid in enumerate(key_set)}
-    files = gateway_files.render_gateway_files(settings(), key_set, credentials=credentials)
-    assert deployed.outputs["checksum"] == gateway_files.config_checksum(files)
+    parts = gateway_files.render_gateway_parts(settings(), key_set, credentials=credentials)
+    assert deployed.outputs["checksum"] == parts.checksum()
 
 
 def test_a_key_change_leaves_the_pod_template_alone(
@@ -202,7 +199,7 @@ def test_the_sidecar_starts_first_and_runs_beside_haproxy(deployed: Deployed) ->
 def test_the_sidecar_watches_the_gateways_own_config_maps_by_name(deployed: Deployed) -> None:
     names = [
         deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
-        for name in ("gw-config", "gw-keys")
+        for name in (f"gw-{role}" for role in gateway_files.CONFIG_MAP_ROLES)
     ]
     (sidecar,) = deployed.pod()["initContainers"]
     assert f"--config-maps={','.join(names)}" in sidecar["args"]
@@ -226,7 +223,7 @@ def test_the_sidecars_role_reads_its_config_maps_by_name_and_nothing_more(
 ) -> None:
     names = sorted(
         deployed.registration("kubernetes:core/v1:ConfigMap", name).state["metadata"]["name"]
-        for name in ("gw-config", "gw-keys")
+        for name in (f"gw-{role}" for role in gateway_files.CONFIG_MAP_ROLES)
     )
     role = deployed.manifest("kubernetes:rbac.authorization.k8s.io/v1:Role", "gw-role")
     assert role["rules"] == [
@@ -267,7 +264,7 @@ def test_up_waits_until_the_pods_serve_the_rendered_files(deployed: Deployed) ->
     deployment = deployed.registration("kubernetes:apps/v1:Deployment")
     config_maps = [
         deployed.registration("kubernetes:core/v1:ConfigMap", name).urn
-        for name in ("gw-config", "gw-keys")
+        for name in (f"gw-{role}" for role in gateway_files.CONFIG_MAP_ROLES)
     ]
     assert rollout.inputs["checksum"] == deployed.outputs["checksum"]
     assert rollout.inputs["selector"] == manifests.labels("acme")
@@ -283,7 +280,7 @@ def test_the_config_maps_change_only_after_the_certificates_are_issued(
 
     run = run_components(program)
     (certificate,) = [r for r in run.resources if r.name == "prod-certificate"]
-    for name in ("gw-config", "gw-keys"):
+    for name in (f"gw-{role}" for role in gateway_files.CONFIG_MAP_ROLES):
         (config_map,) = [r for r in run.resources if r.name == name]
         assert certificate.urn in config_map.dependencies, name
 
@@ -366,7 +363,7 @@ def test_every_registered_manifest_is_valid_against_the_kubernetes_schema(
     deployed: Deployed,
 ) -> None:
     objects = [r for r in deployed.run.resources if r.type.startswith("kubernetes:")]
-    assert len(objects) == 10
+    assert len(objects) == 9 + len(key_shards.SHARDS)
     for resource in objects:
         manifest = {**resource.inputs, **api_version_and_kind(resource.type)}
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
@@ -468,7 +465,14 @@ def test_settings_with_an_invalid_tenant_cannot_be_made() -> None:
 
 
 def test_more_keys_than_a_config_map_holds_are_refused_naming_the_config_map() -> None:
-    many = keys.key_set(keys.stand_in_public_key(f"k{i}", 4096) for i in range(1400))
-    # The config check refuses such a key set first; this is the last guard.
-    with pytest.raises(ValueError, match=r"the gateway keys ConfigMap would take \d+ bytes"):
-        deploy(gateway_args(many))
+    pems = [keys.stand_in_public_key(f"k{i}", 4096) for i in range(1400)]
+    # One holder: every key in its one shard, which cannot hold them. The config check
+    # refuses such keys first; this is the last guard.
+    held = [
+        BoundKey(pem, gateway_files.KeyEntry("", None, "prod/ci", holder="prod")) for pem in pems
+    ]
+    shard = key_shards.shard_of("prod")
+    with pytest.raises(
+        ValueError, match=rf"the gateway keys-{shard} ConfigMap would take \d+ bytes"
+    ):
+        deploy(gateway_args({}, keys=held))

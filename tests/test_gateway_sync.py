@@ -19,19 +19,41 @@ import pytest
 from components.gateway.rollout import behind
 from opstrace.gateway import manifests
 from sidecar import contract, sync
-from sidecar.contract import CHECKSUM_KEY
+from sidecar.contract import CHECKSUM_KEY, PARTS_KEY
 from sidecar.sync import Incomplete, Loader, Options, Status, Watched
 
-CONFIG, KEYS = "gw-config", "gw-keys"
+CONFIG, KEYS, MORE_KEYS = "gw-config", "gw-keys-0", "gw-keys-1"
+WANTED = (CONFIG, KEYS, MORE_KEYS)
 CRT_LIST = (
     "./certs/system.pem cortex.system.a.b loki.system.a.b\n./certs/prod.pem cortex.prod.a.b\n"
 )
+BASE = {"haproxy.cfg": "global\n", "crt-list": CRT_LIST, "keys.map": ""}
+PARTS = (
+    {"key-a.pem": "PEM A", "keys.map": "a ./key-a.pem\n"},
+    {"key-b.pem": "PEM B", "keys.map": "b ./key-b.pem\n"},
+)
+JOINED = {
+    **BASE,
+    "key-a.pem": "PEM A",
+    "key-b.pem": "PEM B",
+    "keys.map": "a ./key-a.pem\nb ./key-b.pem\n",
+}
+WHOLE = contract.config_checksum(JOINED)
 
 
-def config_maps(config_sum: str = "c1", keys_sum: str = "c1") -> dict[str, dict[str, str]]:
+def config_maps(
+    parts: tuple[dict[str, str], ...] = PARTS, named: tuple[dict[str, str], ...] = PARTS
+) -> dict[str, dict[str, str]]:
+    """The gateway's ConfigMaps: the configuration of a render whose shards' parts were
+    `named`, and shards holding `parts` (a shard not yet updated: they differ)."""
+    manifest = "".join(f"{contract.config_checksum(part)}\n" for part in named)
+    whole = contract.config_checksum(contract.joined(BASE, named))
     return {
-        CONFIG: {"haproxy.cfg": "global\n", "crt-list": CRT_LIST, CHECKSUM_KEY: config_sum},
-        KEYS: {"key-a.pem": "PEM", CHECKSUM_KEY: keys_sum},
+        CONFIG: {**BASE, CHECKSUM_KEY: whole, PARTS_KEY: manifest},
+        **{
+            name: {**part, CHECKSUM_KEY: contract.config_checksum(part)}
+            for name, part in zip((KEYS, MORE_KEYS), parts, strict=True)
+        },
     }
 
 
@@ -49,13 +71,11 @@ def secret(tenant: str, chain: str = "CHAIN", *, labelled: bool = True) -> dict[
 SECRETS = {f"{t}-endpoints-tls": secret(t) for t in ("system", "prod")}
 
 
-def test_a_whole_set_is_both_config_maps_and_every_certificate_the_crt_list_names() -> None:
-    found = sync.file_set(config_maps(), SECRETS, (CONFIG, KEYS))
-    assert (found.checksum, found.pending) == ("c1", ())
+def test_a_whole_set_is_every_shard_joined_and_every_certificate_the_crt_list_names() -> None:
+    found = sync.file_set(config_maps(), SECRETS, WANTED)
+    assert (found.checksum, found.pending) == (WHOLE, ())
     assert found.files == {
-        "haproxy.cfg": "global\n",
-        "crt-list": CRT_LIST,
-        "key-a.pem": "PEM",
+        **JOINED,
         "certs/system.pem": "CHAIN",
         "certs/system.pem.key": "KEY",
         "certs/prod.pem": "CHAIN",
@@ -63,24 +83,33 @@ def test_a_whole_set_is_both_config_maps_and_every_certificate_the_crt_list_name
     }
 
 
-def test_the_two_halves_of_different_renders_are_not_a_set() -> None:
-    # Between the updates of the two ConfigMaps of one `pulumi up`.
+def test_a_shard_of_another_render_than_the_configuration_names_is_not_a_set() -> None:
+    # Between the updates of one `pulumi up`: the configuration names a new part of
+    # shard 1, which still holds the old one.
+    newer = (PARTS[0], {**PARTS[1], "key-c.pem": "PEM C"})
     with pytest.raises(Incomplete, match="from different renders"):
-        sync.file_set(config_maps("c2", "c1"), SECRETS, (CONFIG, KEYS))
+        sync.file_set(config_maps(parts=PARTS, named=newer), SECRETS, WANTED)
+
+
+def test_a_configuration_whose_checksum_is_not_its_joined_set_is_not_a_set() -> None:
+    tampered = config_maps()
+    tampered[CONFIG][CHECKSUM_KEY] = "0" * 64
+    with pytest.raises(Incomplete, match="do not join into the set they name"):
+        sync.file_set(tampered, SECRETS, WANTED)
 
 
 def test_a_config_map_not_seen_yet_is_named() -> None:
     only = {CONFIG: config_maps()[CONFIG]}
     with pytest.raises(Incomplete, match=f"^ConfigMap {KEYS} not seen yet$"):
-        sync.file_set(only, SECRETS, (CONFIG, KEYS))
+        sync.file_set(only, SECRETS, WANTED)
 
 
 def test_a_tenant_whose_certificate_is_not_issued_yet_is_left_out_and_named() -> None:
-    found = sync.file_set(config_maps(), {"s": secret("system")}, (CONFIG, KEYS))
+    found = sync.file_set(config_maps(), {"s": secret("system")}, WANTED)
     assert found.pending == ("prod",)
     assert found.files["crt-list"] == "./certs/system.pem cortex.system.a.b loki.system.a.b\n"
     assert "certs/prod.pem" not in found.files
-    assert found.checksum == "c1"  # the render is served: its revocations hold at once
+    assert found.checksum == WHOLE  # the render is served: its revocations hold at once
 
 
 def test_with_no_certificate_issued_at_all_there_is_nothing_to_serve_yet() -> None:
@@ -88,12 +117,12 @@ def test_with_no_certificate_issued_at_all_there_is_nothing_to_serve_yet() -> No
         Incomplete,
         match=r"^no tenant's certificate is issued yet \(waiting for 'system', 'prod'\)$",
     ):
-        sync.file_set(config_maps(), {}, (CONFIG, KEYS))
+        sync.file_set(config_maps(), {}, WANTED)
 
 
 def test_a_secret_without_the_tenant_label_is_no_tenants_certificate() -> None:
     secrets = {"s": secret("system"), "p": secret("prod", labelled=False)}
-    assert sync.file_set(config_maps(), secrets, (CONFIG, KEYS)).pending == ("prod",)
+    assert sync.file_set(config_maps(), secrets, WANTED).pending == ("prod",)
 
 
 SHOW_PROC_2_6 = (
@@ -141,7 +170,7 @@ def loader(tmp_path: Path, watched: Watched, reports: list[Status]) -> Loader:
         namespace="system-tenant",
         pod="gw-0",
         pod_uid="uid",
-        config_maps=(CONFIG, KEYS),
+        config_maps=WANTED,
         certificates=f"{contract.CERTIFICATE_LABEL}=acme",
         files=tmp_path,
         master_socket=tmp_path / "no-haproxy-yet.sock",  # before HAProxy starts
@@ -157,13 +186,14 @@ def test_the_sidecar_reports_waiting_then_serving_and_is_ready_once_serving(
     load = loader(tmp_path, watched, reports)
     watched.listed_config_map(CONFIG, [{"data": config_maps()[CONFIG]}])
     load.step()
-    watched.listed_config_map(KEYS, [{"data": config_maps()[KEYS]}])
+    for name in (KEYS, MORE_KEYS):
+        watched.listed_config_map(name, [{"data": config_maps()[name]}])
     watched.listed_secrets([{**s, "metadata": {**s["metadata"]}} for s in SECRETS.values()])
     load.step()
     load.step()  # nothing new: nothing written, nothing reported
     assert [(r.state, r.checksum, r.ready) for r in reports] == [
         ("waiting", "", False),
-        ("serving", "c1", True),
+        ("serving", WHOLE, True),
     ]
     assert reports[0].message == f"ConfigMap {KEYS} not seen yet"
     assert os.readlink(tmp_path / contract.CURRENT) == "gen-1"
@@ -178,7 +208,7 @@ def test_a_deleted_config_map_makes_the_set_incomplete_again(tmp_path: Path) -> 
     load.step()
     watched.listed_config_map(KEYS, [])
     load.step()
-    assert [(r.state, r.checksum) for r in reports] == [("serving", "c1"), ("waiting", "c1")]
+    assert [(r.state, r.checksum) for r in reports] == [("serving", WHOLE), ("waiting", WHOLE)]
 
 
 def pod(name: str, *, deleting: bool = False) -> dict[str, Any]:

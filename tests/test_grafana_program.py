@@ -13,8 +13,9 @@ import jwt
 import pytest
 from pulumi.runtime import rpc
 
-from opstrace import certificates, charts, data_token, grafana, keys, names
+from opstrace import certificates, charts, data_token, grafana, names
 from opstrace.gateway.settings import BINDINGS_MAP
+from tests import key_documents
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, cluster_ip, run_program
 from tools.stack_files import stack_config
@@ -80,10 +81,9 @@ def test_a_grafanas_token_reads_its_own_tenant_and_nothing_else(
 ) -> None:
     # As the gateway decides it, from the trust store and the key bindings it serves.
     token = grafana_secret(minted_dev_run, "prod")[grafana.TOKEN_KEY]
-    trust_store = next(r for r in minted_dev_run.resources if r.name == "dev-acme-trust-store-keys")
-    key_set = keys.parse_key_set_json(trust_store.inputs["data"][keys.KEYSET_ENV_NAME])
-    gateway = next(r for r in minted_dev_run.resources if r.name == "dev-acme-gateway-config")
-    bindings = dict(line.split() for line in gateway.inputs["data"][BINDINGS_MAP].splitlines())
+    key_set = key_documents.key_set(minted_dev_run)
+    gateway = key_documents.gateway_files(minted_dev_run)
+    bindings = dict(line.split() for line in gateway[BINDINGS_MAP].splitlines())
 
     def decision(endpoint: str) -> data_token.Decision:
         return data_token.authenticate(

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from opstrace import alloy_config, charts, data_token, keys, names
+from opstrace import alloy_config, charts, data_token, names
 from opstrace.aws import iam
 from opstrace.gateway.settings import BINDINGS_MAP
+from tests import key_documents
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tools.offline import ProgramRun, Registration, run_program
 from tools.plan import redact
@@ -346,9 +347,8 @@ def test_the_collectors_token_is_accepted_at_the_system_endpoints_only(
     token = rpc.unwrap_rpc_secret(collector_secret(minted_dev_run).inputs["stringData"])[
         alloy_config.TOKEN_FILE
     ]
-    trust_store = named(minted_dev_run, "dev-acme-trust-store-keys").inputs["data"]
-    key_set = keys.parse_key_set_json(trust_store[keys.KEYSET_ENV_NAME])
-    gateway_files = named(minted_dev_run, "dev-acme-gateway-config").inputs["data"]
+    key_set = key_documents.key_set(minted_dev_run)
+    gateway_files = key_documents.gateway_files(minted_dev_run)
     bindings = dict(line.split() for line in gateway_files[BINDINGS_MAP].splitlines())
 
     def decision(endpoint: str) -> data_token.Decision:

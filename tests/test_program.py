@@ -17,10 +17,11 @@ from pulumi.runtime import rpc
 
 from components import tenant as tenant_module
 from devtools.chart_check import plain
-from opstrace import keys
+from opstrace import key_shards, keys
 from opstrace.config import platform
-from opstrace.config_maps import JWKS_FILE
 from opstrace.data_token import timestamp
+from opstrace.gateway.settings import CREDENTIALS_MAP
+from tests import key_documents
 from tests.conftest import OPERATOR_DOMAIN, dev_config
 from tests.leaks import PRIVATE_KEY_MARKER, leaked
 from tools.offline import (
@@ -62,12 +63,19 @@ def test_dev_stack_registers_the_instance_tree(dev_run: ProgramRun) -> None:
         ),
         ("opstrace:index:ClusterAddons", "dev-acme-addons", "dev-acme"),
         ("opstrace:index:TrustStore", "dev-acme-trust-store", "dev-acme"),
-        ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-keys", "dev-acme-trust-store"),
-        ("kubernetes:core/v1:ConfigMap", "dev-acme-trust-store-jwks", "dev-acme-trust-store"),
         ("opstrace:index:Gateway", "dev-acme-gateway", "dev-acme"),
         ("opstrace:index:Backends", "dev-acme-backends", "dev-acme"),
         ("opstrace:index:Telemetry", "dev-acme-telemetry", "dev-acme"),
         ("opstrace:index:Isolation", "dev-acme-isolation", "dev-acme"),
+    }
+    expected |= {
+        (
+            "kubernetes:core/v1:ConfigMap",
+            f"dev-acme-trust-store-{role}-{shard}",
+            "dev-acme-trust-store",
+        )
+        for role in ("keys", "jwks")
+        for shard in key_shards.SHARDS
     }
     for tenant in TENANTS:
         component = f"dev-acme-tenant-{tenant}"
@@ -154,7 +162,7 @@ def test_stack_outputs_name_the_instance_and_each_tenant_endpoint(dev_run: Progr
 
 
 def test_every_minted_token_verifies_against_a_trusted_key(minted_dev_run: ProgramRun) -> None:
-    key_set = json.loads(trust_store_data(minted_dev_run)[keys.KEYSET_ENV_NAME])
+    key_set = key_documents.key_set(minted_dev_run)
     tokens = rpc.unwrap_rpc_secret(minted_dev_run.stack_outputs["tokens"])
     for tenant, by_name in tokens.items():
         for token in by_name.values():
@@ -182,26 +190,32 @@ def test_no_input_output_or_stack_output_holds_private_key_material(tmp_path: Pa
             assert leaked(text, key) == [], place
 
 
-def trust_store_data(run: ProgramRun, role: str = "keys") -> dict[str, str]:
-    data: dict[str, str] = named(run, f"dev-acme-trust-store-{role}").inputs["data"]
-    return data
-
-
 def test_trust_store_holds_one_key_per_token_in_opstrace_format(dev_run: ProgramRun) -> None:
-    key_set = keys.parse_key_set_json(trust_store_data(dev_run)[keys.KEYSET_ENV_NAME])
+    key_set = key_documents.key_set(dev_run)
     assert sorted(key_set) == dev_run.stack_outputs["key_ids"]
     assert len(key_set) == 7
 
 
+def test_each_key_is_in_one_trust_store_shard_that_of_its_credential(dev_run: ProgramRun) -> None:
+    credentials = key_documents.gateway_files(dev_run)[CREDENTIALS_MAP]
+    for line in credentials.splitlines():
+        kid, names = line.split(" ")
+        holder = names.split(",")[0] if "/" in names else kid
+        assert key_documents.shards_holding(dev_run, {kid}) == {key_shards.shard_of(holder)}, line
+
+
 def test_trust_store_jwks_has_the_key_set_ids(dev_run: ProgramRun) -> None:
-    jwks = json.loads(trust_store_data(dev_run, "jwks")[JWKS_FILE])
-    key_set = json.loads(trust_store_data(dev_run)[keys.KEYSET_ENV_NAME])
-    assert [k["kid"] for k in jwks["keys"]] == sorted(key_set)
+    jwks = key_documents.jwks_keys(dev_run)
+    assert sorted(k["kid"] for k in jwks) == sorted(key_documents.key_set(dev_run))
 
 
 def test_trust_store_lives_in_the_system_namespace(dev_run: ProgramRun) -> None:
-    metadata = named(dev_run, "dev-acme-trust-store-keys").inputs["metadata"]
-    assert metadata["namespace"] == "system-tenant"
+    for shard in key_shards.SHARDS:
+        metadata = named(dev_run, f"dev-acme-trust-store-keys-{shard}").inputs["metadata"]
+        assert (metadata["namespace"], metadata["name"]) == (
+            "system-tenant",
+            f"opstrace-trust-store-{shard}",
+        )
 
 
 def test_extra_trusted_key_joins_the_trust_store() -> None:
@@ -498,7 +512,7 @@ def test_system_token_rotation_setting_replaces_the_system_token_and_its_key(
     after = run_program(dev_config(systemTokenRotation="2026-11"), stack="dev")
     assert change(dev_run, after).changed == {
         "dev-acme-tenant-system-token-default",
-        *KEY_DERIVED,
+        *key_derived(dev_run, after),
         "dev-acme-tenant-system-token-grafana",
         "dev-acme-tenant-system-grafana-release",
     }
@@ -574,19 +588,33 @@ def tenant_resources(tenant: str) -> set[str]:
     }
 
 
-KEY_DERIVED = {
-    "dev-acme-trust-store-keys",
-    "dev-acme-trust-store-jwks",
-    "dev-acme-gateway-config",
-    "dev-acme-gateway-keys",
-    "dev-acme-gateway-rollout",
-}
-"""The trust store, the gateway files rendered from it (loaded in place by the pods'
-sidecar), and the wait for the pods to serve them: the only existing resources a key or
-tenant change may touch. Never the gateway's Deployment: no pod rolls."""
-TENANT_DERIVED = KEY_DERIVED | {"dev-acme-isolation-system-tenant-internal-listener"}
-"""What a tenant change may touch: those, and the policy that names the tenants' namespaces
-whose Grafanas may reach the gateway's in-cluster door."""
+def key_derived(before: ProgramRun, after: ProgramRun) -> set[str]:
+    """What a key change may touch: the shards of the keys added or removed (the trust
+    store's two and the gateway's), the gateway's configuration (which names every
+    shard's part) and the wait for the pods to serve them. Never the other shards, and
+    never the gateway's Deployment: no pod rolls."""
+    moved = set(before.stack_outputs["key_ids"]) ^ set(after.stack_outputs["key_ids"])
+    assert moved, "no key changed"
+    shards = key_documents.shards_holding(before, moved) | key_documents.shards_holding(
+        after, moved
+    )
+    return {"dev-acme-gateway-config", "dev-acme-gateway-rollout"} | {
+        name
+        for shard in shards
+        for name in (
+            f"dev-acme-trust-store-keys-{shard}",
+            f"dev-acme-trust-store-jwks-{shard}",
+            f"dev-acme-gateway-keys-{shard}",
+        )
+    }
+
+
+def tenant_derived(before: ProgramRun, after: ProgramRun) -> set[str]:
+    """What a tenant change may touch: the key-derived objects of its keys, and the
+    policy that names the tenants' namespaces whose Grafanas may reach the gateway's
+    in-cluster door."""
+    return key_derived(before, after) | {"dev-acme-isolation-system-tenant-internal-listener"}
+
 
 STAGING = {"name": "staging", "tokens": ["default", "ci"]}
 
@@ -595,20 +623,26 @@ def test_appending_a_tenant_adds_its_resources_and_changes_only_key_derived_ones
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("prod", STAGING, "qa")
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
+    assert change(dev_run, after) == Change(
+        tenant_resources("qa"), set(), tenant_derived(dev_run, after)
+    )
 
 
 def test_inserting_a_tenant_mid_list_changes_no_other_tenants_resources(
     dev_run: ProgramRun,
 ) -> None:
     after = run_with_tenants("qa", "prod", STAGING)
-    assert change(dev_run, after) == Change(tenant_resources("qa"), set(), TENANT_DERIVED)
+    assert change(dev_run, after) == Change(
+        tenant_resources("qa"), set(), tenant_derived(dev_run, after)
+    )
 
 
 def test_removing_a_tenant_mid_list_removes_only_its_resources() -> None:
     before = run_with_tenants("prod", "qa", STAGING)
     after = run_with_tenants("prod", STAGING)
-    assert change(before, after) == Change(set(), tenant_resources("qa"), TENANT_DERIVED)
+    assert change(before, after) == Change(
+        set(), tenant_resources("qa"), tenant_derived(before, after)
+    )
 
 
 def test_reordering_tenants_changes_nothing(dev_run: ProgramRun) -> None:
@@ -621,7 +655,7 @@ def test_rotating_a_token_changes_only_it_and_the_key_derived_files(dev_run: Pro
     after = run_with_tenants({"name": "prod", "rotation": "r1"}, STAGING)
     assert change(dev_run, after).changed == {
         "dev-acme-tenant-prod-token-default",
-        *KEY_DERIVED,
+        *key_derived(dev_run, after),
         # Its Grafana's credential too, which restarts its Grafana with the new token.
         "dev-acme-tenant-prod-token-grafana",
         "dev-acme-tenant-prod-grafana-release",

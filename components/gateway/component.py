@@ -5,8 +5,9 @@ checks the token against the instance's trust store and forwards to the metrics 
 backend with `X-Scope-OrgID: <tenant>`. The files come from `opstrace.gateway.files`, the
 Kubernetes objects from `opstrace.gateway.manifests`; this module only registers them.
 
-A key, trust store, tenant or certificate change updates the two ConfigMaps in place; the
-pods' sidecar loads them without a restart (`sidecar.sync`), and `GatewayRollout` (see
+A key, trust store, tenant or certificate change updates its ConfigMaps in place (the
+configuration's, and a key's shard only: `opstrace.key_shards`); the pods' sidecar
+loads them without a restart (`sidecar.sync`), and `GatewayRollout` (see
 `rollout`) makes `pulumi up` wait until every pod serves them: that is how a revocation
 takes effect, and when `up` says done it has.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 from components.bail import reported
 from components.gateway.rollout import DEFAULT_TIMEOUT_SECONDS, GatewayRollout, GatewayRolloutArgs
 from components.trust_store import BoundKey
-from opstrace import config_maps
+from opstrace import config_maps, key_shards
 from opstrace.gateway import files as gateway_files
 from opstrace.gateway import manifests
 from opstrace.gateway.settings import (
@@ -109,16 +109,21 @@ class Gateway(pulumi.ComponentResource):
         # Only an instance with an allowlist lets its egress addresses in: without one,
         # nothing waits for them (they are unknown until the NAT gateways exist).
         egress = pulumi.Output.from_input(args.egress if settings.instance_networks else ())
-        files = _rendered_files(settings, args.keys, egress)
-        split = files.apply(gateway_files.config_map_data)
+        parts = _rendered_parts(settings, args.keys, egress)
         # After the certificates: a crt-list naming a tenant is loaded once its
         # certificate exists (the sidecar waits for it, but need not wait long).
         issued = pulumi.ResourceOptions(parent=self, depends_on=list(args.certificates))
+        # The configuration from every key (its manifest names every shard's part); each
+        # shard from its own keys, so that a plan shows the shards a change touches only.
+        documents = {gateway_files.CONFIG_ROLE: parts.apply(_config_data)}
+        for shard in key_shards.SHARDS:
+            held = [key for key in args.keys if key.shard == shard]
+            documents[f"keys-{shard}"] = _rendered_shard(settings, held, shard)
         created = [
             k8s.core.v1.ConfigMap(
                 f"{name}-{role}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
-                data=split.apply(reported(partial(_config_map_data, role))),
+                data=documents[role],
                 opts=issued,
             )
             for role in gateway_files.CONFIG_MAP_ROLES
@@ -200,7 +205,7 @@ class Gateway(pulumi.ComponentResource):
             namespace.apply(lambda ns: manifests.internal_service(ns, instance)),
             pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
-        self.config_checksum = files.apply(gateway_files.config_checksum)
+        self.config_checksum = parts.apply(gateway_files.GatewayFiles.checksum)
         GatewayRollout(
             f"{name}-rollout",
             GatewayRolloutArgs(
@@ -226,11 +231,11 @@ class Gateway(pulumi.ComponentResource):
         )
 
 
-def _rendered_files(
+def _rendered_parts(
     settings: GatewaySettings, keys: Sequence[BoundKey], egress: pulumi.Output[Sequence[str]]
-) -> pulumi.Output[dict[str, str]]:
-    """The gateway's files, once every key is minted: their rules are checked then, and a
-    broken one ends the update in one line (components.bail)."""
+) -> pulumi.Output[gateway_files.GatewayFiles]:
+    """The gateway's files in their ConfigMaps' parts, once every key is minted: their
+    rules are checked then, and a broken one ends the update in one line (components.bail)."""
     entries = [key.entry for key in keys]
     return pulumi.Output.all(egress, *(key.pem for key in keys)).apply(
         reported(
@@ -267,8 +272,23 @@ def _registered(
     return kind(name, metadata=manifest.apply(itemgetter("metadata")), **fields, **fixed, opts=opts)
 
 
-def _config_map_data(role: str, split: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    return config_maps.checked_data(f"gateway {role}", split[role])
+def _config_data(parts: gateway_files.GatewayFiles) -> dict[str, str]:
+    role = gateway_files.CONFIG_ROLE
+    return config_maps.checked_data(f"gateway {role}", gateway_files.config_map_data(parts)[role])
+
+
+def _rendered_shard(
+    settings: GatewaySettings, keys: Sequence[BoundKey], shard: str
+) -> pulumi.Output[dict[str, str]]:
+    """A key shard's ConfigMap data, once its own keys are minted."""
+    entries = [key.entry for key in keys]
+
+    def data(pems: Sequence[str]) -> dict[str, str]:
+        held = [replace(e, pem=pem) for pem, e in zip(pems, entries, strict=True)]
+        part = gateway_files.shard_part(settings, held, shard)
+        return config_maps.checked_data(f"gateway keys-{shard}", gateway_files.shard_data(part))
+
+    return pulumi.Output.all(*(key.pem for key in keys)).apply(reported(data))
 
 
 def _cluster_ip(spec: k8s.core.v1.outputs.ServiceSpec | None) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from opstrace import names
+from opstrace import keys, names
 from opstrace.chart_values import TenantPolicy
 from opstrace.config import catalog, platform
 from opstrace.config.platform import PlatformConfig
@@ -180,12 +180,16 @@ class InstanceConfig:
         """What the gateway knows of a token's key before it is minted: bound to its
         tenant, named, limited (`pem` empty: the key is filled in once known)."""
         name = names.credential_name(tenant.name, token.name)
-        return KeyEntry("", tenant.name, name, token.rate_limit)
+        # A tenant that signs with one key file keeps its shared key in one shard.
+        holder = tenant.name if token.signing_key_file else name
+        return KeyEntry("", tenant.name, name, token.rate_limit, holder)
 
     def trusted_key_entries(self) -> list[KeyEntry]:
         """What the gateway knows of each `trustedKeys` entry (named by its place)."""
         return [
-            KeyEntry(key.pem, key.tenant, names.trusted_key_name(position))
+            KeyEntry(
+                key.pem, key.tenant, names.trusted_key_name(position), holder=keys.key_id(key.pem)
+            )
             for position, key in enumerate(self.trusted_keys)
         ]
 

@@ -103,7 +103,7 @@ def capacity_problem(config: InstanceConfig) -> str | None:
     grafanas = sum(tenant.grafana.enabled for tenant in config.tenants)
     if problem and grafanas:
         return (
-            f"{problem} ({grafanas} of the credentials are the tenants' Grafanas': a tenant's "
-            "`grafana: false` frees one)"
+            f"{problem} ({grafanas} tenants have a Grafana, which takes a credential and a "
+            "gateway backend: a tenant's `grafana: false` frees both)"
         )
     return problem

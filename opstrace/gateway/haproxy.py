@@ -19,7 +19,9 @@ How keys are found without trusting the token's `kid`:
   configuration, and it loads a key file only where the path appears literally in a
   `jwt_verify` call.
   Each key therefore gets one never-evaluated `acl trusted_key_file` line that names
-  its file; the request rules pass the path looked up in `keys.map` as a variable.
+  its file, in a section of its own that ends the file (where the key shards' lines
+  join, `opstrace.key_shards`); the request rules pass the path looked up in `keys.map`
+  as a variable.
   A path that was not preloaded makes `jwt_verify` fail (it fails closed).
 
 The token is decoded once per request (`field(2,.),ub64dec` into a variable, then
@@ -86,9 +88,12 @@ REFUSAL_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
 
 ALPN: Final = "h2,http/1.1"
 """HTTP/2 first, as Opstrace's ingress offered it; HTTP/1.1 for the rest."""
-VERIFIED_TOKENS_SIZE: Final = 10_000
+TRUSTED_KEYS_SECTION: Final = "trusted_keys"
+"""The section, last in haproxy.cfg, of the lines that load the trusted key files."""
+VERIFIED_TOKENS_SIZE: Final = 40_000
 """Entries of the verified-token cache (token, host); the least recent go first. An
-instance has at most about 2,000 credentials, each used at two hosts."""
+instance has at most about 20,000 credentials (`opstrace.key_shards`), each used at two
+hosts. Entries are allocated as they are made."""
 VERIFIED_TOKENS_SECONDS: Final = 600
 """How long a token stays verified after its verification (not refreshed by use)."""
 HARD_STOP_SECONDS: Final = 130
@@ -215,9 +220,10 @@ _SUB: Final = f"{_PAYLOAD},json_query('$.sub')"
 _SERVER_OPTIONS: Final = "resolvers cluster_dns init-addr last,libc,none"
 
 
-def haproxy_config(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
-    """The whole haproxy.cfg: process defaults, the probe and plain-HTTP listeners, the
-    data API with its rules in docs/gateway.md's order, and the backends."""
+def haproxy_config(settings: GatewaySettings) -> str:
+    """haproxy.cfg but its key lines: process defaults, the probe and plain-HTTP
+    listeners, the data API with its rules in docs/gateway.md's order, the backends, and
+    the section the key lines (`key_preloads`) end it with."""
     return f"""\
 # Rendered by opstrace/gateway/haproxy.py; edit the renderer, not this file.
 # Data API gateway of instance {settings.instance!r}: terminates TLS, lets only data API
@@ -259,10 +265,16 @@ frontend data_api
     http-request del-header authorization
     http-request set-header x-scope-orgid %[var(txn.tenant)]
 {_path_rewrite(settings)}{_GRAFANA_SWITCH}    use_backend %[var(txn.backend)]
+{_backends(settings)}{_grafana_backends(settings)}
+# Never used for traffic: names each trusted key file literally so that HAProxy loads it
+# at startup (2.6 verifies only with keys loaded then). One line per key, last in the
+# file: the key shards' lines (`key_preloads`) join here. Defaults of its own, so that it
+# takes nothing of the sections above.
+defaults {TRUSTED_KEYS_SECTION}_defaults
+    mode http
 
-    # Never evaluated: names each trusted key file literally so that HAProxy loads it
-    # at startup (2.6 verifies only with keys loaded then). One line per key.
-{_key_preloads(settings, trusted)}{_backends(settings)}{_grafana_backends(settings)}"""
+backend {TRUSTED_KEYS_SECTION}
+"""
 
 
 ACCESS_LOG_FIELDS: Final = (
@@ -552,7 +564,8 @@ def _rate_rules(settings: GatewaySettings) -> str:
 """
 
 
-def _key_preloads(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
+def key_preloads(settings: GatewaySettings, trusted: Mapping[str, str]) -> str:
+    """haproxy.cfg's lines for these keys, which end the file (in key ID order)."""
     d = settings.config_dir
     return "".join(
         f'    acl trusted_key_file str(),jwt_verify("RS256","{d}/{key_file_name(kid)}") -m int 1\n'

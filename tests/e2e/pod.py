@@ -46,7 +46,7 @@ from tools.cluster import admin_api, read_ports
 from tools.cluster.gateway_pods import LocalPod
 from tools.ports import free_port
 
-CONFIG_MAPS: Final = ("gateway-config", "gateway-keys")
+CONFIG_MAPS: Final = tuple(f"gateway-{role}" for role in gateway_files.CONFIG_MAP_ROLES)
 CODE: Final = "gateway-sync"
 POD: Final = "gateway-0"
 LABEL: Final = {"app.kubernetes.io/name": "opstrace-gateway-e2e"}
@@ -76,11 +76,17 @@ class GatewayPod:
     def publish(
         self, trusted: Mapping[str, str], bindings: Mapping[str, str] | None = None
     ) -> None:
-        """Both gateway ConfigMaps as `pulumi up` updates them: the keys', then the
-        configuration's (the sidecar loads the set once both are from this render)."""
-        self.files = gateway_files.render_gateway_files(self.settings, trusted, bindings or {})
-        self.checksum = gateway_files.config_checksum(self.files)
-        split = gateway_files.config_map_data(self.files)
+        """The gateway's ConfigMaps as `pulumi up` updates them (the sidecar loads the set
+        once every shard is the one the configuration names)."""
+        self.publish_parts(
+            gateway_files.render_gateway_parts(self.settings, trusted, bindings or {})
+        )
+
+    def publish_parts(self, parts: gateway_files.GatewayFiles) -> None:
+        """These files in the gateway's ConfigMaps: the key shards', then the
+        configuration's."""
+        self.files, self.checksum = parts.whole(), parts.checksum()
+        split = gateway_files.config_map_data(parts)
         for name, role in reversed(
             list(zip(CONFIG_MAPS, gateway_files.CONFIG_MAP_ROLES, strict=True))
         ):

@@ -269,12 +269,9 @@ def test_files_haproxy_refuses_leave_the_last_good_ones_serving(urls: dict[str, 
         assert pod.local is not None
         good, current = pod.checksum, pod.local.mounts["/run/gateway"] / contract.CURRENT
         serving = os.readlink(current)
-        broken = {**pod.files, HAPROXY_CONFIG: pod.files[HAPROXY_CONFIG] + "    no-such-keyword\n"}
-        split = gateway_files.config_map_data(broken)
-        for name, role in reversed(
-            list(zip(CONFIG_MAPS, gateway_files.CONFIG_MAP_ROLES, strict=True))
-        ):
-            pod.apply_config_map(name, split[role])
+        parts = gateway_files.render_gateway_parts(pod.settings, key_set)
+        config = parts.base[HAPROXY_CONFIG] + "    no-such-keyword\n"
+        pod.publish_parts(dataclasses.replace(parts, base={**parts.base, HAPROXY_CONFIG: config}))
         wait_until(
             lambda: pod.lease().get(contract.STATE_ANNOTATION) == "failed",
             "the sidecar to report the refusal",

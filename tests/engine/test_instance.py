@@ -33,7 +33,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from opstrace import charts, config_maps, data_token, enforcers, keys
+from opstrace import charts, config_maps, data_token, enforcers, key_shards, keys
 from sidecar import contract, kube_client
 from tests.e2e.harness import wait_until
 from tests.engine import harness
@@ -83,17 +83,26 @@ class Instance:
         return self.workspace.state_file(PROJECT, STACK).read_text()
 
 
-def trust_store(api: kube_client.Api) -> dict[str, Any]:
-    found = api.get(
-        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{config_maps.TRUST_STORE_NAME}"
-    )
-    assert found is not None, "the trust store ConfigMap is missing"
-    return dict(found)
+def trust_store(api: kube_client.Api) -> dict[str, dict[str, Any]]:
+    """Shard -> the trust store ConfigMap of its keys, as the API server holds it."""
+    shards = {}
+    for shard in key_shards.SHARDS:
+        name = config_maps.trust_store_name(shard)
+        found = api.get(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{name}")
+        assert found is not None, f"the trust store ConfigMap {name} is missing"
+        shards[shard] = dict(found)
+    return shards
 
 
 def key_set(api: kube_client.Api) -> dict[str, str]:
-    """The trust store as the API server holds it, checked as an authenticator loads it."""
-    return keys.parse_key_set_json(trust_store(api)["data"][keys.KEYSET_ENV_NAME])
+    """The trust store as the API server holds it: the union of its shards, each checked
+    as an authenticator loads a key set (but an empty one, which it would refuse alone)."""
+    joined: dict[str, str] = {}
+    for config_map in trust_store(api).values():
+        text = config_map["data"][keys.KEYSET_ENV_NAME]
+        if text != "{}":
+            joined |= keys.parse_key_set_json(text)
+    return joined
 
 
 def decision(token: str, tenant: str, trusted: dict[str, str]) -> data_token.Decision:
@@ -331,6 +340,7 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
     finally:
         instance.pulumi("config", "rm", "--path", f"opstrace:tenants[{USER_TENANTS}]")
     tenant = f"{INSTANCE}-tenant-qa"
+    shard = key_shards.shard_of("qa/default")
     assert steps == {
         "create": {
             tenant,
@@ -339,11 +349,12 @@ def test_adding_a_tenant_previews_its_resources_and_the_key_derived_updates(
             f"{tenant}-certificate",
             f"{INSTANCE}-isolation-qa-tenant-deny-ingress",
         },
+        # The new credential's shard only, beside the configuration (its routes).
         "update": {
-            f"{INSTANCE}-trust-store-keys",
-            f"{INSTANCE}-trust-store-jwks",
+            f"{INSTANCE}-trust-store-keys-{shard}",
+            f"{INSTANCE}-trust-store-jwks-{shard}",
             f"{INSTANCE}-gateway-config",
-            f"{INSTANCE}-gateway-keys",
+            f"{INSTANCE}-gateway-keys-{shard}",
             f"{INSTANCE}-gateway-rollout",
         },
     }
@@ -353,7 +364,7 @@ def test_a_new_tenant_is_served_when_up_returns_and_changes_no_other_token_or_po
     instance: Instance, cluster: kube_client.Api, backend: harness.RecordingBackend
 ) -> None:
     before = instance.tokens
-    trust_store_uid = trust_store(cluster)["metadata"]["uid"]
+    trust_store_uids = {s: c["metadata"]["uid"] for s, c in trust_store(cluster).items()}
     pods = gateway_pods(cluster)
     with with_tenant(instance, "qa"):
         instance.up()
@@ -364,7 +375,9 @@ def test_a_new_tenant_is_served_when_up_returns_and_changes_no_other_token_or_po
             assert forwarded(backend, by_name["default"], tenant), tenant
         assert gateway_pods(cluster) == pods
         # Updated in place, never replaced: there was no moment without a trust store.
-        assert trust_store(cluster)["metadata"]["uid"] == trust_store_uid
+        assert {s: c["metadata"]["uid"] for s, c in trust_store(cluster).items()} == (
+            trust_store_uids
+        )
 
 
 def test_removing_a_tenant_revokes_its_token(instance: Instance, cluster: kube_client.Api) -> None:
@@ -566,10 +579,9 @@ def test_destroy_leaves_an_empty_stack_and_nothing_of_ours_in_the_cluster(
         for namespace in ("system-tenant", "prod-tenant", "staging-tenant"):
             found = cluster.get(f"/api/v1/namespaces/{namespace}")
             assert found is None or found["status"]["phase"] == "Terminating", namespace
-        trust_store_path = f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/" + (
-            config_maps.TRUST_STORE_NAME
-        )
-        assert cluster.get(trust_store_path) is None
+        for shard in key_shards.SHARDS:
+            name = config_maps.trust_store_name(shard)
+            assert cluster.get(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps/{name}") is None
     finally:
         # As the module found it, for whichever test runs next.
         wait_until_gone(

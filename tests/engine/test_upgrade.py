@@ -26,6 +26,17 @@ pytestmark = pytest.mark.engine
 REPLACING: Final = {"delete", "replace", "create-replacement", "delete-replaced"}
 """What must never happen to a resource the earlier release made. New resources (a new
 release's additions) are created; a renamed one would show as a create and a delete."""
+RETIRED: Final = {
+    f"kubernetes:core/v1:ConfigMap::{upgrade.STACK}-{name}"
+    for name in ("trust-store-keys", "trust-store-jwks", "gateway-keys")
+}
+"""The one exception: the single key ConfigMaps that sixteen shards each replaced
+(`opstrace.key_shards`), deleted once the shards are in place and the gateway's pods
+read them (docs/operations.md, upgrading)."""
+
+
+def retired(urn: str) -> bool:
+    return any(urn.endswith(f"${suffix}") for suffix in RETIRED)
 
 
 def urn_type(urn: str) -> str:
@@ -81,7 +92,7 @@ def test_a_stack_of_an_earlier_release_upgrades_with_no_replacement(
     preview = imported.run("preview", "--json", "--stack", upgrade.STACK)
     steps = json.loads(preview.stdout)["steps"]
     replaced = [(step["op"], step["urn"]) for step in steps if step["op"] in REPLACING]
-    assert replaced == []
+    assert [(op, urn) for op, urn in replaced if op != "delete" or not retired(urn)] == []
     created = {urn_type(step["urn"]) for step in steps if step["op"] == "create"}
     assert created >= release.added_since
     imported.run("up", "--yes", "--skip-preview", "--stack", upgrade.STACK)
