@@ -1,15 +1,18 @@
 """How the program scales with the tenant count. Prints figures; asserts nothing.
 
-    python -m bench.program_bench [--tenants 10,100,1000] [--smoke]
+    python -m bench.program_bench [--tenants 10,100,1000] [--credentials 1000,5000,10000]
+    python -m bench.program_bench --smoke
 
 For each tenant count: the offline program's wall time and resource count, and two
 baselines under the same mocks: as many bare resources (our overhead over Pulumi's own
 per-resource cost), and a replay of exactly what the program registered (same types,
 names, parents and inputs, no program logic: the cost of the logic itself). Then how
 many existing resources change when one more tenant is added (this must not grow with
-the tenant count). Then the
-token provider's cost per token next to `openssl genpkey` (bench.token_bench), in the
-same run.
+the tenant count). Then the same by credential count (tenants of four: three tokens and
+their Grafana's): the plan's time and the process's peak memory, what each credential
+added since the size before cost, and how many existing resources one more credential
+changes. Then the token provider's cost per token next to `openssl genpkey`
+(bench.token_bench), in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from resource import RUSAGE_SELF, getrusage
 from typing import Any
 
 import pulumi
@@ -49,6 +53,18 @@ def config_for(tenants: int) -> dict[str, Any]:
         "opstrace:instanceName": "bench",
         "opstrace:domain": "observability.acme.dev",
         "opstrace:tenants": [f"t{index}" for index in range(tenants)],
+    }
+
+
+def config_of_credentials(credentials: int) -> dict[str, Any]:
+    """As `config_for`, with tenants of three tokens and a Grafana, `credentials` in all
+    (the system tenant's two besides)."""
+    return {
+        **config_for(0),
+        "opstrace:tenants": [
+            {"name": f"t{index}", "tokens": ["agent", "reader", "ci"]}
+            for index in range(credentials // 4)
+        ],
     }
 
 
@@ -102,9 +118,35 @@ def timed_replay(run: ProgramRun) -> float:
     return time.perf_counter() - start
 
 
+def by_credentials(sizes: Sequence[int]) -> None:
+    """The plan by credential count, in increasing order (so that the process's peak
+    memory after each plan is that plan's)."""
+    print(
+        f"{'credentials':>11} {'resources':>10} {'program s':>10} {'peak MiB':>9} "
+        f"{'ms each':>8} {'changed':>8}"
+    )
+    before: tuple[int, float] | None = None
+    for size in sorted(sizes):
+        seconds, run = timed(config_of_credentials(size))
+        peak = getrusage(RUSAGE_SELF).ru_maxrss / 1024
+        one_more = config_of_credentials(size)
+        one_more["opstrace:tenants"][0]["tokens"].append("extra")
+        _, grown = timed(one_more)
+        credentials = len(run.stack_outputs["key_ids"])
+        each = f"{(seconds - before[1]) / (credentials - before[0]) * 1000:.2f}" if before else "-"
+        print(
+            f"{credentials:>11} {len(run.resources):>10} {seconds:>10.2f} {peak:>9.0f} "
+            f"{each:>8} {len(changed_existing(run, grown)):>8}"
+        )
+        before = (credentials, seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", default="10,100,1000", help="comma-separated tenant counts")
+    parser.add_argument(
+        "--credentials", default="1000,5000,10000", help="comma-separated credential counts"
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="2 tenants, few tokens: that it runs, not figures"
     )
@@ -133,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{added:>6} {len(changed):>8}"
             )
     print("changed on adding a tenant:", ", ".join(changed))
+    print()
+    by_credentials([8] if options.smoke else [int(n) for n in options.credentials.split(",")])
     print()
     token_bench.main(smoke=options.smoke)
 

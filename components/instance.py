@@ -145,14 +145,22 @@ class Instance(pulumi.ComponentResource):
                 spec,
                 config,
                 gateway,
-                [*ready, gateway, *([backends] if backends else [])],
+                # Not after the gateway's rollout: a Grafana starts without its data
+                # sources answering, and each dependant of the rollout costs the plan a
+                # walk of every certificate (`Gateway.serving`). Its internal address
+                # (an input) orders it after the door's Service.
+                [*ready, *([backends] if backends else [])],
             )
             for spec in config.tenants
             if spec.grafana.enabled
         }
         for spec in config.user_tenants:
             # Uploaded through the tenant's own endpoint, once everything on its way is up.
-            on_the_way = [gateway, *([backends] if backends else []), *records.get(spec.name, [])]
+            on_the_way = [
+                *gateway.serving,
+                *([backends] if backends else []),
+                *records.get(spec.name, []),
+            ]
             _tenant_alerting(
                 f"{name}-tenant-{spec.name}",
                 tenants[spec.name],

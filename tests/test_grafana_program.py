@@ -229,3 +229,19 @@ def test_the_production_example_provisions_prods_dashboards_and_holds_the_client
             grafana.CLIENT_SECRET_KEY,
         )
     )
+
+
+def test_a_grafana_depends_on_no_other_tenants_certificate(dev_run: ProgramRun) -> None:
+    # Through the gateway's key ConfigMaps it would: Pulumi's cycle check walks each
+    # dependency's whole closure, so a plan would grow with the square of the tenants.
+    by_urn = dev_run.by_urn()
+    certificate = "kubernetes:cert-manager.io/v1:Certificate"
+    for release in in_namespace(dev_run, RELEASE, "prod-tenant"):
+        closure, todo = set(), list(release.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in closure:
+                closure.add(urn)
+                todo += by_urn[urn].dependencies
+        certificates = [by_urn[urn].name for urn in closure if by_urn[urn].type == certificate]
+        assert [name for name in certificates if "-tenant-prod-" not in name] == []

@@ -264,9 +264,13 @@ def test_uploads_wait_for_everything_on_the_tenants_way_and_go_first_on_destroy(
     uploading: ProgramRun,
 ) -> None:
     names = {r.urn: r.name for r in uploading.resources}
-    on_the_way = descendants(uploading, "dev-acme-gateway") | descendants(
+    # The gateway serving (every pod serves the current files: the rollout, which waits
+    # for its ConfigMaps and Deployment; its Services), not every one of its children.
+    serving = {"dev-acme-gateway-rollout", "dev-acme-gateway-service", "dev-acme-gateway-internal"}
+    on_the_way = {r.urn for r in uploading.resources if r.name in serving} | descendants(
         uploading, "dev-acme-backends"
     )
+    assert {names[urn] for urn in on_the_way} >= serving
     assert any(r.type == RELEASE and r.urn in on_the_way for r in uploading.resources)
     for upload in (r for r in uploading.resources if r.type in (RULES_TYPE, ALERTMANAGER_TYPE)):
         after = set(upload.dependencies)

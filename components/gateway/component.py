@@ -92,6 +92,13 @@ class Gateway(pulumi.ComponentResource):
     internal_address: pulumi.Output[str]
     """The ClusterIP of the gateway's in-cluster Service (443 to the internal listener):
     what the tenants' data API hosts resolve to in their Grafana pods (`hostAliases`)."""
+    serving: tuple[pulumi.Resource, ...]
+    """What a resource that needs the gateway to serve depends on: the wait until every
+    pod serves the current files, and the two Services. Not the component, whose every
+    child would be walked: the key ConfigMaps depend on every tenant's certificate, and
+    Pulumi's cycle check walks a dependency's whole closure for each dependant, so each
+    dependant costs a walk of every certificate (a plan grew with the square of the
+    tenants: bench/program_bench.py, by credentials). Depend on this only where needed."""
 
     def __init__(
         self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -206,7 +213,7 @@ class Gateway(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
         self.config_checksum = parts.apply(gateway_files.GatewayFiles.checksum)
-        GatewayRollout(
+        rollout = GatewayRollout(
             f"{name}-rollout",
             GatewayRolloutArgs(
                 namespace=args.namespace,
@@ -219,6 +226,7 @@ class Gateway(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[deployment, *created]),
         )
+        self.serving = (rollout, service, internal)
 
         self.load_balancer_hostname = service.status.apply(reported(_load_balancer_hostname))
         self.internal_address = internal.spec.apply(_cluster_ip)
