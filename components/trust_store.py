@@ -65,7 +65,7 @@ class TrustStoreArgs:
 
 def _shard_documents(shard: str, pems: Sequence[str]) -> dict[str, dict[str, str]]:
     """A shard's two ConfigMaps' data, from its keys, each checked against the size rule."""
-    key_set = keys.key_set(pems) if pems else {}
+    key_set = config_maps.shard_key_set(pems)
     return {
         name: config_maps.checked_data(name, data)
         for name, data in config_maps.trust_store_shard(shard, key_set).items()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from opstrace import key_shards, keys
@@ -56,6 +56,12 @@ def checked_data(what: str, data: Mapping[str, str]) -> dict[str, str]:
     return dict(data)
 
 
+def shard_key_set(pems: Sequence[str]) -> dict[str, str]:
+    """A shard's key set from its keys' PEMs: a shard may hold none (`keys.key_set`
+    refuses an empty set, as an authenticator would)."""
+    return keys.key_set(pems) if pems else {}
+
+
 def trust_store_shard(shard: str, key_set: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """ConfigMap name -> data of a shard's two: its keys in Opstrace's format (an empty
     shard is `{}`, which an Opstrace authenticator refuses on its own: give it the
@@ -74,10 +80,7 @@ def data_size(data: Mapping[str, str]) -> int:
 
 def size_problem(what: str, data: Mapping[str, str]) -> str | None:
     """Why ConfigMap `what` cannot hold `data`, or None."""
-    return _too_big(what, data_size(data))
-
-
-def _too_big(what: str, size: int) -> str | None:
+    size = data_size(data)
     if size > CONFIGMAP_MAX_BYTES:
         return (
             f"the {what} ConfigMap would take {size} bytes, more than Kubernetes allows "
@@ -108,7 +111,7 @@ def instance_config_maps(
     config = gateway_files.CONFIG_ROLE
     documents = {f"gateway {config}": Document(gateway[config], None)}
     for shard, pems in held.items():
-        key_set = keys.key_set(pems) if pems else {}
+        key_set = shard_key_set(pems)
         documents[f"gateway keys-{shard}"] = Document(gateway[f"keys-{shard}"], len(key_set))
         for name, data in trust_store_shard(shard, key_set).items():
             documents[f"trust store {name}"] = Document(data, len(key_set))
