@@ -18,6 +18,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -99,16 +100,26 @@ class Workspace:
     def run(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
-        """`pulumi <args> --non-interactive`; with `check`, fail showing its output."""
-        result = subprocess.run(
+        """`pulumi <args> --non-interactive`; with `check`, fail showing its output.
+
+        Past `timeout` the CLI and every process it started (the language host, the
+        providers: each in a process group of its own) are killed, so that none is left
+        running against the next command's cluster."""
+        command = subprocess.Popen(
             [str(engine_cli.PULUMI), *args, "--non-interactive"],
             cwd=self.project_dir,
             env=self.env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
         )
+        try:
+            stdout, stderr = command.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(command.pid)
+            command.communicate()
+            raise
+        result = subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
         if check and result.returncode != 0:
             pytest.fail(
                 f"`pulumi {' '.join(args)}` exited {result.returncode}\n"
@@ -150,6 +161,24 @@ class Workspace:
     def state_file(self, project: str, stack: str) -> Path:
         """The file backend's checkpoint of a stack (project-scoped layout)."""
         return self.backend / ".pulumi" / "stacks" / project / f"{stack}.json"
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (found in /proc, taken before any is
+    killed, so that none is orphaned away from the tree first)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The field after the command's closing parenthesis: state, then the ppid.
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree, grown = {pid}, True
+    while grown:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grown = bool(children)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 def copy_project(destination: Path, source: Path = ROOT) -> None:
