@@ -62,6 +62,11 @@ def many_tenants(count: int, tokens: int) -> list[dict[str, Any]]:
     return [{"name": f"t{i}", "tokens": [f"k{j}" for j in range(tokens)]} for i in range(count)]
 
 
+def tenants_file(tenants: list[Any]) -> tuple[tuple[str, str], ...]:
+    """`tenants` in the file `tenants.yaml` (the stack names it with `tenantsFile`)."""
+    return (("tenants.yaml", yaml.safe_dump(tenants)),)
+
+
 def rule_file(
     name: str = "latency", groups: int = 1, rule: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -77,6 +82,8 @@ class Broken:
     name: str
     text: str
     message: str
+    files: tuple[tuple[str, str], ...] = ()
+    """Files beside the stack, in the project directory: (name, text)."""
 
 
 def broken_stacks(project: str) -> list[Broken]:
@@ -1035,23 +1042,25 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             # 21 tokens each: the fullest of the sixteen key shards overflows.
             "too_many_credentials",
-            stack(grafana=False, tenants=many_tenants(1000, tokens=21)),
+            stack(grafana=False, tenants=..., tenantsFile="tenants.yaml"),
             "tenants: 21001 credentials and 0 trusted keys are too many: the gateway keys-1 "
             "ConfigMap would take 1068796 bytes, more than Kubernetes allows (1048576) with 1337 "
             "keys; about 1311 keys of this size fit in each of the 16 shards (20976 in all, as "
             "credentials spread): remove tenants or tokens, or split the tenants over two "
             "instances",
+            tenants_file(many_tenants(1000, tokens=21)),
         ),
         Broken(
             # A Grafana per tenant is one more credential each.
             "too_many_credentials_with_grafanas",
-            stack(tenants=many_tenants(1300, tokens=15)),
+            stack(tenants=..., tenantsFile="tenants.yaml"),
             "tenants: 20802 credentials and 0 trusted keys are too many: the gateway keys-1 "
             "ConfigMap would take 1054366 bytes, more than Kubernetes allows (1048576) with 1318 "
             "keys; about 1310 keys of this size fit in each of the 16 shards (20960 in all, as "
             "credentials spread): remove tenants or tokens, or split the tenants over two "
             "instances (1301 tenants have a Grafana, which takes a credential and a gateway "
             "backend: a tenant's `grafana: false` frees both)",
+            tenants_file(many_tenants(1300, tokens=15)),
         ),
         Broken(
             # Each tenant's routes are lines of the one gateway configuration.
@@ -1059,6 +1068,47 @@ def broken_stacks(project: str) -> list[Broken]:
             stack(grafana=False, tenants=[f"t{i}" for i in range(8000)]),
             "tenants: the gateway config ConfigMap would take 1093152 bytes, more than "
             "Kubernetes allows (1048576): remove tenants, or split them over two instances",
+        ),
+        Broken(
+            # The CLI hands a Python program its configuration in one environment variable.
+            "configuration_too_large",
+            stack(tenants=many_tenants(2200, tokens=4)),
+            "the stack's configuration is about 133 KiB as the CLI hands it to the program, in "
+            "one environment variable that Linux caps at 128 KiB (`pulumi up` would stop with "
+            '"argument list too long"): move the tenants into a YAML file and name it with '
+            'tenantsFile (docs/operations.md, "Large instances")',
+        ),
+        Broken(
+            "tenants_file_and_tenants",
+            stack(tenantsFile="tenants.yaml"),
+            "tenantsFile: is set, and so is tenants: list the tenants in one place (the file, "
+            "once the stack's configuration would pass 128 KiB)",
+            tenants_file(["prod"]),
+        ),
+        Broken(
+            "tenants_file_missing",
+            stack(tenants=..., tenantsFile="missing.yaml"),
+            f"tenantsFile: cannot read {project}/missing.yaml: No such file or directory",
+        ),
+        Broken(
+            "tenants_file_not_yaml",
+            stack(tenants=..., tenantsFile="tenants.yaml"),
+            "tenantsFile: tenants.yaml is not YAML (line 2)",
+            (("tenants.yaml", "- prod\n\t- dev\n"),),
+        ),
+        Broken(
+            "tenants_file_not_a_list",
+            stack(tenants=..., tenantsFile="tenants.yaml"),
+            "tenantsFile: tenants.yaml holds dict: expected a YAML list with at least one user "
+            "tenant, as `tenants` takes (e.g. `- prod`)",
+            (("tenants.yaml", "prod: {}\n"),),
+        ),
+        Broken(
+            # An entry is refused as in the stack file, counted in the file.
+            "tenants_file_bad_entry",
+            stack(tenants=..., tenantsFile="tenants.yaml"),
+            "tenants[1]: tenant 'prod' is listed twice",
+            tenants_file(["prod", "prod"]),
         ),
     ]
 
@@ -1075,8 +1125,10 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def refusal(project: Path, text: str) -> str:
+def refusal(project: Path, text: str, files: tuple[tuple[str, str], ...] = ()) -> str:
     (project / "stacks" / "Pulumi.broken.yaml").write_text(text)
+    for name, file_text in files:
+        (project / name).write_text(file_text)
     with pytest.raises(ConfigError) as raised:
         config_of_stack(cli_config(stack_config("broken", project), project), project)
     return str(raised.value)
@@ -1114,7 +1166,7 @@ def test_the_table_has_at_least_forty_distinct_mistakes() -> None:
 @pytest.mark.parametrize("index", range(len(ROWS)), ids=[row.name for row in ROWS])
 def test_broken_stack_is_refused_with_exactly_one_line(project: Path, index: int) -> None:
     row = broken_stacks(str(project))[index]
-    message = refusal(project, row.text)
+    message = refusal(project, row.text, row.files)
     assert message == row.message
     assert "\n" not in message
 

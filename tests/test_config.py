@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import operator
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -14,7 +17,11 @@ from opstrace import scopes
 from opstrace.config import parse as config_module
 from opstrace.config.parse import ConfigError, parse_config, stack_settings
 from opstrace.config.schema import TrustedKey
-from opstrace.config.stack import config_of_stack
+from opstrace.config.stack import (
+    ENVIRONMENT_VARIABLE_LIMIT,
+    config_of_stack,
+    configuration_size_problem,
+)
 from opstrace.gateway.files import KeyEntry
 from tools.stack_files import cli_config, stack_config
 
@@ -62,6 +69,20 @@ def test_system_tenant_comes_first_and_is_always_present() -> None:
 
 def test_user_tenants_leave_out_the_system_tenant() -> None:
     assert [t.name for t in parse(tenants=["prod"]).user_tenants] == ["prod"]
+
+
+def test_tenants_listed_in_a_file_are_the_tenants_the_stack_file_would_list(
+    tmp_path: Path,
+) -> None:
+    listed = ["prod", {"name": "ci", "tokens": ["default", "deploy"], "rotation": "2026-11"}]
+    (tmp_path / "tenants.yaml").write_text(yaml.safe_dump(listed))
+    raw = {"instanceName": "acme", "domain": "acme.dev", "grafana": False}
+    region = "eu-central-1"
+    from_file = parse_config(
+        {**raw, "tenantsFile": "tenants.yaml"}, base_dir=tmp_path, aws_region=region
+    )
+    inline = parse_config({**raw, "tenants": listed}, base_dir=tmp_path, aws_region=region)
+    assert from_file.tenants == inline.tenants
 
 
 def test_a_tenant_by_name_gets_one_default_token() -> None:
@@ -593,3 +614,35 @@ def test_a_value_one_past_a_limit_is_refused_naming_the_rule(
     with pytest.raises(ConfigError) as raised:
         parse(**overrides)
     assert str(raised.value) == message
+
+
+def a_config_of_size(size: int) -> dict[str, str]:
+    """A configuration whose `PULUMI_CONFIG=<JSON>` is `size` bytes."""
+    framing = len('PULUMI_CONFIG={"opstrace:tenants":""}')
+    return {"opstrace:tenants": "t" * (size - framing)}
+
+
+def test_a_configuration_the_cli_can_hand_over_passes() -> None:
+    assert configuration_size_problem(a_config_of_size(ENVIRONMENT_VARIABLE_LIMIT - 1)) is None
+
+
+def test_a_configuration_one_byte_longer_is_refused_naming_the_fix() -> None:
+    problem = configuration_size_problem(a_config_of_size(ENVIRONMENT_VARIABLE_LIMIT))
+    assert problem is not None
+    assert "tenantsFile" in problem
+
+
+def test_the_size_counts_what_go_escapes_as_six_bytes() -> None:
+    config = a_config_of_size(ENVIRONMENT_VARIABLE_LIMIT - 5)
+    assert configuration_size_problem(config) is None
+    config["opstrace:tenants"] = "<" + config["opstrace:tenants"][1:]
+    assert configuration_size_problem(config) is not None
+
+
+def test_linux_refuses_a_process_the_variable_one_byte_past_the_limit() -> None:
+    """The limit itself, against this machine's kernel (MAX_ARG_STRLEN)."""
+    value = "x" * (ENVIRONMENT_VARIABLE_LIMIT - len("PULUMI_CONFIG=") - 1)
+    assert subprocess.run(["true"], env={"PULUMI_CONFIG": value}, check=False).returncode == 0
+    with pytest.raises(OSError, match="Argument list too long") as raised:
+        subprocess.run(["true"], env={"PULUMI_CONFIG": value + "x"}, check=False)
+    assert raised.value.errno == errno.E2BIG

@@ -81,8 +81,19 @@ CATALOG: Final = (
         "The user tenants (the `system` tenant is always added): each a name, or `{name, "
         "tokens, rotation, exportKeysTo, signingKeyFile, limits, metricsRetention, "
         "logsRetention, rules, logRules, alertmanagerConfig, dataApiAllowedCidrs, grafana}` "
-        "(docs/tenants.md); each token a name or `{name, scopes, rateLimit}`.",
-        required=True,
+        "(docs/tenants.md); each token a name or `{name, scopes, rateLimit}`. Or the same "
+        "list in `tenantsFile`.",
+        [],
+        shown_default="required, unless `tenantsFile`",
+    ),
+    Setting(
+        "tenantsFile",
+        "string",
+        "A YAML file holding the `tenants` list instead (relative to the project directory, "
+        "like the paths its entries name): for an instance whose stack configuration would "
+        "pass 128 KiB, which the CLI cannot hand a Python program (about 2,000 tenants of "
+        'four credentials; docs/operations.md, "Large instances"). Not both.',
+        "",
     ),
     Setting(
         "dns",

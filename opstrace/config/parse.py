@@ -16,6 +16,7 @@ Expected YAML (namespace `opstrace`, see `stacks/Pulumi.dev.yaml`)::
       opstrace:dns: route53                  # route53 (default) or none
       opstrace:parentZoneId: Z0123456789     # optional: delegate <instance>.<domain>
       opstrace:tenants:                      # required: at least one user tenant
+                                             # (or opstrace:tenantsFile: tenants.yaml)
         - prod
         - name: team-ci
           tokens: [default, deploy]          # one credential (key + token) each
@@ -130,6 +131,8 @@ def parse_config(
     for key in REQUIRED:
         if raw.get(key) is None:
             raise ConfigError(f"{PROJECT}:{key}: required; set it {_SET_HINT[key]}")
+    if raw.get("tenants") is None and not raw.get(tenant_config.FILE_KEY):
+        raise ConfigError(f"{PROJECT}:tenants: required; set it {_SET_HINT['tenants']}")
     values = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
 
     instance = read.string(values, "instanceName")
@@ -156,7 +159,7 @@ def parse_config(
         raise ConfigError(f"gatewaySyncImage: {problem}")
     grafana_enabled = read.boolean(values, "grafana")
     tenants = tenant_config.parse_tenants(
-        values["tenants"],
+        tenant_config.listed_tenants(values, base_dir),
         read.string(values, "systemTokenRotation"),
         base_dir,
         grafana_config.system_grafana(grafana_enabled, values[grafana_config.SYSTEM_ROLES_KEY]),

@@ -1,24 +1,29 @@
 """A stack's configuration, read and checked whole: what the program starts from.
 
-Pure but for the one read of the CLI's config (`load_config`). Parsing (`parse`) checks
-every setting; then what only the rendered documents show: that the keys of every
-credential fit the ConfigMaps that hold them (`config_maps.capacity_problem`, with
-stand-in keys of the configured sizes). So a stack that fails either way fails before
+Pure but for the one read of the CLI's config (`load_config`). First that the CLI can
+hand the configuration to the program at all (`configuration_size_problem`); parsing
+(`parse`) checks every setting; then what only the rendered documents show: that the
+keys of every credential fit the ConfigMaps that hold them (`config_maps.capacity_problem`,
+with stand-in keys of the configured sizes). So a stack that fails any way fails before
 anything is registered, with one line.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from opstrace import config_maps, keys, names
-from opstrace.config import grafana_config
+from opstrace.config import grafana_config, tenant_config
 from opstrace.config.parse import parse_config, stack_settings
 from opstrace.config.read import ConfigError
 from opstrace.config.schema import InstanceConfig
 
+CONFIGURATION_VARIABLE: Final = "PULUMI_CONFIG"
+ENVIRONMENT_VARIABLE_LIMIT: Final = 32 * 4096
+"""Linux's MAX_ARG_STRLEN (32 pages): the longest `name=value` one variable may be."""
 OFFLINE_PLAN: Final = "OPSTRACE_OFFLINE_PLAN"
 """The global by which the offline plan (`tools.offline.run_program(plan=True)`) tells the
 program, run with `runpy`, that nothing will be created: a placeholder domain is then not
@@ -47,6 +52,8 @@ def config_of_stack(
     A placeholder domain or a missing single sign-on secret is refused unless the caller
     only plans (`plan`): then the caller says so itself (`placeholder_domain_problem`,
     `client_secret_problem`), with the fix that works where it runs."""
+    if problem := configuration_size_problem(config):
+        raise ConfigError(problem)
     region = config.get("aws:region", "")
     profile = config.get("aws:profile", "")
     parsed = parse_config(
@@ -62,6 +69,31 @@ def config_of_stack(
     if not plan and (problem := client_secret_problem(parsed)):
         raise ConfigError(problem)
     return parsed
+
+
+def configuration_size_problem(config: Mapping[str, Any]) -> str | None:
+    """Why the CLI cannot start the program with this configuration, or None.
+
+    The CLI hands a Python program the stack's whole configuration as JSON in one
+    environment variable (`PULUMI_CONFIG`; pulumi/pulumi#8680), and Linux refuses to
+    start a process with any one variable longer than `ENVIRONMENT_VARIABLE_LIMIT`: the
+    update stops with "argument list too long" before the program runs, so only the
+    tools that read the stack file themselves (the offline plan, `make up`'s checks)
+    can say why."""
+    # As Go's json.Marshal writes it (the language host's): UTF-8, and <, > and & escaped.
+    text = json.dumps(dict(config), separators=(",", ":"), ensure_ascii=False)
+    for character in "<>&":
+        text = text.replace(character, f"\\u{ord(character):04x}")
+    size = len(f"{CONFIGURATION_VARIABLE}={text}".encode())
+    if size < ENVIRONMENT_VARIABLE_LIMIT:
+        return None
+    return (
+        f"the stack's configuration is about {size // 1024} KiB as the CLI hands it to the "
+        f"program, in one environment variable that Linux caps at "
+        f'{ENVIRONMENT_VARIABLE_LIMIT // 1024} KiB (`pulumi up` would stop with "argument '
+        f'list too long"): move the tenants into a YAML file and name it with '
+        f'{tenant_config.FILE_KEY} (docs/operations.md, "Large instances")'
+    )
 
 
 def client_secret_problem(config: InstanceConfig) -> str | None:

@@ -30,6 +30,36 @@ SET_HINT: Final = (
 """How to add a first tenant (`config._SET_HINT` says why the stack file comes first)."""
 
 
+FILE_KEY: Final = "tenantsFile"
+
+
+def listed_tenants(values: Mapping[str, Any], base_dir: Path) -> Any:
+    """The `tenants` list as the stack gives it: in the stack file, or in the YAML file
+    `tenantsFile` names (relative to `base_dir`), which holds the same list for an
+    instance too large for the stack's configuration (catalog: `tenantsFile`). Not both."""
+    path = path_setting(values[FILE_KEY], FILE_KEY)
+    if not path:
+        return values["tenants"]
+    if values["tenants"]:
+        raise ConfigError(
+            f"{FILE_KEY}: is set, and so is tenants: list the tenants in one place (the "
+            "file, once the stack's configuration would pass 128 KiB)"
+        )
+    text = read_text(FILE_KEY, resolve(path, base_dir))
+    try:
+        listed = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{FILE_KEY}: {path} is not YAML{where}") from None
+    if not isinstance(listed, list) or not listed:
+        raise ConfigError(
+            f"{FILE_KEY}: {path} holds {type(listed).__name__}: expected a YAML list with at "
+            "least one user tenant, as `tenants` takes (e.g. `- prod`)"
+        )
+    return listed
+
+
 def parse_tenants(
     raw: Any, system_rotation: str, base_dir: Path, system_grafana: GrafanaSpec = NO_GRAFANA
 ) -> tuple[TenantSpec, ...]:

@@ -33,7 +33,14 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from opstrace import charts, config_maps, data_token, enforcers, key_shards, keys
+from opstrace import (
+    charts,
+    config_maps,
+    data_token,
+    enforcers,
+    key_shards,
+    keys,
+)
 from sidecar import contract, kube_client
 from tests.e2e.harness import wait_until
 from tests.engine import harness
@@ -461,6 +468,26 @@ def test_the_preview_refuses_a_placeholder_domain_in_one_line(instance: Instance
     )
     output = result.stdout + result.stderr
     assert diagnostics(output) == f"  pulumi:pulumi:Stack (opstrace-{STACK}):\n    error: {message}"
+
+
+@contextlib.contextmanager
+def tenants_in_a_file(instance: Instance, extra: list[Any]) -> Iterator[None]:
+    """The stack's tenants, and `extra` ones, moved to `tenants.yaml` (`tenantsFile`)."""
+    config = instance.config()
+    listed = [*config.pop("opstrace:tenants"), *extra]
+    tenants_file = instance.workspace.project_dir / "tenants.yaml"
+    tenants_file.write_text(yaml.safe_dump(listed))
+    instance.write_config({**config, "opstrace:tenantsFile": tenants_file.name})
+    try:
+        yield
+    finally:
+        instance.write_config({**config, "opstrace:tenants": listed[: len(listed) - len(extra)]})
+        tenants_file.unlink()
+
+
+def test_the_tenants_moved_to_a_file_are_the_same_tenants(instance: Instance) -> None:
+    with tenants_in_a_file(instance, []):
+        instance.pulumi("preview", "--expect-no-changes")
 
 
 def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
