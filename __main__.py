@@ -9,6 +9,7 @@ any resource is registered.
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 
 import pulumi
@@ -21,6 +22,7 @@ from components.instance import Instance, InstanceArgs
 from opstrace.config.parse import ConfigError
 from opstrace.config.schema import InstanceConfig
 from opstrace.config.stack import OFFLINE_PLAN, load_config
+from opstrace.state_checkpoints import checkpoint_advice
 
 PROJECT_DIR = Path(__file__).resolve().parent
 KUBERNETES_PROVIDER = "kubernetes"
@@ -99,6 +101,9 @@ def main(*, plan: bool = False) -> None:
         config = load_config(PROJECT_DIR, plan=plan)
     except ConfigError as error:
         bail(error)
+    credentials = sum(len(tenant.tokens) for tenant in config.tenants)
+    if advice := checkpoint_advice(credentials, os.environ):
+        pulumi.log.warn(advice)
     # A large program spends half its time in Python's collector, scanning thousands of
     # long-lived objects (imported SDKs, resources) that it never frees: keep what
     # exists now out of its way, and collect young objects rarely. At 1,000 tenants

@@ -13,15 +13,18 @@ For each tenant count, one instance of tenants with `--tokens` credentials each 
 engine tests' stack: `existing` mode, the local
 cluster's stand-in issuer, the gateway's pods run as local processes on 127.0.0.1:8443)
 with a backend that answers 200 behind the gateway, then three changes, each a
-`pulumi up` after editing the stack file as an operator would:
+`pulumi up` after editing the tenants as an operator of a large instance would: in the
+stack's `tenantsFile`, `up` with `PULUMI_SKIP_CHECKPOINTS=true` (docs/operations.md,
+"Large instances"; 10,000 credentials are `--tenants 2502 --tokens 4`):
   add     a tenant added: then the time to the first 200 for its new token;
   revoke  a tenant's key rotated: then the time to the first 401 for its old token;
   remove  that tenant removed again: then the time to the first refusal of its token.
 All the while a client sends valid requests for a tenant no change touches, one after
 the other, and counts every answer that is not a 200 (the goal: none). Prints each
-`up`'s wall time, each time after `up` returned (the goal: at most 10 s; `up` waits for
-every gateway pod, so it is ~0), the failed valid requests, and whether a gateway pod was
-replaced (the goal: none). Asserts nothing; a failed `pulumi` command stops the run.
+`up`'s wall time and what it changed (its summary), each time after `up` returned (the
+goal: at most 10 s; `up` waits for every gateway pod, so it is ~0), the failed valid
+requests, and whether a gateway pod was replaced (the goal: none). Asserts nothing; a
+failed `pulumi` command stops the run.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from typing import Any, Final
 import yaml
 
 from bench import key_change_figures
+from opstrace.config.tenant_config import FILE_KEY
+from opstrace.state_checkpoints import SKIP_CHECKPOINTS
 from sidecar import kube_client
 from tests.engine.harness import Workspace, at_gateway, copy_project, gateway_pods, local_stack
 from tools import cluster as local_cluster
@@ -53,6 +58,11 @@ STEADY: Final = "steady"
 """The tenant whose valid requests run through every change."""
 DEADLINE: Final = 120.0
 """How long after `up` a change may take to show before it counts as never."""
+TENANTS_FILE: Final = "tenants.yaml"
+"""The tenants, beside the stack file (`tenantsFile`): at 2,500 tenants the stack's
+configuration would be more than the CLI can hand the program."""
+COMMAND_TIMEOUT: Final = 4 * 3600.0
+"""A `pulumi` command at 10,000 credentials takes tens of minutes on 2 cores."""
 
 
 class Ok(http.server.BaseHTTPRequestHandler):
@@ -114,25 +124,37 @@ class Stack:
     def stack_file(self) -> Path:
         return self.workspace.project_dir / "stacks" / f"Pulumi.{STACK}.yaml"
 
+    @property
+    def tenants_file(self) -> Path:
+        return self.workspace.project_dir / TENANTS_FILE
+
     def tenants(self) -> list[Any]:
-        config = yaml.safe_load(self.stack_file.read_text())["config"]
-        return list(config["opstrace:tenants"])
+        listed: list[Any] = yaml.safe_load(self.tenants_file.read_text())
+        return listed
 
     def write(self, config: dict[str, Any]) -> None:
         self.stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
 
     def set_tenants(self, tenants: list[Any]) -> None:
-        config = yaml.safe_load(self.stack_file.read_text())["config"]
-        config["opstrace:tenants"] = tenants
-        self.write(config)
+        self.tenants_file.write_text(yaml.safe_dump(tenants, sort_keys=False))
 
-    def up(self) -> float:
-        """`pulumi up`'s wall time."""
+    def up(self) -> tuple[float, str]:
+        """`pulumi up`'s wall time, and what it changed (its summary, unchanged left out)."""
         started = time.monotonic()
-        self.workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+        result = self.workspace.run(
+            "up", "--yes", "--skip-preview", "--stack", STACK, timeout=COMMAND_TIMEOUT
+        )
         elapsed = time.monotonic() - started
         self.tokens = self.workspace.outputs(STACK)["tokens"]
-        return elapsed
+        return elapsed, changed(result.stdout)
+
+
+def changed(up_output: str) -> str:
+    """The counts of `up`'s summary ("Resources: + 3 created, ~ 4 updated, ...") but the
+    unchanged: what one change touched."""
+    summary = up_output.split("\nResources:\n", 1)[-1].split("\n\n", 1)[0]
+    counts = [line.strip() for line in summary.splitlines() if "unchanged" not in line]
+    return ", ".join(count for count in counts if count)
 
 
 def seconds_until(condition: Callable[[], bool]) -> float:
@@ -149,22 +171,25 @@ def seconds_until(condition: Callable[[], bool]) -> float:
 class Change:
     name: str
     up_seconds: float
+    changed: str
     effective_after_up: float
 
 
 def measure(count: int, tokens: int, api: kube_client.Api, base: Path, backend_url: str) -> None:
     workspace = Workspace(base / "project", base / "home", base / "backend")
+    workspace.env[SKIP_CHECKPOINTS] = "true"
     shutil.rmtree(workspace.project_dir)
     copy_project(workspace.project_dir)
     stack = Stack(workspace)
     names = [f"k{index}" for index in range(1, tokens)]
     others = [{"name": f"tenant{i}", "tokens": ["default", *names]} for i in range(count - 1)]
-    stack.write(
-        local_stack(INSTANCE, [STEADY, *others], cortex_url=backend_url, loki_url=backend_url)
-    )
+    config = local_stack(INSTANCE, [], cortex_url=backend_url, loki_url=backend_url)
+    del config["opstrace:tenants"]
+    stack.write({**config, f"opstrace:{FILE_KEY}": TENANTS_FILE})
+    stack.set_tenants([STEADY, *others])
     workspace.new_stack(STACK)
     try:
-        first = stack.up()
+        first, _ = stack.up()
         credentials = sum(len(by_name) for by_name in stack.tokens.values())
         print(f"  {count} tenants, {credentials} credentials: first up {first:.1f}s")
         client = SteadyClient(stack.tokens[STEADY]["default"])
@@ -176,7 +201,8 @@ def measure(count: int, tokens: int, api: kube_client.Api, base: Path, backend_u
         thread.join()
         for change in changes:
             print(
-                f"  {count} tenants: {change.name:<7} up {change.up_seconds:5.1f}s, "
+                f"  {count} tenants: {change.name:<7} up {change.up_seconds:5.1f}s "
+                f"({change.changed}), "
                 f"effective {change.effective_after_up:.2f}s after up returned"
             )
         answers = f" ({', '.join(sorted(set(client.failed)))})" if client.failed else ""
@@ -186,25 +212,33 @@ def measure(count: int, tokens: int, api: kube_client.Api, base: Path, backend_u
             f"gateway pods replaced: {len(pods - gateway_pods(api))} of {len(pods)}"
         )
     finally:
-        workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK, check=False)
+        workspace.run(
+            "destroy",
+            "--yes",
+            "--skip-preview",
+            "--stack",
+            STACK,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+        )
 
 
 def run_changes(stack: Stack) -> list[Change]:
     tenants = stack.tenants()
     stack.set_tenants([*tenants, "added"])
-    up = stack.up()
+    up, touched = stack.up()
     token = stack.tokens["added"]["default"]
-    added = Change("add", up, seconds_until(lambda: status(token, "added") == 200))
+    added = Change("add", up, touched, seconds_until(lambda: status(token, "added") == 200))
 
     old = stack.tokens["added"]["default"]
     stack.set_tenants([*tenants, {"name": "added", "rotation": "bench-1"}])
-    up = stack.up()
-    revoked = Change("revoke", up, seconds_until(lambda: status(old, "added") == 401))
+    up, touched = stack.up()
+    revoked = Change("revoke", up, touched, seconds_until(lambda: status(old, "added") == 401))
 
     old = stack.tokens["added"]["default"]
     stack.set_tenants(tenants)
-    up = stack.up()
-    removed = Change("remove", up, seconds_until(lambda: status(old, "added") != 200))
+    up, touched = stack.up()
+    removed = Change("remove", up, touched, seconds_until(lambda: status(old, "added") != 200))
     return [added, revoked, removed]
 
 

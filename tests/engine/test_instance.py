@@ -40,6 +40,7 @@ from opstrace import (
     enforcers,
     key_shards,
     keys,
+    state_checkpoints,
 )
 from sidecar import contract, kube_client
 from tests.e2e.harness import wait_until
@@ -488,6 +489,24 @@ def tenants_in_a_file(instance: Instance, extra: list[Any]) -> Iterator[None]:
 def test_the_tenants_moved_to_a_file_are_the_same_tenants(instance: Instance) -> None:
     with tenants_in_a_file(instance, []):
         instance.pulumi("preview", "--expect-no-changes")
+
+
+def test_a_large_stack_on_a_file_backend_is_advised_to_skip_checkpoints(
+    instance: Instance,
+) -> None:
+    """The program sees the backend and the setting in the environment the CLI gives it."""
+    tokens = [f"k{index}" for index in range(state_checkpoints.LARGE_STACK_CREDENTIALS)]
+    with tenants_in_a_file(instance, [{"name": "large", "tokens": tokens}]):
+        result = instance.pulumi("preview")
+        instance.workspace.env[state_checkpoints.SKIP_CHECKPOINTS] = "true"
+        try:
+            skipping = instance.pulumi("preview")
+        finally:
+            del instance.workspace.env[state_checkpoints.SKIP_CHECKPOINTS]
+    credentials = 1 + USER_TENANTS + state_checkpoints.LARGE_STACK_CREDENTIALS
+    advice = f"warning: {credentials} credentials: with the backend file://, each `pulumi up`"
+    assert advice in diagnostics(result.stdout)
+    assert "credentials: with the backend" not in skipping.stdout
 
 
 def test_a_missing_signing_key_file_fails_the_preview_with_its_one_line(
