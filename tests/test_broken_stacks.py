@@ -1093,7 +1093,8 @@ def broken_stacks(project: str) -> list[Broken]:
         Broken(
             "tenants_file_not_yaml",
             stack(tenants=..., tenantsFile="tenants.yaml"),
-            "tenantsFile: tenants.yaml is not YAML (line 2)",
+            "tenantsFile: tenants.yaml:2: not valid YAML: found character '\\t' that cannot "
+            "start any token",
             (("tenants.yaml", "- prod\n\t- dev\n"),),
         ),
         Broken(

@@ -45,13 +45,7 @@ def listed_tenants(values: Mapping[str, Any], base_dir: Path) -> Any:
             f"{FILE_KEY}: is set, and so is tenants: list the tenants in one place (the "
             "file, once the stack's configuration would pass 128 KiB)"
         )
-    text = read_text(FILE_KEY, resolve(path, base_dir))
-    try:
-        listed = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{FILE_KEY}: {path} is not YAML{where}") from None
+    listed = _parsed_yaml(FILE_KEY, read_text(FILE_KEY, resolve(path, base_dir)), path)
     if not isinstance(listed, list) or not listed:
         raise ConfigError(
             f"{FILE_KEY}: {path} holds {type(listed).__name__}: expected a YAML list with at "
@@ -207,14 +201,19 @@ def _optional_document(
         raise ConfigError(f"{field}{owner}: expected a file path or YAML, got {raw!r}")
     source = "inline" if "\n" in raw else path_setting(raw, field)
     text = raw if source == "inline" else read_text(f"{field}{owner}", resolve(source, base_dir))
+    return check(field, _parsed_yaml(f"{field}{owner}", text, source), source, owner)
+
+
+def _parsed_yaml(field: str, text: str, source: str) -> Any:
+    """The YAML document of `text`, from `source` (a path, or "inline"); else refused
+    naming `field`, the source's line and the parser's problem."""
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{field}{owner}: {where}: not valid YAML: {problem}") from None
-    return check(field, document, source, owner)
+        raise ConfigError(f"{field}: {where}: not valid YAML: {problem}") from None
 
 
 TOKEN_OPTIONS: Final = ("name", "scopes", "rateLimit")
