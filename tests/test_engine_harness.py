@@ -8,12 +8,13 @@ from pathlib import Path
 
 from tests.e2e.harness import wait_until
 from tests.engine.harness import kill_tree
+from tools.cluster.supervisor import stat_fields
 
 
 def running(pid: int) -> bool:
     """Alive, not a zombie waiting for its parent."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] not in ("Z", "X")
     except OSError:
         return False
 

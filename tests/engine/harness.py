@@ -38,6 +38,7 @@ from tools import cluster as local_cluster
 from tools import engine_cli
 from tools.cluster import state as cluster_state
 from tools.cluster.gateway_pods import ADDRESS as GATEWAY_PODS_ADDRESS
+from tools.cluster.supervisor import stat_fields
 from tools.ports import free_port
 
 ROOT: Final = Path(__file__).resolve().parent.parent.parent
@@ -167,10 +168,9 @@ def kill_tree(pid: int) -> None:
     """SIGKILL a process and all its descendants (found in /proc, taken before any is
     killed, so that none is orphaned away from the tree first)."""
     parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            # The field after the command's closing parenthesis: state, then the ppid.
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents[int(process.name)] = int(stat_fields(int(process.name))[1])
     tree, grown = {pid}, True
     while grown:
         children = {child for child, parent in parents.items() if parent in tree} - tree

@@ -26,6 +26,13 @@ STOP_TIMEOUT: Final = 15.0
 EXEC_TIMEOUT: Final = 10.0
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
+    parentheses): the state first (`Z` a zombie, `X` dead), then the parent's pid.
+    OSError when there is no such process."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+
+
 class Supervisor:
     """The processes whose pid, log and command line live under `root`."""
 
@@ -51,11 +58,10 @@ class Supervisor:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)  # reap it if it is our exited child
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            state = stat_fields(pid)[0]
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             return False
-        state = stat.rsplit(")", 1)[-1].split()[0]
         return state not in ("Z", "X") and str(self.root) in cmdline
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
