@@ -475,14 +475,14 @@ def test_the_preview_refuses_a_placeholder_domain_in_one_line(instance: Instance
 def tenants_in_a_file(instance: Instance, extra: list[Any]) -> Iterator[None]:
     """The stack's tenants, and `extra` ones, moved to `tenants.yaml` (`tenantsFile`)."""
     config = instance.config()
-    listed = [*config.pop("opstrace:tenants"), *extra]
+    tenants = config.pop("opstrace:tenants")
     tenants_file = instance.workspace.project_dir / "tenants.yaml"
-    tenants_file.write_text(yaml.safe_dump(listed))
+    tenants_file.write_text(yaml.safe_dump([*tenants, *extra]))
     instance.write_config({**config, "opstrace:tenantsFile": tenants_file.name})
     try:
         yield
     finally:
-        instance.write_config({**config, "opstrace:tenants": listed[: len(listed) - len(extra)]})
+        instance.write_config({**config, "opstrace:tenants": tenants})
         tenants_file.unlink()
 
 
